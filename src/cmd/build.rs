@@ -1,0 +1,40 @@
+use clap::Args;
+
+use flashsale::site::{Report, Site};
+
+use super::Global;
+
+/// Render the sale into the output directory (default public/): pages,
+/// fingerprinted assets, sale.js in its pending state, and manifest.json.
+///
+/// Only files whose bytes changed are written; files no longer produced are
+/// removed. On any error nothing in the output changes.
+#[derive(Args, Debug)]
+pub struct BuildArgs {}
+
+pub fn run(g: &Global, _a: BuildArgs) -> anyhow::Result<()> {
+    let mut site = Site::load(&g.config)?;
+    let report = site.build()?;
+    summarize(g, &site, &report);
+    Ok(())
+}
+
+pub fn summarize(g: &Global, site: &Site, r: &Report) {
+    for f in &r.changes.written {
+        g.detail(format!("  wrote   {f}"));
+    }
+    for f in &r.changes.removed {
+        g.detail(format!("  removed {f}"));
+    }
+    g.say(format!(
+        "Built `{}`: {} items, {} files ({} written, {} unchanged, {} removed) in {} ms → {}",
+        site.config.name,
+        r.items,
+        r.outputs,
+        r.changes.written.len(),
+        r.changes.unchanged,
+        r.changes.removed.len(),
+        r.elapsed.as_millis(),
+        site.config.output_dir.display()
+    ));
+}

@@ -1,0 +1,418 @@
+//! `serve`: the local preview. Serves the output exactly as the manifest says
+//! (same headers as production), rebuilds what an edit affects, and reloads
+//! the browser pages that changed.
+//!
+//! Only paths listed in the manifest are served, after percent-decoding and
+//! refusing `..`, and only from inside the output directory (symlinks included).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::Frame;
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use notify::{RecursiveMode, Watcher};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::content;
+use crate::manifest::Entry;
+use crate::site::{self, Report, Site};
+
+/// The live-reload event stream's path; never a path in the output.
+pub const LIVE_PATH: &str = "/__flashsale/live";
+
+/// What `serve` tells its caller about.
+#[derive(Debug)]
+pub enum Event {
+    Listening(SocketAddr),
+    Rebuilt { report: Report, full: bool },
+    Failed(String),
+    Request { method: String, path: String, status: u16 },
+}
+
+pub struct Options {
+    pub config: PathBuf,
+    pub addr: SocketAddr,
+    pub watch: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Build(#[from] site::Error),
+    #[error("cannot listen on {addr}: {error}")]
+    Listen { addr: SocketAddr, error: std::io::Error },
+    #[error("cannot watch the sale's files: {0}")]
+    Watch(#[from] notify::Error),
+}
+
+type Notify = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// What the HTTP side reads; replaced as a whole after each rebuild.
+struct Served {
+    root: PathBuf,
+    base_path: String,
+    files: HashMap<String, Entry>,
+}
+
+struct Shared {
+    served: RwLock<Arc<Served>>,
+    live: broadcast::Sender<String>,
+    notify: Notify,
+}
+
+/// Builds, then serves until the process is stopped.
+pub async fn run(opts: Options, notify: impl Fn(Event) + Send + Sync + 'static) -> Result<(), Error> {
+    let notify: Notify = Arc::new(notify);
+    let mut site = Site::load(&opts.config)?;
+    let report = site.build()?;
+    notify(Event::Rebuilt { report, full: true });
+    let (live, _) = broadcast::channel(64);
+    let shared = Arc::new(Shared {
+        served: RwLock::new(Arc::new(served(&site))),
+        live,
+        notify: notify.clone(),
+    });
+    let listener = TcpListener::bind(opts.addr)
+        .await
+        .map_err(|error| Error::Listen { addr: opts.addr, error })?;
+    let addr = listener.local_addr().map_err(|error| Error::Listen { addr: opts.addr, error })?;
+    let _watcher = if opts.watch {
+        Some(watch(site, opts.config.clone(), shared.clone())?)
+    } else {
+        None
+    };
+    notify(Event::Listening(addr));
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            // Out of file descriptors and the like: wait a moment rather than spin.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(handle(&shared, req)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn served(site: &Site) -> Served {
+    let root = site.config.output_dir.canonicalize().unwrap_or_else(|_| site.config.output_dir.clone());
+    Served {
+        root,
+        base_path: site.config.base_path.clone(),
+        files: site.manifest.files.iter().map(|e| (e.path.clone(), e.clone())).collect(),
+    }
+}
+
+type Body = Either<Full<Bytes>, LiveBody>;
+
+fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let raw_path = req.uri().path().to_string();
+    let resp = respond(shared, &req);
+    (shared.notify)(Event::Request {
+        method: method.to_string(),
+        path: raw_path,
+        status: resp.status().as_u16(),
+    });
+    resp
+}
+
+fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
+    if req.uri().path() == LIVE_PATH {
+        return live_stream(shared);
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let served = shared.served.read().expect("lock poisoned").clone();
+    let head = req.method() == Method::HEAD;
+    let Some(rel) = request_path(req.uri().path(), &served.base_path) else {
+        return not_found(&served, head);
+    };
+    if served.files.contains_key(&rel) {
+        return file(&served, &rel, StatusCode::OK, head);
+    }
+    // `/items/x` → `/items/x/`, as a static host with index documents does.
+    let dir_index = format!("{rel}/index.html");
+    if !rel.is_empty() && !rel.ends_with("index.html") && served.files.contains_key(&dir_index) {
+        let mut r = plain(StatusCode::MOVED_PERMANENTLY, "");
+        let location = format!("{}/", req.uri().path());
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        return r;
+    }
+    not_found(&served, head)
+}
+
+/// The output path a request path names, or `None` for anything that is not a
+/// plain path inside the sale (`..`, encoded or not, NUL, backslashes, bad UTF-8).
+pub fn request_path(path: &str, base_path: &str) -> Option<String> {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8().ok()?;
+    if decoded.contains(['\0', '\\']) {
+        return None;
+    }
+    let inside = decoded.strip_prefix(base_path).or_else(|| (decoded.as_ref() == base_path.trim_end_matches('/')).then_some(""))?;
+    let mut parts = Vec::new();
+    for seg in inside.split('/') {
+        match seg {
+            "" => {}
+            "." | ".." => return None,
+            s => parts.push(s),
+        }
+    }
+    let mut rel = parts.join("/");
+    if inside.is_empty() || inside.ends_with('/') {
+        if !rel.is_empty() {
+            rel.push('/');
+        }
+        rel.push_str("index.html");
+    }
+    Some(rel)
+}
+
+fn file(served: &Served, rel: &str, status: StatusCode, head: bool) -> Response<Body> {
+    let Some(entry) = served.files.get(rel) else {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let Some(bytes) = read_inside(&served.root, rel) else {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let bytes = if rel.ends_with(".html") { inject_live_reload(bytes) } else { bytes };
+    let len = bytes.len();
+    let mut r = Response::new(Either::Left(Full::new(if head { Bytes::new() } else { Bytes::from(bytes) })));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    for (k, v) in &entry.headers {
+        if let (Ok(k), Ok(v)) = (header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            h.insert(k, v);
+        }
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    r
+}
+
+/// Reads `root/rel` only if its real path (symlinks resolved) is inside `root`.
+fn read_inside(root: &Path, rel: &str) -> Option<Vec<u8>> {
+    let real = root.join(rel).canonicalize().ok()?;
+    if !real.starts_with(root) {
+        return None;
+    }
+    std::fs::read(real).ok()
+}
+
+fn not_found(served: &Served, head: bool) -> Response<Body> {
+    if served.files.contains_key("404.html") {
+        file(served, "404.html", StatusCode::NOT_FOUND, head)
+    } else {
+        plain(StatusCode::NOT_FOUND, "not found\n")
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut r = Response::new(Either::Left(Full::new(Bytes::from_static(text.as_bytes()))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Only in the preview: a few lines that reload the page when it was rebuilt
+/// and show build errors over it. Never part of the built output.
+const LIVE_SCRIPT: &str = r#"<script>(function(){var es=new EventSource("/__flashsale/live");es.onmessage=function(e){var m=JSON.parse(e.data),o=document.getElementById("flashsale-error");if(m.error){if(!o){o=document.createElement("pre");o.id="flashsale-error";o.style.cssText="position:fixed;inset:auto 0 0 0;max-height:60vh;overflow:auto;margin:0;padding:1rem;background:#300;color:#fff;font:13px/1.4 monospace;z-index:99999;white-space:pre-wrap";document.body.appendChild(o)}o.textContent=m.error;return}if(o||m.changed.indexOf("*")>=0||m.changed.indexOf(location.pathname)>=0)location.reload()}})();</script>"#;
+
+fn inject_live_reload(mut html: Vec<u8>) -> Vec<u8> {
+    let at = memchr::memmem::rfind(&html, b"</body>").unwrap_or(html.len());
+    html.splice(at..at, LIVE_SCRIPT.bytes());
+    html
+}
+
+/// A server-sent event stream fed by a channel.
+pub struct LiveBody(mpsc::Receiver<Bytes>);
+
+impl http_body::Body for LiveBody {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|m| m.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+fn live_stream(shared: &Shared) -> Response<Body> {
+    let (tx, rx) = mpsc::channel(16);
+    let mut events = shared.live.subscribe();
+    tokio::spawn(async move {
+        if tx.send(Bytes::from_static(b"retry: 500\n\n")).await.is_err() {
+            return;
+        }
+        loop {
+            let msg = tokio::select! {
+                m = events.recv() => m,
+                // A comment line now and then notices closed connections.
+                _ = tokio::time::sleep(Duration::from_secs(15)) => Ok(String::new()),
+            };
+            let frame = match msg {
+                Ok(m) if m.is_empty() => Bytes::from_static(b": keep-alive\n\n"),
+                Ok(m) => Bytes::from(format!("data: {m}\n\n")),
+                Err(broadcast::error::RecvError::Lagged(_)) => Bytes::from_static(b"data: {\"changed\":[\"*\"]}\n\n"),
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if tx.send(frame).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut r = Response::new(Either::Right(LiveBody(rx)));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Watches the sale's sources on a thread of its own and rebuilds on change.
+fn watch(site: Site, config_path: PathBuf, shared: Arc<Shared>) -> Result<notify::RecommendedWatcher, Error> {
+    let (tx, rx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
+    let mut watcher = notify::recommended_watcher(tx)?;
+    let root = site.config.root.clone();
+    watcher.watch(&root, RecursiveMode::NonRecursive)?;
+    let mut dirs = vec![root.join("templates"), root.join("themes"), root.join("static")];
+    dirs.extend(site.config.items_dir.clone());
+    dirs.retain(|d| d.is_dir());
+    for dir in &dirs {
+        watcher.watch(dir, RecursiveMode::Recursive)?;
+    }
+    let site = Mutex::new(site);
+    std::thread::spawn(move || {
+        while let Ok(first) = rx.recv() {
+            let mut paths = event_paths(first);
+            // Editors write in bursts (temp file, rename, chmod): take the whole burst.
+            while let Ok(more) = rx.recv_timeout(Duration::from_millis(8)) {
+                paths.extend(event_paths(more));
+            }
+            let mut site = site.lock().expect("lock poisoned");
+            let output = site.config.output_dir.clone();
+            paths.retain(|p| relevant(p, &output, &dirs, &config_path));
+            paths.sort();
+            paths.dedup();
+            if paths.is_empty() {
+                continue;
+            }
+            rebuild(&mut site, &config_path, &paths, &shared);
+        }
+    });
+    Ok(watcher)
+}
+
+fn event_paths(e: notify::Result<notify::Event>) -> Vec<PathBuf> {
+    match e {
+        Ok(e) if !matches!(e.kind, notify::EventKind::Access(_)) => e.paths,
+        _ => Vec::new(),
+    }
+}
+
+/// The configuration file and files in the source directories count; our own
+/// output and editors' swap and backup files do not.
+fn relevant(path: &Path, output: &Path, dirs: &[PathBuf], config: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let source = path.file_name() == config.file_name() || dirs.iter().any(|d| path.starts_with(d));
+    source
+        && !(path.starts_with(output)
+            || name.starts_with('.')
+            || name.ends_with('~')
+            || name.ends_with(".swp")
+            || name.ends_with(".tmp"))
+}
+
+fn rebuild(site: &mut Site, config_path: &Path, paths: &[PathBuf], shared: &Shared) {
+    let only_items = site.config.items_dir.as_ref().is_some_and(|dir| {
+        paths.iter().all(|p| p.starts_with(dir) && content::is_item_file(p))
+    });
+    let result = if only_items {
+        site.update_items(paths).map(|r| (r, false))
+    } else {
+        Site::load(config_path).and_then(|mut fresh| {
+            let r = fresh.build()?;
+            *site = fresh;
+            Ok((r, true))
+        })
+    };
+    match result {
+        Ok((report, full)) => {
+            *shared.served.write().expect("lock poisoned") = Arc::new(served(site));
+            let base = &site.config.base_path;
+            let changed: Vec<String> = if report.changes.written.len() + report.changes.removed.len() > 200 {
+                vec!["*".to_string()]
+            } else {
+                report.changes.written.iter().chain(&report.changes.removed).map(|p| url_of(base, p)).collect()
+            };
+            let _ = shared.live.send(serde_json::json!({ "changed": changed }).to_string());
+            (shared.notify)(Event::Rebuilt { report, full });
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let _ = shared.live.send(serde_json::json!({ "error": text }).to_string());
+            (shared.notify)(Event::Failed(text));
+        }
+    }
+}
+
+/// The URL path a browser shows for an output file.
+fn url_of(base_path: &str, rel: &str) -> String {
+    match rel.strip_suffix("index.html") {
+        Some(dir) => format!("{base_path}{dir}"),
+        None => format!("{base_path}{rel}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_paths_stay_inside() {
+        assert_eq!(request_path("/", "/").as_deref(), Some("index.html"));
+        assert_eq!(request_path("/items/a/", "/").as_deref(), Some("items/a/index.html"));
+        assert_eq!(request_path("/sale.js", "/").as_deref(), Some("sale.js"));
+        assert_eq!(request_path("/items/%61/", "/").as_deref(), Some("items/a/index.html"));
+        assert_eq!(request_path("/../etc/passwd", "/"), None);
+        assert_eq!(request_path("/%2e%2e/etc/passwd", "/"), None);
+        assert_eq!(request_path("/items/%2E%2E/%2e%2e/x", "/"), None);
+        assert_eq!(request_path("/a%00b", "/"), None);
+        assert_eq!(request_path("/a%5c..%5cb", "/"), None);
+        assert_eq!(request_path("/%ff", "/"), None);
+        assert_eq!(request_path("/shop", "/shop/").as_deref(), Some("index.html"));
+        assert_eq!(request_path("/other/", "/shop/"), None);
+    }
+
+    #[test]
+    fn live_reload_goes_before_body_end() {
+        let html = inject_live_reload(b"<body><p>x</p></body></html>".to_vec());
+        let s = String::from_utf8(html).unwrap();
+        assert!(s.contains("</script></body>"), "{s}");
+    }
+}

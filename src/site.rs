@@ -1,0 +1,312 @@
+//! The orchestrator: loads a sale (config, theme, assets, items, templates),
+//! renders every output in parallel, and re-renders only what an edit affects.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use tera::Context;
+
+use crate::assets::Assets;
+use crate::config::Config;
+use crate::content::{self, Item};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::manifest::{Entry, Manifest};
+use crate::output::{Changes, Output, Staged};
+use crate::render::{self, ItemSummary, Paginator, SiteContext, Templates};
+use crate::sale::Toggle;
+use crate::theme::Theme;
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Problems in what the user wrote: config, items, templates, static files.
+    #[error(transparent)]
+    Input(#[from] Diagnostics),
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: std::io::Error },
+}
+
+impl From<Diagnostic> for Error {
+    fn from(d: Diagnostic) -> Self {
+        Error::Input(d.into())
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |error| Error::Io { path: path.to_path_buf(), error }
+}
+
+/// One output file to render.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Page {
+    Asset(String),
+    Toggle,
+    /// 1-based listing page.
+    Listing(usize),
+    Item(usize),
+    Ended,
+    NotFound,
+}
+
+/// Everything needed to render a sale, kept between builds by `serve`.
+pub struct Site {
+    pub config: Config,
+    pub assets: Arc<Assets>,
+    pub items: Vec<Item>,
+    templates: Templates,
+    site_ctx: SiteContext,
+    /// What the output holds after the last build (empty before the first).
+    pub manifest: Manifest,
+}
+
+/// What a build did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub changes: Changes,
+    pub items: usize,
+    pub outputs: usize,
+    pub elapsed: Duration,
+}
+
+impl Site {
+    /// Reads and checks everything; writes nothing.
+    pub fn load(config_path: &Path) -> Result<Site, Error> {
+        let config = Config::load(config_path)?;
+        Self::from_config(config)
+    }
+
+    pub fn from_config(config: Config) -> Result<Site, Error> {
+        let theme = Theme::load(&config)?;
+        let assets = Arc::new(Assets::build(&theme.statics, &config.base_path)?);
+        let templates = Templates::new(&theme, assets.clone())?;
+        let statics: HashSet<String> = assets.logical_paths().cloned().collect();
+        let items = content::load(&config, &statics)?;
+        let site_ctx = SiteContext::new(&config);
+        let manifest = Manifest::new(&config.name, Vec::new());
+        Ok(Site {
+            config,
+            assets,
+            items,
+            templates,
+            site_ctx,
+            manifest,
+        })
+    }
+
+    pub fn listing_pages(&self) -> usize {
+        self.items.len().div_ceil(self.config.paginate).max(1)
+    }
+
+    /// Every output of the sale.
+    pub fn pages(&self) -> Vec<Page> {
+        let mut pages: Vec<Page> = self.assets.logical_paths().map(|p| Page::Asset(p.clone())).collect();
+        pages.push(Page::Toggle);
+        pages.extend((1..=self.listing_pages()).map(Page::Listing));
+        pages.extend((0..self.items.len()).map(Page::Item));
+        pages.push(Page::Ended);
+        pages.push(Page::NotFound);
+        pages
+    }
+
+    pub fn path_of(&self, page: &Page) -> String {
+        match page {
+            Page::Asset(p) => self.assets.get(p).map(|a| a.output.clone()).unwrap_or_default(),
+            Page::Toggle => crate::headers::TOGGLE_PATH.to_string(),
+            Page::Listing(n) => render::listing_path(*n),
+            Page::Item(i) => self.items[*i].output_path(),
+            Page::Ended => "ended.html".to_string(),
+            Page::NotFound => "404.html".to_string(),
+        }
+    }
+
+    /// The bytes of one output.
+    pub fn render(&self, page: &Page) -> Result<Vec<u8>, Error> {
+        let html = |name: &str, ctx: Context| -> Result<Vec<u8>, Error> {
+            Ok(self.templates.render(name, &ctx)?.into_bytes())
+        };
+        match page {
+            Page::Asset(p) => Ok(self.assets.get(p).map(|a| a.bytes.clone()).unwrap_or_default()),
+            Page::Toggle => Ok(Toggle::pending(&self.config.name, self.config.start.timestamp_millis())
+                .to_script()
+                .into_bytes()),
+            Page::Listing(n) => {
+                let per = self.config.paginate;
+                let items: Vec<ItemSummary> = self
+                    .items
+                    .iter()
+                    .skip((n - 1) * per)
+                    .take(per)
+                    .map(|i| ItemSummary::new(i, &self.config, &self.assets))
+                    .collect();
+                let total = self.listing_pages();
+                let base = &self.config.base_path;
+                let paginator = Paginator {
+                    current: *n,
+                    total,
+                    prev_url: (*n > 1).then(|| render::listing_url(base, n - 1)),
+                    next_url: (*n < total).then(|| render::listing_url(base, n + 1)),
+                };
+                let mut ctx = self.context(&render::listing_url(base, *n));
+                ctx.insert("items", &items);
+                ctx.insert("paginator", &paginator);
+                html("index.html", ctx)
+            }
+            Page::Item(i) => {
+                let item = &self.items[*i];
+                let summary = ItemSummary::new(item, &self.config, &self.assets);
+                let mut ctx = self.context(&summary.url);
+                ctx.insert("item", &summary);
+                ctx.insert("description", &render::markdown(&item.description));
+                html("item.html", ctx)
+            }
+            Page::Ended => html("ended.html", self.context(&self.site_ctx.ended_url)),
+            Page::NotFound => html("404.html", self.context(&format!("{}404.html", self.config.base_path))),
+        }
+    }
+
+    fn context(&self, path: &str) -> Context {
+        let mut ctx = Context::new();
+        ctx.insert("site", &self.site_ctx);
+        ctx.insert("page_path", path);
+        ctx
+    }
+
+    /// Renders and stages `pages` in parallel.
+    fn stage(&self, out: &Output, pages: &[Page]) -> Result<Vec<Staged>, Error> {
+        pages
+            .par_iter()
+            .map(|page| {
+                let bytes = self.render(page)?;
+                let path = self.path_of(page);
+                out.stage(&path, &bytes, &self.config.headers).map_err(io(&out.root().join(&path)))
+            })
+            .collect()
+    }
+
+    /// A full build into the configured output directory.
+    pub fn build(&mut self) -> Result<Report, Error> {
+        let dir = self.config.output_dir.clone();
+        self.build_into(&dir)
+    }
+
+    /// A full build into `dir`: all or nothing, unchanged files untouched,
+    /// files no longer produced removed.
+    pub fn build_into(&mut self, dir: &Path) -> Result<Report, Error> {
+        let started = Instant::now();
+        guard_output_dir(&self.config, dir)?;
+        let out = Output::open(dir).map_err(io(dir))?;
+        let pages = self.pages();
+        let staged = self.stage(&out, &pages)?;
+        let manifest = Manifest::new(&self.config.name, staged.iter().map(|s| s.entry.clone()).collect());
+        let changes = out.commit(staged, None, &manifest).map_err(io(dir))?;
+        self.manifest = manifest;
+        Ok(Report {
+            changes,
+            items: self.items.len(),
+            outputs: pages.len(),
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Re-reads the given item files (changed, added or deleted) and re-renders
+    /// only the pages they affect. The output must come from a build of this `Site`.
+    pub fn update_items(&mut self, files: &[PathBuf]) -> Result<Report, Error> {
+        let started = Instant::now();
+        let statics: HashSet<String> = self.assets.logical_paths().cloned().collect();
+        let mut items = self.items.clone();
+        let mut reordered = false;
+        let mut dirty_items: Vec<String> = Vec::new();
+        for file in files {
+            let pos = items.iter().position(|i| &i.file == file);
+            if file.is_file() {
+                let item = content::load_file(&self.config, file, &statics)?;
+                match pos {
+                    Some(p) => items[p] = item.clone(),
+                    None => {
+                        // File items follow inline ones, sorted by path: as a full build orders them.
+                        let at = items
+                            .iter()
+                            .position(|i| i.file != self.config.path && i.file > *file)
+                            .unwrap_or(items.len());
+                        items.insert(at, item.clone());
+                        reordered = true;
+                    }
+                }
+                dirty_items.push(item.sku);
+            } else if let Some(p) = pos {
+                items.remove(p);
+                reordered = true;
+            }
+        }
+        content::check_unique(&self.config, &items)?;
+
+        let old_summaries: Vec<ItemSummary> = self
+            .items
+            .iter()
+            .map(|i| ItemSummary::new(i, &self.config, &self.assets))
+            .collect();
+        let old_paths: HashSet<String> = self.items.iter().map(Item::output_path).collect();
+        let old_listings = self.listing_pages();
+        self.items = items;
+        let mut pages: Vec<Page> = Vec::new();
+        for (idx, item) in self.items.iter().enumerate() {
+            if dirty_items.contains(&item.sku) {
+                pages.push(Page::Item(idx));
+                let page_no = idx / self.config.paginate + 1;
+                let summary = ItemSummary::new(item, &self.config, &self.assets);
+                if !reordered && old_summaries.get(idx) != Some(&summary) && !pages.contains(&Page::Listing(page_no)) {
+                    pages.push(Page::Listing(page_no));
+                }
+            }
+        }
+        if reordered {
+            pages.extend((1..=self.listing_pages()).map(Page::Listing));
+        }
+        let mut removed: Vec<String> = old_paths
+            .difference(&self.items.iter().map(Item::output_path).collect())
+            .cloned()
+            .collect();
+        removed.extend((self.listing_pages() + 1..=old_listings).map(render::listing_path));
+
+        let dir = self.config.output_dir.clone();
+        let out = Output::open(&dir).map_err(io(&dir))?;
+        let staged = self.stage(&out, &pages)?;
+        let mut files: Vec<Entry> = self
+            .manifest
+            .files
+            .iter()
+            .filter(|e| !removed.contains(&e.path) && !staged.iter().any(|s| s.entry.path == e.path))
+            .cloned()
+            .collect();
+        files.extend(staged.iter().map(|s| s.entry.clone()));
+        let manifest = Manifest::new(&self.config.name, files);
+        let changes = out.commit(staged, Some(removed), &manifest).map_err(io(&dir))?;
+        self.manifest = manifest;
+        Ok(Report {
+            changes,
+            items: self.items.len(),
+            outputs: pages.len(),
+            elapsed: started.elapsed(),
+        })
+    }
+}
+
+/// Refuses output directories that would delete the user's sources.
+fn guard_output_dir(config: &Config, dir: &Path) -> Result<(), Error> {
+    let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let out = canon(dir);
+    let root = canon(&config.root);
+    let sources = [Some(root.clone()), config.items_dir.as_deref().map(canon)];
+    if sources.iter().flatten().any(|s| s.starts_with(&out)) || dir.join("site.toml").exists() {
+        return Err(Diagnostic::in_file(&config.path, format!(
+            "the output directory {} holds the sale's own sources, and a build replaces its contents",
+            dir.display()
+        ))
+        .with_help("set `output_dir` to a directory of its own, e.g. `output_dir = \"public\"`")
+        .into());
+    }
+    Ok(())
+}

@@ -1,0 +1,102 @@
+/* flashsale page runtime: countdown, toggle polling with jitter, clock-skew
+   correction from the Date header, and the buy button. No dependencies. */
+(function () {
+  'use strict';
+  var body = document.body, data = body.dataset;
+  var start = +data.saleStart, end = +data.saleEnd, toggleUrl = data.toggle;
+  var state = 'pending', version = '', timer = 0, ticker = 0;
+  // Server minus client clock, narrowed by every response: the server's clock read
+  // `date` (1 s resolution) at some moment between our send (t0) and receipt (t1).
+  var lo = -Infinity, hi = Infinity, skew = 0;
+  // Each client's own offset around the start, so polls spread over 3 s.
+  var jitter = Math.random() * 3000;
+
+  function now() { return Date.now() + skew; }
+  function each(sel, f) { Array.prototype.forEach.call(document.querySelectorAll(sel), f); }
+  function text(sel, s) { each(sel, function (e) { e.textContent = s; }); }
+
+  function learnClock(date, t0, t1) {
+    if (isNaN(date)) return;
+    var l = date - t1, h = date + 1000 - t0;
+    if (l > hi || h < lo) { lo = l; hi = h; } // the server clock jumped: start over
+    else { lo = Math.max(lo, l); hi = Math.min(hi, h); }
+    skew = (lo + hi) / 2;
+  }
+
+  function fetchToggle() {
+    clearTimeout(timer);
+    var t0 = Date.now();
+    var sep = toggleUrl.indexOf('?') < 0 ? '?' : '&';
+    return fetch(toggleUrl + sep + 'v=' + Math.random().toString(36).slice(2), { cache: 'no-store' })
+      .then(function (r) {
+        learnClock(Date.parse(r.headers.get('Date') || ''), t0, Date.now());
+        if (!r.ok) throw new Error('toggle: HTTP ' + r.status);
+        return r.text();
+      })
+      .then(function (s) { apply(JSON.parse(s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')))); })
+      .catch(function () { /* a missed poll is retried by the next one */ })
+      .then(schedule);
+  }
+
+  function apply(t) {
+    if (!t || t.v === version) return;
+    version = t.v;
+    state = t.state;
+    body.setAttribute('data-state', state);
+    if (state === 'pending' && t.start) start = t.start;
+    if (state === 'open') {
+      if (t.end) end = t.end;
+      each('[data-order-form]', function (f) { f.action = t.order; });
+      each('[data-buy]', function (b) { b.disabled = false; });
+      text('[data-status]', 'On sale now!');
+    } else {
+      each('[data-buy]', function (b) { b.disabled = true; });
+    }
+    if (state === 'ended') {
+      each('[data-ended]', function (e) { e.hidden = false; });
+      text('[data-status]', 'This sale has ended.');
+    }
+    tick();
+  }
+
+  // When to ask for the toggle next: near the start every client polls at its
+  // own random moments; far from it nobody polls, but we wake up at least
+  // once a minute so a suspended laptop does not sleep through the start.
+  function schedule() {
+    clearTimeout(timer);
+    if (state === 'ended') return;
+    var delay, fetchNext = true;
+    if (state === 'open') {
+      delay = 10000 + Math.random() * 20000; // watch for "ended" (sold out)
+    } else {
+      var due = start - 2000 + jitter - now();
+      if (due > 60000) { delay = 60000; fetchNext = false; }
+      else if (due > 0) delay = due;
+      else delay = (due > -60000 ? 1000 + Math.random() * 2000 : 5000 + Math.random() * 10000);
+    }
+    timer = setTimeout(fetchNext ? fetchToggle : schedule, delay);
+  }
+
+  function pad(n) { return (n < 10 ? '0' : '') + n; }
+
+  function tick() {
+    clearTimeout(ticker);
+    var show = state === 'pending';
+    each('[data-countdown]', function (e) { e.hidden = !show; });
+    if (!show) return;
+    var left = Math.max(0, Math.ceil((start - now()) / 1000));
+    var d = Math.floor(left / 86400), h = Math.floor(left / 3600) % 24, m = Math.floor(left / 60) % 60, s = left % 60;
+    text('[data-countdown]', left > 0
+      ? 'Starts in ' + (d ? d + 'd ' : '') + pad(h) + ':' + pad(m) + ':' + pad(s)
+      : 'Starting…');
+    ticker = setTimeout(tick, 1000 - (now() % 1000) + 5);
+  }
+
+  document.addEventListener('visibilitychange', function () {
+    if (!document.hidden && state !== 'ended') setTimeout(fetchToggle, Math.random() * 1000);
+  });
+  // Exposed for tests and for a theme's own scripts.
+  window.flashsaleRuntime = { state: function () { return state; }, skew: function () { return skew; }, refresh: fetchToggle };
+  tick();
+  fetchToggle();
+})();
