@@ -34,7 +34,8 @@ impl Assets {
             map: BTreeMap::new(),
             base_path: base_path.to_string(),
         };
-        let (css, other): (Vec<_>, Vec<_>) = statics.iter().partition(|s| s.logical.ends_with(".css"));
+        let (css, other): (Vec<_>, Vec<_>) =
+            statics.iter().partition(|s| s.logical.ends_with(".css"));
         for s in other {
             assets.insert(s, s.bytes.clone());
         }
@@ -57,9 +58,15 @@ impl Assets {
             }
             if waiting.len() == before {
                 let names: Vec<&str> = waiting.iter().map(|s| s.logical.as_str()).collect();
-                return Err(Diagnostic::in_file(&waiting[0].origin, format!("stylesheets import each other in a cycle: {}", names.join(", ")))
-                    .with_help("remove one of the @import references")
-                    .into());
+                return Err(Diagnostic::in_file(
+                    &waiting[0].origin,
+                    format!(
+                        "stylesheets import each other in a cycle: {}",
+                        names.join(", ")
+                    ),
+                )
+                .with_help("remove one of the @import references")
+                .into());
             }
             pending = waiting;
         }
@@ -84,7 +91,8 @@ impl Assets {
 
     /// The public URL path of a static file (`/assets/style.<hash>.css`).
     pub fn url(&self, logical: &str) -> Option<String> {
-        self.get(logical).map(|a| format!("{}{}", self.base_path, a.output))
+        self.get(logical)
+            .map(|a| format!("{}{}", self.base_path, a.output))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Asset)> {
@@ -120,7 +128,11 @@ pub fn fingerprinted_name(logical: &str, bytes: &[u8]) -> String {
 
 /// Rewrites `url(...)` and `@import "..."` references to local static files.
 /// `Ok(None)` when a referenced stylesheet is not fingerprinted yet.
-fn rewrite_css(s: &StaticSource, done: &Assets, all: &HashSet<&str>) -> Result<Option<Vec<u8>>, Diagnostic> {
+fn rewrite_css(
+    s: &StaticSource,
+    done: &Assets,
+    all: &HashSet<&str>,
+) -> Result<Option<Vec<u8>>, Diagnostic> {
     let text = String::from_utf8_lossy(&s.bytes).into_owned();
     let dir = s.logical.rsplit_once('/').map_or("", |(d, _)| d);
     let mut out = String::with_capacity(text.len());
@@ -136,8 +148,13 @@ fn rewrite_css(s: &StaticSource, done: &Assets, all: &HashSet<&str>) -> Result<O
                 None if all.contains(logical.as_str()) => return Ok(None),
                 None => {
                     let at = consumed + start;
-                    return Err(Diagnostic::at_span(&s.origin, &text, at..consumed + end, format!("`{path}` is not a static file"))
-                        .with_help(format!("add it as static/{logical}, or fix the reference")));
+                    return Err(Diagnostic::at_span(
+                        &s.origin,
+                        &text,
+                        at..consumed + end,
+                        format!("`{path}` is not a static file"),
+                    )
+                    .with_help(format!("add it as static/{logical}, or fix the reference")));
                 }
             }
         } else {

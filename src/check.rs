@@ -46,15 +46,27 @@ impl Secret {
     pub fn new(name: impl Into<String>, value: impl AsRef<[u8]>) -> Option<Secret> {
         let value = value.as_ref().trim_ascii().to_vec();
         // Short values would match by accident and say nothing.
-        (value.len() >= 8).then(|| Secret { name: name.into(), value })
+        (value.len() >= 8).then(|| Secret {
+            name: name.into(),
+            value,
+        })
     }
 
     /// The gate key and AWS credentials found in the environment.
     pub fn from_env() -> Vec<Secret> {
-        ["FLASHSALE_GATE_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID"]
-            .iter()
-            .filter_map(|v| std::env::var(v).ok().and_then(|val| Secret::new(format!("the value of ${v}"), val)))
-            .collect()
+        [
+            "FLASHSALE_GATE_KEY",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_ACCESS_KEY_ID",
+        ]
+        .iter()
+        .filter_map(|v| {
+            std::env::var(v)
+                .ok()
+                .and_then(|val| Secret::new(format!("the value of ${v}"), val))
+        })
+        .collect()
     }
 }
 
@@ -75,23 +87,38 @@ pub struct Report {
 
 impl Report {
     pub fn errors(&self) -> usize {
-        self.findings.iter().filter(|f| f.severity == Severity::Error).count()
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count()
     }
 
     fn error(&mut self, message: String) {
-        self.findings.push(Finding { severity: Severity::Error, message });
+        self.findings.push(Finding {
+            severity: Severity::Error,
+            message,
+        });
     }
 
     fn warn(&mut self, message: String) {
-        self.findings.push(Finding { severity: Severity::Warning, message });
+        self.findings.push(Finding {
+            severity: Severity::Warning,
+            message,
+        });
     }
 }
 
 /// Checks `site` (already loaded, which validated config, content and templates).
 /// `published` is an output directory to scan for secrets as well, if it exists.
 pub fn check(site: &mut Site, secrets: &[Secret]) -> Result<Report, site::Error> {
-    let scratch = std::env::temp_dir().join(format!("flashsale-check-{}-{}", std::process::id(), crate::sale::random_hex(4)));
-    let result = site.build_into(&scratch).map(|_| inspect(site, &scratch, secrets));
+    let scratch = std::env::temp_dir().join(format!(
+        "flashsale-check-{}-{}",
+        std::process::id(),
+        crate::sale::random_hex(4)
+    ));
+    let result = site
+        .build_into(&scratch)
+        .map(|_| inspect(site, &scratch, secrets));
     let _ = std::fs::remove_dir_all(&scratch);
     let mut report = result?;
     let published = site.config.output_dir.clone();
@@ -105,18 +132,32 @@ fn inspect(site: &Site, dir: &Path, secrets: &[Secret]) -> Report {
     let mut report = Report::default();
     let c = &site.config;
     if c.base_url.starts_with("http://") {
-        report.warn(format!("{}: base_url is http://; browsers and CDNs expect https:// for a shop", c.path.display()));
+        report.warn(format!(
+            "{}: base_url is http://; browsers and CDNs expect https:// for a shop",
+            c.path.display()
+        ));
     }
     if c.gate.url.starts_with("http://") {
-        report.warn(format!("{}: [gate] url is http://; orders would travel unencrypted", c.path.display()));
+        report.warn(format!(
+            "{}: [gate] url is http://; orders would travel unencrypted",
+            c.path.display()
+        ));
     }
-    let files: HashSet<&str> = site.manifest.files.iter().map(|e| e.path.as_str()).collect();
+    let files: HashSet<&str> = site
+        .manifest
+        .files
+        .iter()
+        .map(|e| e.path.as_str())
+        .collect();
     let shown = |p: &str| c.output_dir.join(p).display().to_string();
     for entry in &site.manifest.files {
         let bytes = match std::fs::read(dir.join(&entry.path)) {
             Ok(b) => b,
             Err(e) => {
-                report.error(format!("{}: cannot read the built file: {e}", shown(&entry.path)));
+                report.error(format!(
+                    "{}: cannot read the built file: {e}",
+                    shown(&entry.path)
+                ));
                 continue;
             }
         };
@@ -174,7 +215,9 @@ fn source_hint(site: &Site, output: &str) -> String {
     site.items
         .iter()
         .find(|i| i.output_path() == output)
-        .map_or(String::new(), |i| format!(" (item `{}` in {})", i.sku, i.file.display()))
+        .map_or(String::new(), |i| {
+            format!(" (item `{}` in {})", i.sku, i.file.display())
+        })
 }
 
 fn gzip_len(bytes: &[u8]) -> usize {
@@ -191,10 +234,16 @@ pub fn links(html: &str) -> Vec<(usize, &str)> {
         while let Some(i) = html[from..].find(attr) {
             let at = from + i + attr.len();
             from = at;
-            let Some(q) = html[at..].chars().next().filter(|c| *c == '"' || *c == '\'') else {
+            let Some(q) = html[at..]
+                .chars()
+                .next()
+                .filter(|c| *c == '"' || *c == '\'')
+            else {
                 continue;
             };
-            let Some(len) = html[at + 1..].find(q) else { continue };
+            let Some(len) = html[at + 1..].find(q) else {
+                continue;
+            };
             let value = &html[at + 1..at + 1 + len];
             let line = html[..at].matches('\n').count() + 1;
             out.push((line, value));
@@ -212,7 +261,9 @@ fn resolves(base_path: &str, page: &str, target: &str, files: &HashSet<&str>) ->
     if t.is_empty()
         || t.starts_with('#')
         || t.starts_with("//")
-        || ["http:", "https:", "mailto:", "tel:", "data:", "javascript:"].iter().any(|s| lower.starts_with(s))
+        || ["http:", "https:", "mailto:", "tel:", "data:", "javascript:"]
+            .iter()
+            .any(|s| lower.starts_with(s))
     {
         return true;
     }
@@ -277,18 +328,32 @@ fn scan_secrets(dir: &Path, secrets: &[Secret], report: &mut Report) {
         .map(|e| e.into_path())
         .collect();
     for file in files {
-        let Ok(bytes) = std::fs::read(&file) else { continue };
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue;
+        };
         let line_of = |at: usize| bytes[..at].iter().filter(|b| **b == b'\n').count() + 1;
         for (name, finder) in &finders {
             if let Some(at) = finder.find(&bytes) {
-                report.error(format!("{}:{}: contains {name}; it must never be published", file.display(), line_of(at)));
+                report.error(format!(
+                    "{}:{}: contains {name}; it must never be published",
+                    file.display(),
+                    line_of(at)
+                ));
             }
         }
         if let Some(at) = aws_key_id(&bytes) {
-            report.error(format!("{}:{}: contains what looks like an AWS access key id; remove it", file.display(), line_of(at)));
+            report.error(format!(
+                "{}:{}: contains what looks like an AWS access key id; remove it",
+                file.display(),
+                line_of(at)
+            ));
         }
         if let Some(at) = memmem::find(&bytes, b"PRIVATE KEY-----") {
-            report.error(format!("{}:{}: contains a private key; remove it", file.display(), line_of(at)));
+            report.error(format!(
+                "{}:{}: contains a private key; remove it",
+                file.display(),
+                line_of(at)
+            ));
         }
     }
 }
@@ -296,9 +361,12 @@ fn scan_secrets(dir: &Path, secrets: &[Secret], report: &mut Report) {
 /// Position of an `AKIA…`/`ASIA…` access key id (20 capitals and digits).
 fn aws_key_id(bytes: &[u8]) -> Option<usize> {
     let key_char = |b: &u8| b.is_ascii_uppercase() || b.is_ascii_digit();
-    bytes.windows(20).position(|w| {
-        (w.starts_with(b"AKIA") || w.starts_with(b"ASIA")) && w[4..].iter().all(key_char)
-    }).filter(|&at| at + 20 == bytes.len() || !key_char(&bytes[at + 20]))
+    bytes
+        .windows(20)
+        .position(|w| {
+            (w.starts_with(b"AKIA") || w.starts_with(b"ASIA")) && w[4..].iter().all(key_char)
+        })
+        .filter(|&at| at + 20 == bytes.len() || !key_char(&bytes[at + 20]))
 }
 
 #[cfg(test)]
@@ -307,7 +375,14 @@ mod tests {
 
     #[test]
     fn links_resolve_against_the_output() {
-        let files: HashSet<&str> = ["index.html", "items/a/index.html", "assets/x.1.css", "sale.js"].into_iter().collect();
+        let files: HashSet<&str> = [
+            "index.html",
+            "items/a/index.html",
+            "assets/x.1.css",
+            "sale.js",
+        ]
+        .into_iter()
+        .collect();
         let ok = |t: &str| resolves("/", "items/a/index.html", t, &files);
         assert!(ok("/"));
         assert!(ok("/items/a/"));

@@ -180,8 +180,7 @@ impl<'de> Deserialize<'de> for PriceText {
 fn check_price<E: de::Error>(s: &str) -> Result<PriceText, E> {
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
     let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || !digits(whole) || !digits(frac) || (s.contains('.') && frac.is_empty())
-    {
+    if whole.is_empty() || !digits(whole) || !digits(frac) || (s.contains('.') && frac.is_empty()) {
         return Err(E::custom(format!(
             "`{s}` is not a price\nhelp: write a non-negative amount in the sale's currency, like 9.90 or \"9.90\""
         )));
@@ -262,9 +261,17 @@ impl Config {
             .unwrap_or(Path::new("."))
             .to_path_buf();
         // Paths are shown to users: `public`, not `./public`.
-        let in_root = |p: &Path| if root == Path::new(".") { p.to_path_buf() } else { root.join(p) };
+        let in_root = |p: &Path| {
+            if root == Path::new(".") {
+                p.to_path_buf()
+            } else {
+                root.join(p)
+            }
+        };
         let mut problems = Diagnostics::default();
-        let at = |span: std::ops::Range<usize>, msg: String| Diagnostic::at_span(path, &source, span, msg);
+        let at = |span: std::ops::Range<usize>, msg: String| {
+            Diagnostic::at_span(path, &source, span, msg)
+        };
 
         let name = raw.name.get_ref().clone();
         if name.is_empty()
@@ -295,8 +302,10 @@ impl Config {
         let end = raw.end.get_ref().0;
         if end <= start {
             problems.push(
-                at(raw.end.span(), "the sale ends before it starts".into())
-                    .with_help(format!("set `end` to a time after `start` ({})", start.to_rfc3339())),
+                at(raw.end.span(), "the sale ends before it starts".into()).with_help(format!(
+                    "set `end` to a time after `start` ({})",
+                    start.to_rfc3339()
+                )),
             );
         }
 
@@ -322,10 +331,10 @@ impl Config {
         let currency = match Currency::parse(raw.currency.get_ref()) {
             Ok(c) => c,
             Err(msg) => {
-                problems.push(
-                    at(raw.currency.span(), msg)
-                        .with_help("write an ISO 4217 code in capitals, e.g. `currency = \"EUR\"`"),
-                );
+                problems
+                    .push(at(raw.currency.span(), msg).with_help(
+                        "write an ISO 4217 code in capitals, e.g. `currency = \"EUR\"`",
+                    ));
                 Currency::parse("EUR").expect("EUR is a currency")
             }
         };
@@ -347,7 +356,8 @@ impl Config {
             Some(o) => {
                 let p = Path::new(o.get_ref());
                 if p.is_absolute()
-                    || p.components().any(|c| !matches!(c, std::path::Component::Normal(_)))
+                    || p.components()
+                        .any(|c| !matches!(c, std::path::Component::Normal(_)))
                 {
                     problems.push(
                         at(o.span(), format!("`{}` cannot be the output directory", o.get_ref()))
@@ -375,7 +385,13 @@ impl Config {
             );
         }
 
-        let gate_url = raw.gate.get_ref().url.get_ref().trim_end_matches('/').to_string();
+        let gate_url = raw
+            .gate
+            .get_ref()
+            .url
+            .get_ref()
+            .trim_end_matches('/')
+            .to_string();
         if url_path(&gate_url).is_none() {
             problems.push(
                 at(raw.gate.get_ref().url.span(), format!("`{gate_url}` is not an http(s) URL"))
@@ -389,7 +405,11 @@ impl Config {
             match HeaderRule::new(r.pattern.get_ref(), r.values.get_ref()) {
                 Ok(rule) => headers.push(rule),
                 Err((on_pattern, msg, help)) => {
-                    let span = if on_pattern { r.pattern.span() } else { r.values.span() };
+                    let span = if on_pattern {
+                        r.pattern.span()
+                    } else {
+                        r.values.span()
+                    };
                     problems.push(at(span, msg).with_help(help));
                 }
             }
@@ -418,7 +438,11 @@ impl Config {
     }
 
     /// A diagnostic at a byte range of `site.toml`.
-    pub fn diagnostic(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> Diagnostic {
+    pub fn diagnostic(
+        &self,
+        span: std::ops::Range<usize>,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic::at_span(&self.path, &self.source, span, message)
     }
 }

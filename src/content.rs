@@ -17,6 +17,8 @@ use crate::money::Money;
 pub struct Item {
     /// Where it was written: `site.toml` or its Markdown file.
     pub file: PathBuf,
+    /// Line and column of its `sku` in `file`, for diagnostics.
+    pub at: (usize, usize),
     pub sku: String,
     pub slug: String,
     pub title: String,
@@ -43,13 +45,22 @@ pub fn load(config: &Config, static_files: &HashSet<String>) -> Result<Vec<Item>
     let mut items = Vec::new();
     for raw in &config.inline_items {
         let fallback = raw.sku.get_ref().to_lowercase();
-        match check_item(config, &config.path, &config.source, raw.clone(), &fallback, static_files, true) {
+        match check_item(
+            config,
+            &config.path,
+            &config.source,
+            raw.clone(),
+            &fallback,
+            static_files,
+            true,
+        ) {
             Ok(item) => items.push(item),
             Err(d) => problems.0.extend(d.0),
         }
     }
     if let Some(dir) = &config.items_dir {
-        let files = item_files(dir).map_err(|e| Diagnostic::in_file(dir, format!("cannot list items: {e}")))?;
+        let files = item_files(dir)
+            .map_err(|e| Diagnostic::in_file(dir, format!("cannot list items: {e}")))?;
         let loaded: Vec<Result<Item, Diagnostics>> = files
             .par_iter()
             .map(|f| load_file(config, f, static_files))
@@ -91,14 +102,20 @@ pub fn is_item_file(path: &Path) -> bool {
 }
 
 /// Reads one Markdown item file.
-pub fn load_file(config: &Config, path: &Path, static_files: &HashSet<String>) -> Result<Item, Diagnostics> {
+pub fn load_file(
+    config: &Config,
+    path: &Path,
+    static_files: &HashSet<String>,
+) -> Result<Item, Diagnostics> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Diagnostic::in_file(path, format!("cannot read item: {e}")))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let (front, body, front_offset) = split_front_matter(path, text)?;
     let raw: RawItem = toml::from_str(front).map_err(|e| {
         // Report against the whole file so line numbers are the file's own.
-        let shifted = e.span().map(|s| s.start + front_offset..s.end + front_offset);
+        let shifted = e
+            .span()
+            .map(|s| s.start + front_offset..s.end + front_offset);
         let d = diag::from_toml(path, text, &e, ITEM_KEYS);
         match shifted {
             Some(span) => {
@@ -111,9 +128,14 @@ pub fn load_file(config: &Config, path: &Path, static_files: &HashSet<String>) -
     })?;
     if let Some(desc) = &raw.description {
         let span = desc.span().start + front_offset..desc.span().end + front_offset;
-        return Err(Diagnostic::at_span(path, text, span, "`description` does not belong in front matter")
-            .with_help("write the description as Markdown after the closing +++ line")
-            .into());
+        return Err(Diagnostic::at_span(
+            path,
+            text,
+            span,
+            "`description` does not belong in front matter",
+        )
+        .with_help("write the description as Markdown after the closing +++ line")
+        .into());
     }
     let stem = path
         .file_stem()
@@ -122,19 +144,37 @@ pub fn load_file(config: &Config, path: &Path, static_files: &HashSet<String>) -
     let mut raw = raw;
     raw.description = Some(toml::Spanned::new(0..0, body.to_string()));
     // Spans in `raw` are relative to the front matter; re-base them for diagnostics.
-    let rebased = Rebased { text, offset: front_offset };
+    let rebased = Rebased {
+        text,
+        offset: front_offset,
+    };
     check_item(config, path, &rebased, raw, &stem, static_files, false)
 }
 
 /// Front matter text, the body, and the byte offset of the front matter in `text`.
-fn split_front_matter<'a>(path: &Path, text: &'a str) -> Result<(&'a str, &'a str, usize), Diagnostics> {
+fn split_front_matter<'a>(
+    path: &Path,
+    text: &'a str,
+) -> Result<(&'a str, &'a str, usize), Diagnostics> {
     let example = "start the file with a line `+++`, then the item's fields (sku = \"MUG-01\", title, price, stock, ...), then `+++`, then the description in Markdown";
     let Some(rest) = text.strip_prefix("+++") else {
-        return Err(Diagnostic::at_line(path, text, 1, 1, "item file has no front matter").with_help(example).into());
+        return Err(
+            Diagnostic::at_line(path, text, 1, 1, "item file has no front matter")
+                .with_help(example)
+                .into(),
+        );
     };
     let rest = rest.strip_prefix('\r').unwrap_or(rest);
     let Some(rest) = rest.strip_prefix('\n') else {
-        return Err(Diagnostic::at_line(path, text, 1, 4, "the opening +++ must be alone on its line").with_help(example).into());
+        return Err(Diagnostic::at_line(
+            path,
+            text,
+            1,
+            4,
+            "the opening +++ must be alone on its line",
+        )
+        .with_help(example)
+        .into());
     };
     let front_offset = text.len() - rest.len();
     let mut pos = 0;
@@ -145,9 +185,11 @@ fn split_front_matter<'a>(path: &Path, text: &'a str) -> Result<(&'a str, &'a st
         }
         pos += line.len();
     }
-    Err(Diagnostic::at_line(path, text, 1, 1, "the front matter is never closed")
-        .with_help("add a line `+++` after the item's fields, before the description")
-        .into())
+    Err(
+        Diagnostic::at_line(path, text, 1, 1, "the front matter is never closed")
+            .with_help("add a line `+++` after the item's fields, before the description")
+            .into(),
+    )
 }
 
 /// Source text plus the offset that spans must be moved by.
@@ -174,7 +216,12 @@ impl SpanSource for String {
 
 impl SpanSource for Rebased<'_> {
     fn at(&self, file: &Path, span: std::ops::Range<usize>, msg: String) -> Diagnostic {
-        Diagnostic::at_span(file, self.text, span.start + self.offset..span.end + self.offset, msg)
+        Diagnostic::at_span(
+            file,
+            self.text,
+            span.start + self.offset..span.end + self.offset,
+            msg,
+        )
     }
 }
 
@@ -189,13 +236,20 @@ fn check_item(
 ) -> Result<Item, Diagnostics> {
     let mut problems = Diagnostics::default();
     let sku = raw.sku.get_ref().trim().to_string();
+    let sku_at = src.at(file, raw.sku.span(), String::new());
     if sku.is_empty()
         || sku.len() > 64
-        || !sku.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        || !sku
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     {
         problems.push(
-            src.at(file, raw.sku.span(), format!("`{sku}` cannot be used as a SKU"))
-                .with_help("use 1 to 64 letters, digits, '-', '_' or '.', e.g. `sku = \"MUG-01\"`"),
+            src.at(
+                file,
+                raw.sku.span(),
+                format!("`{sku}` cannot be used as a SKU"),
+            )
+            .with_help("use 1 to 64 letters, digits, '-', '_' or '.', e.g. `sku = \"MUG-01\"`"),
         );
     }
     let (slug, slug_span) = match &raw.slug {
@@ -206,14 +260,24 @@ fn check_item(
         let help = "a slug is the item's URL path: lowercase letters, digits, '-', '_' or '.', e.g. `slug = \"enamel-mug\"`";
         let d = match slug_span {
             Some(span) => src.at(file, span, format!("`{slug}` cannot be used as a slug")),
-            None if inline => src.at(file, raw.sku.span(), format!("the SKU gives the slug `{slug}`, which cannot be a URL path")),
-            None => Diagnostic::in_file(file, format!("the file name gives the slug `{slug}`, which cannot be a URL path")),
+            None if inline => src.at(
+                file,
+                raw.sku.span(),
+                format!("the SKU gives the slug `{slug}`, which cannot be a URL path"),
+            ),
+            None => Diagnostic::in_file(
+                file,
+                format!("the file name gives the slug `{slug}`, which cannot be a URL path"),
+            ),
         };
         problems.push(d.with_help(help));
     }
     let title = raw.title.get_ref().trim().to_string();
     if title.is_empty() {
-        problems.push(src.at(file, raw.title.span(), "the title is empty".into()).with_help("write the item's name, e.g. `title = \"Enamel mug\"`"));
+        problems.push(
+            src.at(file, raw.title.span(), "the title is empty".into())
+                .with_help("write the item's name, e.g. `title = \"Enamel mug\"`"),
+        );
     }
     let price = match config.currency.amount(&raw.price.get_ref().0) {
         Ok(m) => m,
@@ -248,18 +312,27 @@ fn check_item(
     let stock = *raw.stock.get_ref();
     if !(1..=10_000_000).contains(&stock) {
         problems.push(
-            src.at(file, raw.stock.span(), format!("stock {stock} is out of range"))
-                .with_help("give the number of units on sale, 1 to 10000000, e.g. `stock = 100`"),
+            src.at(
+                file,
+                raw.stock.span(),
+                format!("stock {stock} is out of range"),
+            )
+            .with_help("give the number of units on sale, 1 to 10000000, e.g. `stock = 100`"),
         );
     }
     let image = raw.image.as_ref().map(|i| {
         let path = i.get_ref().trim().trim_start_matches('/').to_string();
         let remote = path.starts_with("https://") || path.starts_with("http://");
         if !remote && !static_files.contains(&path) {
-            let near: Vec<&str> = static_files.iter().map(String::as_str).collect();
+            let mut near: Vec<&str> = static_files.iter().map(String::as_str).collect();
+            near.sort_unstable();
             let hint = match diag::nearest(&path, &near) {
                 Some(n) => format!("did you mean `{n}`? "),
-                None => String::new(),
+                None if near.is_empty() => String::new(),
+                None => {
+                    let shown: Vec<&str> = near.iter().copied().filter(|n| !n.ends_with(".css") && !n.ends_with(".js")).take(8).collect();
+                    format!("static files include {}; ", shown.join(", "))
+                }
             };
             problems.push(
                 src.at(file, i.span(), format!("image `{path}` not found among the static files"))
@@ -270,6 +343,7 @@ fn check_item(
     });
     problems.into_result(Item {
         file: file.to_path_buf(),
+        at: (sku_at.line, sku_at.column),
         sku,
         slug,
         title,
@@ -298,14 +372,32 @@ pub fn check_unique(_config: &Config, items: &[Item]) -> Result<(), Diagnostics>
     for item in items {
         if let Some(first) = skus.insert(&item.sku, item) {
             problems.push(
-                Diagnostic::in_file(&item.file, format!("SKU `{}` is used twice", item.sku))
-                    .with_help(format!("it is also the SKU of `{}` in {}; give every item its own SKU", first.title, first.file.display())),
+                Diagnostic::at_position(
+                    &item.file,
+                    item.at.0,
+                    item.at.1,
+                    format!("SKU `{}` is used twice", item.sku),
+                )
+                .with_help(format!(
+                    "it is also the SKU of `{}` in {}; give every item its own SKU",
+                    first.title,
+                    first.file.display()
+                )),
             );
         }
         if let Some(first) = slugs.insert(&item.slug, item) {
             problems.push(
-                Diagnostic::in_file(&item.file, format!("two items would be published at items/{}/", item.slug))
-                    .with_help(format!("`{}` in {} has the same slug; set `slug = \"...\"` on one of them", first.title, first.file.display())),
+                Diagnostic::at_position(
+                    &item.file,
+                    item.at.0,
+                    item.at.1,
+                    format!("two items would be published at items/{}/", item.slug),
+                )
+                .with_help(format!(
+                    "`{}` in {} has the same slug; set `slug = \"...\"` on one of them",
+                    first.title,
+                    first.file.display()
+                )),
             );
         }
     }

@@ -25,12 +25,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// A problem at a byte range of `src`, the contents of `file`.
-    pub fn at_span(
-        file: &Path,
-        src: &str,
-        span: Range<usize>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn at_span(file: &Path, src: &str, span: Range<usize>, message: impl Into<String>) -> Self {
         let start = floor_char_boundary(src, span.start.min(src.len()));
         let line_start = src[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = src[start..].find('\n').map_or(src.len(), |i| start + i);
@@ -71,6 +66,20 @@ impl Diagnostic {
             .map_or(line_len, |(i, _)| i.min(line_len));
         let at = offset + col_offset;
         Self::at_span(file, src, at..at + 1, message)
+    }
+
+    /// A problem at a known position, without quoting the line.
+    pub fn at_position(
+        file: &Path,
+        line: usize,
+        column: usize,
+        message: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            line,
+            column,
+            ..Self::in_file(file, message)
+        }
     }
 
     /// A problem with a file as a whole (it is missing, unreadable, ...).
@@ -194,7 +203,12 @@ impl std::error::Error for Diagnostics {}
 ///
 /// `known` lists example lines for fields of the table being read, used to say
 /// what to write for a missing field and to suggest the nearest name for a typo.
-pub fn from_toml(file: &Path, src: &str, err: &toml::de::Error, known: &[(&str, &str)]) -> Diagnostic {
+pub fn from_toml(
+    file: &Path,
+    src: &str,
+    err: &toml::de::Error,
+    known: &[(&str, &str)],
+) -> Diagnostic {
     let message = err.message().trim().to_string();
     let span = err.span().unwrap_or(0..0);
     let mut d = Diagnostic::at_span(file, src, span, first_line(&message));
@@ -202,7 +216,10 @@ pub fn from_toml(file: &Path, src: &str, err: &toml::de::Error, known: &[(&str, 
         let names: Vec<&str> = known.iter().map(|(k, _)| *k).collect();
         d.message = format!("unknown key `{field}`");
         d.help = Some(match nearest(field, &names) {
-            Some(n) => format!("did you mean `{n}`? Keys allowed here: {}", names.join(", ")),
+            Some(n) => format!(
+                "did you mean `{n}`? Keys allowed here: {}",
+                names.join(", ")
+            ),
             None => format!("remove it; keys allowed here: {}", names.join(", ")),
         });
     } else if let Some(field) = between(&message, "missing field `", "`") {

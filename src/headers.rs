@@ -84,7 +84,10 @@ impl HeaderRule {
                 return Err((
                     false,
                     format!("header `{name}` cannot be set per file"),
-                    format!("an object store keeps only these headers with a file: {}", SETTABLE.join(", ")),
+                    format!(
+                        "an object store keeps only these headers with a file: {}",
+                        SETTABLE.join(", ")
+                    ),
                 ));
             };
             if value.contains(['\r', '\n']) || value.trim().is_empty() {
@@ -157,7 +160,10 @@ mod tests {
         let t = for_path("sale.js", &[]);
         assert_eq!(t["Cache-Control"], NO_CACHE);
         assert_eq!(t["Content-Type"], "text/javascript; charset=utf-8");
-        assert_eq!(for_path("assets/a.1.svg", &[])["Content-Type"], "image/svg+xml; charset=utf-8");
+        assert_eq!(
+            for_path("assets/a.1.svg", &[])["Content-Type"],
+            "image/svg+xml; charset=utf-8"
+        );
         assert_eq!(for_path("assets/a.1.png", &[])["Content-Type"], "image/png");
     }
 
@@ -166,7 +172,10 @@ mod tests {
         let mut v = BTreeMap::new();
         v.insert("cache-control".to_string(), "public, max-age=5".to_string());
         let r = HeaderRule::new("*.html", &v).unwrap();
-        assert_eq!(for_path("items/a/index.html", &[r.clone()])["Cache-Control"], "public, max-age=5");
+        assert_eq!(
+            for_path("items/a/index.html", &[r.clone()])["Cache-Control"],
+            "public, max-age=5"
+        );
         assert_eq!(for_path("sale.js", &[r])["Cache-Control"], NO_CACHE);
     }
 

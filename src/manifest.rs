@@ -48,8 +48,14 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
-        let m: Manifest = serde_json::from_str(&text)
-            .map_err(|e| format!("{}:{}:{}: not a flashsale manifest: {e}; run `flashsale build` again", path.display(), e.line(), e.column()))?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{}:{}:{}: not a flashsale manifest: {e}; run `flashsale build` again",
+                path.display(),
+                e.line(),
+                e.column()
+            )
+        })?;
         if m.version != FORMAT_VERSION {
             return Err(format!(
                 "{}: manifest format {} is not supported by this flashsale (expects {FORMAT_VERSION}); run `flashsale build` again",

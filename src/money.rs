@@ -64,7 +64,9 @@ impl Currency {
         let mut minor = 0i64;
         if !frac.is_empty() {
             let padded = format!("{frac:0<width$}", width = self.decimals as usize);
-            minor = padded.parse().map_err(|_| format!("`{text}` is not a price"))?;
+            minor = padded
+                .parse()
+                .map_err(|_| format!("`{text}` is not a price"))?;
         }
         Ok(Money(whole * scale + minor))
     }

@@ -80,7 +80,9 @@ impl Output {
         };
         let target = self.root.join(path);
         let same = match std::fs::metadata(&target) {
-            Ok(m) if m.is_file() && m.len() == bytes.len() as u64 => std::fs::read(&target)? == bytes,
+            Ok(m) if m.is_file() && m.len() == bytes.len() as u64 => {
+                std::fs::read(&target)? == bytes
+            }
             _ => false,
         };
         if same {
@@ -89,12 +91,20 @@ impl Output {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let tmp = self.staging.join(n.to_string());
         std::fs::write(&tmp, bytes)?;
-        Ok(Staged { entry, tmp: Some(tmp) })
+        Ok(Staged {
+            entry,
+            tmp: Some(tmp),
+        })
     }
 
     /// Moves staged files into place, removes `removed` (or, with `None`, every
     /// file not in `manifest`), and writes the manifest last.
-    pub fn commit(mut self, staged: Vec<Staged>, removed: Option<Vec<String>>, manifest: &Manifest) -> io::Result<Changes> {
+    pub fn commit(
+        mut self,
+        staged: Vec<Staged>,
+        removed: Option<Vec<String>>,
+        manifest: &Manifest,
+    ) -> io::Result<Changes> {
         let mut changes = Changes::default();
         // Without a manifest a half-done commit can never look complete.
         remove_if_exists(&self.root.join(manifest::FILE_NAME))?;
@@ -125,7 +135,10 @@ impl Output {
                 changes.removed = self.remove_stale(&keep)?;
             }
         }
-        write_atomically(&self.root.join(manifest::FILE_NAME), manifest.to_json().as_bytes())?;
+        write_atomically(
+            &self.root.join(manifest::FILE_NAME),
+            manifest.to_json().as_bytes(),
+        )?;
         std::fs::remove_dir_all(&self.staging)?;
         self.committed = true;
         changes.written.sort();
@@ -192,9 +205,15 @@ fn remove_empty_parents(root: &Path, path: &Path) {
 /// Writes `path` through a temporary file in the same directory and a rename,
 /// so readers see the old or the new contents, never a part.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     std::fs::write(&tmp, bytes)?;
     if let Err(e) = std::fs::rename(&tmp, path) {

@@ -35,7 +35,10 @@ impl Templates {
             .iter()
             .map(|t| (t.name.clone(), (t.origin.clone(), t.text.clone())))
             .collect();
-        let all = theme.templates.iter().map(|t| (t.name.as_str(), t.text.as_str()));
+        let all = theme
+            .templates
+            .iter()
+            .map(|t| (t.name.as_str(), t.text.as_str()));
         if let Err(e) = tera.add_raw_templates(all) {
             // "Failed to parse 'x.html'" or "Template 'x.html' is inheriting from ...".
             let name = quoted(&chain(&e)).unwrap_or_else(|| "base.html".to_string());
@@ -74,15 +77,15 @@ struct AssetUrl(Arc<Assets>);
 
 impl tera::Function for AssetUrl {
     fn call(&self, args: &HashMap<String, Value>) -> tera::Result<Value> {
-        let path = args
-            .get("path")
-            .and_then(Value::as_str)
-            .ok_or_else(|| tera::Error::msg("asset() needs a path, e.g. asset(path=\"style.css\")"))?;
+        let path = args.get("path").and_then(Value::as_str).ok_or_else(|| {
+            tera::Error::msg("asset() needs a path, e.g. asset(path=\"style.css\")")
+        })?;
         match self.0.url(path) {
             Some(url) => Ok(Value::String(url)),
             None => {
                 let known: Vec<&str> = self.0.logical_paths().map(String::as_str).collect();
-                let hint = diag::nearest(path, &known).map_or(String::new(), |n| format!("; did you mean `{n}`?"));
+                let hint = diag::nearest(path, &known)
+                    .map_or(String::new(), |n| format!("; did you mean `{n}`?"));
                 Err(tera::Error::msg(format!(
                     "asset `{path}` is not a static file{hint} (static files: {})",
                     known.join(", ")
@@ -114,7 +117,11 @@ fn quoted(s: &str) -> Option<String> {
 }
 
 /// Finds file and line for a Tera error as best the error allows.
-fn template_error(origins: &HashMap<String, (PathBuf, String)>, rendering: &str, e: &tera::Error) -> Diagnostic {
+fn template_error(
+    origins: &HashMap<String, (PathBuf, String)>,
+    rendering: &str,
+    e: &tera::Error,
+) -> Diagnostic {
     let text = chain(e);
     // Errors "while rendering 'x'" or "(error happened in 'x')" name the template at fault.
     let name = text
@@ -122,7 +129,11 @@ fn template_error(origins: &HashMap<String, (PathBuf, String)>, rendering: &str,
         .next()
         .filter(|_| text.contains("error happened in '"))
         .and_then(|s| s.split('\'').next())
-        .or_else(|| text.split("while rendering '").nth(1).and_then(|s| s.split('\'').next()))
+        .or_else(|| {
+            text.split("while rendering '")
+                .nth(1)
+                .and_then(|s| s.split('\'').next())
+        })
         .unwrap_or(rendering)
         .to_string();
     let Some((origin, src)) = origins.get(&name) else {
@@ -157,7 +168,8 @@ fn template_error(origins: &HashMap<String, (PathBuf, String)>, rendering: &str,
         src.lines().enumerate().find_map(|(i, l)| {
             let col = l.find(n)?;
             let before = &l[..col];
-            (before.contains("{{") || before.contains("{%")).then_some((i + 1, l[..col].chars().count() + 1))
+            (before.contains("{{") || before.contains("{%"))
+                .then_some((i + 1, l[..col].chars().count() + 1))
         })
     });
     let help = if message.contains("not found in context") {
@@ -234,7 +246,9 @@ impl SiteContext {
 
 fn origin(url: &str) -> String {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let end = url[after_scheme..].find('/').map_or(url.len(), |i| after_scheme + i);
+    let end = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
     url[..end].to_string()
 }
 
@@ -334,7 +348,10 @@ mod tests {
     #[test]
     fn times_read_as_words() {
         let t = DateTime::parse_from_rfc3339("2026-12-12T20:00:00+08:00").unwrap();
-        assert_eq!(in_words(&t), "Saturday, 12 December 2026 at 20:00 (UTC+08:00)");
+        assert_eq!(
+            in_words(&t),
+            "Saturday, 12 December 2026 at 20:00 (UTC+08:00)"
+        );
         let t = DateTime::parse_from_rfc3339("2026-12-12T20:00:00Z").unwrap();
         assert!(in_words(&t).ends_with("(UTC)"));
     }
@@ -349,7 +366,10 @@ mod tests {
             }],
             statics: vec![],
         };
-        let err = Templates::new(&theme, Arc::new(Assets::default())).err().unwrap().to_string();
+        let err = Templates::new(&theme, Arc::new(Assets::default()))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.starts_with("templates/item.html:2:"), "{err}");
     }
 
@@ -364,7 +384,10 @@ mod tests {
             statics: vec![],
         };
         let t = Templates::new(&theme, Arc::new(Assets::default())).unwrap();
-        let err = t.render("item.html", &Context::new()).unwrap_err().to_string();
+        let err = t
+            .render("item.html", &Context::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("templates/item.html:2:"), "{err}");
         assert!(err.contains("nope"), "{err}");
     }

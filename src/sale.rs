@@ -89,9 +89,16 @@ mod tests {
     #[test]
     fn round_trips_every_state() {
         for state in [
-            State::Pending { start: 1_796_000_000_000 },
-            State::Open { order: "https://gate.example.com/o/demo/ab.cd".into(), end: 1_796_000_600_000 },
-            State::Ended { ended: "/ended.html".into() },
+            State::Pending {
+                start: 1_796_000_000_000,
+            },
+            State::Open {
+                order: "https://gate.example.com/o/demo/ab.cd".into(),
+                end: 1_796_000_600_000,
+            },
+            State::Ended {
+                ended: "/ended.html".into(),
+            },
         ] {
             let t = Toggle::switched(state);
             let script = t.to_script();
@@ -105,7 +112,9 @@ mod tests {
     fn pending_is_deterministic_and_switches_are_not() {
         assert_eq!(Toggle::pending("a", 1), Toggle::pending("a", 1));
         assert_ne!(Toggle::pending("a", 1).v, Toggle::pending("a", 2).v);
-        let s = State::Ended { ended: "/ended.html".into() };
+        let s = State::Ended {
+            ended: "/ended.html".into(),
+        };
         assert_ne!(Toggle::switched(s.clone()).v, Toggle::switched(s).v);
     }
 }

@@ -12,7 +12,10 @@ pub enum Error {
     #[error("{}: already exists and is not empty; choose a new directory", .0.display())]
     NotEmpty(PathBuf),
     #[error("{}: {error}", path.display())]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 const IMAGE: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 200 200"><rect width="200" height="200" fill="#f3efe6"/><path d="M60 70h70v70a20 20 0 0 1-20 20H80a20 20 0 0 1-20-20z" fill="#2f6f8f"/><path d="M130 85h12a18 18 0 0 1 0 36h-12" fill="none" stroke="#2f6f8f" stroke-width="10"/></svg>
@@ -20,7 +23,11 @@ const IMAGE: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 200
 
 /// Creates the sale in `dir` (which must be missing or empty); returns the files written.
 pub fn create(dir: &Path, name: &str) -> Result<Vec<PathBuf>, Error> {
-    if dir.exists() && std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
         return Err(Error::NotEmpty(dir.to_path_buf()));
     }
     let start = (Local::now().fixed_offset() + TimeDelta::days(7))
@@ -75,7 +82,10 @@ A light **enamel mug** for coffee outdoors.
     let mut written = Vec::new();
     for (rel, bytes) in files {
         let path = dir.join(&rel);
-        let io = |error| Error::Io { path: path.clone(), error };
+        let io = |error| Error::Io {
+            path: path.clone(),
+            error,
+        };
         std::fs::create_dir_all(path.parent().expect("joined path has a parent")).map_err(io)?;
         crate::output::write_atomically(&path, &bytes).map_err(io)?;
         written.push(rel);

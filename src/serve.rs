@@ -36,9 +36,16 @@ pub const LIVE_PATH: &str = "/__flashsale/live";
 #[derive(Debug)]
 pub enum Event {
     Listening(SocketAddr),
-    Rebuilt { report: Report, full: bool },
+    Rebuilt {
+        report: Report,
+        full: bool,
+    },
     Failed(String),
-    Request { method: String, path: String, status: u16 },
+    Request {
+        method: String,
+        path: String,
+        status: u16,
+    },
 }
 
 pub struct Options {
@@ -52,7 +59,10 @@ pub enum Error {
     #[error(transparent)]
     Build(#[from] site::Error),
     #[error("cannot listen on {addr}: {error}")]
-    Listen { addr: SocketAddr, error: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
     #[error("cannot watch the sale's files: {0}")]
     Watch(#[from] notify::Error),
 }
@@ -73,7 +83,10 @@ struct Shared {
 }
 
 /// Builds, then serves until the process is stopped.
-pub async fn run(opts: Options, notify: impl Fn(Event) + Send + Sync + 'static) -> Result<(), Error> {
+pub async fn run(
+    opts: Options,
+    notify: impl Fn(Event) + Send + Sync + 'static,
+) -> Result<(), Error> {
     let notify: Notify = Arc::new(notify);
     let mut site = Site::load(&opts.config)?;
     let report = site.build()?;
@@ -86,8 +99,14 @@ pub async fn run(opts: Options, notify: impl Fn(Event) + Send + Sync + 'static) 
     });
     let listener = TcpListener::bind(opts.addr)
         .await
-        .map_err(|error| Error::Listen { addr: opts.addr, error })?;
-    let addr = listener.local_addr().map_err(|error| Error::Listen { addr: opts.addr, error })?;
+        .map_err(|error| Error::Listen {
+            addr: opts.addr,
+            error,
+        })?;
+    let addr = listener.local_addr().map_err(|error| Error::Listen {
+        addr: opts.addr,
+        error,
+    })?;
     let _watcher = if opts.watch {
         Some(watch(site, opts.config.clone(), shared.clone())?)
     } else {
@@ -110,6 +129,7 @@ pub async fn run(opts: Options, notify: impl Fn(Event) + Send + Sync + 'static) 
                 async move { Ok::<_, Infallible>(handle(&shared, req)) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -118,11 +138,20 @@ pub async fn run(opts: Options, notify: impl Fn(Event) + Send + Sync + 'static) 
 }
 
 fn served(site: &Site) -> Served {
-    let root = site.config.output_dir.canonicalize().unwrap_or_else(|_| site.config.output_dir.clone());
+    let root = site
+        .config
+        .output_dir
+        .canonicalize()
+        .unwrap_or_else(|_| site.config.output_dir.clone());
     Served {
         root,
         base_path: site.config.base_path.clone(),
-        files: site.manifest.files.iter().map(|e| (e.path.clone(), e.clone())).collect(),
+        files: site
+            .manifest
+            .files
+            .iter()
+            .map(|e| (e.path.clone(), e.clone()))
+            .collect(),
     }
 }
 
@@ -146,7 +175,8 @@ fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
     let served = shared.served.read().expect("lock poisoned").clone();
@@ -173,11 +203,15 @@ fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
 /// The output path a request path names, or `None` for anything that is not a
 /// plain path inside the sale (`..`, encoded or not, NUL, backslashes, bad UTF-8).
 pub fn request_path(path: &str, base_path: &str) -> Option<String> {
-    let decoded = percent_encoding::percent_decode_str(path).decode_utf8().ok()?;
+    let decoded = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .ok()?;
     if decoded.contains(['\0', '\\']) {
         return None;
     }
-    let inside = decoded.strip_prefix(base_path).or_else(|| (decoded.as_ref() == base_path.trim_end_matches('/')).then_some(""))?;
+    let inside = decoded
+        .strip_prefix(base_path)
+        .or_else(|| (decoded.as_ref() == base_path.trim_end_matches('/')).then_some(""))?;
     let mut parts = Vec::new();
     for seg in inside.split('/') {
         match seg {
@@ -203,13 +237,24 @@ fn file(served: &Served, rel: &str, status: StatusCode, head: bool) -> Response<
     let Some(bytes) = read_inside(&served.root, rel) else {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     };
-    let bytes = if rel.ends_with(".html") { inject_live_reload(bytes) } else { bytes };
+    let bytes = if rel.ends_with(".html") {
+        inject_live_reload(bytes)
+    } else {
+        bytes
+    };
     let len = bytes.len();
-    let mut r = Response::new(Either::Left(Full::new(if head { Bytes::new() } else { Bytes::from(bytes) })));
+    let mut r = Response::new(Either::Left(Full::new(if head {
+        Bytes::new()
+    } else {
+        Bytes::from(bytes)
+    })));
     *r.status_mut() = status;
     let h = r.headers_mut();
     for (k, v) in &entry.headers {
-        if let (Ok(k), Ok(v)) = (header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+        if let (Ok(k), Ok(v)) = (
+            header::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
             h.insert(k, v);
         }
     }
@@ -237,8 +282,12 @@ fn not_found(served: &Served, head: bool) -> Response<Body> {
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut r = Response::new(Either::Left(Full::new(Bytes::from_static(text.as_bytes()))));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
@@ -258,7 +307,10 @@ pub struct LiveBody(mpsc::Receiver<Bytes>);
 impl http_body::Body for LiveBody {
     type Data = Bytes;
     type Error = Infallible;
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         self.0.poll_recv(cx).map(|m| m.map(|b| Ok(Frame::data(b))))
     }
 }
@@ -267,7 +319,11 @@ fn live_stream(shared: &Shared) -> Response<Body> {
     let (tx, rx) = mpsc::channel(16);
     let mut events = shared.live.subscribe();
     tokio::spawn(async move {
-        if tx.send(Bytes::from_static(b"retry: 500\n\n")).await.is_err() {
+        if tx
+            .send(Bytes::from_static(b"retry: 500\n\n"))
+            .await
+            .is_err()
+        {
             return;
         }
         loop {
@@ -279,7 +335,9 @@ fn live_stream(shared: &Shared) -> Response<Body> {
             let frame = match msg {
                 Ok(m) if m.is_empty() => Bytes::from_static(b": keep-alive\n\n"),
                 Ok(m) => Bytes::from(format!("data: {m}\n\n")),
-                Err(broadcast::error::RecvError::Lagged(_)) => Bytes::from_static(b"data: {\"changed\":[\"*\"]}\n\n"),
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    Bytes::from_static(b"data: {\"changed\":[\"*\"]}\n\n")
+                }
                 Err(broadcast::error::RecvError::Closed) => return,
             };
             if tx.send(frame).await.is_err() {
@@ -289,18 +347,29 @@ fn live_stream(shared: &Shared) -> Response<Body> {
     });
     let mut r = Response::new(Either::Right(LiveBody(rx)));
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
 /// Watches the sale's sources on a thread of its own and rebuilds on change.
-fn watch(site: Site, config_path: PathBuf, shared: Arc<Shared>) -> Result<notify::RecommendedWatcher, Error> {
+fn watch(
+    site: Site,
+    config_path: PathBuf,
+    shared: Arc<Shared>,
+) -> Result<notify::RecommendedWatcher, Error> {
     let (tx, rx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
     let mut watcher = notify::recommended_watcher(tx)?;
     let root = site.config.root.clone();
     watcher.watch(&root, RecursiveMode::NonRecursive)?;
-    let mut dirs = vec![root.join("templates"), root.join("themes"), root.join("static")];
+    let mut dirs = vec![
+        root.join("templates"),
+        root.join("themes"),
+        root.join("static"),
+    ];
     dirs.extend(site.config.items_dir.clone());
     dirs.retain(|d| d.is_dir());
     for dir in &dirs {
@@ -338,7 +407,10 @@ fn event_paths(e: notify::Result<notify::Event>) -> Vec<PathBuf> {
 /// The configuration file and files in the source directories count; our own
 /// output and editors' swap and backup files do not.
 fn relevant(path: &Path, output: &Path, dirs: &[PathBuf], config: &Path) -> bool {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let source = path.file_name() == config.file_name() || dirs.iter().any(|d| path.starts_with(d));
     source
         && !(path.starts_with(output)
@@ -350,7 +422,9 @@ fn relevant(path: &Path, output: &Path, dirs: &[PathBuf], config: &Path) -> bool
 
 fn rebuild(site: &mut Site, config_path: &Path, paths: &[PathBuf], shared: &Shared) {
     let only_items = site.config.items_dir.as_ref().is_some_and(|dir| {
-        paths.iter().all(|p| p.starts_with(dir) && content::is_item_file(p))
+        paths
+            .iter()
+            .all(|p| p.starts_with(dir) && content::is_item_file(p))
     });
     let result = if only_items {
         site.update_items(paths).map(|r| (r, false))
@@ -365,17 +439,28 @@ fn rebuild(site: &mut Site, config_path: &Path, paths: &[PathBuf], shared: &Shar
         Ok((report, full)) => {
             *shared.served.write().expect("lock poisoned") = Arc::new(served(site));
             let base = &site.config.base_path;
-            let changed: Vec<String> = if report.changes.written.len() + report.changes.removed.len() > 200 {
-                vec!["*".to_string()]
-            } else {
-                report.changes.written.iter().chain(&report.changes.removed).map(|p| url_of(base, p)).collect()
-            };
-            let _ = shared.live.send(serde_json::json!({ "changed": changed }).to_string());
+            let changed: Vec<String> =
+                if report.changes.written.len() + report.changes.removed.len() > 200 {
+                    vec!["*".to_string()]
+                } else {
+                    report
+                        .changes
+                        .written
+                        .iter()
+                        .chain(&report.changes.removed)
+                        .map(|p| url_of(base, p))
+                        .collect()
+                };
+            let _ = shared
+                .live
+                .send(serde_json::json!({ "changed": changed }).to_string());
             (shared.notify)(Event::Rebuilt { report, full });
         }
         Err(e) => {
             let text = e.to_string();
-            let _ = shared.live.send(serde_json::json!({ "error": text }).to_string());
+            let _ = shared
+                .live
+                .send(serde_json::json!({ "error": text }).to_string());
             (shared.notify)(Event::Failed(text));
         }
     }
@@ -396,16 +481,25 @@ mod tests {
     #[test]
     fn request_paths_stay_inside() {
         assert_eq!(request_path("/", "/").as_deref(), Some("index.html"));
-        assert_eq!(request_path("/items/a/", "/").as_deref(), Some("items/a/index.html"));
+        assert_eq!(
+            request_path("/items/a/", "/").as_deref(),
+            Some("items/a/index.html")
+        );
         assert_eq!(request_path("/sale.js", "/").as_deref(), Some("sale.js"));
-        assert_eq!(request_path("/items/%61/", "/").as_deref(), Some("items/a/index.html"));
+        assert_eq!(
+            request_path("/items/%61/", "/").as_deref(),
+            Some("items/a/index.html")
+        );
         assert_eq!(request_path("/../etc/passwd", "/"), None);
         assert_eq!(request_path("/%2e%2e/etc/passwd", "/"), None);
         assert_eq!(request_path("/items/%2E%2E/%2e%2e/x", "/"), None);
         assert_eq!(request_path("/a%00b", "/"), None);
         assert_eq!(request_path("/a%5c..%5cb", "/"), None);
         assert_eq!(request_path("/%ff", "/"), None);
-        assert_eq!(request_path("/shop", "/shop/").as_deref(), Some("index.html"));
+        assert_eq!(
+            request_path("/shop", "/shop/").as_deref(),
+            Some("index.html")
+        );
         assert_eq!(request_path("/other/", "/shop/"), None);
     }
 

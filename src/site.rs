@@ -26,7 +26,10 @@ pub enum Error {
     #[error(transparent)]
     Input(#[from] Diagnostics),
     #[error("{}: {error}", path.display())]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 impl From<Diagnostic> for Error {
@@ -36,7 +39,10 @@ impl From<Diagnostic> for Error {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |error| Error::Io { path: path.to_path_buf(), error }
+    move |error| Error::Io {
+        path: path.to_path_buf(),
+        error,
+    }
 }
 
 /// One output file to render.
@@ -102,7 +108,11 @@ impl Site {
 
     /// Every output of the sale.
     pub fn pages(&self) -> Vec<Page> {
-        let mut pages: Vec<Page> = self.assets.logical_paths().map(|p| Page::Asset(p.clone())).collect();
+        let mut pages: Vec<Page> = self
+            .assets
+            .logical_paths()
+            .map(|p| Page::Asset(p.clone()))
+            .collect();
         pages.push(Page::Toggle);
         pages.extend((1..=self.listing_pages()).map(Page::Listing));
         pages.extend((0..self.items.len()).map(Page::Item));
@@ -113,7 +123,11 @@ impl Site {
 
     pub fn path_of(&self, page: &Page) -> String {
         match page {
-            Page::Asset(p) => self.assets.get(p).map(|a| a.output.clone()).unwrap_or_default(),
+            Page::Asset(p) => self
+                .assets
+                .get(p)
+                .map(|a| a.output.clone())
+                .unwrap_or_default(),
             Page::Toggle => crate::headers::TOGGLE_PATH.to_string(),
             Page::Listing(n) => render::listing_path(*n),
             Page::Item(i) => self.items[*i].output_path(),
@@ -128,10 +142,17 @@ impl Site {
             Ok(self.templates.render(name, &ctx)?.into_bytes())
         };
         match page {
-            Page::Asset(p) => Ok(self.assets.get(p).map(|a| a.bytes.clone()).unwrap_or_default()),
-            Page::Toggle => Ok(Toggle::pending(&self.config.name, self.config.start.timestamp_millis())
-                .to_script()
-                .into_bytes()),
+            Page::Asset(p) => Ok(self
+                .assets
+                .get(p)
+                .map(|a| a.bytes.clone())
+                .unwrap_or_default()),
+            Page::Toggle => Ok(Toggle::pending(
+                &self.config.name,
+                self.config.start.timestamp_millis(),
+            )
+            .to_script()
+            .into_bytes()),
             Page::Listing(n) => {
                 let per = self.config.paginate;
                 let items: Vec<ItemSummary> = self
@@ -163,7 +184,10 @@ impl Site {
                 html("item.html", ctx)
             }
             Page::Ended => html("ended.html", self.context(&self.site_ctx.ended_url)),
-            Page::NotFound => html("404.html", self.context(&format!("{}404.html", self.config.base_path))),
+            Page::NotFound => html(
+                "404.html",
+                self.context(&format!("{}404.html", self.config.base_path)),
+            ),
         }
     }
 
@@ -181,7 +205,8 @@ impl Site {
             .map(|page| {
                 let bytes = self.render(page)?;
                 let path = self.path_of(page);
-                out.stage(&path, &bytes, &self.config.headers).map_err(io(&out.root().join(&path)))
+                out.stage(&path, &bytes, &self.config.headers)
+                    .map_err(io(&out.root().join(&path)))
             })
             .collect()
     }
@@ -200,7 +225,10 @@ impl Site {
         let out = Output::open(dir).map_err(io(dir))?;
         let pages = self.pages();
         let staged = self.stage(&out, &pages)?;
-        let manifest = Manifest::new(&self.config.name, staged.iter().map(|s| s.entry.clone()).collect());
+        let manifest = Manifest::new(
+            &self.config.name,
+            staged.iter().map(|s| s.entry.clone()).collect(),
+        );
         let changes = out.commit(staged, None, &manifest).map_err(io(dir))?;
         self.manifest = manifest;
         Ok(Report {
@@ -257,7 +285,10 @@ impl Site {
                 pages.push(Page::Item(idx));
                 let page_no = idx / self.config.paginate + 1;
                 let summary = ItemSummary::new(item, &self.config, &self.assets);
-                if !reordered && old_summaries.get(idx) != Some(&summary) && !pages.contains(&Page::Listing(page_no)) {
+                if !reordered
+                    && old_summaries.get(idx) != Some(&summary)
+                    && !pages.contains(&Page::Listing(page_no))
+                {
                     pages.push(Page::Listing(page_no));
                 }
             }
@@ -278,12 +309,16 @@ impl Site {
             .manifest
             .files
             .iter()
-            .filter(|e| !removed.contains(&e.path) && !staged.iter().any(|s| s.entry.path == e.path))
+            .filter(|e| {
+                !removed.contains(&e.path) && !staged.iter().any(|s| s.entry.path == e.path)
+            })
             .cloned()
             .collect();
         files.extend(staged.iter().map(|s| s.entry.clone()));
         let manifest = Manifest::new(&self.config.name, files);
-        let changes = out.commit(staged, Some(removed), &manifest).map_err(io(&dir))?;
+        let changes = out
+            .commit(staged, Some(removed), &manifest)
+            .map_err(io(&dir))?;
         self.manifest = manifest;
         Ok(Report {
             changes,

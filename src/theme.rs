@@ -10,7 +10,13 @@ use crate::config::{Config, DEFAULT_THEME};
 use crate::diag::{Diagnostic, Diagnostics};
 
 /// The templates every theme provides.
-pub const REQUIRED: &[&str] = &["base.html", "item.html", "index.html", "ended.html", "404.html"];
+pub const REQUIRED: &[&str] = &[
+    "base.html",
+    "item.html",
+    "index.html",
+    "ended.html",
+    "404.html",
+];
 
 macro_rules! builtin {
     ($($path:literal),* $(,)?) => {
@@ -84,7 +90,11 @@ impl Theme {
 
     fn add_static(&mut self, logical: String, bytes: Vec<u8>, origin: PathBuf) {
         self.statics.retain(|s| s.logical != logical);
-        self.statics.push(StaticSource { logical, bytes, origin });
+        self.statics.push(StaticSource {
+            logical,
+            bytes,
+            origin,
+        });
     }
 
     /// Templates are the `.html` and `.css` files at the top of a theme (or any
@@ -98,7 +108,8 @@ impl Theme {
             if rel.starts_with("static/") || !(rel.ends_with(".html") || rel.ends_with(".css")) {
                 continue;
             }
-            let bytes = std::fs::read(&entry).map_err(|e| Diagnostic::in_file(&entry, format!("cannot read template: {e}")))?;
+            let bytes = std::fs::read(&entry)
+                .map_err(|e| Diagnostic::in_file(&entry, format!("cannot read template: {e}")))?;
             let text = text(&bytes, &entry)?;
             self.add_template(rel, text, entry);
         }
@@ -110,7 +121,9 @@ impl Theme {
             return Ok(());
         }
         for entry in walk(dir, usize::MAX)? {
-            let bytes = std::fs::read(&entry).map_err(|e| Diagnostic::in_file(&entry, format!("cannot read static file: {e}")))?;
+            let bytes = std::fs::read(&entry).map_err(|e| {
+                Diagnostic::in_file(&entry, format!("cannot read static file: {e}"))
+            })?;
             self.add_static(relative(dir, &entry), bytes, entry);
         }
         Ok(())
@@ -128,9 +141,12 @@ impl Theme {
 
 fn text(bytes: &[u8], origin: &Path) -> Result<String, Diagnostics> {
     String::from_utf8(bytes.to_vec()).map_err(|e| {
-        Diagnostic::in_file(origin, format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()))
-            .with_help("save the file as UTF-8")
-            .into()
+        Diagnostic::in_file(
+            origin,
+            format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+        )
+        .with_help("save the file as UTF-8")
+        .into()
     })
 }
 
@@ -138,7 +154,9 @@ fn text(bytes: &[u8], origin: &Path) -> Result<String, Diagnostics> {
 /// when they stay inside `dir`.
 fn walk(dir: &Path, depth: usize) -> Result<Vec<PathBuf>, Diagnostics> {
     let mut out = Vec::new();
-    let root = dir.canonicalize().map_err(|e| Diagnostic::in_file(dir, e.to_string()))?;
+    let root = dir
+        .canonicalize()
+        .map_err(|e| Diagnostic::in_file(dir, e.to_string()))?;
     for entry in walkdir::WalkDir::new(dir)
         .max_depth(depth)
         .follow_links(true)
@@ -153,11 +171,17 @@ fn walk(dir: &Path, depth: usize) -> Result<Vec<PathBuf>, Diagnostics> {
         if !entry.file_type().is_file() {
             continue;
         }
-        let real = entry.path().canonicalize().map_err(|e| Diagnostic::in_file(entry.path(), e.to_string()))?;
+        let real = entry
+            .path()
+            .canonicalize()
+            .map_err(|e| Diagnostic::in_file(entry.path(), e.to_string()))?;
         if !real.starts_with(&root) {
-            return Err(Diagnostic::in_file(entry.path(), "is a link to a file outside its directory")
-                .with_help("copy the file in instead of linking to it")
-                .into());
+            return Err(Diagnostic::in_file(
+                entry.path(),
+                "is a link to a file outside its directory",
+            )
+            .with_help("copy the file in instead of linking to it")
+            .into());
         }
         out.push(entry.into_path());
     }

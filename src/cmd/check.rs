@@ -27,7 +27,8 @@ pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<()> {
     let mut site = Site::load(&g.config)?;
     let mut secrets = Secret::from_env();
     if let Some(path) = &a.key_file {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read the key file {}", path.display()))?;
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read the key file {}", path.display()))?;
         secrets.extend(Secret::new(format!("the key in {}", path.display()), bytes));
     }
     let report = check::check(&mut site, &secrets)?;
@@ -38,11 +39,17 @@ pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<()> {
         }
     }
     if let Some((page, size)) = &report.heaviest {
-        g.detail(format!("heaviest item page: {page}, {size} bytes gzip-compressed (budget {})", check::PAGE_BUDGET_GZIP));
+        g.detail(format!(
+            "heaviest item page: {page}, {size} bytes gzip-compressed (budget {})",
+            check::PAGE_BUDGET_GZIP
+        ));
     }
     let errors = report.errors();
     if errors > 0 {
-        anyhow::bail!("check found {errors} problem{}", if errors == 1 { "" } else { "s" });
+        anyhow::bail!(
+            "check found {errors} problem{}",
+            if errors == 1 { "" } else { "s" }
+        );
     }
     g.say(format!(
         "Checked `{}`: {} pages, {} items; heaviest item page {} bytes gzip (budget {}); sale.js {} bytes (budget {}); no secrets found.",

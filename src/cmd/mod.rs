@@ -15,7 +15,12 @@ mod serve;
 /// A sale is described in site.toml. Typical use: `flashsale new my-sale`,
 /// edit, `flashsale serve` to preview, `flashsale check`, then publish.
 #[derive(Parser, Debug)]
-#[command(name = "flashsale", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "flashsale",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -26,7 +31,13 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct Global {
     /// The sale's configuration file.
-    #[arg(long, short = 'c', global = true, value_name = "PATH", default_value = "site.toml")]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        value_name = "PATH",
+        default_value = "site.toml"
+    )]
     pub config: PathBuf,
     /// Print only errors.
     #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]

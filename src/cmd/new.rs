@@ -31,8 +31,14 @@ pub fn run(g: &Global, a: NewArgs) -> anyhow::Result<()> {
 
 /// A valid sale name from a directory name: lowercase, other characters as '-'.
 fn name_from(dir: &std::path::Path) -> String {
-    let raw = dir.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
-    let mut name: String = raw.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let raw = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let mut name: String = raw
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
     name = name.trim_matches('-').chars().take(40).collect();
     if name.is_empty() {
         "my-sale".into()

@@ -51,6 +51,10 @@ fn report(g: &Global, e: Event) {
             report.changes.removed.len()
         )),
         Event::Failed(msg) => eprintln!("error: {msg}\n(still serving the last good build)"),
-        Event::Request { method, path, status } => g.detail(format!("{status} {method} {path}")),
+        Event::Request {
+            method,
+            path,
+            status,
+        } => g.detail(format!("{status} {method} {path}")),
     }
 }

@@ -67,7 +67,8 @@
     if (state === 'ended') return;
     var delay, fetchNext = true;
     if (state === 'open') {
-      delay = 10000 + Math.random() * 20000; // watch for "ended" (sold out)
+      // Watch for "ended": sold out any time, and closed soon after the end.
+      delay = Math.min(10000 + Math.random() * 20000, Math.max(0, end - now()) + 500 + jitter);
     } else {
       var due = start - 2000 + jitter - now();
       if (due > 60000) { delay = 60000; fetchNext = false; }
