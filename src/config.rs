@@ -437,6 +437,18 @@ impl Config {
         })
     }
 
+    /// A path as this configuration writes it (`items/a.md`), given the
+    /// absolute path a file watcher reports; `None` if it is outside the sale.
+    pub fn local_path(&self, absolute: &Path) -> Option<PathBuf> {
+        let root = std::path::absolute(&self.root).ok()?;
+        let rel = absolute.strip_prefix(&root).ok()?;
+        Some(if self.root == Path::new(".") {
+            rel.to_path_buf()
+        } else {
+            self.root.join(rel)
+        })
+    }
+
     /// A diagnostic at a byte range of `site.toml`.
     pub fn diagnostic(
         &self,

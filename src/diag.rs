@@ -20,7 +20,7 @@ pub struct Diagnostic {
     /// What to write instead.
     pub help: Option<String>,
     /// The source line and the marked character range within it.
-    snippet: Option<(String, usize, usize)>,
+    snippet: Option<Box<(String, usize, usize)>>,
 }
 
 impl Diagnostic {
@@ -40,7 +40,7 @@ impl Diagnostic {
             column,
             message: message.into(),
             help: None,
-            snippet: Some((text, column, width)),
+            snippet: Some(Box::new((text, column, width))),
         }
     }
 
@@ -129,7 +129,9 @@ impl fmt::Display for Diagnostic {
         } else {
             write!(f, "{}: {}", self.file.display(), self.message)?;
         }
-        if let Some((text, column, width)) = &self.snippet {
+        if let Some(snippet) = &self.snippet {
+            let (text, column, width) = snippet.as_ref();
+
             let number = self.line.to_string();
             let pad = " ".repeat(number.len());
             write!(

@@ -173,7 +173,7 @@ mod tests {
         v.insert("cache-control".to_string(), "public, max-age=5".to_string());
         let r = HeaderRule::new("*.html", &v).unwrap();
         assert_eq!(
-            for_path("items/a/index.html", &[r.clone()])["Cache-Control"],
+            for_path("items/a/index.html", std::slice::from_ref(&r))["Cache-Control"],
             "public, max-age=5"
         );
         assert_eq!(for_path("sale.js", &[r])["Cache-Control"], NO_CACHE);

@@ -155,8 +155,7 @@ fn template_error(
     }
     let message = text
         .lines()
-        .filter(|l| !l.starts_with("Failed to render"))
-        .last()
+        .rfind(|l| !l.starts_with("Failed to render"))
         .unwrap_or(&text)
         .to_string();
     // Render errors name a variable or function; point at its first use.

@@ -10,7 +10,8 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -39,6 +40,8 @@ pub enum Event {
     Rebuilt {
         report: Report,
         full: bool,
+        /// The edited files (empty for the first build).
+        because: Vec<PathBuf>,
     },
     Failed(String),
     Request {
@@ -79,6 +82,8 @@ struct Served {
 struct Shared {
     served: RwLock<Arc<Served>>,
     live: broadcast::Sender<String>,
+    /// The last rebuild failed (open pages show its error).
+    failed: AtomicBool,
     notify: Notify,
 }
 
@@ -90,11 +95,16 @@ pub async fn run(
     let notify: Notify = Arc::new(notify);
     let mut site = Site::load(&opts.config)?;
     let report = site.build()?;
-    notify(Event::Rebuilt { report, full: true });
+    notify(Event::Rebuilt {
+        report,
+        full: true,
+        because: Vec::new(),
+    });
     let (live, _) = broadcast::channel(64);
     let shared = Arc::new(Shared {
         served: RwLock::new(Arc::new(served(&site))),
         live,
+        failed: AtomicBool::new(false),
         notify: notify.clone(),
     });
     let listener = TcpListener::bind(opts.addr)
@@ -107,11 +117,9 @@ pub async fn run(
         addr: opts.addr,
         error,
     })?;
-    let _watcher = if opts.watch {
-        Some(watch(site, opts.config.clone(), shared.clone())?)
-    } else {
-        None
-    };
+    if opts.watch {
+        watch(site, opts.config.clone(), shared.clone())?;
+    }
     notify(Event::Listening(addr));
     loop {
         let (stream, _) = match listener.accept().await {
@@ -356,45 +364,84 @@ fn live_stream(shared: &Shared) -> Response<Body> {
 }
 
 /// Watches the sale's sources on a thread of its own and rebuilds on change.
-fn watch(
-    site: Site,
-    config_path: PathBuf,
-    shared: Arc<Shared>,
-) -> Result<notify::RecommendedWatcher, Error> {
+fn watch(site: Site, config_path: PathBuf, shared: Arc<Shared>) -> Result<(), Error> {
     let (tx, rx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
-    let mut watcher = notify::recommended_watcher(tx)?;
-    let root = site.config.root.clone();
-    watcher.watch(&root, RecursiveMode::NonRecursive)?;
-    let mut dirs = vec![
-        root.join("templates"),
-        root.join("themes"),
-        root.join("static"),
-    ];
-    dirs.extend(site.config.items_dir.clone());
-    dirs.retain(|d| d.is_dir());
-    for dir in &dirs {
-        watcher.watch(dir, RecursiveMode::Recursive)?;
-    }
-    let site = Mutex::new(site);
+    let mut sources = Sources {
+        watcher: notify::recommended_watcher(tx)?,
+        watched: Vec::new(),
+    };
+    sources
+        .watcher
+        .watch(&site.config.root, RecursiveMode::NonRecursive)?;
+    sources.add_new(&site.config)?;
+    let mut site = site;
     std::thread::spawn(move || {
         while let Ok(first) = rx.recv() {
             let mut paths = event_paths(first);
-            // Editors write in bursts (temp file, rename, chmod): take the whole burst.
+            // Editors write in bursts (temp file, rename, chmod): wait for a quiet moment.
             while let Ok(more) = rx.recv_timeout(Duration::from_millis(8)) {
                 paths.extend(event_paths(more));
             }
-            let mut site = site.lock().expect("lock poisoned");
+            // The watcher reports absolute paths; the site knows them as configured.
+            let mut paths: Vec<PathBuf> = paths
+                .iter()
+                .filter_map(|p| site.config.local_path(p))
+                .collect();
             let output = site.config.output_dir.clone();
-            paths.retain(|p| relevant(p, &output, &dirs, &config_path));
+            paths.retain(|p| {
+                relevant(
+                    p,
+                    &output,
+                    &sources.watched,
+                    &config_path,
+                    site.config.items_dir.as_deref(),
+                )
+            });
+            // A source directory that did not exist before (a first template, say).
+            let created = sources.add_new(&site.config).unwrap_or_default();
+            paths.extend(created);
             paths.sort();
             paths.dedup();
             if paths.is_empty() {
                 continue;
             }
             rebuild(&mut site, &config_path, &paths, &shared);
+            let _ = sources.add_new(&site.config);
         }
     });
-    Ok(watcher)
+    Ok(())
+}
+
+/// The watcher and the source directories it watches recursively.
+struct Sources {
+    watcher: notify::RecommendedWatcher,
+    watched: Vec<PathBuf>,
+}
+
+impl Sources {
+    /// Starts watching source directories that exist now and were not watched;
+    /// returns them.
+    fn add_new(&mut self, config: &crate::config::Config) -> Result<Vec<PathBuf>, notify::Error> {
+        let root = &config.root;
+        let mut dirs = vec![
+            root.join("templates"),
+            root.join("themes"),
+            root.join("static"),
+        ];
+        dirs.extend(config.items_dir.clone());
+        let mut added = Vec::new();
+        for dir in dirs {
+            let dir = config
+                .local_path(&std::path::absolute(&dir).unwrap_or(dir.clone()))
+                .unwrap_or(dir);
+            if dir.is_dir() && !self.watched.contains(&dir) {
+                self.watcher.watch(&dir, RecursiveMode::Recursive)?;
+                self.watched.push(dir.clone());
+                added.push(dir);
+            }
+        }
+        Ok(added)
+    }
 }
 
 fn event_paths(e: notify::Result<notify::Event>) -> Vec<PathBuf> {
@@ -405,14 +452,23 @@ fn event_paths(e: notify::Result<notify::Event>) -> Vec<PathBuf> {
 }
 
 /// The configuration file and files in the source directories count; our own
-/// output and editors' swap and backup files do not.
-fn relevant(path: &Path, output: &Path, dirs: &[PathBuf], config: &Path) -> bool {
+/// output, editors' swap and backup files, and non-item files among the items
+/// (`sed -i` temporaries) do not.
+fn relevant(
+    path: &Path,
+    output: &Path,
+    dirs: &[PathBuf],
+    config: &Path,
+    items: Option<&Path>,
+) -> bool {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let source = path.file_name() == config.file_name() || dirs.iter().any(|d| path.starts_with(d));
+    let stray = items.is_some_and(|i| path.starts_with(i) && !content::is_item_file(path));
     source
+        && !stray
         && !(path.starts_with(output)
             || name.starts_with('.')
             || name.ends_with('~')
@@ -436,6 +492,11 @@ fn rebuild(site: &mut Site, config_path: &Path, paths: &[PathBuf], shared: &Shar
         })
     };
     match result {
+        // Nothing to reload, unless a page shows the last build's error.
+        Ok((report, _))
+            if report.changes.written.is_empty()
+                && report.changes.removed.is_empty()
+                && !shared.failed.load(Ordering::Relaxed) => {}
         Ok((report, full)) => {
             *shared.served.write().expect("lock poisoned") = Arc::new(served(site));
             let base = &site.config.base_path;
@@ -451,13 +512,19 @@ fn rebuild(site: &mut Site, config_path: &Path, paths: &[PathBuf], shared: &Shar
                         .map(|p| url_of(base, p))
                         .collect()
                 };
+            shared.failed.store(false, Ordering::Relaxed);
             let _ = shared
                 .live
                 .send(serde_json::json!({ "changed": changed }).to_string());
-            (shared.notify)(Event::Rebuilt { report, full });
+            (shared.notify)(Event::Rebuilt {
+                report,
+                full,
+                because: paths.to_vec(),
+            });
         }
         Err(e) => {
             let text = e.to_string();
+            shared.failed.store(true, Ordering::Relaxed);
             let _ = shared
                 .live
                 .send(serde_json::json!({ "error": text }).to_string());

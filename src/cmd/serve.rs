@@ -43,9 +43,27 @@ fn report(g: &Global, e: Event) {
     match e {
         // Printed even with --quiet: scripts read the address from here.
         Event::Listening(addr) => println!("Serving http://{addr}/ (Ctrl-C to stop)"),
-        Event::Rebuilt { report, full } => g.say(format!(
-            "{} in {} ms: {} written, {} removed",
+        Event::Rebuilt {
+            report,
+            full,
+            because,
+        } => g.say(format!(
+            "{}{} in {} ms: {} written, {} removed",
             if full { "Rebuilt" } else { "Updated" },
+            if because.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<String> = because
+                    .iter()
+                    .take(3)
+                    .map(|p| p.display().to_string())
+                    .collect();
+                format!(
+                    " ({}{})",
+                    names.join(", "),
+                    if because.len() > 3 { ", ..." } else { "" }
+                )
+            },
             report.elapsed.as_millis(),
             report.changes.written.len(),
             report.changes.removed.len()
