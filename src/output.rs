@@ -1,14 +1,19 @@
 //! Writing the output directory all-or-nothing, and only what changed.
 //!
-//! Files are first written to a staging directory inside the output; nothing
-//! visible changes until [`Output::commit`] renames them into place. A failed
-//! build drops the staging directory and leaves the previous output as it was.
-//! A file whose bytes are unchanged is not touched, so its mtime stays.
+//! Changed files are first written to a staging tree inside the output that
+//! mirrors its layout; nothing visible changes until [`Output::commit`] moves
+//! them into place. A failed build drops the staging tree and leaves the
+//! previous output as it was. A file whose bytes are unchanged is not touched,
+//! so its mtime stays.
+//!
+//! Commit moves a whole staged directory with one rename when its target does
+//! not exist yet (a first build is a handful of renames), and file by file
+//! otherwise. Staging in a mirrored tree also keeps parallel writers out of
+//! each other's way: ext4 serialises file creation per directory.
 
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -21,13 +26,13 @@ const STAGING: &str = ".flashsale-staging";
 #[derive(Debug)]
 pub struct Staged {
     pub entry: Entry,
-    /// The staged copy, or `None` when the file on disk already has these bytes.
-    tmp: Option<PathBuf>,
+    /// Whether new bytes were staged (else the file on disk already has them).
+    changed: bool,
 }
 
 impl Staged {
     pub fn changed(&self) -> bool {
-        self.tmp.is_some()
+        self.changed
     }
 }
 
@@ -43,12 +48,11 @@ pub struct Changes {
 pub struct Output {
     root: PathBuf,
     staging: PathBuf,
-    counter: AtomicUsize,
     committed: bool,
 }
 
 impl Output {
-    /// Prepares `root` (created if missing) with an empty staging directory.
+    /// Prepares `root` (created if missing) with an empty staging tree.
     pub fn open(root: &Path) -> io::Result<Output> {
         std::fs::create_dir_all(root)?;
         let staging = root.join(STAGING);
@@ -59,7 +63,6 @@ impl Output {
         Ok(Output {
             root: root.to_path_buf(),
             staging,
-            counter: AtomicUsize::new(0),
             committed: false,
         })
     }
@@ -85,15 +88,16 @@ impl Output {
             }
             _ => false,
         };
-        if same {
-            return Ok(Staged { entry, tmp: None });
+        if !same {
+            let staged = self.staging.join(path);
+            if let Some(parent) = staged.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&staged, bytes)?;
         }
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = self.staging.join(n.to_string());
-        std::fs::write(&tmp, bytes)?;
         Ok(Staged {
             entry,
-            tmp: Some(tmp),
+            changed: !same,
         })
     }
 
@@ -108,31 +112,32 @@ impl Output {
         let mut changes = Changes::default();
         // Without a manifest a half-done commit can never look complete.
         remove_if_exists(&self.root.join(manifest::FILE_NAME))?;
+        move_tree(&self.staging, &self.root)?;
         for s in staged {
-            match s.tmp {
-                Some(tmp) => {
-                    let target = self.root.join(&s.entry.path);
-                    if let Some(parent) = target.parent() {
-                        std::fs::create_dir_all(parent)?;
-                    }
-                    std::fs::rename(&tmp, &target)?;
-                    changes.written.push(s.entry.path);
-                }
-                None => changes.unchanged += 1,
+            if s.changed {
+                changes.written.push(s.entry.path);
+            } else {
+                changes.unchanged += 1;
             }
         }
-        match removed {
-            Some(paths) => {
-                for p in paths {
-                    if manifest.get(&p).is_none() && remove_if_exists(&self.root.join(&p))? {
-                        remove_empty_parents(&self.root, &self.root.join(&p));
-                        changes.removed.push(p);
-                    }
-                }
-            }
+        let doomed: Vec<String> = match removed {
+            Some(paths) => paths
+                .into_iter()
+                .filter(|p| manifest.get(p).is_none())
+                .collect(),
             None => {
                 let keep: HashSet<&str> = manifest.files.iter().map(|e| e.path.as_str()).collect();
-                changes.removed = self.remove_stale(&keep)?;
+                self.files()?
+                    .into_iter()
+                    .filter(|p| p != manifest::FILE_NAME && !keep.contains(p.as_str()))
+                    .collect()
+            }
+        };
+        for p in doomed {
+            let path = self.root.join(&p);
+            if remove_if_exists(&path)? {
+                remove_empty_parents(&self.root, &path);
+                changes.removed.push(p);
             }
         }
         write_atomically(
@@ -146,33 +151,24 @@ impl Output {
         Ok(changes)
     }
 
-    fn remove_stale(&self, keep: &HashSet<&str>) -> io::Result<Vec<String>> {
-        let mut removed = Vec::new();
-        let mut dirs = Vec::new();
+    /// Every file now in the output (outside the staging tree), `/`-separated.
+    fn files(&self) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
         for entry in walkdir::WalkDir::new(&self.root)
             .min_depth(1)
             .into_iter()
             .filter_entry(|e| e.file_name() != STAGING)
         {
             let entry = entry.map_err(io::Error::other)?;
-            let rel = entry
-                .path()
-                .strip_prefix(&self.root)
-                .expect("walk stays below root")
-                .to_string_lossy()
-                .replace('\\', "/");
-            if entry.file_type().is_dir() {
-                dirs.push(entry.into_path());
-            } else if rel != manifest::FILE_NAME && !keep.contains(rel.as_str()) {
-                std::fs::remove_file(entry.path())?;
-                removed.push(rel);
+            if !entry.file_type().is_dir() {
+                let rel = entry
+                    .path()
+                    .strip_prefix(&self.root)
+                    .expect("walk stays below root");
+                out.push(rel.to_string_lossy().replace('\\', "/"));
             }
         }
-        // Deepest first, so emptied parents go too.
-        for dir in dirs.iter().rev() {
-            let _ = std::fs::remove_dir(dir);
-        }
-        Ok(removed)
+        Ok(out)
     }
 }
 
@@ -182,6 +178,34 @@ impl Drop for Output {
             let _ = std::fs::remove_dir_all(&self.staging);
         }
     }
+}
+
+/// Moves everything under `from` to the same place under `to`: a directory
+/// whose target is missing goes over whole, otherwise entry by entry.
+fn move_tree(from: &Path, to: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let src_is_dir = entry.file_type()?.is_dir();
+        match std::fs::symlink_metadata(&dst) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::rename(&src, &dst)?,
+            Err(e) => return Err(e),
+            Ok(m) if src_is_dir && m.is_dir() => move_tree(&src, &dst)?,
+            Ok(m) => {
+                // A file where a directory was, or the reverse.
+                if m.is_dir() != src_is_dir {
+                    if m.is_dir() {
+                        std::fs::remove_dir_all(&dst)?;
+                    } else {
+                        std::fs::remove_file(&dst)?;
+                    }
+                }
+                std::fs::rename(&src, &dst)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn remove_if_exists(path: &Path) -> io::Result<bool> {

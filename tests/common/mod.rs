@@ -217,6 +217,7 @@ impl Server {
             }
         }
         let _ = child.kill();
+        let _ = child.wait();
         panic!("serve did not start: {seen:?}");
     }
 
