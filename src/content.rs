@@ -27,8 +27,8 @@ pub struct Item {
     pub stock: u32,
     /// A path under `static/`, or an absolute http(s) URL.
     pub image: Option<String>,
-    /// Markdown.
-    pub description: String,
+    /// Markdown; shared, so copying an item is cheap.
+    pub description: std::sync::Arc<str>,
 }
 
 impl Item {
@@ -351,7 +351,11 @@ fn check_item(
         original_price,
         stock: stock.clamp(0, u32::MAX as i64) as u32,
         image,
-        description: raw.description.map(|d| d.into_inner()).unwrap_or_default(),
+        description: raw
+            .description
+            .map(|d| d.into_inner())
+            .unwrap_or_default()
+            .into(),
     })
 }
 

@@ -83,6 +83,20 @@ impl Manifest {
         out
     }
 
+    /// Adds or replaces the entry for `entry.path`, keeping the order.
+    pub fn upsert(&mut self, entry: Entry) {
+        match self.files.binary_search_by(|e| e.path.cmp(&entry.path)) {
+            Ok(i) => self.files[i] = entry,
+            Err(i) => self.files.insert(i, entry),
+        }
+    }
+
+    pub fn remove(&mut self, path: &str) {
+        if let Ok(i) = self.files.binary_search_by(|e| e.path.as_str().cmp(path)) {
+            self.files.remove(i);
+        }
+    }
+
     pub fn get(&self, path: &str) -> Option<&Entry> {
         self.files
             .binary_search_by(|e| e.path.as_str().cmp(path))

@@ -5,7 +5,6 @@
 //! Only paths listed in the manifest are served, after percent-decoding and
 //! refusing `..`, and only from inside the output directory (symlinks included).
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::content;
-use crate::manifest::Entry;
+use crate::manifest::Manifest;
 use crate::site::{self, Report, Site};
 
 /// The live-reload event stream's path; never a path in the output.
@@ -76,7 +75,7 @@ type Notify = Arc<dyn Fn(Event) + Send + Sync>;
 struct Served {
     root: PathBuf,
     base_path: String,
-    files: HashMap<String, Entry>,
+    files: Manifest,
 }
 
 struct Shared {
@@ -154,12 +153,7 @@ fn served(site: &Site) -> Served {
     Served {
         root,
         base_path: site.config.base_path.clone(),
-        files: site
-            .manifest
-            .files
-            .iter()
-            .map(|e| (e.path.clone(), e.clone()))
-            .collect(),
+        files: site.manifest.clone(),
     }
 }
 
@@ -192,12 +186,12 @@ fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
     let Some(rel) = request_path(req.uri().path(), &served.base_path) else {
         return not_found(&served, head);
     };
-    if served.files.contains_key(&rel) {
+    if served.files.get(&rel).is_some() {
         return file(&served, &rel, StatusCode::OK, head);
     }
     // `/items/x` → `/items/x/`, as a static host with index documents does.
     let dir_index = format!("{rel}/index.html");
-    if !rel.is_empty() && !rel.ends_with("index.html") && served.files.contains_key(&dir_index) {
+    if !rel.is_empty() && !rel.ends_with("index.html") && served.files.get(&dir_index).is_some() {
         let mut r = plain(StatusCode::MOVED_PERMANENTLY, "");
         let location = format!("{}/", req.uri().path());
         if let Ok(v) = HeaderValue::from_str(&location) {
@@ -280,7 +274,7 @@ fn read_inside(root: &Path, rel: &str) -> Option<Vec<u8>> {
 }
 
 fn not_found(served: &Served, head: bool) -> Response<Body> {
-    if served.files.contains_key("404.html") {
+    if served.files.get("404.html").is_some() {
         file(served, "404.html", StatusCode::NOT_FOUND, head)
     } else {
         plain(StatusCode::NOT_FOUND, "not found\n")

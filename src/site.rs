@@ -13,7 +13,7 @@ use crate::assets::Assets;
 use crate::config::Config;
 use crate::content::{self, Item};
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::manifest::{Entry, Manifest};
+use crate::manifest::Manifest;
 use crate::output::{Changes, Output, Staged};
 use crate::render::{self, ItemSummary, Paginator, SiteContext, Templates};
 use crate::sale::Toggle;
@@ -244,82 +244,84 @@ impl Site {
     pub fn update_items(&mut self, files: &[PathBuf]) -> Result<Report, Error> {
         let started = Instant::now();
         let statics: HashSet<String> = self.assets.logical_paths().cloned().collect();
+        // Read every edited file first: a bad one changes nothing.
+        let mut fresh = Vec::with_capacity(files.len());
+        for file in files {
+            let item = match file.is_file() {
+                true => Some(content::load_file(&self.config, file, &statics)?),
+                false => None,
+            };
+            fresh.push((file, item));
+        }
+        // Cheap: descriptions are shared, not copied.
         let mut items = self.items.clone();
         let mut reordered = false;
-        let mut dirty_items: Vec<String> = Vec::new();
-        for file in files {
+        // Each edited item's SKU, with its listing summary before the edit.
+        let mut dirty: Vec<(String, Option<ItemSummary>)> = Vec::new();
+        let mut removed: Vec<String> = Vec::new();
+        for (file, item) in fresh {
             let pos = items.iter().position(|i| &i.file == file);
-            if file.is_file() {
-                let item = content::load_file(&self.config, file, &statics)?;
-                match pos {
-                    Some(p) => items[p] = item.clone(),
-                    None => {
-                        // File items follow inline ones, sorted by path: as a full build orders them.
-                        let at = items
-                            .iter()
-                            .position(|i| i.file != self.config.path && i.file > *file)
-                            .unwrap_or(items.len());
-                        items.insert(at, item.clone());
-                        reordered = true;
+            match (pos, item) {
+                (Some(p), Some(item)) => {
+                    let old = std::mem::replace(&mut items[p], item);
+                    if old.slug != items[p].slug {
+                        removed.push(old.output_path());
                     }
+                    let summary = ItemSummary::new(&old, &self.config, &self.assets);
+                    dirty.push((items[p].sku.clone(), Some(summary)));
                 }
-                dirty_items.push(item.sku);
-            } else if let Some(p) = pos {
-                items.remove(p);
-                reordered = true;
+                (None, Some(item)) => {
+                    // File items follow inline ones, sorted by path, as a full build orders them.
+                    let at = items
+                        .iter()
+                        .position(|i| i.file != self.config.path && i.file > *file)
+                        .unwrap_or(items.len());
+                    dirty.push((item.sku.clone(), None));
+                    items.insert(at, item);
+                    reordered = true;
+                }
+                (Some(p), None) => {
+                    removed.push(items.remove(p).output_path());
+                    reordered = true;
+                }
+                (None, None) => {}
             }
         }
         content::check_unique(&self.config, &items)?;
 
-        let old_summaries: Vec<ItemSummary> = self
-            .items
-            .iter()
-            .map(|i| ItemSummary::new(i, &self.config, &self.assets))
-            .collect();
-        let old_paths: HashSet<String> = self.items.iter().map(Item::output_path).collect();
         let old_listings = self.listing_pages();
         self.items = items;
         let mut pages: Vec<Page> = Vec::new();
-        for (idx, item) in self.items.iter().enumerate() {
-            if dirty_items.contains(&item.sku) {
-                pages.push(Page::Item(idx));
-                let page_no = idx / self.config.paginate + 1;
-                let summary = ItemSummary::new(item, &self.config, &self.assets);
-                if !reordered
-                    && old_summaries.get(idx) != Some(&summary)
-                    && !pages.contains(&Page::Listing(page_no))
-                {
-                    pages.push(Page::Listing(page_no));
-                }
+        for (sku, before) in &dirty {
+            let Some(idx) = self.items.iter().position(|i| &i.sku == sku) else {
+                continue;
+            };
+            pages.push(Page::Item(idx));
+            let listing = Page::Listing(idx / self.config.paginate + 1);
+            let now = ItemSummary::new(&self.items[idx], &self.config, &self.assets);
+            if !reordered && before.as_ref() != Some(&now) && !pages.contains(&listing) {
+                pages.push(listing);
             }
         }
         if reordered {
             pages.extend((1..=self.listing_pages()).map(Page::Listing));
         }
-        let mut removed: Vec<String> = old_paths
-            .difference(&self.items.iter().map(Item::output_path).collect())
-            .cloned()
-            .collect();
         removed.extend((self.listing_pages() + 1..=old_listings).map(render::listing_path));
 
         let dir = self.config.output_dir.clone();
         let out = Output::open(&dir).map_err(io(&dir))?;
         let staged = self.stage(&out, &pages)?;
-        let mut files: Vec<Entry> = self
-            .manifest
-            .files
-            .iter()
-            .filter(|e| {
-                !removed.contains(&e.path) && !staged.iter().any(|s| s.entry.path == e.path)
-            })
-            .cloned()
-            .collect();
-        files.extend(staged.iter().map(|s| s.entry.clone()));
-        let manifest = Manifest::new(&self.config.name, files);
+        for s in &staged {
+            self.manifest.upsert(s.entry.clone());
+        }
+        for p in &removed {
+            if !staged.iter().any(|s| &s.entry.path == p) {
+                self.manifest.remove(p);
+            }
+        }
         let changes = out
-            .commit(staged, Some(removed), &manifest)
+            .commit(staged, Some(removed), &self.manifest)
             .map_err(io(&dir))?;
-        self.manifest = manifest;
         Ok(Report {
             changes,
             items: self.items.len(),
