@@ -72,7 +72,7 @@ pub fn load(config: &Config, static_files: &HashSet<String>) -> Result<Vec<Item>
             }
         }
     }
-    if let Err(d) = check_unique(config, &items) {
+    if let Err(d) = check_unique(&items) {
         problems.0.extend(d.0);
     }
     problems.into_result(items)
@@ -369,7 +369,7 @@ pub fn valid_slug(slug: &str) -> bool {
 }
 
 /// SKUs and slugs must be unique across inline and file items.
-pub fn check_unique(_config: &Config, items: &[Item]) -> Result<(), Diagnostics> {
+pub fn check_unique(items: &[Item]) -> Result<(), Diagnostics> {
     let mut problems = Diagnostics::default();
     let mut skus: HashMap<&str, &Item> = HashMap::new();
     let mut slugs: HashMap<&str, &Item> = HashMap::new();

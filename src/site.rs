@@ -287,7 +287,7 @@ impl Site {
                 (None, None) => {}
             }
         }
-        content::check_unique(&self.config, &items)?;
+        content::check_unique(&items)?;
 
         let old_listings = self.listing_pages();
         self.items = items;

@@ -129,10 +129,6 @@ impl Theme {
         Ok(())
     }
 
-    pub fn template(&self, name: &str) -> Option<&TemplateSource> {
-        self.templates.iter().find(|t| t.name == name)
-    }
-
     /// Every file a theme is made of, as files a new site can start from.
     pub fn builtin_files() -> impl Iterator<Item = (&'static str, &'static [u8])> {
         BUILTIN.iter().copied()

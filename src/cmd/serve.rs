@@ -33,7 +33,11 @@ pub fn run(g: &Global, a: ServeArgs) -> anyhow::Result<()> {
     };
     rt.block_on(async move {
         tokio::select! {
-            r = serve::run(opts, move |e| report(&g2, e)) => r.map_err(anyhow::Error::from),
+            r = serve::run(opts, move |e| report(&g2, e)) => r.map_err(|e| match e {
+                serve::Error::Listen { .. } => anyhow::anyhow!("{e}\n  = help: another program uses that port; pick another with --port, or --port 0 for any free one"),
+                e => e.into(),
+            }),
+
             _ = tokio::signal::ctrl_c() => Ok(()),
         }
     })
