@@ -36,6 +36,17 @@ const SITE_KEYS: &[(&str, &str)] = &[
     ("gate", "[gate]\nurl = \"https://gate.example.com\""),
     ("headers", "[[headers]]"),
     ("items", "[[items]]"),
+    ("publish", "[publish]\nbucket = \"my-sale-bucket\""),
+];
+
+const PUBLISH_KEYS: &[(&str, &str)] = &[
+    ("bucket", "bucket = \"my-sale-bucket\""),
+    ("prefix", "prefix = \"winter/\""),
+    ("region", "region = \"eu-central-1\""),
+    ("endpoint", "endpoint = \"https://s3.example.com\""),
+    ("distribution_id", "distribution_id = \"E2QWRUHAPOMQZL\""),
+    ("max_deletes", "max_deletes = 256"),
+    ("max_invalidation_paths", "max_invalidation_paths = 20"),
 ];
 
 const GATE_KEYS: &[(&str, &str)] = &[("url", "url = \"https://gate.example.com\"")];
@@ -83,6 +94,8 @@ pub struct Config {
     pub output_dir: PathBuf,
     pub items_dir: Option<PathBuf>,
     pub gate: GateConfig,
+    /// Where `publish` puts the sale; `None` when the section is absent.
+    pub publish: Option<PublishConfig>,
     pub headers: Vec<HeaderRule>,
     pub inline_items: Vec<RawItem>,
 }
@@ -108,10 +121,38 @@ struct RawSite {
     output_dir: Option<Spanned<String>>,
     items_dir: Option<Spanned<String>>,
     gate: Spanned<RawGate>,
+    publish: Option<Spanned<RawPublish>>,
     #[serde(default)]
     headers: Vec<Spanned<RawHeaderRule>>,
     #[serde(default)]
     items: Vec<RawItem>,
+}
+
+/// `[publish]`: an S3 bucket (or S3-compatible store) and optionally CloudFront.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishConfig {
+    pub bucket: String,
+    /// Key prefix inside the bucket: empty, or ending with `/`.
+    pub prefix: String,
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub distribution_id: Option<String>,
+    /// More deletions than this refuse without `--force`.
+    pub max_deletes: usize,
+    /// More CDN paths than this are collapsed into wildcards.
+    pub max_invalidation_paths: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPublish {
+    bucket: Spanned<String>,
+    prefix: Option<Spanned<String>>,
+    region: Option<String>,
+    endpoint: Option<Spanned<String>>,
+    distribution_id: Option<String>,
+    max_deletes: Option<Spanned<i64>>,
+    max_invalidation_paths: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -399,6 +440,65 @@ impl Config {
             );
         }
 
+        let publish = raw.publish.as_ref().map(|p| {
+            let p = p.get_ref();
+            let bucket = p.bucket.get_ref().trim().to_string();
+            // S3's bucket naming rules, in short.
+            let bucket_ok = (3..=63).contains(&bucket.len())
+                && bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+                && bucket.as_bytes()[0].is_ascii_alphanumeric();
+            if !bucket_ok {
+                problems.push(
+                    at(p.bucket.span(), format!("`{bucket}` is not an S3 bucket name"))
+                        .with_help("bucket names are 3 to 63 lowercase letters, digits, '-' and '.', e.g. `bucket = \"winter-sale-2026\"`"),
+                );
+            }
+            let prefix = p.prefix.as_ref().map_or(String::new(), |s| {
+                let v = s.get_ref().trim().trim_start_matches('/');
+                if v.contains("..") || v.contains('\\') {
+                    problems.push(
+                        at(s.span(), format!("`{v}` cannot be a key prefix"))
+                            .with_help("write a plain path such as `prefix = \"winter/\"`, or remove it"),
+                    );
+                }
+                match v {
+                    "" => String::new(),
+                    v if v.ends_with('/') => v.to_string(),
+                    v => format!("{v}/"),
+                }
+            });
+            if let Some(e) = &p.endpoint {
+                if url_path(e.get_ref()).is_none() {
+                    problems.push(
+                        at(e.span(), format!("`{}` is not an http(s) URL", e.get_ref()))
+                            .with_help("write the S3 endpoint, e.g. `endpoint = \"https://s3.example.com\"`, or remove it for AWS"),
+                    );
+                }
+            }
+            let mut count = |v: &Option<Spanned<i64>>, default: usize, key: &str| match v {
+                None => default,
+                Some(n) if *n.get_ref() >= 1 => *n.get_ref() as usize,
+                Some(n) => {
+                    problems.push(
+                        at(n.span(), format!("`{key} = {}` must be at least 1", n.get_ref()))
+                            .with_help(format!("e.g. `{key} = {default}`")),
+                    );
+                    default
+                }
+            };
+            PublishConfig {
+                bucket,
+                prefix,
+                region: p.region.clone(),
+                endpoint: p.endpoint.as_ref().map(|e| e.get_ref().trim_end_matches('/').to_string()),
+                distribution_id: p.distribution_id.clone(),
+                max_deletes: count(&p.max_deletes, 256, "max_deletes"),
+                max_invalidation_paths: count(&p.max_invalidation_paths, 20, "max_invalidation_paths"),
+            }
+        });
+
         let mut headers = Vec::new();
         for rule in &raw.headers {
             let r = rule.get_ref();
@@ -431,6 +531,8 @@ impl Config {
             output_dir,
             items_dir,
             gate: GateConfig { url: gate_url },
+            publish,
+
             headers,
             inline_items: raw.items,
             source,
@@ -471,6 +573,7 @@ fn keys_for_error(source: &str, e: &toml::de::Error) -> &'static [(&'static str,
         Some(h) if h.starts_with("[[items]]") => ITEM_KEYS,
         Some(h) if h.starts_with("[[headers]]") => HEADER_KEYS,
         Some(h) if h.starts_with("[gate]") => GATE_KEYS,
+        Some(h) if h.starts_with("[publish]") => PUBLISH_KEYS,
         _ => SITE_KEYS,
     }
 }

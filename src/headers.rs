@@ -22,7 +22,6 @@ const SETTABLE: &[&str] = &[
     "Content-Type",
     "Content-Language",
     "Content-Disposition",
-    "Expires",
 ];
 
 /// What kind of output a file is; decides default headers and upload order.

@@ -13,6 +13,7 @@ pub mod headers;
 pub mod manifest;
 pub mod money;
 pub mod output;
+pub mod publish;
 pub mod render;
 pub mod sale;
 pub mod scaffold;

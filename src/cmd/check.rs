@@ -4,8 +4,11 @@ use anyhow::Context;
 use clap::Args;
 
 use flashsale::check::{self, Secret, Severity};
+use flashsale::config::Config;
+use flashsale::publish::s3::{self, CloudFront};
 use flashsale::site::Site;
 
+use super::publish::AwsArgs;
 use super::Global;
 
 /// Check the sale before it goes live: configuration and items, templates,
@@ -14,13 +17,20 @@ use super::Global;
 /// AWS credentials) appears in what would be published.
 ///
 /// Builds into a scratch directory; the output directory is only read.
-/// Exits 1 when there is an error; warnings alone pass.
+/// With --remote, also reads the CloudFront distribution's cache behaviour for
+/// sale.js. Exits 1 when there is an error; warnings alone pass.
 #[derive(Args, Debug)]
 pub struct CheckArgs {
     /// The gate's key file, so its contents are searched for too
     /// (the value of $FLASHSALE_GATE_KEY and AWS variables always are).
     #[arg(long, value_name = "PATH")]
     pub key_file: Option<PathBuf>,
+    /// Also check the CloudFront distribution of [publish]: a minimum TTL above
+    /// 0 for sale.js would make the buy button switch on late.
+    #[arg(long)]
+    pub remote: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<()> {
@@ -44,6 +54,9 @@ pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<()> {
             check::PAGE_BUDGET_GZIP
         ));
     }
+    if a.remote {
+        check_remote(g, &site.config, &a.aws)?;
+    }
     let errors = report.errors();
     if errors > 0 {
         anyhow::bail!(
@@ -61,5 +74,33 @@ pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<()> {
         report.toggle_bytes,
         flashsale::sale::MAX_TOGGLE_BYTES,
     ));
+    Ok(())
+}
+
+/// Warns when CloudFront would cache the toggle despite its `no-cache`.
+fn check_remote(g: &Global, config: &Config, aws: &AwsArgs) -> anyhow::Result<()> {
+    let Some(publish) = &config.publish else {
+        anyhow::bail!(
+            "{}: --remote needs a [publish] section with `distribution_id`",
+            config.path.display()
+        );
+    };
+    let Some(id) = &publish.distribution_id else {
+        eprintln!("warning: {}: no `distribution_id` in [publish]; nothing to check remotely (without a CDN every visitor's poll reaches the bucket)", config.path.display());
+        return Ok(());
+    };
+    let toggle = format!("{}sale.js", config.base_path);
+    let rt = tokio::runtime::Runtime::new()?;
+    let (behaviour, ttl) = rt.block_on(async {
+        let shared = s3::load(publish, &aws.flags()).await?;
+        CloudFront::new(&shared, id).min_ttl_for(&toggle).await
+    })?;
+    if ttl > 0 {
+        eprintln!(
+            "warning: CloudFront distribution {id}: {behaviour} serves {toggle} with a minimum TTL of {ttl} s, so edges may keep the old toggle that long despite its no-cache header and the buy button would switch on late; give {toggle} a cache behaviour whose cache policy has MinTTL 0 (e.g. the managed CachingDisabled policy)"
+        );
+    } else {
+        g.say(format!("CloudFront distribution {id}: {behaviour} has minimum TTL 0 for {toggle}: the toggle's no-cache is honoured."));
+    }
     Ok(())
 }

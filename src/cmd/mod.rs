@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 mod build;
 mod check;
 mod new;
+pub mod publish;
 mod serve;
 
 /// Run e-commerce flash sales: static item pages on a CDN, a tiny toggle
@@ -69,6 +70,7 @@ pub enum Command {
     Build(build::BuildArgs),
     Check(check::CheckArgs),
     Serve(serve::ServeArgs),
+    Publish(publish::PublishArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -77,5 +79,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Build(a) => build::run(&cli.global, a),
         Command::Check(a) => check::run(&cli.global, a),
         Command::Serve(a) => serve::run(&cli.global, a),
+        Command::Publish(a) => publish::run(&cli.global, a),
     }
 }

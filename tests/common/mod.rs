@@ -2,6 +2,7 @@
 //! temporary directories, run `serve` in the background.
 #![allow(dead_code)]
 
+pub mod moto;
 pub mod webdriver;
 
 use std::collections::BTreeMap;

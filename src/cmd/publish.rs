@@ -1,0 +1,350 @@
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::Args;
+
+use flashsale::config::Config;
+use flashsale::publish::cdn::Cdn;
+use flashsale::publish::remote::{DirRemote, DryRun, DryRunCdn, Remote};
+use flashsale::publish::s3::{self, AwsFlags, CloudFront, S3Remote};
+use flashsale::publish::{self, Outcome, Progress};
+
+use super::Global;
+
+/// Upload the built sale (public/) to S3 and invalidate CloudFront for what changed.
+///
+/// Compares by content and header hashes against a state object kept in the
+/// bucket, so an unchanged file is never re-uploaded and a header-only change
+/// is a server-side copy. Uploads fingerprinted assets first, then pages, then
+/// sale.js (only if the bucket has none: `open`/`close` own a live toggle),
+/// deletions last and only with --prune. Safe to interrupt: a re-run converges.
+/// Credentials come from the standard AWS chain (environment, profile, SSO,
+/// instance role). Run `flashsale build` first.
+#[derive(Args, Debug)]
+pub struct PublishArgs {
+    /// Where to publish: `s3` (the [publish] section) or `dir:PATH` (a local
+    /// directory with a headers sidecar, for previews and tests).
+    #[arg(long, default_value = "s3", value_name = "TARGET")]
+    pub target: String,
+    /// Print the plan; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the plan or the result as JSON (for CI).
+    #[arg(long)]
+    pub json: bool,
+    /// Delete remote objects that are no longer built (old assets included).
+    #[arg(long)]
+    pub prune: bool,
+    /// Allow more deletions than max_deletes.
+    #[arg(long)]
+    pub force: bool,
+    /// Wait until the CloudFront invalidation has completed.
+    #[arg(long)]
+    pub wait: bool,
+    /// Longest wait with --wait, e.g. 15m, 90s.
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    pub wait_timeout: Duration,
+    /// Uploads in flight at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// AWS overrides, shared by the commands that talk to S3 and CloudFront.
+#[derive(Args, Debug, Clone)]
+pub struct AwsArgs {
+    /// AWS profile (from ~/.aws/config) to take credentials and region from.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// AWS region (overrides [publish] region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// S3 endpoint (overrides [publish] endpoint): S3-compatible stores, local servers.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
+impl AwsArgs {
+    pub fn flags(&self) -> AwsFlags {
+        AwsFlags {
+            profile: self.profile.clone(),
+            region: self.region.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+        }
+    }
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration; write e.g. 90s, 15m or 2h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "ms" => return Ok(Duration::from_millis(n)),
+        _ => return Err(format!("`{s}`: unknown unit `{unit}`; use ms, s, m or h")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+pub fn run(g: &Global, a: PublishArgs) -> anyhow::Result<()> {
+    let config = Config::load(&g.config)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(publish_async(g, &config, &a))
+}
+
+async fn publish_async(g: &Global, config: &Config, a: &PublishArgs) -> anyhow::Result<()> {
+    let publish_cfg = config.publish.clone();
+    let opts = publish::Options {
+        prune: a.prune,
+        force: a.force,
+        concurrency: a.concurrency as usize,
+        wait: a.wait.then_some(a.wait_timeout),
+        max_deletes: publish_cfg.as_ref().map_or(256, |p| p.max_deletes),
+        max_invalidation_paths: publish_cfg
+            .as_ref()
+            .map_or(20, |p| p.max_invalidation_paths),
+        base_path: config.base_path.clone(),
+    };
+    let out = config.output_dir.clone();
+    if let Some(dir) = a.target.strip_prefix("dir:") {
+        let remote = DirRemote::new(&PathBuf::from(dir));
+        return go(g, config, a, &opts, &out, remote, None::<CloudFront>).await;
+    }
+    if a.target != "s3" {
+        bail!(
+            "unknown --target `{}`: use `s3` (the [publish] section of {}) or `dir:PATH`",
+            a.target,
+            config.path.display()
+        );
+    }
+    let Some(cfg) = publish_cfg else {
+        bail!(
+            "{}: no [publish] section; add one, e.g.\n\n[publish]\nbucket = \"my-sale-bucket\"\nregion = \"eu-central-1\"\ndistribution_id = \"E2QWRUHAPOMQZL\"   # optional, CloudFront",
+            config.path.display()
+        );
+    };
+    let shared = s3::load(&cfg, &a.aws.flags()).await?;
+    let remote = S3Remote::new(&shared, &cfg);
+    let cdn = cfg
+        .distribution_id
+        .as_deref()
+        .map(|id| CloudFront::new(&shared, id));
+    go(g, config, a, &opts, &out, remote, cdn).await
+}
+
+async fn go<R: Remote, C: Cdn>(
+    g: &Global,
+    config: &Config,
+    a: &PublishArgs,
+    opts: &publish::Options,
+    out: &std::path::Path,
+    remote: R,
+    cdn: Option<C>,
+) -> anyhow::Result<()> {
+    let progress = Lines::new(g, a.json);
+    if a.dry_run {
+        let remote = DryRun::new(remote);
+        let cdn = cdn.map(DryRunCdn);
+        let outcome = publish::publish(out, &remote, cdn.as_ref(), opts, &progress).await?;
+        return report(g, config, a, &outcome, true);
+    }
+    if !a.json {
+        g.say(format!(
+            "Publishing `{}` from {} to {}{}",
+            config.name,
+            out.display(),
+            remote.describe(),
+            cdn.as_ref()
+                .map_or(String::new(), |c| format!(" ({})", c.describe()))
+        ));
+    }
+    let outcome = publish::publish(out, &remote, cdn.as_ref(), opts, &progress).await?;
+
+    report(g, config, a, &outcome, false)
+}
+
+fn report(
+    g: &Global,
+    config: &Config,
+    a: &PublishArgs,
+    o: &Outcome,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    if a.json {
+        let mut v = serde_json::to_value(o)?;
+        v["dry_run"] = serde_json::Value::Bool(dry_run);
+        v["sale"] = serde_json::Value::String(config.name.clone());
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let verb = |done: &str, would: &str| {
+        if dry_run {
+            would.to_string()
+        } else {
+            done.to_string()
+        }
+    };
+    if dry_run {
+        g.say(format!("Plan for {} (dry run: nothing written)", o.target));
+        let show = |label: &str, keys: &[String]| {
+            for k in keys.iter().take(50) {
+                g.say(format!("  {label} {k}"));
+            }
+            if keys.len() > 50 {
+                g.say(format!("  ... and {} more", keys.len() - 50));
+            }
+        };
+        show("upload ", &o.uploaded);
+        show("headers", &o.headers_updated);
+        show("delete ", &o.deleted);
+    } else {
+        for k in &o.uploaded {
+            g.detail(format!("  uploaded {k}"));
+        }
+        for k in &o.headers_updated {
+            g.detail(format!("  headers  {k}"));
+        }
+        for k in &o.deleted {
+            g.detail(format!("  deleted  {k}"));
+        }
+    }
+    g.say(format!(
+        "  {} {}, {} {}, {} {}, {} unchanged",
+        o.uploaded.len(),
+        verb("uploaded", "to upload"),
+        o.headers_updated.len(),
+        verb("with new headers", "to get new headers"),
+        o.deleted.len(),
+        verb("deleted", "to delete"),
+        o.unchanged
+    ));
+    if !o.stale_kept.is_empty() {
+        g.say(format!(
+            "  {} no longer built but kept (cached pages may still use old assets); --prune deletes them",
+            o.stale_kept.len()
+        ));
+    }
+    if o.toggle == "kept" {
+        g.say("  sale.js: the bucket has one already; left alone (`flashsale open`/`close` own the live toggle)");
+    }
+    match &o.invalidation {
+        Some(inv) => g.say(format!(
+            "  {} {} path{}: {}{}",
+            verb(&format!("invalidation {}", inv.id), "would invalidate"),
+            if dry_run { "" } else { "for" },
+            if inv.paths.len() == 1 { "" } else { "s" },
+            inv.paths.join(" "),
+            match inv.completed {
+                Some(true) => " (completed)",
+                _ if dry_run => "",
+                _ => " (in progress; --wait waits for it)",
+            }
+        )),
+        None if !o.not_invalidated.is_empty() => g.say(format!(
+            "  no CloudFront distribution configured (distribution_id in [publish]): nothing invalidated; changed paths: {}",
+            o.not_invalidated.join(" ")
+        )),
+        None => {}
+    }
+    g.say(format!(
+        "  {} requests in {:.1} s",
+        o.requests.total,
+        o.elapsed_ms as f64 / 1000.0
+    ));
+    Ok(())
+}
+
+/// A progress bar on a terminal, a few plain lines otherwise, nothing with -q or --json.
+struct Lines {
+    quiet: bool,
+    bar: Mutex<Option<indicatif::ProgressBar>>,
+    plain: Mutex<(String, usize)>,
+    done: AtomicUsize,
+}
+
+impl Lines {
+    fn new(g: &Global, json: bool) -> Lines {
+        Lines {
+            quiet: g.quiet || json,
+            bar: Mutex::new(None),
+            plain: Mutex::new((String::new(), 0)),
+            done: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Progress for Lines {
+    fn phase(&self, name: &str, total: usize) {
+        if self.quiet {
+            return;
+        }
+        self.finish();
+        self.done.store(0, Ordering::Relaxed);
+        if std::io::stderr().is_terminal() {
+            let bar = if total == 0 {
+                let b = indicatif::ProgressBar::new_spinner();
+                b.enable_steady_tick(Duration::from_millis(120));
+                b
+            } else {
+                indicatif::ProgressBar::new(total as u64)
+            };
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "  {spinner} {msg:<28} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_message(name.to_string());
+            *self.bar.lock().expect("lock") = Some(bar);
+        } else {
+            eprintln!(
+                "  {name}{}",
+                if total > 0 {
+                    format!(": {total}")
+                } else {
+                    String::new()
+                }
+            );
+            *self.plain.lock().expect("lock") = (name.to_string(), total);
+        }
+    }
+
+    fn done(&self, _key: &str) {
+        if self.quiet {
+            return;
+        }
+        let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(bar) = self.bar.lock().expect("lock").as_ref() {
+            bar.set_position(n as u64);
+            return;
+        }
+        // About ten lines per phase in logs.
+        let (name, total) = self.plain.lock().expect("lock").clone();
+        if total >= 20 && n % (total / 10).max(1) == 0 && n < total {
+            eprintln!("  {name}: {n}/{total}");
+        }
+    }
+
+    fn note(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("  {message}");
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.bar.lock().expect("lock").take() {
+            bar.finish_and_clear();
+        }
+    }
+}
