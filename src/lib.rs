@@ -6,6 +6,7 @@
 
 pub mod assets;
 pub mod check;
+pub mod client;
 pub mod config;
 pub mod content;
 pub mod diag;
@@ -19,4 +20,5 @@ pub mod sale;
 pub mod scaffold;
 pub mod serve;
 pub mod site;
+pub mod switch;
 pub mod theme;

@@ -6,9 +6,14 @@ use clap::{Args, Parser, Subcommand};
 
 mod build;
 mod check;
+mod close;
+mod keygen;
 mod new;
+mod open;
 pub mod publish;
 mod serve;
+mod status;
+mod switching;
 
 /// Run e-commerce flash sales: static item pages on a CDN, a tiny toggle
 /// script that switches the buy button on at the start, and order gates.
@@ -71,6 +76,10 @@ pub enum Command {
     Check(check::CheckArgs),
     Serve(serve::ServeArgs),
     Publish(publish::PublishArgs),
+    Keygen(keygen::KeygenArgs),
+    Open(open::OpenArgs),
+    Close(close::CloseArgs),
+    Status(status::StatusArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -80,5 +89,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(a) => check::run(&cli.global, a),
         Command::Serve(a) => serve::run(&cli.global, a),
         Command::Publish(a) => publish::run(&cli.global, a),
+        Command::Keygen(a) => keygen::run(&cli.global, a),
+        Command::Open(a) => open::run(&cli.global, a),
+        Command::Close(a) => close::run(&cli.global, a),
+        Command::Status(a) => status::run(&cli.global, a),
     }
 }

@@ -1,17 +1,15 @@
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::bail;
 use clap::Args;
 
 use flashsale::config::Config;
 use flashsale::publish::cdn::Cdn;
-use flashsale::publish::remote::{DirRemote, DryRun, DryRunCdn, Remote};
-use flashsale::publish::s3::{self, AwsFlags, CloudFront, S3Remote};
-use flashsale::publish::{self, Outcome, Progress};
+use flashsale::publish::remote::{DryRun, DryRunCdn, Remote};
+use flashsale::publish::s3::AwsFlags;
+use flashsale::publish::{self, Outcome, Progress, Target};
 
 use super::Global;
 
@@ -115,31 +113,8 @@ async fn publish_async(g: &Global, config: &Config, a: &PublishArgs) -> anyhow::
             .map_or(20, |p| p.max_invalidation_paths),
         base_path: config.base_path.clone(),
     };
-    let out = config.output_dir.clone();
-    if let Some(dir) = a.target.strip_prefix("dir:") {
-        let remote = DirRemote::new(&PathBuf::from(dir));
-        return go(g, config, a, &opts, &out, remote, None::<CloudFront>).await;
-    }
-    if a.target != "s3" {
-        bail!(
-            "unknown --target `{}`: use `s3` (the [publish] section of {}) or `dir:PATH`",
-            a.target,
-            config.path.display()
-        );
-    }
-    let Some(cfg) = publish_cfg else {
-        bail!(
-            "{}: no [publish] section; add one, e.g.\n\n[publish]\nbucket = \"my-sale-bucket\"\nregion = \"eu-central-1\"\ndistribution_id = \"E2QWRUHAPOMQZL\"   # optional, CloudFront",
-            config.path.display()
-        );
-    };
-    let shared = s3::load(&cfg, &a.aws.flags()).await?;
-    let remote = S3Remote::new(&shared, &cfg);
-    let cdn = cfg
-        .distribution_id
-        .as_deref()
-        .map(|id| CloudFront::new(&shared, id));
-    go(g, config, a, &opts, &out, remote, cdn).await
+    let (remote, cdn) = Target::connect(config, &a.target, &a.aws.flags()).await?;
+    go(g, config, a, &opts, &config.output_dir, remote, cdn).await
 }
 
 async fn go<R: Remote, C: Cdn>(

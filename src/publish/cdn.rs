@@ -17,6 +17,9 @@ pub trait Cdn {
     ) -> impl Future<Output = Result<String, RemoteError>>;
     /// `true` once the invalidation has completed at every edge.
     fn completed(&self, id: &str) -> impl Future<Output = Result<bool, RemoteError>>;
+    /// One cheap request: checks the distribution exists and opens a connection.
+    fn warm(&self) -> impl Future<Output = Result<(), RemoteError>>;
+
     fn describe(&self) -> String;
 }
 

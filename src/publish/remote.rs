@@ -329,6 +329,10 @@ impl<C: super::cdn::Cdn> super::cdn::Cdn for DryRunCdn<C> {
         Ok(true)
     }
 
+    async fn warm(&self) -> Result<(), RemoteError> {
+        self.0.warm().await
+    }
+
     fn describe(&self) -> String {
         format!("{} (dry run)", self.0.describe())
     }

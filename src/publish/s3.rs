@@ -494,6 +494,16 @@ impl Cdn for CloudFront {
             .is_some_and(|i| i.status().eq_ignore_ascii_case("completed")))
     }
 
+    async fn warm(&self) -> Result<(), RemoteError> {
+        self.client
+            .get_distribution()
+            .id(&self.id)
+            .send()
+            .await
+            .map_err(|e| describe("GetDistribution", &self.describe(), &e))?;
+        Ok(())
+    }
+
     fn describe(&self) -> String {
         format!("CloudFront distribution {}", self.id)
     }

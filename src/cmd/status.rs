@@ -1,0 +1,183 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::Utc;
+use clap::Args;
+use serde_json::json;
+
+use flashsale::config::Config;
+use flashsale::publish::remote::Remote;
+use flashsale::publish::Target;
+use flashsale::sale::{self, GateKey, State, Toggle};
+use flashsale::switch::{self, Live};
+
+use super::publish::AwsArgs;
+use super::switching::words;
+use super::Global;
+
+/// Where the sale stands: its phase by the clock, the live sale.js as the
+/// bucket has it, and as the CDN serves it at base_url (if it answers).
+///
+/// With a key (--key-file or $FLASHSALE_GATE_KEY) it also says whether the
+/// live order URL verifies.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// `s3` (the [publish] section) or `dir:PATH`.
+    #[arg(long, default_value = "s3", value_name = "TARGET")]
+    pub target: String,
+    /// The gate key, to verify the live order URL.
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+    /// Do not ask the CDN (base_url).
+    #[arg(long)]
+    pub no_cdn: bool,
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+pub fn run(g: &Global, a: StatusArgs) -> anyhow::Result<()> {
+    let config = Config::load(&g.config)?;
+    let now = Utc::now().timestamp_millis();
+    let (start, end) = (
+        config.start.timestamp_millis(),
+        config.end.timestamp_millis(),
+    );
+    let (phase, when) = if now < start {
+        (
+            "pending",
+            format!(
+                "starts in {} ({})",
+                words(ms(start - now)),
+                config.start.to_rfc3339()
+            ),
+        )
+    } else if now <= end {
+        (
+            "open",
+            format!(
+                "started {} ago, ends in {} ({})",
+                words(ms(now - start)),
+                words(ms(end - now)),
+                config.end.to_rfc3339()
+            ),
+        )
+    } else {
+        (
+            "ended",
+            format!(
+                "ended {} ago ({})",
+                words(ms(now - end)),
+                config.end.to_rfc3339()
+            ),
+        )
+    };
+    let key = GateKey::load(a.key_file.as_deref()).ok();
+    let rt = tokio::runtime::Runtime::new()?;
+    let (bucket, cdn) = rt.block_on(async {
+        let bucket = if a.target == "s3" && config.publish.is_none() {
+            json!({ "error": "no [publish] section" })
+        } else {
+            match Target::connect(&config, &a.target, &a.aws.flags()).await {
+                Ok((remote, _)) => match switch::live(&remote).await {
+                    Ok(live) => describe_live(&config, key.as_ref(), &live, &remote.describe()),
+                    Err(e) => json!({ "target": remote.describe(), "error": e.to_string() }),
+                },
+                Err(e) => json!({ "error": e.to_string() }),
+            }
+        };
+        let cdn = if a.no_cdn {
+            serde_json::Value::Null
+        } else {
+            let url = format!(
+                "{}/sale.js?v={}",
+                config.base_url.trim_end_matches('/'),
+                sale::random_hex(6)
+            );
+            match flashsale::client::get(&url, Duration::from_secs(5)).await {
+                Ok(r) if r.status == 200 => {
+                    let live = match Toggle::parse_script(&String::from_utf8_lossy(&r.body)) {
+                        Ok(t) => Live::Toggle(t),
+                        Err(e) => Live::Unreadable(e),
+                    };
+                    let mut v = describe_live(&config, key.as_ref(), &live, &url);
+                    v["date"] = json!(r.date);
+                    v
+                }
+                Ok(r) => json!({ "target": url, "error": format!("HTTP {}", r.status) }),
+                Err(e) => json!({ "target": url, "error": e }),
+            }
+        };
+        (bucket, cdn)
+    });
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "sale": config.name, "phase": phase, "now_ms": now, "start_ms": start, "end_ms": end,
+                "bucket": bucket, "cdn": cdn,
+            }))?
+        );
+        return Ok(());
+    }
+    g.say(format!(
+        "Sale `{}` ({}): {phase} by the clock: {when}",
+        config.name, config.title
+    ));
+    for (label, v) in [("bucket", &bucket), ("CDN", &cdn)] {
+        if v.is_null() {
+            continue;
+        }
+        let target = v["target"].as_str().unwrap_or("");
+        match v["error"].as_str() {
+            Some(e) => g.say(format!("  {label} {target}: {e}")),
+            None => g.say(format!(
+                "  {label} {target}: sale.js `{}`{}{}",
+                v["state"].as_str().unwrap_or("?"),
+                v["version"]
+                    .as_str()
+                    .map_or(String::new(), |s| format!(" (version {s})")),
+                match v["order_url_verifies"].as_bool() {
+                    Some(true) => ", order URL verifies with the key",
+                    Some(false) => ", order URL does NOT verify with this key",
+                    None => "",
+                }
+            )),
+        }
+    }
+    Ok(())
+}
+
+fn ms(v: i64) -> Duration {
+    Duration::from_millis(v.max(0) as u64)
+}
+
+fn describe_live(
+    config: &Config,
+    key: Option<&GateKey>,
+    live: &Live,
+    target: &str,
+) -> serde_json::Value {
+    match live {
+        Live::Missing => json!({ "target": target, "state": "missing" }),
+        Live::Unreadable(e) => json!({ "target": target, "state": "unreadable", "error": e }),
+        Live::Toggle(t) => {
+            let mut v = json!({ "target": target, "state": t.state_name(), "version": t.v });
+            if let State::Open { order, .. } = &t.state {
+                v["order_url"] = json!(order);
+                if let (Some(key), Some((s, token))) = (key, sale::parse_order_url(order)) {
+                    let always = sale::Window {
+                        start_ms: i64::MIN / 2,
+                        end_ms: i64::MAX / 2,
+                        tolerance_ms: 0,
+                    };
+                    v["order_url_verifies"] =
+                        json!(sale::verify(key, &config.name, s, token, 0, always).is_ok());
+                }
+            }
+            v
+        }
+    }
+}
