@@ -119,3 +119,70 @@ fn sale_end_ms(sale: &Sale) -> i64 {
     let at = page.find("data-sale-end=\"").unwrap() + "data-sale-end=\"".len();
     page[at..at + 13].parse().unwrap()
 }
+
+/// The page is open in the browser before `flashsale open` runs; the real
+/// commands switch it: enabled without a reload at the start, ended after `close`.
+#[test]
+fn open_and_close_commands_switch_a_page_already_open() {
+    let start_in = 12;
+    let sale = Sale::with_times(&in_secs(start_in), &in_secs(start_in + 6));
+    let server = Server::start(sale.path(), &["--no-watch"]);
+    ok(run(sale.path(), &["keygen", "gate.key"]));
+    let browser = Browser::start();
+    browser.goto(&server.url("/items/b-2/"));
+    browser.wait_until(
+        "return document.body.dataset.state === 'pending'",
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        browser.eval("return document.querySelector('[data-buy]').disabled"),
+        true
+    );
+    browser.eval("window.__sameLoad = true; return true");
+
+    // The served directory stands in for the bucket.
+    let target = format!("dir:{}", sale.path().join("public").display());
+    let opener = std::process::Command::new(bin())
+        .args([
+            "open",
+            "--json",
+            "--key-file",
+            "gate.key",
+            "--target",
+            &target,
+        ])
+        .current_dir(sale.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    browser.wait_until(
+        "return document.querySelector('[data-buy]').disabled === false",
+        Duration::from_secs(start_in as u64 + 15),
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(opener.wait_with_output().unwrap())).unwrap();
+    assert_eq!(
+        browser.eval("return window.__sameLoad === true"),
+        true,
+        "the page was reloaded"
+    );
+    assert_eq!(
+        browser.eval("return document.querySelector('[data-order-form]').action"),
+        report["order_url"]
+    );
+
+    ok(sale.run(&["close", "--now", "--target", &target]));
+    browser.wait_until(
+        "return document.body.dataset.state === 'ended'",
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        browser.eval("return window.__sameLoad === true"),
+        true,
+        "the page was reloaded"
+    );
+    assert_eq!(
+        browser.eval("return document.querySelector('[data-buy]').disabled"),
+        true
+    );
+}

@@ -464,3 +464,21 @@ fn check_catches_links_weight_and_secrets() {
         "the secret itself must never be printed:\n{err}"
     );
 }
+
+#[test]
+fn the_demo_and_every_example_pass_check() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut configs = vec![root.join("site.toml")];
+    for e in std::fs::read_dir(root.join("examples")).unwrap() {
+        let site = e.unwrap().path().join("site.toml");
+        if site.is_file() {
+            configs.push(site);
+        }
+    }
+    assert!(configs.len() >= 2, "{configs:?}");
+    let dir = tempfile::tempdir().unwrap();
+    for c in configs {
+        let out = ok(run(dir.path(), &["check", "--config", c.to_str().unwrap()]));
+        assert!(out.contains("no secrets found"), "{out}");
+    }
+}

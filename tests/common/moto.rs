@@ -2,11 +2,15 @@
 //! free loopback port. Installed into target/moto on first use (the test
 //! command does it up front), started per test, stopped on drop.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use serde_json::Value;
+
+use super::{bin, ok, Sale};
 
 pub const ACCESS_KEY: &str = "AKIDFLASHSALETEST";
 pub const SECRET_KEY: &str = "flashsale-test-secret";
@@ -185,4 +189,175 @@ pub fn rt() -> &'static tokio::runtime::Runtime {
             .build()
             .unwrap()
     })
+}
+
+pub const BUCKET: &str = "sale-bucket";
+
+/// A built sale, a moto server with a bucket and a distribution, and the
+/// [publish] section pointing at them.
+pub struct Setup {
+    pub sale: Sale,
+    pub moto: Moto,
+    pub distribution: String,
+}
+
+impl Setup {
+    pub fn new() -> Setup {
+        Self::with(Sale::new(), 0)
+    }
+
+    pub fn with(sale: Sale, min_ttl: i64) -> Setup {
+        let moto = Moto::start();
+        rt().block_on(moto.s3().create_bucket().bucket(BUCKET).send())
+            .unwrap();
+        let distribution = create_distribution(&moto, min_ttl);
+        let mut toml = sale.read("site.toml");
+        toml.push_str(&format!(
+            "\n[publish]\nbucket = \"{BUCKET}\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\ndistribution_id = \"{distribution}\"\n",
+            moto.endpoint
+        ));
+        sale.write("site.toml", &toml);
+        ok(sale.run(&["build", "-q"]));
+        Setup {
+            sale,
+            moto,
+            distribution,
+        }
+    }
+
+    pub fn publish(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin())
+            .arg("publish")
+            .args(args)
+            .current_dir(self.sale.path())
+            .envs(self.moto.env())
+            .output()
+            .unwrap()
+    }
+
+    /// `publish --json ARGS`, which must succeed.
+    pub fn publish_json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&ok(self.publish(&all))).unwrap()
+    }
+
+    pub fn head(&self, key: &str) -> Option<aws_sdk_s3::operation::head_object::HeadObjectOutput> {
+        rt().block_on(self.moto.s3().head_object().bucket(BUCKET).key(key).send())
+            .ok()
+    }
+
+    pub fn get(&self, key: &str) -> Vec<u8> {
+        let out = rt()
+            .block_on(self.moto.s3().get_object().bucket(BUCKET).key(key).send())
+            .unwrap();
+        rt().block_on(out.body.collect())
+            .unwrap()
+            .into_bytes()
+            .to_vec()
+    }
+
+    pub fn keys(&self) -> BTreeSet<String> {
+        let out = rt()
+            .block_on(self.moto.s3().list_objects_v2().bucket(BUCKET).send())
+            .unwrap();
+        out.contents()
+            .iter()
+            .filter_map(|o| o.key().map(String::from))
+            .collect()
+    }
+
+    pub fn manifest(&self) -> Value {
+        serde_json::from_str(&self.sale.read("public/manifest.json")).unwrap()
+    }
+
+    /// Paths of every invalidation created so far, newest first.
+    pub fn invalidations(&self) -> Vec<Vec<String>> {
+        let cf = self.moto.cloudfront();
+        let list = rt()
+            .block_on(
+                cf.list_invalidations()
+                    .distribution_id(&self.distribution)
+                    .send(),
+            )
+            .unwrap();
+        let ids: Vec<String> = list
+            .invalidation_list()
+            .map(|l| l.items().iter().map(|i| i.id().to_string()).collect())
+            .unwrap_or_default();
+        // moto lists them oldest first.
+        ids.iter()
+            .rev()
+            .map(|id| {
+                let inv = rt()
+                    .block_on(
+                        cf.get_invalidation()
+                            .distribution_id(&self.distribution)
+                            .id(id)
+                            .send(),
+                    )
+                    .unwrap();
+                let mut paths: Vec<String> = inv
+                    .invalidation()
+                    .and_then(|i| i.invalidation_batch())
+                    .and_then(|b| b.paths())
+                    .map(|p| p.items().to_vec())
+                    .unwrap_or_default();
+                paths.sort();
+                paths
+            })
+            .collect()
+    }
+}
+
+pub fn create_distribution(moto: &Moto, min_ttl: i64) -> String {
+    use aws_sdk_cloudfront::types::*;
+    let origin = Origin::builder()
+        .id("s3")
+        .domain_name(format!("{BUCKET}.s3.amazonaws.com"))
+        .s3_origin_config(S3OriginConfig::builder().origin_access_identity("").build())
+        .build()
+        .unwrap();
+    #[allow(deprecated)]
+    let behaviour = DefaultCacheBehavior::builder()
+        .target_origin_id("s3")
+        .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
+        .min_ttl(min_ttl)
+        .forwarded_values(
+            ForwardedValues::builder()
+                .query_string(false)
+                .cookies(
+                    CookiePreference::builder()
+                        .forward(ItemSelection::None)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let config = DistributionConfig::builder()
+        .caller_reference(format!("test-{}", std::process::id()))
+        .origins(
+            Origins::builder()
+                .quantity(1)
+                .items(origin)
+                .build()
+                .unwrap(),
+        )
+        .default_cache_behavior(behaviour)
+        .comment("flashsale test")
+        .enabled(true)
+        .build()
+        .unwrap();
+    let out = rt()
+        .block_on(
+            moto.cloudfront()
+                .create_distribution()
+                .distribution_config(config)
+                .send(),
+        )
+        .unwrap();
+    out.distribution().unwrap().id().to_string()
 }
