@@ -49,7 +49,25 @@ const PUBLISH_KEYS: &[(&str, &str)] = &[
     ("max_invalidation_paths", "max_invalidation_paths = 20"),
 ];
 
-const GATE_KEYS: &[(&str, &str)] = &[("url", "url = \"https://gate.example.com\"")];
+const GATE_KEYS: &[(&str, &str)] = &[
+    ("url", "url = \"https://gate.example.com\""),
+    ("quota", "quota = 10"),
+    ("gates", "gates = 10"),
+    ("identity_header", "identity_header = \"X-User-Id\""),
+    ("identity_cookie", "identity_cookie = \"shop_user\""),
+    ("forward", "forward = \"https://orders.example.com/flash\""),
+    (
+        "confirm_url",
+        "confirm_url = \"https://shop.example.com/orders/{order}\"",
+    ),
+    (
+        "ended_url",
+        "ended_url = \"https://sale.example.com/ended.html\"",
+    ),
+    ("tolerance", "tolerance = \"2s\""),
+    ("rate_limit", "rate_limit = 5"),
+    ("client_ip_header", "client_ip_header = \"X-Forwarded-For\""),
+];
 
 /// Keys of an item, inline or in front matter.
 pub const ITEM_KEYS: &[(&str, &str)] = &[
@@ -104,6 +122,32 @@ pub struct Config {
 pub struct GateConfig {
     /// Public address of the order gates, without a trailing `/`.
     pub url: String,
+    /// Units each gate admits per item; `None` with `gates` set: stock / gates.
+    pub quota: Option<u32>,
+    /// How many gates share each item's stock.
+    pub gates: u32,
+    pub identity: Identity,
+    /// The order system's webhook for winners.
+    pub forward: Option<String>,
+    /// Where a winner without JavaScript is sent; `{order}` is replaced.
+    pub confirm_url: Option<String>,
+    /// Where losers are sent (default: the sale's ended.html).
+    pub ended_url: String,
+    /// Clock tolerance around the sale window, in milliseconds.
+    pub tolerance_ms: i64,
+    /// Requests per second per client (token bucket, burst of twice that); `None`: no limit.
+    pub rate_limit: Option<u32>,
+    /// A header set by a trusted proxy that names the client's address.
+    pub client_ip_header: Option<String>,
+}
+
+/// Who is ordering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// A header set by a trusted proxy (default `X-User-Id`).
+    Header(String),
+    /// A cookie `<user>.<hex HMAC-SHA256(key, user)>` signed by the shop.
+    Cookie(String),
 }
 
 #[derive(Deserialize)]
@@ -159,6 +203,16 @@ struct RawPublish {
 #[serde(deny_unknown_fields)]
 struct RawGate {
     url: Spanned<String>,
+    quota: Option<Spanned<i64>>,
+    gates: Option<Spanned<i64>>,
+    identity_header: Option<Spanned<String>>,
+    identity_cookie: Option<Spanned<String>>,
+    forward: Option<Spanned<String>>,
+    confirm_url: Option<Spanned<String>>,
+    ended_url: Option<Spanned<String>>,
+    tolerance: Option<Spanned<String>>,
+    rate_limit: Option<Spanned<i64>>,
+    client_ip_header: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -499,6 +553,98 @@ impl Config {
             }
         });
 
+        let gate = {
+            let g = raw.gate.get_ref();
+            let mut positive =
+                |v: &Option<Spanned<i64>>, key: &str, example: &str| -> Option<u32> {
+                    let n = v.as_ref()?;
+                    match u32::try_from(*n.get_ref()) {
+                        Ok(x) if x >= 1 => Some(x),
+                        _ => {
+                            problems.push(
+                                at(
+                                    n.span(),
+                                    format!(
+                                        "`{key} = {}` must be a whole number of at least 1",
+                                        n.get_ref()
+                                    ),
+                                )
+                                .with_help(format!("e.g. `{key} = {example}`")),
+                            );
+                            None
+                        }
+                    }
+                };
+            let quota = positive(&g.quota, "quota", "10");
+            let gates = positive(&g.gates, "gates", "10").unwrap_or(1);
+            let rate_limit = positive(&g.rate_limit, "rate_limit", "5");
+            if let (Some(q), Some(_)) = (&g.quota, &g.gates) {
+                problems.push(
+
+                    at(q.span(), "set either `quota` (units per gate) or `gates` (stock split evenly), not both".into())
+                        .with_help("remove one of them"),
+                );
+            }
+            let identity = match (&g.identity_header, &g.identity_cookie) {
+                (Some(_), Some(c)) => {
+                    problems.push(
+                        at(
+                            c.span(),
+                            "set either `identity_header` or `identity_cookie`, not both".into(),
+                        )
+                        .with_help(
+                            "a trusted proxy's header, or the shop's signed cookie: choose one",
+                        ),
+                    );
+                    Identity::Cookie(c.get_ref().clone())
+                }
+                (_, Some(c)) => Identity::Cookie(c.get_ref().clone()),
+                (Some(h), None) => Identity::Header(h.get_ref().clone()),
+                (None, None) => Identity::Header("X-User-Id".to_string()),
+            };
+            let mut url_field = |v: &Option<Spanned<String>>, key: &str| -> Option<String> {
+                let u = v.as_ref()?;
+                if url_path(u.get_ref()).is_none() {
+                    problems.push(
+                        at(u.span(), format!("`{}` is not an http(s) URL", u.get_ref()))
+                            .with_help(format!(
+                            "write a full address, e.g. `{key} = \"https://shop.example.com/...\"`"
+                        )),
+                    );
+                }
+                Some(u.get_ref().clone())
+            };
+            let forward = url_field(&g.forward, "forward");
+            let confirm_url = url_field(&g.confirm_url, "confirm_url");
+            let ended_url = url_field(&g.ended_url, "ended_url")
+                .unwrap_or_else(|| format!("{}/ended.html", base_url.trim_end_matches('/')));
+            let tolerance_ms = match &g.tolerance {
+                None => 2_000,
+                Some(t) => match parse_millis(t.get_ref()) {
+                    Some(ms) if ms <= 60_000 => ms as i64,
+                    _ => {
+                        problems.push(
+                            at(t.span(), format!("`{}` is not a clock tolerance", t.get_ref()))
+                                .with_help("write a short duration, at most a minute, e.g. `tolerance = \"2s\"` or `\"500ms\"`"),
+                        );
+                        2_000
+                    }
+                },
+            };
+            GateConfig {
+                url: gate_url.clone(),
+                quota,
+                gates,
+                identity,
+                forward,
+                confirm_url,
+                ended_url,
+                tolerance_ms,
+                rate_limit,
+                client_ip_header: g.client_ip_header.as_ref().map(|h| h.get_ref().clone()),
+            }
+        };
+
         let mut headers = Vec::new();
         for rule in &raw.headers {
             let r = rule.get_ref();
@@ -530,7 +676,8 @@ impl Config {
             paginate,
             output_dir,
             items_dir,
-            gate: GateConfig { url: gate_url },
+            gate,
+
             publish,
 
             headers,
@@ -575,6 +722,19 @@ fn keys_for_error(source: &str, e: &toml::de::Error) -> &'static [(&'static str,
         Some(h) if h.starts_with("[gate]") => GATE_KEYS,
         Some(h) if h.starts_with("[publish]") => PUBLISH_KEYS,
         _ => SITE_KEYS,
+    }
+}
+
+/// `500ms`, `2s`, `1m` as milliseconds.
+pub fn parse_millis(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let n: u64 = t[..split].parse().ok()?;
+    match &t[split..] {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        _ => None,
     }
 }
 

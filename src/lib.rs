@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod content;
 pub mod diag;
+pub mod gate;
 pub mod headers;
 pub mod manifest;
 pub mod money;

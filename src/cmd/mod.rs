@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 mod build;
 mod check;
 mod close;
+mod gate;
 mod keygen;
 mod new;
 mod open;
@@ -80,6 +81,7 @@ pub enum Command {
     Open(open::OpenArgs),
     Close(close::CloseArgs),
     Status(status::StatusArgs),
+    Gate(gate::GateArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -93,5 +95,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Open(a) => open::run(&cli.global, a),
         Command::Close(a) => close::run(&cli.global, a),
         Command::Status(a) => status::run(&cli.global, a),
+        Command::Gate(a) => gate::run(&cli.global, a),
     }
 }

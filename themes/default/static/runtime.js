@@ -93,7 +93,48 @@
     ticker = setTimeout(tick, 1000 - (now() % 1000) + 5);
   }
 
+  // Orders go to the gate with fetch, and the answer shows in the page. Without
+  // JavaScript (or fetch) the form posts itself and the gate redirects.
+  var answers = {
+    401: 'Please sign in to the shop first, then try again.',
+    403: 'The sale is not open right now.',
+    429: 'Too many attempts: wait a moment, then try again.'
+  };
+  each('[data-order-form]', function (form) {
+    form.addEventListener('submit', function (e) {
+      if (!window.fetch || !form.action || state !== 'open') return;
+      e.preventDefault();
+      var button = form.querySelector('[data-buy]');
+      if (button) button.disabled = true;
+      text('[data-result]', 'Sending your order…');
+      each('[data-result]', function (r) { r.hidden = false; });
+      fetch(form.action, {
+        method: 'POST',
+        body: new URLSearchParams(new FormData(form)),
+        headers: { Accept: 'application/json' },
+        credentials: 'include'
+      }).then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (j) { j.code = r.status; return j; });
+      }).then(function (j) {
+        if (j.status === 'won') {
+          body.setAttribute('data-result', 'won');
+          text('[data-result]', 'You got it! Your order number is ' + j.order + '.');
+        } else if (j.status === 'sold_out') {
+          body.setAttribute('data-result', 'sold_out');
+          text('[data-result]', 'Sold out: every unit has found its buyer.');
+        } else {
+          text('[data-result]', answers[j.code] || 'Something went wrong; please try again.');
+          if (button) button.disabled = false;
+        }
+      }).catch(function () {
+        text('[data-result]', 'Network problem: please try again.');
+        if (button) button.disabled = false;
+      });
+    });
+  });
+
   document.addEventListener('visibilitychange', function () {
+
     if (!document.hidden && state !== 'ended') setTimeout(fetchToggle, Math.random() * 1000);
   });
   // Exposed for tests and for a theme's own scripts.

@@ -1,0 +1,307 @@
+//! The winners' journal: one JSON line per winner, appended and fsynced before
+//! the winner is answered. Winners arriving together share one write and one
+//! fsync (group commit), so durability does not cost throughput.
+//!
+//! On start the journal is replayed; a last line torn by a crash (never
+//! fsynced, so never acknowledged) is cut off before appending again.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Winner {
+    pub order: String,
+    pub sale: String,
+    pub sku: String,
+    pub user: String,
+    /// RFC 3339, UTC, milliseconds.
+    pub time: String,
+    pub gate: String,
+}
+
+pub const FILE_NAME: &str = "winners.jsonl";
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: io::Error },
+    #[error("{}:{line}: not a journal line ({why}); the journal was changed by something else than the gate: restore it, or move it away to start empty (the units it records would be sold again)", path.display())]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        why: String,
+    },
+    #[error("the journal could not be written (the disk may be full or failing); no more winners are admitted")]
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Durable {
+    seq: u64,
+    failed: bool,
+}
+
+/// Called with each batch right after it is durable (the forwarder listens).
+pub type OnDurable = Box<dyn Fn(&[Winner]) + Send>;
+
+pub struct Journal {
+    queue: Mutex<(u64, mpsc::Sender<(u64, Winner)>)>,
+    durable: watch::Receiver<Durable>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// fsync latencies in microseconds, for metrics.
+    pub fsyncs: Arc<FsyncStats>,
+}
+
+/// A histogram of fsync latencies.
+#[derive(Default)]
+pub struct FsyncStats {
+    pub buckets: [AtomicU64; FSYNC_BUCKETS.len()],
+    pub count: AtomicU64,
+    pub sum_micros: AtomicU64,
+}
+
+/// Upper bounds in seconds.
+pub const FSYNC_BUCKETS: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0];
+
+impl FsyncStats {
+    fn observe(&self, micros: u64) {
+        let secs = micros as f64 / 1e6;
+        for (i, b) in FSYNC_BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
+/// Reads every winner in `dir`'s journal, repairing a torn last line.
+pub fn replay(dir: &Path) -> Result<Vec<Winner>, JournalError> {
+    let path = dir.join(FILE_NAME);
+    let io = |error| JournalError::Io {
+        path: path.clone(),
+        error,
+    };
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(e)),
+    };
+    let mut winners = Vec::new();
+    let mut good = 0;
+    let mut rest = &bytes[..];
+    let mut line_no = 0;
+    while !rest.is_empty() {
+        line_no += 1;
+        let Some(end) = rest.iter().position(|b| *b == b'\n') else {
+            break; // no newline: a write cut short by a crash
+        };
+        match serde_json::from_slice::<Winner>(&rest[..end]) {
+            Ok(w) => winners.push(w),
+            Err(e) => {
+                return Err(JournalError::Corrupt {
+                    path,
+                    line: line_no,
+                    why: e.to_string(),
+                });
+            }
+        }
+        good += end + 1;
+        rest = &rest[end + 1..];
+    }
+    if good < bytes.len() {
+        let f = OpenOptions::new().write(true).open(&path).map_err(io)?;
+        f.set_len(good as u64).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    Ok(winners)
+}
+
+impl Journal {
+    /// Opens (creating) `dir/winners.jsonl` for appending; `replayed` records
+    /// are already in it. `on_durable` sees every new batch once it is on disk.
+    pub fn open(dir: &Path, on_durable: OnDurable) -> Result<Journal, JournalError> {
+        let io_at = |p: &Path| {
+            let p = p.to_path_buf();
+            move |error| JournalError::Io { path: p, error }
+        };
+        std::fs::create_dir_all(dir).map_err(io_at(dir))?;
+        let path = dir.join(FILE_NAME);
+        let existed = path.exists();
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_at(&path))?;
+        if !existed {
+            // The new file's name must survive a crash too.
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_at(dir))?;
+        }
+        let (tx, rx) = mpsc::channel::<(u64, Winner)>();
+        let (durable_tx, durable_rx) = watch::channel(Durable {
+            seq: 0,
+            failed: false,
+        });
+        let fsyncs = Arc::new(FsyncStats::default());
+        let stats = fsyncs.clone();
+        let writer = std::thread::Builder::new()
+            .name("journal".into())
+            .spawn(move || write_loop(file, rx, durable_tx, stats, on_durable))
+            .map_err(io_at(&path))?;
+        Ok(Journal {
+            queue: Mutex::new((0, tx)),
+            durable: durable_rx,
+            writer: Mutex::new(Some(writer)),
+            fsyncs,
+        })
+    }
+
+    /// Appends a winner; resolves once it is on disk (or the journal failed).
+    pub async fn append(&self, winner: Winner) -> Result<(), JournalError> {
+        let seq = {
+            // Numbering and queueing under one lock keeps the file in seq order,
+            // so "durable up to n" means every record up to n.
+            let mut q = self.queue.lock().expect("journal lock poisoned");
+            q.0 += 1;
+            let seq = q.0;
+            q.1.send((seq, winner)).map_err(|_| JournalError::Failed)?;
+            seq
+        };
+        self.wait(seq).await
+    }
+
+    async fn wait(&self, seq: u64) -> Result<(), JournalError> {
+        let mut rx = self.durable.clone();
+        let d = *rx
+            .wait_for(|d| d.seq >= seq || d.failed)
+            .await
+            .map_err(|_| JournalError::Failed)?;
+        if d.seq >= seq {
+            Ok(())
+        } else {
+            Err(JournalError::Failed)
+        }
+    }
+
+    pub fn failed(&self) -> bool {
+        self.durable.borrow().failed
+    }
+
+    /// Writes what is queued and stops the writer.
+    pub fn close(&self) {
+        let (_, tx) = std::mem::replace(
+            &mut *self.queue.lock().expect("journal lock poisoned"),
+            (0, mpsc::channel().0),
+        );
+        drop(tx);
+        if let Some(h) = self.writer.lock().expect("journal lock poisoned").take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn write_loop(
+    mut file: File,
+    rx: mpsc::Receiver<(u64, Winner)>,
+    durable: watch::Sender<Durable>,
+    stats: Arc<FsyncStats>,
+    on_durable: OnDurable,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter());
+        let mut buf = Vec::with_capacity(batch.len() * 160);
+        for (_, w) in &batch {
+            serde_json::to_writer(&mut buf, w).expect("a winner serialises");
+            buf.push(b'\n');
+        }
+        let started = Instant::now();
+        let result = file.write_all(&buf).and_then(|_| file.sync_data());
+        stats.observe(started.elapsed().as_micros() as u64);
+        match result {
+            Ok(()) => {
+                let last = batch.last().map_or(0, |(s, _)| *s);
+                let winners: Vec<Winner> = batch.into_iter().map(|(_, w)| w).collect();
+                durable.send_modify(|d| d.seq = last);
+                on_durable(&winners);
+            }
+            Err(_) => {
+                // Fail closed: nothing after this is acknowledged.
+                durable.send_modify(|d| d.failed = true);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn winner(n: u32) -> Winner {
+        Winner {
+            order: format!("o-{n}"),
+            sale: "s".into(),
+            sku: "A".into(),
+            user: format!("u{n}"),
+            time: "2026-01-01T00:00:00.000Z".into(),
+            gate: "g".into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_are_all_durable_and_replayed_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let j = Arc::new(
+            Journal::open(
+                dir.path(),
+                Box::new(move |b| s2.lock().unwrap().extend_from_slice(b)),
+            )
+            .unwrap(),
+        );
+        let mut tasks = Vec::new();
+        for n in 0..200 {
+            let j = j.clone();
+            tasks.push(tokio::spawn(async move { j.append(winner(n)).await }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        j.close();
+        let back = replay(dir.path()).unwrap();
+        assert_eq!(back.len(), 200);
+        assert_eq!(
+            &back,
+            &*seen.lock().unwrap(),
+            "forwarder order is file order"
+        );
+        // Group commit: fewer fsyncs than records.
+        assert!(j.fsyncs.count.load(Ordering::Relaxed) <= 200);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_and_a_corrupt_middle_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let line = serde_json::to_string(&winner(1)).unwrap();
+        std::fs::write(&path, format!("{line}\n{{\"order\":\"o-2\",\"sa")).unwrap();
+        assert_eq!(replay(dir.path()).unwrap(), vec![winner(1)]);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{line}\n"));
+        std::fs::write(&path, format!("garbage\n{line}\n")).unwrap();
+        let err = replay(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(":1:"), "{err}");
+    }
+}
