@@ -606,10 +606,11 @@ impl Config {
                 let u = v.as_ref()?;
                 if url_path(u.get_ref()).is_none() {
                     problems.push(
-                        at(u.span(), format!("`{}` is not an http(s) URL", u.get_ref()))
-                            .with_help(format!(
+                        at(u.span(), format!("`{}` is not an http(s) URL", u.get_ref())).with_help(
+                            format!(
                             "write a full address, e.g. `{key} = \"https://shop.example.com/...\"`"
-                        )),
+                        ),
+                        ),
                     );
                 }
                 Some(u.get_ref().clone())

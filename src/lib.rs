@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod money;
 pub mod output;
 pub mod publish;
+pub mod rehearse;
 pub mod render;
 pub mod sale;
 pub mod scaffold;

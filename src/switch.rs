@@ -117,3 +117,64 @@ mod tests {
         assert!((1..=4).contains(&ticks), "{ticks}");
     }
 }
+
+/// Units left at one gate, per item, from its `/metrics`.
+pub fn remaining_from_metrics(text: &str) -> Vec<(String, u64)> {
+    text.lines()
+        .filter(|l| l.starts_with("flashsale_gate_remaining{"))
+        .filter_map(|l| {
+            let sku = l.split("sku=\"").nth(1)?.split('"').next()?.to_string();
+            let n = l.rsplit(' ').next()?.parse::<f64>().ok()? as u64;
+            Some((sku, n))
+        })
+        .collect()
+}
+
+/// What the gates said at one poll: per gate, units left or why it did not answer.
+pub type GatePoll = Vec<(String, Result<u64, String>)>;
+
+/// Resolves once every gate reports every item sold out (0 remaining);
+/// `polled` sees each round. A gate that does not answer is not sold out.
+pub async fn wait_sold_out(gates: &[String], every: Duration, mut polled: impl FnMut(&GatePoll)) {
+    let Ok(client) = crate::client::HttpClient::new() else {
+        return std::future::pending().await;
+    };
+    loop {
+        let mut round = Vec::new();
+        for g in gates {
+            let url = format!("{}/metrics", g.trim_end_matches('/'));
+            let left = match client.get(&url, Duration::from_secs(5)).await {
+                Ok(r) if r.status == 200 => {
+                    let items = remaining_from_metrics(&String::from_utf8_lossy(&r.body));
+                    if items.is_empty() {
+                        Err("no flashsale_gate_remaining in its metrics".to_string())
+                    } else {
+                        Ok(items.iter().map(|(_, n)| n).sum())
+                    }
+                }
+                Ok(r) => Err(format!("HTTP {}", r.status)),
+                Err(e) => Err(e),
+            };
+            round.push((g.clone(), left));
+        }
+        polled(&round);
+        if round.iter().all(|(_, r)| matches!(r, Ok(0))) {
+            return;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod metrics_tests {
+    use super::*;
+
+    #[test]
+    fn reads_remaining_units() {
+        let text = "# TYPE x gauge\nflashsale_gate_remaining{sale=\"s\",gate=\"g\",sku=\"A\"} 0\nflashsale_gate_remaining{sale=\"s\",gate=\"g\",sku=\"B\"} 3\nflashsale_gate_quota{sku=\"A\"} 5\n";
+        assert_eq!(
+            remaining_from_metrics(text),
+            vec![("A".to_string(), 0), ("B".to_string(), 3)]
+        );
+    }
+}

@@ -61,12 +61,17 @@ struct GateProc {
 
 impl GateProc {
     fn start(s: &GateSale, args: &[&str]) -> GateProc {
+        Self::start_in(s.sale.path(), &s.journal(), args)
+    }
+
+    /// A gate for the sale in `dir` (with its gate.key), journaling into `journal`.
+    fn start_in(dir: &std::path::Path, journal: &std::path::Path, args: &[&str]) -> GateProc {
         let mut child = Command::new(bin())
             .args(["gate", "--listen", "127.0.0.1:0", "--journal"])
-            .arg(s.journal())
+            .arg(journal)
             .args(["--key-file", "gate.key"])
             .args(args)
-            .current_dir(s.sale.path())
+            .current_dir(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -783,4 +788,93 @@ fn sigterm_finishes_in_flight_orders_and_flushes_the_journal() {
     for o in acked.iter() {
         assert!(journal.contains(o), "{o} acknowledged but not journaled");
     }
+}
+
+#[test]
+fn close_when_sold_out_closes_once_every_gate_is_sold_out() {
+    let sale = Sale::with_times(&in_secs(-60), &in_secs(3600));
+    std::fs::remove_file(sale.path().join("items/b-2.md")).unwrap();
+    std::fs::remove_file(sale.path().join("items/c-3.md")).unwrap();
+    let s = common::moto::Setup::with(sale, 0);
+    ok(s.sale.run(&["keygen", "gate.key"]));
+    s.publish_json(&[]);
+    let env = s.moto.env();
+    let run = |args: &[&str]| {
+        Command::new(bin())
+            .args(args)
+            .current_dir(s.sale.path())
+            .envs(env.clone())
+            .output()
+            .unwrap()
+    };
+    let opened: Value = serde_json::from_str(&ok(run(&[
+        "open",
+        "--now",
+        "--json",
+        "--key-file",
+        "gate.key",
+    ])))
+    .unwrap();
+    let token = opened["order_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let g1 = GateProc::start_in(s.sale.path(), &s.sale.path().join("j1"), &["--quota", "2"]);
+    let g2 = GateProc::start_in(s.sale.path(), &s.sale.path().join("j2"), &["--quota", "2"]);
+    let closer = Command::new(bin())
+        .args([
+            "close",
+            "--json",
+            "--when-sold-out",
+            "--poll",
+            "200ms",
+            "--gates",
+            &format!("{},{}", g1.base, g2.base),
+        ])
+        .current_dir(s.sale.path())
+        .envs(env.clone())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let agent = http();
+    let buy = |gate: &GateProc, user: &str| {
+        order(
+            &agent,
+            &format!("{}/o/test-sale/{token}", gate.base),
+            Some(user),
+            "A-1",
+            true,
+        )
+        .1
+    };
+    assert!(buy(&g1, "a").contains("won") && buy(&g1, "b").contains("won"));
+    assert!(buy(&g1, "c").contains("sold_out"));
+    // One gate sold out is not the sale sold out.
+    std::thread::sleep(Duration::from_millis(1200));
+    let live = |s: &common::moto::Setup| String::from_utf8(s.get("sale.js")).unwrap();
+    assert!(
+        live(&s).contains("\"state\":\"open\""),
+        "closed while a gate still had units"
+    );
+    let sold_at = Instant::now();
+    assert!(buy(&g2, "d").contains("won") && buy(&g2, "e").contains("won"));
+    let out = closer.wait_with_output().unwrap();
+    let report: Value = serde_json::from_str(&ok(out)).unwrap();
+    let took = sold_at.elapsed();
+    assert_eq!(report["state"], "ended");
+    assert!(
+        report["reason"].as_str().unwrap().contains("sold out"),
+        "{report}"
+    );
+    assert!(live(&s).contains("\"state\":\"ended\""));
+    assert_eq!(s.invalidations()[0], ["/sale.js"]);
+    assert!(
+        took < Duration::from_secs(5),
+        "closed {took:?} after the last unit"
+    );
+    eprintln!("close --when-sold-out switched {took:?} after the last unit was sold");
 }

@@ -12,6 +12,7 @@ mod keygen;
 mod new;
 mod open;
 pub mod publish;
+mod rehearse;
 mod serve;
 mod status;
 mod switching;
@@ -82,6 +83,7 @@ pub enum Command {
     Close(close::CloseArgs),
     Status(status::StatusArgs),
     Gate(gate::GateArgs),
+    Rehearse(rehearse::RehearseArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -96,5 +98,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Close(a) => close::run(&cli.global, a),
         Command::Status(a) => status::run(&cli.global, a),
         Command::Gate(a) => gate::run(&cli.global, a),
+        Command::Rehearse(a) => rehearse::run(&cli.global, a),
     }
 }

@@ -55,7 +55,7 @@ pub fn run(g: &Global, a: OpenArgs) -> anyhow::Result<()> {
             end: end_ms,
         })))
     };
-    switching::run(g, &config, &a.switch, "open", config.start, plan)
+    switching::run(g, &config, &a.switch, "open", config.start, plan, None)
 }
 
 /// Whether a live order URL is this sale's and was minted with this key.

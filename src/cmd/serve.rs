@@ -1,15 +1,27 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
+use flashsale::config;
+use flashsale::sale::GateKey;
+use flashsale::serve::rehearsal::SaleOptions;
 use flashsale::serve::{self, Event};
 
+use super::publish::parse_duration;
 use super::Global;
 
 /// Build, then preview the sale locally with the same headers as production.
 ///
 /// Edits to site.toml, items, templates and static files rebuild what they
 /// affect and reload open browser pages. Serves only the built files.
+///
+/// With --opens-in (or --at) the whole sale runs here: the window moves to
+/// start then (same length), the page counts down, sale.js switches to `open`
+/// on time, orders go to the real gate in-process on the same port (journal in
+/// a temporary directory unless --journal), and sale.js turns `ended` at the end
+/// or as soon as every unit is sold.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Port to listen on (0 picks a free one).
@@ -21,15 +33,61 @@ pub struct ServeArgs {
     /// Do not watch for changes.
     #[arg(long)]
     pub no_watch: bool,
+    /// Run the sale: open it this long after start-up, e.g. 30s or 2m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "at")]
+    pub opens_in: Option<Duration>,
+    /// Run the sale: open it at this time (RFC 3339 with offset).
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// With a sale: keep the gate's journal here.
+    #[arg(long, value_name = "DIR")]
+    pub journal: Option<PathBuf>,
+    /// With a sale: the gate key (default: $FLASHSALE_GATE_KEY, else a new one for this run).
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+    /// With a sale: units the gate admits per item (default: all the stock).
+    #[arg(long)]
+    pub quota: Option<u32>,
 }
 
 pub fn run(g: &Global, a: ServeArgs) -> anyhow::Result<()> {
+    let start = match (&a.opens_in, &a.at) {
+        (Some(d), _) => {
+            let now = chrono::Utc::now().fixed_offset();
+            let whole = now + chrono::Duration::from_std(*d)?;
+            // On a whole second: easier to read in the countdown and the logs.
+            Some(whole - chrono::Duration::nanoseconds(whole.timestamp_subsec_nanos() as i64))
+        }
+        (None, Some(t)) => Some(
+            config::parse_time(t)
+                .map_err(|e| anyhow::anyhow!("--at: {}", e.replace("\nhelp: ", "; ")))?
+                .0,
+        ),
+        (None, None) => None,
+    };
+    let sale = match start {
+        Some(start) => {
+            let key = match GateKey::load(a.key_file.as_deref()) {
+                Ok(k) => k,
+                Err(_) if a.key_file.is_none() => GateKey::generate(),
+                Err(e) => return Err(e.into()),
+            };
+            Some(SaleOptions {
+                start,
+                journal: a.journal.clone(),
+                key,
+                quota: a.quota,
+            })
+        }
+        None => None,
+    };
     let rt = tokio::runtime::Runtime::new()?;
     let g2 = g.clone();
     let opts = serve::Options {
         config: g.config.clone(),
         addr: SocketAddr::new(a.bind, a.port),
         watch: !a.no_watch,
+        sale,
     };
     rt.block_on(async move {
         tokio::select! {
@@ -37,7 +95,6 @@ pub fn run(g: &Global, a: ServeArgs) -> anyhow::Result<()> {
                 serve::Error::Listen { .. } => anyhow::anyhow!("{e}\n  = help: another program uses that port; pick another with --port, or --port 0 for any free one"),
                 e => e.into(),
             }),
-
             _ = tokio::signal::ctrl_c() => Ok(()),
         }
     })
@@ -47,36 +104,25 @@ fn report(g: &Global, e: Event) {
     match e {
         // Printed even with --quiet: scripts read the address from here.
         Event::Listening(addr) => println!("Serving http://{addr}/ (Ctrl-C to stop)"),
-        Event::Rebuilt {
-            report,
-            full,
-            because,
-        } => g.say(format!(
+        Event::Rebuilt { report, full, because } => g.say(format!(
             "{}{} in {} ms: {} written, {} removed",
             if full { "Rebuilt" } else { "Updated" },
             if because.is_empty() {
                 String::new()
             } else {
-                let names: Vec<String> = because
-                    .iter()
-                    .take(3)
-                    .map(|p| p.display().to_string())
-                    .collect();
-                format!(
-                    " ({}{})",
-                    names.join(", "),
-                    if because.len() > 3 { ", ..." } else { "" }
-                )
+                let names: Vec<String> = because.iter().take(3).map(|p| p.display().to_string()).collect();
+                format!(" ({}{})", names.join(", "), if because.len() > 3 { ", ..." } else { "" })
             },
             report.elapsed.as_millis(),
             report.changes.written.len(),
             report.changes.removed.len()
         )),
+        Event::SaleScheduled { start, end, journal } => g.say(format!(
+            "Sale opens at {start} and ends at {end}; orders go to the gate at /o/ on this port (journal: {})",
+            journal.display()
+        )),
+        Event::Switched { state, why } => println!("sale.js is now `{state}` ({why})"),
         Event::Failed(msg) => eprintln!("error: {msg}\n(still serving the last good build)"),
-        Event::Request {
-            method,
-            path,
-            status,
-        } => g.detail(format!("{status} {method} {path}")),
+        Event::Request { method, path, status } => g.detail(format!("{status} {method} {path}")),
     }
 }

@@ -46,8 +46,11 @@ pub struct SwitchArgs {
     pub aws: AwsArgs,
 }
 
+/// Something that may make the switch happen before its time (sold out).
+pub type Early = std::pin::Pin<Box<dyn std::future::Future<Output = String>>>;
+
 /// Connects, reads the live toggle, lets `decide` build the new one (or say
-/// there is nothing to do), waits for the time, switches and reports.
+/// there is nothing to do), waits for the time (or `early`), switches and reports.
 pub fn run(
     g: &Global,
     config: &Config,
@@ -55,6 +58,7 @@ pub fn run(
     verb: &str,
     default_at: DateTime<FixedOffset>,
     decide: impl FnOnce(&Config, &Live) -> anyhow::Result<Option<Toggle>>,
+    early: Option<Early>,
 ) -> anyhow::Result<()> {
     let at: SystemTime = match (&a.at, a.now) {
         (_, true) => SystemTime::now(),
@@ -84,10 +88,26 @@ pub fn run(
             }
             return Ok(());
         };
+        let mut at = at;
+        let mut why = None;
         if at > SystemTime::now() {
-            countdown(g, a, verb, at, &remote).await;
+            match early {
+                Some(early) => tokio::select! {
+                    _ = countdown(g, a, verb, at, &remote) => {}
+                    reason = early => {
+                        at = SystemTime::now();
+                        why = Some(reason);
+                    }
+                },
+                None => countdown(g, a, verb, at, &remote).await,
+            }
         }
         let switched = switch::switch(&remote, cdn.as_ref(), &toggle, &config.headers, &config.base_path).await?;
+        if let Some(why) = &why {
+            if !a.json {
+                g.say(format!("{verb}: {why}"));
+            }
+        }
         let mut completed = None;
         if let (true, Some(cdn), Some(id)) = (a.wait, cdn.as_ref(), switched.invalidation.as_deref()) {
             let deadline = SystemTime::now() + Duration::from_secs(900);
@@ -99,7 +119,7 @@ pub fn run(
             }
             completed = Some(true);
         }
-        report(g, a, verb, &toggle, at, &switched, completed, &remote.describe(), cdn.is_some());
+        report(g, a, verb, &toggle, at, &switched, completed, &remote.describe(), cdn.is_some(), why.as_deref());
         Ok(())
     })
 }
@@ -164,6 +184,7 @@ fn report(
     completed: Option<bool>,
     target: &str,
     has_cdn: bool,
+    why: Option<&str>,
 ) {
     let late_ms = signed_ms(s.put_done, at);
     let put_ms = s
@@ -190,7 +211,9 @@ fn report(
             "bytes": toggle.to_script().len(),
             "invalidation": s.invalidation,
             "invalidation_completed": completed,
+            "reason": why.unwrap_or("scheduled"),
         });
+
         println!("{v}");
         return;
     }

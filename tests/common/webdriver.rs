@@ -71,6 +71,7 @@ impl Browser {
         }
     }
 
+    #[track_caller]
     fn post(&self, path: &str, body: Value) -> Value {
         let url = format!("{}/session/{}/{path}", self.base, self.session);
         match super::http()
@@ -92,11 +93,13 @@ impl Browser {
     }
 
     /// Runs `script` (a function body; use `return`) in the page.
+    #[track_caller]
     pub fn eval(&self, script: &str) -> Value {
         self.post("execute/sync", json!({ "script": script, "args": [] }))
     }
 
     /// Polls `script` until it returns true, up to `timeout`; returns the time it took.
+    #[track_caller]
     pub fn wait_until(&self, script: &str, timeout: Duration) -> Duration {
         let started = Instant::now();
         loop {
@@ -109,6 +112,19 @@ impl Browser {
             );
             std::thread::sleep(Duration::from_millis(25));
         }
+    }
+
+    /// Clicks the first element matching a CSS selector, as a user would.
+    #[track_caller]
+    pub fn click(&self, css: &str) {
+        let found = self.post("element", json!({ "using": "css selector", "value": css }));
+        let id = found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}: {found}"))
+            .to_string();
+        self.post(&format!("element/{id}/click"), json!({}));
     }
 
     pub fn screenshot(&self, path: &std::path::Path) {

@@ -116,13 +116,17 @@
       }).then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (j) { j.code = r.status; return j; });
       }).then(function (j) {
-        if (j.status === 'won') {
-          body.setAttribute('data-result', 'won');
-          text('[data-result]', 'You got it! Your order number is ' + j.order + '.');
-        } else if (j.status === 'sold_out') {
-          body.setAttribute('data-result', 'sold_out');
-          text('[data-result]', 'Sold out: every unit has found its buyer.');
+        if (j.status === 'won' || j.status === 'sold_out') {
+          body.setAttribute('data-outcome', j.status);
+          text('[data-result]', j.status === 'won'
+            ? 'You got it! Your order number is ' + j.order + '.'
+            : 'Sold out: every unit has found its buyer.');
+          // The sale may be ending: look at the toggle again soon.
+          clearTimeout(timer);
+          timer = setTimeout(fetchToggle, 1000 + Math.random() * 2000);
         } else {
+
+
           text('[data-result]', answers[j.code] || 'Something went wrong; please try again.');
           if (button) button.disabled = false;
         }

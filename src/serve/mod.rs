@@ -4,6 +4,9 @@
 //!
 //! Only paths listed in the manifest are served, after percent-decoding and
 //! refusing `..`, and only from inside the output directory (symlinks included).
+//! With a sale (`--opens-in`), the whole sale runs here too: see `rehearsal`.
+
+pub mod rehearsal;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,9 +28,11 @@ use notify::{RecursiveMode, Watcher};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
 
+use crate::config::Config;
 use crate::content;
 use crate::manifest::Manifest;
 use crate::site::{self, Report, Site};
+use rehearsal::{Rehearsal, SaleOptions};
 
 /// The live-reload event stream's path; never a path in the output.
 pub const LIVE_PATH: &str = "/__flashsale/live";
@@ -43,6 +48,17 @@ pub enum Event {
         because: Vec<PathBuf>,
     },
     Failed(String),
+    /// The preview sale's toggle switched (`open`, `ended`) and why.
+    Switched {
+        state: &'static str,
+        why: String,
+    },
+    /// The preview sale is scheduled.
+    SaleScheduled {
+        start: String,
+        end: String,
+        journal: PathBuf,
+    },
     Request {
         method: String,
         path: String,
@@ -54,6 +70,8 @@ pub struct Options {
     pub config: PathBuf,
     pub addr: SocketAddr,
     pub watch: bool,
+    /// Run the whole sale in the preview.
+    pub sale: Option<SaleOptions>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +85,8 @@ pub enum Error {
     },
     #[error("cannot watch the sale's files: {0}")]
     Watch(#[from] notify::Error),
+    #[error(transparent)]
+    Gate(#[from] crate::gate::Error),
 }
 
 type Notify = Arc<dyn Fn(Event) + Send + Sync>;
@@ -80,10 +100,22 @@ struct Served {
 
 struct Shared {
     served: RwLock<Arc<Served>>,
+    /// The preview sale, and how it changes the configuration on every load.
+    sale: Option<(Arc<Rehearsal>, SaleOptions, String)>,
+
     live: broadcast::Sender<String>,
     /// The last rebuild failed (open pages show its error).
     failed: AtomicBool,
     notify: Notify,
+}
+
+/// Loads the configuration, as changed by a preview sale.
+fn load_config(path: &Path, sale: Option<&(SaleOptions, String)>) -> Result<Config, site::Error> {
+    let mut config = Config::load(path)?;
+    if let Some((opts, origin)) = sale {
+        opts.apply(&mut config, origin);
+    }
+    Ok(config)
 }
 
 /// Builds, then serves until the process is stopped.
@@ -92,20 +124,6 @@ pub async fn run(
     notify: impl Fn(Event) + Send + Sync + 'static,
 ) -> Result<(), Error> {
     let notify: Notify = Arc::new(notify);
-    let mut site = Site::load(&opts.config)?;
-    let report = site.build()?;
-    notify(Event::Rebuilt {
-        report,
-        full: true,
-        because: Vec::new(),
-    });
-    let (live, _) = broadcast::channel(64);
-    let shared = Arc::new(Shared {
-        served: RwLock::new(Arc::new(served(&site))),
-        live,
-        failed: AtomicBool::new(false),
-        notify: notify.clone(),
-    });
     let listener = TcpListener::bind(opts.addr)
         .await
         .map_err(|error| Error::Listen {
@@ -116,12 +134,49 @@ pub async fn run(
         addr: opts.addr,
         error,
     })?;
+    let sale_cfg = opts.sale.clone().map(|s| (s, format!("http://{addr}")));
+    let config = load_config(&opts.config, sale_cfg.as_ref())?;
+    let mut site = Site::from_config(config)?;
+    let report = site.build()?;
+    notify(Event::Rebuilt {
+        report,
+        full: true,
+        because: Vec::new(),
+    });
+    let sale = match &sale_cfg {
+        Some((sale_opts, origin)) => {
+            let rehearsal = Arc::new(Rehearsal::start(&site.config, &site.items, sale_opts)?);
+            notify(Event::SaleScheduled {
+                start: site.config.start.to_rfc3339(),
+                end: site.config.end.to_rfc3339(),
+                journal: rehearsal.journal().clone(),
+            });
+            let n = notify.clone();
+            tokio::spawn(
+                rehearsal
+                    .clone()
+                    .run(site.config.clone(), move |state, why| {
+                        n(Event::Switched { state, why })
+                    }),
+            );
+            Some((rehearsal, sale_opts.clone(), origin.clone()))
+        }
+        None => None,
+    };
+    let (live, _) = broadcast::channel(64);
+    let shared = Arc::new(Shared {
+        served: RwLock::new(Arc::new(served(&site))),
+        sale,
+        live,
+        failed: AtomicBool::new(false),
+        notify: notify.clone(),
+    });
     if opts.watch {
         watch(site, opts.config.clone(), shared.clone())?;
     }
     notify(Event::Listening(addr));
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
             // Out of file descriptors and the like: wait a moment rather than spin.
             Err(_) => {
@@ -133,7 +188,7 @@ pub async fn run(
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, req)) }
+                async move { Ok::<_, Infallible>(handle(&shared, req, peer).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -159,15 +214,88 @@ fn served(site: &Site) -> Served {
 
 type Body = Either<Full<Bytes>, LiveBody>;
 
-fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+async fn handle(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let method = req.method().clone();
     let raw_path = req.uri().path().to_string();
-    let resp = respond(shared, &req);
+    let resp = match &shared.sale {
+        Some((sale, _, _)) => with_sale(shared, sale, req, peer).await,
+        None => respond(shared, &req),
+    };
     (shared.notify)(Event::Request {
         method: method.to_string(),
         path: raw_path,
         status: resp.status().as_u16(),
     });
+    resp
+}
+
+/// Routes orders to the in-process gate, serves the live toggle from memory,
+/// and gives each browser a preview identity.
+async fn with_sale(
+    shared: &Shared,
+    sale: &Rehearsal,
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let path = req.uri().path();
+    if path.starts_with("/o/") {
+        if let Some(user) = rehearsal::cookie_user(req.headers()) {
+            if let Ok(v) = HeaderValue::from_str(&user) {
+                req.headers_mut().insert("x-user-id", v);
+            }
+        }
+        return sale.gate.handle(req, peer).await.map(Either::Left);
+    }
+    if path == "/__flashsale/metrics" {
+        let mut r = Response::new(Either::Left(Full::new(Bytes::from(sale.gate.metrics()))));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        return r;
+    }
+    let served = shared.served.read().expect("lock poisoned").clone();
+    let is_toggle =
+        request_path(path, &served.base_path).as_deref() == Some(crate::headers::TOGGLE_PATH);
+    let needs_cookie = rehearsal::cookie_user(req.headers()).is_none();
+    let mut resp = match (is_toggle, sale.toggle.bytes()) {
+        (true, Some(bytes)) if req.method() == Method::GET || req.method() == Method::HEAD => {
+            let head = req.method() == Method::HEAD;
+            let mut r = Response::new(Either::Left(Full::new(if head {
+                Bytes::new()
+            } else {
+                Bytes::from(bytes.clone())
+            })));
+            if let Some(entry) = served.files.get(crate::headers::TOGGLE_PATH) {
+                for (k, v) in &entry.headers {
+                    if let (Ok(k), Ok(v)) = (
+                        header::HeaderName::from_bytes(k.as_bytes()),
+                        HeaderValue::from_str(v),
+                    ) {
+                        r.headers_mut().insert(k, v);
+                    }
+                }
+            }
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            r
+        }
+        _ => respond(shared, &req),
+    };
+    let html = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if needs_cookie && html {
+        let cookie = format!(
+            "{}=u{}; Path=/; SameSite=Lax",
+            rehearsal::USER_COOKIE,
+            crate::sale::random_hex(6)
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            resp.headers_mut().insert(header::SET_COOKIE, v);
+        }
+    }
     resp
 }
 
@@ -479,11 +607,17 @@ fn rebuild(site: &mut Site, config_path: &Path, paths: &[PathBuf], shared: &Shar
     let result = if only_items {
         site.update_items(paths).map(|r| (r, false))
     } else {
-        Site::load(config_path).and_then(|mut fresh| {
-            let r = fresh.build()?;
-            *site = fresh;
-            Ok((r, true))
-        })
+        let sale = shared
+            .sale
+            .as_ref()
+            .map(|(_, o, origin)| (o.clone(), origin.clone()));
+        load_config(config_path, sale.as_ref())
+            .and_then(Site::from_config)
+            .and_then(|mut fresh| {
+                let r = fresh.build()?;
+                *site = fresh;
+                Ok((r, true))
+            })
     };
     match result {
         // Nothing to reload, unless a page shows the last build's error.
