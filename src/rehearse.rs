@@ -204,15 +204,16 @@ async fn customer(
         if Instant::now() > deadline {
             return;
         }
-        let started = Instant::now();
         let req = hyper::Request::get(format!("{toggle_url}?v={}", sale::random_hex(4)))
             .body(Full::new(Bytes::new()))
             .expect("valid request");
-        let answer = {
+        // Timed from the moment a connection slot is ours: the server's
+        // latency, not this generator's queue.
+        let (answer, took) = {
             let _permit = gate.acquire().await.expect("semaphore open");
-            send(http, req).await
+            let started = Instant::now();
+            (send(http, req).await, started.elapsed())
         };
-        let took = started.elapsed();
         let toggle = {
             let mut t = tally.lock().expect("tally lock");
             t.requests += 1;
@@ -272,15 +273,15 @@ async fn customer(
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Full::new(Bytes::from(format!("sku={sku}&quantity=1"))))
         .expect("valid request");
-    let started = Instant::now();
-    tally
-        .lock()
-        .expect("tally lock")
-        .first_order
-        .get_or_insert(started);
-    let answer = {
+    let (answer, started) = {
         let _permit = gate.acquire().await.expect("semaphore open");
-        send(http, req).await
+        let started = Instant::now();
+        tally
+            .lock()
+            .expect("tally lock")
+            .first_order
+            .get_or_insert(started);
+        (send(http, req).await, started)
     };
     let now = Instant::now();
     let mut t = tally.lock().expect("tally lock");
