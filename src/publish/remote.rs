@@ -175,9 +175,12 @@ impl Remote for DirRemote {
                 .expect("below root")
                 .to_string_lossy()
                 .replace('\\', "/");
-            if key.starts_with(SIDECARS) || key.contains("/.tmp-") || key.contains(".tmp-") {
+            // Our own sidecars, and temporary files of an interrupted write.
+            let name = entry.file_name().to_string_lossy();
+            if key.starts_with(SIDECARS) || (name.starts_with('.') && name.contains(".tmp-")) {
                 continue;
             }
+
             let etag = self.read_sidecar(&key).map(|s| s.etag);
             out.push(Listed { key, etag });
         }
