@@ -101,7 +101,8 @@ pub async fn get(url: &str, timeout: Duration) -> Result<Response, String> {
     HttpClient::new()?.get(url, timeout).await
 }
 
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+/// The innermost error message, which is the one that says what happened.
+pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut last = err.to_string();
     let mut cur = err.source();
     while let Some(e) = cur {

@@ -164,15 +164,10 @@ fn allowed(url: &str, opts: &Options) -> bool {
 
 async fn send(http: &Http, req: hyper::Request<Full<Bytes>>) -> Result<(u16, Vec<u8>), String> {
     let work = async {
-        let resp = http.request(req).await.map_err(|e| {
-            let mut s = e.to_string();
-            let mut cur = std::error::Error::source(&e);
-            while let Some(c) = cur {
-                s = c.to_string();
-                cur = c.source();
-            }
-            s
-        })?;
+        let resp = http
+            .request(req)
+            .await
+            .map_err(|e| crate::client::root_cause(&e))?;
         let status = resp.status().as_u16();
         let body = Limited::new(resp.into_body(), 64 * 1024)
             .collect()

@@ -16,6 +16,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use super::cdn::Cdn;
 use super::plan::Known;
 use super::remote::{known_from_metadata, ErrorKind, Listed, Remote, RemoteError};
+use crate::client::root_cause;
 use crate::config::PublishConfig;
 
 /// Overrides from the command line.
@@ -125,17 +126,6 @@ where
             RemoteError::new(kind, format!("{target}: {op} failed: {what}{hint}"))
         }
     }
-}
-
-/// The innermost error message, which is the one that says what happened.
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        last = e.to_string();
-        cur = e.source();
-    }
-    last
 }
 
 /// Keys in copy sources are URL-encoded, except for the separators.
