@@ -383,11 +383,10 @@ impl Gate {
         peer: SocketAddr,
     ) -> Response<Full<Bytes>> {
         let path = req.uri().path();
-        if let Some(rest) = path.strip_prefix("/o/") {
+        if path.starts_with("/o/") {
             return match *req.method() {
                 Method::POST => {
-                    let rest = rest.to_string();
-                    let (outcome, resp) = self.order(req, &rest, peer).await;
+                    let (outcome, resp) = self.order(req, peer).await;
                     self.requests[outcome as usize].fetch_add(1, Ordering::Relaxed);
                     resp
                 }
@@ -417,14 +416,17 @@ impl Gate {
         }
     }
 
+    /// Answers an order. Until a unit is actually won nothing is allocated but
+    /// the response: every check borrows from the request.
     async fn order(
         self: &Arc<Self>,
         req: Request<Incoming>,
-        rest: &str,
         peer: SocketAddr,
     ) -> (Outcome, Response<Full<Bytes>>) {
-        let json = req
-            .headers()
+        let (parts, body) = req.into_parts();
+        let rest = parts.uri.path().strip_prefix("/o/").unwrap_or_default();
+        let json = parts
+            .headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("application/json"));
@@ -448,15 +450,15 @@ impl Gate {
                 );
             }
         }
-        let Some(user) = self.identify(&req) else {
+        let Some(user) = self.identify(&parts.headers) else {
             return refuse(
                 Outcome::NoIdentity,
                 StatusCode::UNAUTHORIZED,
                 "sign in to the shop first\n",
             );
         };
-        let declared = req
-            .headers()
+        let declared = parts
+            .headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
@@ -471,7 +473,7 @@ impl Gate {
             let client = self
                 .client_ip_header
                 .as_deref()
-                .and_then(|h| req.headers().get(h))
+                .and_then(|h| parts.headers.get(h))
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.split(',').next())
                 .map(|v| v.trim().to_string())
@@ -484,11 +486,11 @@ impl Gate {
                 );
             }
         }
-        let query_sku = req
-            .uri()
+        let query_sku = parts
+            .uri
             .query()
             .and_then(|q| form_value(q.as_bytes(), "sku"));
-        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        let body = match Limited::new(body, MAX_BODY).collect().await {
             Ok(b) => b.to_bytes(),
             Err(e)
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -515,7 +517,7 @@ impl Gate {
                 "which item? send sku=...\n",
             );
         };
-        let Some(slot) = self.slots.get(&sku) else {
+        let Some(slot) = self.slots.get(&*sku) else {
             return refuse(Outcome::NotFound, StatusCode::NOT_FOUND, "no such item\n");
         };
         if self.journal.failed() || self.draining.load(Ordering::Relaxed) {
@@ -525,7 +527,7 @@ impl Gate {
                 "the gate cannot take orders now\n",
             );
         }
-        let admission = slot.admit(&user, || {
+        let admission = slot.admit(user, || {
             let n = self.order_seq.fetch_add(1, Ordering::Relaxed) + 1;
             format!("{}-{n:06}", self.gate_id)
         });
@@ -548,7 +550,7 @@ impl Gate {
                     order: t.order.to_string(),
                     sale: self.sale.clone(),
                     sku: slot.sku.clone(),
-                    user,
+                    user: user.to_string(),
                     time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     gate: self.gate_id.clone(),
                 };
@@ -586,15 +588,15 @@ impl Gate {
         }
     }
 
-    fn identify(&self, req: &Request<Incoming>) -> Option<String> {
+    fn identify<'a>(&self, headers: &'a hyper::HeaderMap) -> Option<&'a str> {
         match &self.identity {
             Identity::Header(h) => {
-                let v = req.headers().get(h)?.to_str().ok()?.trim();
-                (!v.is_empty() && v.len() <= 256).then(|| v.to_string())
+                let v = headers.get(h)?.to_str().ok()?.trim();
+                (!v.is_empty() && v.len() <= 256).then_some(v)
             }
             Identity::Cookie(name) => {
                 let key = self.cookie_key.as_ref()?;
-                let cookies = req.headers().get_all(header::COOKIE);
+                let cookies = headers.get_all(header::COOKIE);
                 for value in cookies.iter().filter_map(|v| v.to_str().ok()) {
                     for pair in value.split(';') {
                         let (k, v) = pair.trim().split_once('=')?;
@@ -811,33 +813,44 @@ fn text(status: StatusCode, msg: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
-/// The value of `name` in an `a=1&b=2` form (percent-decoded), if valid UTF-8.
-fn form_value(form: &[u8], name: &str) -> Option<String> {
+/// The value of `name` in an `a=1&b=2` form, if valid UTF-8; borrowed
+/// unless it had to be decoded (`%xx`, `+`).
+fn form_value<'a>(form: &'a [u8], name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    use std::borrow::Cow;
     for pair in form.split(|b| *b == b'&') {
         let mut kv = pair.splitn(2, |b| *b == b'=');
         if kv.next()? == name.as_bytes() {
             let raw = kv.next().unwrap_or(b"");
-            let plus: Vec<u8> = raw
-                .iter()
-                .map(|b| if *b == b'+' { b' ' } else { *b })
-                .collect();
-            let v = percent_encoding::percent_decode(&plus).decode_utf8().ok()?;
-            let v = v.trim();
-            return (!v.is_empty() && v.len() <= 64).then(|| v.to_string());
+            let v: Cow<'a, str> = if raw.iter().any(|b| *b == b'%' || *b == b'+') {
+                let plus: Vec<u8> = raw
+                    .iter()
+                    .map(|b| if *b == b'+' { b' ' } else { *b })
+                    .collect();
+                Cow::Owned(
+                    percent_encoding::percent_decode(&plus)
+                        .decode_utf8()
+                        .ok()?
+                        .trim()
+                        .to_string(),
+                )
+            } else {
+                Cow::Borrowed(std::str::from_utf8(raw).ok()?.trim())
+            };
+            return (!v.is_empty() && v.len() <= 64).then_some(v);
         }
     }
     None
 }
 
 /// `<user>.<hex mac>` with `mac = HMAC-SHA256(key, user)`; the user if it verifies.
-pub fn verify_cookie(key: &[u8], value: &str) -> Option<String> {
+pub fn verify_cookie<'a>(key: &[u8], value: &'a str) -> Option<&'a str> {
     let (user, mac) = value.rsplit_once('.')?;
     let mut given = [0u8; 32];
     hex::decode_to_slice(mac, &mut given).ok()?;
     let mut m = Hmac::<Sha256>::new_from_slice(key).ok()?;
     m.update(user.as_bytes());
     m.verify_slice(&given).ok()?;
-    (!user.is_empty() && user.len() <= 256).then(|| user.to_string())
+    (!user.is_empty() && user.len() <= 256).then_some(user)
 }
 
 /// Signs a user id the way the shop must (for tests and the shop's docs).
@@ -938,7 +951,7 @@ mod tests {
     #[test]
     fn cookies_verify_only_when_signed_with_the_key() {
         let c = sign_cookie(b"shop-key", "alice");
-        assert_eq!(verify_cookie(b"shop-key", &c).as_deref(), Some("alice"));
+        assert_eq!(verify_cookie(b"shop-key", &c), Some("alice"));
         assert_eq!(verify_cookie(b"other-key", &c), None);
         let forged = c.replace("alice", "mallory");
         assert_eq!(verify_cookie(b"shop-key", &forged), None);
