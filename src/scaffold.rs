@@ -46,6 +46,16 @@ items_dir = "items"        # one Markdown file per item
 
 [gate]
 url = "https://gate.example.com"   # where the order gates answer
+# gates = 10                       # each gate admits stock / gates of every item
+# identity_header = "X-User-Id"    # set by a trusted proxy (or identity_cookie, see README)
+# forward = "https://orders.example.com/flash"   # winners go to the order system
+
+# Where `flashsale publish` puts the sale:
+# [publish]
+# bucket = "my-sale-bucket"
+# region = "eu-central-1"
+# distribution_id = "E2QWRUHAPOMQZL"   # CloudFront, optional
+
 
 # Per-file headers override the defaults (immutable assets, short HTML, no-cache sale.js):
 # [[headers]]
