@@ -506,3 +506,34 @@ fn check_remote_warns_when_cloudfront_would_cache_the_toggle() {
     let text = ok(out);
     assert!(text.contains("minimum TTL 0"), "{text}");
 }
+
+#[test]
+fn reset_toggle_replaces_an_ended_toggle_for_a_new_sale() {
+    let s = Setup::new();
+    s.publish_json(&[]);
+    let ended = flashsale::sale::Toggle::switched(flashsale::sale::State::Ended {
+        ended: "/ended.html".into(),
+    });
+    rt().block_on(
+        s.moto
+            .s3()
+            .put_object()
+            .bucket(BUCKET)
+            .key("sale.js")
+            .body(ended.to_script().into_bytes().into())
+            .send(),
+    )
+    .unwrap();
+    let out = s.publish_json(&[]);
+    assert_eq!(out["toggle"], "kept");
+    assert!(String::from_utf8(s.get("sale.js"))
+        .unwrap()
+        .contains("ended"));
+    let out = s.publish_json(&["--reset-toggle"]);
+    assert_eq!(out["toggle"], "uploaded");
+    assert_eq!(
+        String::from_utf8(s.get("sale.js")).unwrap(),
+        s.sale.read("public/sale.js")
+    );
+    assert!(s.invalidations()[0].contains(&"/sale.js".to_string()));
+}

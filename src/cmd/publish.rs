@@ -40,6 +40,10 @@ pub struct PublishArgs {
     /// Allow more deletions than max_deletes.
     #[arg(long)]
     pub force: bool,
+    /// Upload the build's pending sale.js even though the bucket has one: for a
+    /// new sale in a bucket whose previous sale ended. Never during a sale.
+    #[arg(long)]
+    pub reset_toggle: bool,
     /// Wait until the CloudFront invalidation has completed.
     #[arg(long)]
     pub wait: bool,
@@ -104,6 +108,7 @@ async fn publish_async(g: &Global, config: &Config, a: &PublishArgs) -> anyhow::
     let publish_cfg = config.publish.clone();
     let opts = publish::Options {
         prune: a.prune,
+        reset_toggle: a.reset_toggle,
         force: a.force,
         concurrency: a.concurrency as usize,
         wait: a.wait.then_some(a.wait_timeout),

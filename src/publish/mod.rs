@@ -55,6 +55,8 @@ pub enum Error {
 
 pub struct Options {
     pub prune: bool,
+    /// Upload the build's pending toggle even over a live one.
+    pub reset_toggle: bool,
     pub force: bool,
     pub concurrency: usize,
     /// Wait this long at most for the invalidation to complete.
@@ -184,6 +186,7 @@ pub async fn publish<R: Remote, C: Cdn>(
         &view,
         &plan::Options {
             prune: opts.prune,
+            reset_toggle: opts.reset_toggle,
             base_path: &opts.base_path,
             max_invalidation_paths: opts.max_invalidation_paths,
         },
@@ -368,27 +371,6 @@ async fn execute<R: Remote, C: Cdn>(
         requests: req,
         elapsed_ms: started.elapsed().as_millis(),
     })
-}
-
-/// The plan a publish would execute, for `--dry-run` displays.
-pub async fn plan_only<R: Remote>(
-    output_dir: &Path,
-    remote: &R,
-    opts: &Options,
-) -> Result<Plan, Error> {
-    let manifest = Manifest::read(output_dir)
-        .map_err(Error::Manifest)?
-        .ok_or_else(|| Error::NoBuild(output_dir.to_path_buf()))?;
-    let view = view(remote, &manifest, opts, &mut Requests::default(), &Quiet).await?;
-    Ok(Plan::compute(
-        &manifest,
-        &view,
-        &plan::Options {
-            prune: opts.prune,
-            base_path: &opts.base_path,
-            max_invalidation_paths: opts.max_invalidation_paths,
-        },
-    ))
 }
 
 /// Same invalidation of the same change → same reference, so a retried or

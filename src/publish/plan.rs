@@ -131,6 +131,9 @@ pub struct Plan {
 
 pub struct Options<'a> {
     pub prune: bool,
+    /// Replace the bucket's toggle with the build's pending one (a new sale
+    /// in a bucket whose last sale ended). Never the default.
+    pub reset_toggle: bool,
     /// URL path the output is served under (`site.base_path`), for CDN paths.
     pub base_path: &'a str,
     pub max_invalidation_paths: usize,
@@ -149,7 +152,7 @@ impl Plan {
         for e in &manifest.files {
             let key = &e.path;
             if e.class == Class::Toggle {
-                if view.listed.contains_key(key) {
+                if view.listed.contains_key(key) && !opts.reset_toggle {
                     plan.toggle_live = true;
                 } else {
                     plan.steps.push(Step {
@@ -305,6 +308,7 @@ mod tests {
 
     const OPTS: Options = Options {
         prune: false,
+        reset_toggle: false,
         base_path: "/",
         max_invalidation_paths: 20,
     };
