@@ -23,7 +23,29 @@ pub trait Cdn {
     fn describe(&self) -> String;
 }
 
+/// No CDN in front: nothing to invalidate (a preview, a bucket served directly).
+pub struct NoCdn;
+
+impl Cdn for NoCdn {
+    async fn invalidate(&self, _: &[String], _: &str) -> Result<String, RemoteError> {
+        Ok(String::new())
+    }
+
+    async fn completed(&self, _: &str) -> Result<bool, RemoteError> {
+        Ok(true)
+    }
+
+    async fn warm(&self) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "no CDN".to_string()
+    }
+}
+
 /// At most `max` paths: while there are more, the directory covering the most
+
 /// of them becomes one wildcard (`/items/*`). Never a path under `/assets/`
 /// (fingerprinted files never change). Sorted.
 pub fn collapse(mut paths: Vec<String>, max: usize, base_path: &str) -> Vec<String> {

@@ -18,9 +18,9 @@ use chrono::{DateTime, FixedOffset};
 use crate::config::{Config, Identity};
 use crate::content::Item;
 use crate::gate::{self, Gate};
+use crate::publish::cdn::NoCdn;
 use crate::publish::plan::Known;
 use crate::publish::remote::{Listed, Remote, RemoteError};
-use crate::publish::s3::CloudFront;
 use crate::sale::{self, GateKey, State, Toggle};
 use crate::switch;
 
@@ -172,7 +172,7 @@ impl Rehearsal {
             order,
             end: config.end.timestamp_millis(),
         });
-        let none: Option<&CloudFront> = None;
+        let none: Option<&NoCdn> = None;
         if switch::switch(
             &self.toggle,
             none,
