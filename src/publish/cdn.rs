@@ -45,7 +45,6 @@ impl Cdn for NoCdn {
 }
 
 /// At most `max` paths: while there are more, the directory covering the most
-
 /// of them becomes one wildcard (`/items/*`). Never a path under `/assets/`
 /// (fingerprinted files never change). Sorted.
 pub fn collapse(mut paths: Vec<String>, max: usize, base_path: &str) -> Vec<String> {
