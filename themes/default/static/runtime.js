@@ -126,7 +126,6 @@
           timer = setTimeout(fetchToggle, 1000 + Math.random() * 2000);
         } else {
 
-
           text('[data-result]', answers[j.code] || 'Something went wrong; please try again.');
           if (button) button.disabled = false;
         }
