@@ -56,6 +56,7 @@ impl Secret {
     pub fn from_env() -> Vec<Secret> {
         [
             "FLASHSALE_GATE_KEY",
+            "FLASHSALE_COOKIE_KEY",
             "AWS_SECRET_ACCESS_KEY",
             "AWS_SESSION_TOKEN",
             "AWS_ACCESS_KEY_ID",
