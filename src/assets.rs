@@ -102,14 +102,6 @@ impl Assets {
     pub fn logical_paths(&self) -> impl Iterator<Item = &String> {
         self.map.keys()
     }
-
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
 }
 
 /// `assets/<dir>/<stem>.<16 hex>.<ext>` (the last extension only).

@@ -30,12 +30,6 @@ pub struct Staged {
     changed: bool,
 }
 
-impl Staged {
-    pub fn changed(&self) -> bool {
-        self.changed
-    }
-}
-
 /// What a commit did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Changes {
