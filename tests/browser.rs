@@ -92,23 +92,7 @@ fn page_follows_the_toggle_without_reloading() {
             ended: "/ended.html".into(),
         }),
     );
-    browser.wait_until(
-        "return document.body.dataset.state === 'ended'",
-        Duration::from_secs(30),
-    );
-    assert_eq!(
-        browser.eval("return window.__sameLoad === true"),
-        true,
-        "the page was reloaded"
-    );
-    assert_eq!(
-        browser.eval("return document.querySelector('[data-buy]').disabled"),
-        true
-    );
-    assert_eq!(
-        browser.eval("return document.querySelector('[data-ended]').hidden"),
-        false
-    );
+    browser.assert_turns_ended_without_reload();
     let status = browser.eval("return document.querySelector('[data-status]').textContent");
     assert_eq!(status, "This sale has ended.");
     browser.screenshot(&out_dir().join("browser-ended.png"));
@@ -172,17 +156,5 @@ fn open_and_close_commands_switch_a_page_already_open() {
     );
 
     ok(sale.run(&["close", "--now", "--target", &target]));
-    browser.wait_until(
-        "return document.body.dataset.state === 'ended'",
-        Duration::from_secs(30),
-    );
-    assert_eq!(
-        browser.eval("return window.__sameLoad === true"),
-        true,
-        "the page was reloaded"
-    );
-    assert_eq!(
-        browser.eval("return document.querySelector('[data-buy]').disabled"),
-        true
-    );
+    browser.assert_turns_ended_without_reload();
 }

@@ -670,19 +670,6 @@ fn the_gate_keeps_admitting_while_the_order_system_is_down() {
         .any(|l| l.contains("forward_retry")));
 }
 
-fn raw(base: &str, bytes: &[u8]) -> String {
-    let mut s = TcpStream::connect(base.trim_start_matches("http://")).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let _ = s.write_all(bytes);
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    String::from_utf8_lossy(&buf)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
-}
-
 #[test]
 fn malformed_and_slow_requests_never_stop_it_answering() {
     let s = GateSale::new("");
@@ -719,7 +706,7 @@ fn malformed_and_slow_requests_never_stop_it_answering() {
         ("huge headers", huge.into_bytes()),
         ("lying length", format!("POST {path} HTTP/1.1\r\nHost: x\r\nX-User-Id: l\r\nContent-Length: 100\r\n\r\nsku=A-1").into_bytes()),
     ] {
-        let status = raw(&gate.base, &req);
+        let status = raw_request(&gate.base, &req);
         assert!(!status.starts_with("HTTP/1.1 200") && !status.starts_with("HTTP/1.1 5"), "{name}: {status}");
     }
     assert_eq!(get(&format!("{}/healthz", gate.base)).0, 200);

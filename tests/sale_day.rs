@@ -116,24 +116,7 @@ fn a_whole_sale_in_the_browser() {
     );
     // Both pages turn to ended by themselves (the preview closed the sale on sell-out).
     for b in [&bob, &alice] {
-        b.wait_until(
-            "return document.body.dataset.state === 'ended'",
-            Duration::from_secs(15),
-        );
-        assert_eq!(
-            b.eval("return window.__sameLoad === true"),
-            true,
-            "the page was reloaded"
-        );
-        assert_eq!(
-            b.eval("return document.querySelector('[data-buy]').disabled"),
-            true
-        );
-
-        assert_eq!(
-            b.eval("return document.querySelector('[data-ended]').hidden"),
-            false
-        );
+        b.assert_turns_ended_without_reload();
     }
     bob.screenshot(&shots().join("sale-ended.png"));
     let status = server.wait_for_line("now `ended`", Duration::from_secs(5));

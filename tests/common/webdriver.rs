@@ -127,6 +127,29 @@ impl Browser {
         self.post(&format!("element/{id}/click"), json!({}));
     }
 
+    /// Waits until the page shows the ended state, and checks it is still the
+    /// same page load (marked with `window.__sameLoad`) with its button off.
+    #[track_caller]
+    pub fn assert_turns_ended_without_reload(&self) {
+        self.wait_until(
+            "return document.body.dataset.state === 'ended'",
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            self.eval("return window.__sameLoad === true"),
+            true,
+            "the page was reloaded"
+        );
+        assert_eq!(
+            self.eval("return document.querySelector('[data-buy]').disabled"),
+            true
+        );
+        assert_eq!(
+            self.eval("return document.querySelector('[data-ended]').hidden"),
+            false
+        );
+    }
+
     pub fn screenshot(&self, path: &std::path::Path) {
         let url = format!("{}/session/{}/screenshot", self.base, self.session);
         let v: Value = super::http().get(&url).call().unwrap().into_json().unwrap();
