@@ -8,7 +8,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::moto::{rt, Moto, Setup, BUCKET};
+use common::moto::{Moto, Setup, BUCKET};
 use common::*;
 use serde_json::Value;
 
@@ -228,16 +228,7 @@ fn publish_never_overwrites_a_live_toggle() {
         order: "https://gate.example.com/o/x/y.z".into(),
         end: 1,
     });
-    rt().block_on(
-        s.moto
-            .s3()
-            .put_object()
-            .bucket(BUCKET)
-            .key("sale.js")
-            .body(open.to_script().into_bytes().into())
-            .send(),
-    )
-    .unwrap();
+    s.put_toggle(&open);
     s.sale.write(
         "items/a-1.md",
         &format!("{}\nTypo fixed.\n", item_md("A-1", "Alpha", "1.50")),
@@ -349,12 +340,7 @@ fn wrong_credentials_are_a_one_line_error_without_the_secret() {
     aws(&["s3api", "create-bucket", "--bucket", BUCKET]);
 
     let sale = Sale::new();
-    let mut toml = sale.read("site.toml");
-    toml.push_str(&format!(
-        "\n[publish]\nbucket = \"{BUCKET}\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\n",
-        moto.endpoint
-    ));
-    sale.write("site.toml", &toml);
+    common::moto::add_publish_section(&sale, &moto.endpoint, None);
     ok(sale.run(&["build", "-q"]));
     let run = |id: &str, secret: &str| {
         Command::new(bin())
@@ -514,16 +500,7 @@ fn reset_toggle_replaces_an_ended_toggle_for_a_new_sale() {
     let ended = flashsale::sale::Toggle::switched(flashsale::sale::State::Ended {
         ended: "/ended.html".into(),
     });
-    rt().block_on(
-        s.moto
-            .s3()
-            .put_object()
-            .bucket(BUCKET)
-            .key("sale.js")
-            .body(ended.to_script().into_bytes().into())
-            .send(),
-    )
-    .unwrap();
+    s.put_toggle(&ended);
     let out = s.publish_json(&[]);
     assert_eq!(out["toggle"], "kept");
     assert!(String::from_utf8(s.get("sale.js"))

@@ -211,12 +211,7 @@ impl Setup {
         rt().block_on(moto.s3().create_bucket().bucket(BUCKET).send())
             .unwrap();
         let distribution = create_distribution(&moto, min_ttl);
-        let mut toml = sale.read("site.toml");
-        toml.push_str(&format!(
-            "\n[publish]\nbucket = \"{BUCKET}\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\ndistribution_id = \"{distribution}\"\n",
-            moto.endpoint
-        ));
-        sale.write("site.toml", &toml);
+        add_publish_section(&sale, &moto.endpoint, Some(&distribution));
         ok(sale.run(&["build", "-q"]));
         Setup {
             sale,
@@ -240,6 +235,20 @@ impl Setup {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         serde_json::from_str(&ok(self.publish(&all))).unwrap()
+    }
+
+    /// Writes a toggle straight into the bucket, as `open`/`close` would.
+    pub fn put_toggle(&self, toggle: &flashsale::sale::Toggle) {
+        rt().block_on(
+            self.moto
+                .s3()
+                .put_object()
+                .bucket(BUCKET)
+                .key("sale.js")
+                .body(toggle.to_script().into_bytes().into())
+                .send(),
+        )
+        .unwrap();
     }
 
     pub fn head(&self, key: &str) -> Option<aws_sdk_s3::operation::head_object::HeadObjectOutput> {
@@ -308,6 +317,18 @@ impl Setup {
             })
             .collect()
     }
+}
+
+/// Appends a `[publish]` section pointing at `endpoint` (and a distribution).
+pub fn add_publish_section(sale: &Sale, endpoint: &str, distribution: Option<&str>) {
+    let mut toml = sale.read("site.toml");
+    toml.push_str(&format!(
+        "\n[publish]\nbucket = \"{BUCKET}\"\nregion = \"us-east-1\"\nendpoint = \"{endpoint}\"\n"
+    ));
+    if let Some(d) = distribution {
+        toml.push_str(&format!("distribution_id = \"{d}\"\n"));
+    }
+    sale.write("site.toml", &toml);
 }
 
 pub fn create_distribution(moto: &Moto, min_ttl: i64) -> String {
