@@ -9,7 +9,7 @@
 //!
 //!     cargo bench --bench edit_latency [-- ITEMS EDITS]
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/integration/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};

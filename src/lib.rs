@@ -1,26 +1,29 @@
 //! flashsale: build, preview, publish and run e-commerce flash sales.
 //!
-//! The library does the work; `src/cmd/` only turns command lines into calls.
-//! Data flows `config` → `content` → `render` (with `theme` and `assets`) →
-//! `output` + `manifest`; `sale` holds the toggle format everyone shares.
+//! The subsystems, each a folder (`docs/DESIGN.md` draws how they depend on
+//! each other):
+//! - `config`: `site.toml`, read strictly, section by section;
+//! - `site`: the build (content, theme, assets, render, output, manifest, check);
+//! - `sale`: the toggle format, the order token, and the sale-day switch;
+//! - `store`: object stores and CDNs (S3, CloudFront, a directory, memory, dry run);
+//! - `publish`: uploading a build to a store, planned then executed;
+//! - `gate`: the order gate;
+//! - `serve`: the local preview, with the whole sale in-process;
+//! - `loadtest`: the rehearsal's simulated customers;
+//! - `util`: small helpers that know nothing of sales;
+//! - `cmd`: the command line, which only turns flags into library calls.
+//!
+//! The public API is what a shop (and the integration tests) use from
+//! outside: the toggle format and order token ([`sale`]), the signed identity
+//! cookie ([`gate::sign_cookie`]), and the program itself ([`cmd::main`]).
 
-pub mod assets;
-pub mod check;
-pub mod client;
-pub mod config;
-pub mod content;
-pub mod diag;
+pub mod cmd;
+mod config;
 pub mod gate;
-pub mod headers;
-pub mod manifest;
-pub mod money;
-pub mod output;
-pub mod publish;
-pub mod rehearse;
-pub mod render;
+mod loadtest;
+mod publish;
 pub mod sale;
-pub mod scaffold;
-pub mod serve;
-pub mod site;
-pub mod switch;
-pub mod theme;
+mod serve;
+mod site;
+mod store;
+mod util;

@@ -1,8 +1,10 @@
+//! `flashsale build`.
+
 use clap::Args;
 
-use flashsale::site::{Report, Site};
+use crate::site::{Report, Site};
 
-use super::Global;
+use super::prelude::Global;
 
 /// Render the sale into the output directory (default public/): pages,
 /// fingerprinted assets, sale.js in its pending state, and manifest.json.
@@ -10,16 +12,16 @@ use super::Global;
 /// Only files whose bytes changed are written; files no longer produced are
 /// removed. On any error nothing in the output changes.
 #[derive(Args, Debug)]
-pub struct BuildArgs {}
+pub(super) struct BuildArgs {}
 
-pub fn run(g: &Global, _a: BuildArgs) -> anyhow::Result<()> {
-    let mut site = Site::load(&g.config)?;
+pub(super) fn run(g: &Global, _a: BuildArgs) -> anyhow::Result<()> {
+    let mut site = Site::from_config(g.sale()?)?;
     let report = site.build()?;
     summarize(g, &site, &report);
     Ok(())
 }
 
-pub fn summarize(g: &Global, site: &Site, r: &Report) {
+fn summarize(g: &Global, site: &Site, r: &Report) {
     for f in &r.changes.written {
         g.detail(format!("  wrote   {f}"));
     }

@@ -1,15 +1,14 @@
+//! `flashsale check`.
+
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
 
-use flashsale::check::{self, Secret, Severity};
-use flashsale::config::Config;
-use flashsale::publish::s3::{self, CloudFront};
-use flashsale::site::Site;
-
-use super::publish::AwsArgs;
-use super::Global;
+use super::prelude::{connect, AwsArgs, Global};
+use crate::config::Config;
+use crate::site::check::{self, Secret, Severity};
+use crate::site::Site;
 
 /// Check the sale before it goes live: configuration and items, templates,
 /// links and images, the page-weight budget (each item page at most 14 KiB
@@ -20,21 +19,21 @@ use super::Global;
 /// With --remote, also reads the CloudFront distribution's cache behaviour for
 /// sale.js. Exits 1 when there is an error; warnings alone pass.
 #[derive(Args, Debug)]
-pub struct CheckArgs {
+pub(super) struct CheckArgs {
     /// The gate's key file, so its contents are searched for too
     /// (the value of $FLASHSALE_GATE_KEY and AWS variables always are).
     #[arg(long, value_name = "PATH")]
-    pub key_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
     /// Also check the CloudFront distribution of [publish]: a minimum TTL above
     /// 0 for sale.js would make the buy button switch on late.
     #[arg(long)]
-    pub remote: bool,
+    remote: bool,
     #[command(flatten)]
-    pub aws: AwsArgs,
+    aws: AwsArgs,
 }
 
-pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<()> {
-    let mut site = Site::load(&g.config)?;
+pub(super) fn run(g: &Global, a: CheckArgs) -> anyhow::Result<()> {
+    let mut site = Site::from_config(g.sale()?)?;
     let mut secrets = Secret::from_env();
     if let Some(path) = &a.key_file {
         let bytes = std::fs::read(path)
@@ -72,7 +71,7 @@ pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<()> {
         report.heaviest.as_ref().map_or(0, |(_, s)| *s),
         check::PAGE_BUDGET_GZIP,
         report.toggle_bytes,
-        flashsale::sale::MAX_TOGGLE_BYTES,
+        crate::sale::MAX_TOGGLE_BYTES,
     ));
     Ok(())
 }
@@ -92,8 +91,9 @@ fn check_remote(g: &Global, config: &Config, aws: &AwsArgs) -> anyhow::Result<()
     let toggle = format!("{}sale.js", config.base_path);
     let rt = tokio::runtime::Runtime::new()?;
     let (behaviour, ttl) = rt.block_on(async {
-        let shared = s3::load(publish, &aws.flags()).await?;
-        CloudFront::new(&shared, id).min_ttl_for(&toggle).await
+        let (_, cdn) = connect(config, "s3", aws).await?;
+        let cdn = cdn.expect("a distribution_id gives a CloudFront client");
+        anyhow::Ok(cdn.min_ttl_for(&toggle).await?)
     })?;
     if ttl > 0 {
         eprintln!(

@@ -1,4 +1,5 @@
-use std::collections::HashSet;
+//! `flashsale gate`.
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -6,13 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use flashsale::config::{Config, Identity};
-use flashsale::gate::{self, Gate};
-use flashsale::sale::GateKey;
-use flashsale::theme::Theme;
-
-use super::publish::parse_duration;
-use super::Global;
+use super::prelude::{duration, gate_key, log_json, Global};
+use crate::gate::{self, Gate};
 
 /// Run an order gate: admit at most the quota per item, journal every winner
 /// (fsynced) before answering, forward winners to the order system, send
@@ -25,36 +21,36 @@ use super::Global;
 /// (Prometheus). Restarts replay the journal: sold units stay sold.
 /// SIGTERM finishes in-flight requests and flushes the journal.
 #[derive(Args, Debug)]
-pub struct GateArgs {
+pub(super) struct GateArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    listen: SocketAddr,
     /// Units this gate admits per item (default: [gate] quota, or stock / gates).
     #[arg(long)]
-    pub quota: Option<u32>,
+    quota: Option<u32>,
     /// Directory of the winners' journal (winners.jsonl) and forwarder state.
     #[arg(long, value_name = "DIR")]
-    pub journal: PathBuf,
+    journal: PathBuf,
     /// The order system's webhook (default: [gate] forward).
     #[arg(long, value_name = "URL")]
-    pub forward: Option<String>,
+    forward: Option<String>,
     /// This gate's name in order ids (default: generated once, kept in the journal dir).
     #[arg(long)]
-    pub gate_id: Option<String>,
+    gate_id: Option<String>,
     /// The gate key (default: $FLASHSALE_GATE_KEY).
     #[arg(long, value_name = "PATH")]
-    pub key_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
     /// The shop's key for signed identity cookies (default: $FLASHSALE_COOKIE_KEY).
     #[arg(long, value_name = "PATH")]
-    pub cookie_key_file: Option<PathBuf>,
+    cookie_key_file: Option<PathBuf>,
     /// Close connections that have not sent their headers within this time.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub header_timeout: Duration,
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    header_timeout: Duration,
 }
 
-pub fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
-    let config = Config::load(&g.config)?;
-    let key = GateKey::load(a.key_file.as_deref())?;
+pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
+    let config = g.sale()?;
+    let key = gate_key(a.key_file.as_deref())?;
     let cookie_key = match (&a.cookie_key_file, std::env::var("FLASHSALE_COOKIE_KEY")) {
         (Some(p), _) => Some(
             std::fs::read(p)
@@ -65,14 +61,16 @@ pub fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
         (None, Ok(v)) if !v.trim().is_empty() => Some(v.trim().as_bytes().to_vec()),
         _ => None,
     };
-    let theme = Theme::load(&config)?;
-    let statics: HashSet<String> = theme.statics.iter().map(|s| s.logical.clone()).collect();
-    let items = flashsale::content::load(&config, &statics)?;
+    let stock: Vec<(String, u32)> = crate::site::items(&config)?
+        .into_iter()
+        .map(|i| (i.sku, i.stock))
+        .collect();
+    log_json();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let gate = Gate::start(
             &config,
-            &items,
+            &stock,
             gate::Options {
                 quota: a.quota,
                 journal_dir: a.journal.clone(),
@@ -81,21 +79,27 @@ pub fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
                 key,
                 cookie_key,
             },
-        )?;
+        )
+        .map_err(|e| match e {
+            gate::Error::NoCookieKey => {
+                anyhow::anyhow!("{e}: set $FLASHSALE_COOKIE_KEY or pass --cookie-key-file")
+            }
+            e => e.into(),
+        })?;
         let listener = gate::bind(a.listen).await?;
         let addr = listener.local_addr()?;
-        let identity = match &config.gate.identity {
-            Identity::Header(h) => format!("header {h} (set it at a trusted proxy)"),
-            Identity::Cookie(c) => format!("signed cookie {c}"),
-        };
+        let identity = gate.identity();
         // Printed even with --quiet: scripts read the address from here.
         println!(
             "Gate listening on http://{addr}/ for sale `{}`; journal {}; identity from {identity}",
             config.name,
             a.journal.display()
         );
-        for (sku, admitted, quota) in gate.admitted() {
-            g.detail(format!("  {sku}: {admitted} of {quota} admitted"));
+        for c in gate.counts() {
+            g.detail(format!(
+                "  {}: {} of {} admitted",
+                c.sku, c.admitted, c.quota
+            ));
         }
         gate::serve(gate, listener, a.header_timeout, shutdown_signal()).await;
         Ok(())

@@ -1,3 +1,5 @@
+//! `flashsale keygen`.
+
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
@@ -5,10 +7,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 
-use flashsale::config::Config;
-use flashsale::sale::{GateKey, KEY_ENV};
+use crate::sale::{GateKey, KEY_ENV};
 
-use super::Global;
+use super::prelude::Global;
 
 /// Write a new random 256-bit gate key to a file readable only by you (0600).
 ///
@@ -16,15 +17,15 @@ use super::Global;
 /// the same file to both (--key-file) or put its contents in $FLASHSALE_GATE_KEY.
 /// Never commit it, never put it in site.toml or public/. Refuses to overwrite.
 #[derive(Args, Debug)]
-pub struct KeygenArgs {
+pub(super) struct KeygenArgs {
     /// Where to write the key.
     #[arg(default_value = "gate.key")]
-    pub path: PathBuf,
+    path: PathBuf,
 }
 
-pub fn run(g: &Global, a: KeygenArgs) -> anyhow::Result<()> {
+pub(super) fn run(g: &Global, a: KeygenArgs) -> anyhow::Result<()> {
     // A key inside the output directory would be published.
-    if let Ok(config) = Config::load(&g.config) {
+    if let Ok(config) = g.sale() {
         let out = config
             .output_dir
             .canonicalize()

@@ -1,8 +1,7 @@
-//! Command-line parsing and the shared flags; one module per subcommand.
-
-use std::path::PathBuf;
-
-use clap::{Args, Parser, Subcommand};
+//! The command line: one file per subcommand, each turning its flags into
+//! library calls and drawing progress and reports. Flags shared by several
+//! subcommands live in `prelude`; what `open` and `close` share (their flags,
+//! the countdown, the report) in `switch`. No sale logic lives here.
 
 mod build;
 mod check;
@@ -11,11 +10,18 @@ mod gate;
 mod keygen;
 mod new;
 mod open;
-pub mod publish;
+mod prelude;
+mod publish;
 mod rehearse;
 mod serve;
 mod status;
-mod switching;
+mod switch;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use prelude::Global;
 
 /// Run e-commerce flash sales: static item pages on a CDN, a tiny toggle
 /// script that switches the buy button on at the start, and order gates.
@@ -29,50 +35,15 @@ mod switching;
     propagate_version = true,
     max_term_width = 100
 )]
-pub struct Cli {
+struct Cli {
     #[command(flatten)]
-    pub global: Global,
+    global: Global,
     #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct Global {
-    /// The sale's configuration file.
-    #[arg(
-        long,
-        short = 'c',
-        global = true,
-        value_name = "PATH",
-        default_value = "site.toml"
-    )]
-    pub config: PathBuf,
-    /// Print only errors.
-    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
-    pub quiet: bool,
-    /// Print more detail (every file written, every request served).
-    #[arg(long, short = 'v', global = true)]
-    pub verbose: bool,
-}
-
-impl Global {
-    /// Progress and summaries, unless --quiet.
-    pub fn say(&self, msg: impl AsRef<str>) {
-        if !self.quiet {
-            println!("{}", msg.as_ref());
-        }
-    }
-
-    /// Details, only with --verbose.
-    pub fn detail(&self, msg: impl AsRef<str>) {
-        if self.verbose {
-            println!("{}", msg.as_ref());
-        }
-    }
+    command: Command,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+enum Command {
     New(new::NewArgs),
     Build(build::BuildArgs),
     Check(check::CheckArgs),
@@ -86,18 +57,29 @@ pub enum Command {
     Rehearse(rehearse::RehearseArgs),
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::New(a) => new::run(&cli.global, a),
-        Command::Build(a) => build::run(&cli.global, a),
-        Command::Check(a) => check::run(&cli.global, a),
-        Command::Serve(a) => serve::run(&cli.global, a),
-        Command::Publish(a) => publish::run(&cli.global, a),
-        Command::Keygen(a) => keygen::run(&cli.global, a),
-        Command::Open(a) => open::run(&cli.global, a),
-        Command::Close(a) => close::run(&cli.global, a),
-        Command::Status(a) => status::run(&cli.global, a),
-        Command::Gate(a) => gate::run(&cli.global, a),
-        Command::Rehearse(a) => rehearse::run(&cli.global, a),
+/// The program: parses the command line, runs the subcommand, and exits 0 on
+/// success, 1 on failure (the error on stderr) and 2 on a usage error.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let g = &cli.global;
+    let result = match cli.command {
+        Command::New(a) => new::run(g, a),
+        Command::Build(a) => build::run(g, a),
+        Command::Check(a) => check::run(g, a),
+        Command::Serve(a) => serve::run(g, a),
+        Command::Publish(a) => publish::run(g, a),
+        Command::Keygen(a) => keygen::run(g, a),
+        Command::Open(a) => open::run(g, a),
+        Command::Close(a) => close::run(g, a),
+        Command::Status(a) => status::run(g, a),
+        Command::Gate(a) => gate::run(g, a),
+        Command::Rehearse(a) => rehearse::run(g, a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

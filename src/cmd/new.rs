@@ -1,22 +1,24 @@
+//! `flashsale new`.
+
 use std::path::PathBuf;
 
 use clap::Args;
 
-use super::Global;
+use super::prelude::Global;
 
 /// Create a new sale in DIR: site.toml, one item, the theme's templates to edit.
 #[derive(Args, Debug)]
-pub struct NewArgs {
+pub(super) struct NewArgs {
     /// Directory to create (must not exist, or be empty).
-    pub dir: PathBuf,
+    dir: PathBuf,
     /// The sale's name as used in order URLs (default: derived from DIR).
     #[arg(long)]
-    pub name: Option<String>,
+    name: Option<String>,
 }
 
-pub fn run(g: &Global, a: NewArgs) -> anyhow::Result<()> {
+pub(super) fn run(g: &Global, a: NewArgs) -> anyhow::Result<()> {
     let name = a.name.unwrap_or_else(|| name_from(&a.dir));
-    let files = flashsale::scaffold::create(&a.dir, &name)?;
+    let files = crate::site::scaffold::create(&a.dir, &name)?;
     for f in &files {
         g.detail(format!("  created {}", a.dir.join(f).display()));
     }

@@ -1,3 +1,5 @@
+//! `flashsale publish`, with its progress drawing and report.
+
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -5,13 +7,10 @@ use std::time::Duration;
 
 use clap::Args;
 
-use flashsale::config::Config;
-use flashsale::publish::cdn::Cdn;
-use flashsale::publish::remote::{DryRun, DryRunCdn, Remote};
-use flashsale::publish::s3::AwsFlags;
-use flashsale::publish::{self, Outcome, Progress, Target};
-
-use super::Global;
+use super::prelude::{connect, duration, AwsArgs, Global};
+use crate::config::Config;
+use crate::publish::{self, Outcome, Progress, ToggleAction};
+use crate::store::{Cdn, DryRun, DryRunCdn, Remote};
 
 /// Upload the built sale (public/) to S3 and invalidate CloudFront for what changed.
 ///
@@ -23,83 +22,42 @@ use super::Global;
 /// Credentials come from the standard AWS chain (environment, profile, SSO,
 /// instance role). Run `flashsale build` first.
 #[derive(Args, Debug)]
-pub struct PublishArgs {
+pub(super) struct PublishArgs {
     /// Where to publish: `s3` (the [publish] section) or `dir:PATH` (a local
     /// directory with a headers sidecar, for previews and tests).
     #[arg(long, default_value = "s3", value_name = "TARGET")]
-    pub target: String,
+    target: String,
     /// Print the plan; write nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    dry_run: bool,
     /// Print the plan or the result as JSON (for CI).
     #[arg(long)]
-    pub json: bool,
+    json: bool,
     /// Delete remote objects that are no longer built (old assets included).
     #[arg(long)]
-    pub prune: bool,
+    prune: bool,
     /// Allow more deletions than max_deletes.
     #[arg(long)]
-    pub force: bool,
+    force: bool,
     /// Upload the build's pending sale.js even though the bucket has one: for a
     /// new sale in a bucket whose previous sale ended. Never during a sale.
     #[arg(long)]
-    pub reset_toggle: bool,
+    reset_toggle: bool,
     /// Wait until the CloudFront invalidation has completed.
     #[arg(long)]
-    pub wait: bool,
+    wait: bool,
     /// Longest wait with --wait, e.g. 15m, 90s.
-    #[arg(long, default_value = "15m", value_parser = parse_duration)]
-    pub wait_timeout: Duration,
+    #[arg(long, default_value = "15m", value_parser = duration)]
+    wait_timeout: Duration,
     /// Uploads in flight at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub concurrency: u16,
+    concurrency: u16,
     #[command(flatten)]
-    pub aws: AwsArgs,
+    aws: AwsArgs,
 }
 
-/// AWS overrides, shared by the commands that talk to S3 and CloudFront.
-#[derive(Args, Debug, Clone)]
-pub struct AwsArgs {
-    /// AWS profile (from ~/.aws/config) to take credentials and region from.
-    #[arg(long, value_name = "NAME")]
-    pub profile: Option<String>,
-    /// AWS region (overrides [publish] region).
-    #[arg(long)]
-    pub region: Option<String>,
-    /// S3 endpoint (overrides [publish] endpoint): S3-compatible stores, local servers.
-    #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
-}
-
-impl AwsArgs {
-    pub fn flags(&self) -> AwsFlags {
-        AwsFlags {
-            profile: self.profile.clone(),
-            region: self.region.clone(),
-            endpoint_url: self.endpoint_url.clone(),
-        }
-    }
-}
-
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration; write e.g. 90s, 15m or 2h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "ms" => return Ok(Duration::from_millis(n)),
-        _ => return Err(format!("`{s}`: unknown unit `{unit}`; use ms, s, m or h")),
-    };
-    Ok(Duration::from_secs(secs))
-}
-
-pub fn run(g: &Global, a: PublishArgs) -> anyhow::Result<()> {
-    let config = Config::load(&g.config)?;
+pub(super) fn run(g: &Global, a: PublishArgs) -> anyhow::Result<()> {
+    let config = g.sale()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(publish_async(g, &config, &a))
 }
@@ -118,7 +76,7 @@ async fn publish_async(g: &Global, config: &Config, a: &PublishArgs) -> anyhow::
             .map_or(20, |p| p.max_invalidation_paths),
         base_path: config.base_path.clone(),
     };
-    let (remote, cdn) = Target::connect(config, &a.target, &a.aws.flags()).await?;
+    let (remote, cdn) = connect(config, &a.target, &a.aws).await?;
     go(g, config, a, &opts, &config.output_dir, remote, cdn).await
 }
 
@@ -133,9 +91,11 @@ async fn go<R: Remote, C: Cdn>(
 ) -> anyhow::Result<()> {
     let progress = Lines::new(g, a.json);
     if a.dry_run {
-        let remote = DryRun::new(remote);
+        let remote = DryRun(remote);
         let cdn = cdn.map(DryRunCdn);
-        let outcome = publish::publish(out, &remote, cdn.as_ref(), opts, &progress).await?;
+        let outcome = publish::publish(out, &remote, cdn.as_ref(), opts, &progress)
+            .await
+            .map_err(force_hint)?;
         return report(g, config, a, &outcome, true);
     }
     if !a.json {
@@ -148,9 +108,20 @@ async fn go<R: Remote, C: Cdn>(
                 .map_or(String::new(), |c| format!(" ({})", c.describe()))
         ));
     }
-    let outcome = publish::publish(out, &remote, cdn.as_ref(), opts, &progress).await?;
-
+    let outcome = publish::publish(out, &remote, cdn.as_ref(), opts, &progress)
+        .await
+        .map_err(force_hint)?;
     report(g, config, a, &outcome, false)
+}
+
+/// A refused plan says how to go ahead anyway.
+fn force_hint(e: publish::Error) -> anyhow::Error {
+    match e {
+        publish::Error::TooManyDeletes { .. } => {
+            anyhow::anyhow!("{e}; --force deletes them anyway")
+        }
+        e => e.into(),
+    }
 }
 
 fn report(
@@ -214,7 +185,7 @@ fn report(
             o.stale_kept.len()
         ));
     }
-    if o.toggle == "kept" {
+    if o.toggle == ToggleAction::Kept {
         g.say("  sale.js: the bucket has one already; left alone (`flashsale open`/`close` own the live toggle)");
     }
     match &o.invalidation {

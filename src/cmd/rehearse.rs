@@ -1,14 +1,11 @@
-use std::collections::HashSet;
+//! `flashsale rehearse`, with its report.
+
 use std::time::Duration;
 
 use clap::Args;
 
-use flashsale::config::Config;
-use flashsale::rehearse::{self, Report};
-use flashsale::theme::Theme;
-
-use super::publish::parse_duration;
-use super::Global;
+use super::prelude::{duration, Global};
+use crate::loadtest::{self, Report};
 
 /// Rehearse sale day: N simulated customers (distinct ids) poll sale.js with
 /// jitter the way the page does, order as soon as it opens, and the outcome
@@ -19,33 +16,31 @@ use super::Global;
 /// Talks only to loopback addresses and hosts named with --allow-host. Items
 /// and stock come from the sale's site.toml. Exits 1 on errors or overselling.
 #[derive(Args, Debug)]
-pub struct RehearseArgs {
+pub(super) struct RehearseArgs {
     /// Where the sale's pages (and sale.js) are served.
     #[arg(long, default_value = "http://127.0.0.1:3000/")]
-    pub url: String,
+    url: String,
     /// Simulated customers.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub customers: u64,
+    customers: u64,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=10_000))]
-    pub concurrency: u64,
+    concurrency: u64,
     /// Stop after this long, whatever happened.
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
-    pub max_duration: Duration,
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    max_duration: Duration,
     /// Also allow this host (a staging gate), besides loopback.
     #[arg(long, value_name = "HOST")]
-    pub allow_host: Vec<String>,
+    allow_host: Vec<String>,
     /// Print the report as JSON.
     #[arg(long)]
-    pub json: bool,
+    json: bool,
 }
 
-pub fn run(g: &Global, a: RehearseArgs) -> anyhow::Result<()> {
-    let config = Config::load(&g.config)?;
-    let theme = Theme::load(&config)?;
-    let statics: HashSet<String> = theme.statics.iter().map(|s| s.logical.clone()).collect();
-    let items = flashsale::content::load(&config, &statics)?;
-    let opts = rehearse::Options {
+pub(super) fn run(g: &Global, a: RehearseArgs) -> anyhow::Result<()> {
+    let config = g.sale()?;
+    let items = crate::site::items(&config)?;
+    let opts = loadtest::Options {
         url: a.url.clone(),
         customers: a.customers as usize,
         concurrency: a.concurrency as usize,
@@ -63,7 +58,7 @@ pub fn run(g: &Global, a: RehearseArgs) -> anyhow::Result<()> {
         ));
     }
     let rt = tokio::runtime::Runtime::new()?;
-    let report = rt.block_on(rehearse::run(opts))?;
+    let report = rt.block_on(loadtest::run(opts))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

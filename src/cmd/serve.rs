@@ -1,16 +1,14 @@
+//! `flashsale serve`.
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
-use flashsale::config;
-use flashsale::sale::GateKey;
-use flashsale::serve::rehearsal::SaleOptions;
-use flashsale::serve::{self, Event};
-
-use super::publish::parse_duration;
-use super::Global;
+use super::prelude::{duration, time, Global};
+use crate::sale::GateKey;
+use crate::serve::{self, Event, SaleOptions};
 
 /// Build, then preview the sale locally with the same headers as production.
 ///
@@ -23,34 +21,34 @@ use super::Global;
 /// a temporary directory unless --journal), and sale.js turns `ended` at the end
 /// or as soon as every unit is sold.
 #[derive(Args, Debug)]
-pub struct ServeArgs {
+pub(super) struct ServeArgs {
     /// Port to listen on (0 picks a free one).
     #[arg(long, short = 'p', default_value_t = 3000)]
-    pub port: u16,
+    port: u16,
     /// Address to listen on. The preview is for this machine: keep it on loopback.
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
-    pub bind: IpAddr,
+    bind: IpAddr,
     /// Do not watch for changes.
     #[arg(long)]
-    pub no_watch: bool,
+    no_watch: bool,
     /// Run the sale: open it this long after start-up, e.g. 30s or 2m.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "at")]
-    pub opens_in: Option<Duration>,
+    #[arg(long, value_name = "DURATION", value_parser = duration, conflicts_with = "at")]
+    opens_in: Option<Duration>,
     /// Run the sale: open it at this time (RFC 3339 with offset).
     #[arg(long, value_name = "TIME")]
-    pub at: Option<String>,
+    at: Option<String>,
     /// With a sale: keep the gate's journal here.
     #[arg(long, value_name = "DIR")]
-    pub journal: Option<PathBuf>,
+    journal: Option<PathBuf>,
     /// With a sale: the gate key (default: $FLASHSALE_GATE_KEY, else a new one for this run).
     #[arg(long, value_name = "PATH")]
-    pub key_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
     /// With a sale: units the gate admits per item (default: all the stock).
     #[arg(long)]
-    pub quota: Option<u32>,
+    quota: Option<u32>,
 }
 
-pub fn run(g: &Global, a: ServeArgs) -> anyhow::Result<()> {
+pub(super) fn run(g: &Global, a: ServeArgs) -> anyhow::Result<()> {
     let start = match (&a.opens_in, &a.at) {
         (Some(d), _) => {
             let now = chrono::Utc::now().fixed_offset();
@@ -58,11 +56,7 @@ pub fn run(g: &Global, a: ServeArgs) -> anyhow::Result<()> {
             // On a whole second: easier to read in the countdown and the logs.
             Some(whole - chrono::Duration::nanoseconds(whole.timestamp_subsec_nanos() as i64))
         }
-        (None, Some(t)) => Some(
-            config::parse_time(t)
-                .map_err(|e| anyhow::anyhow!("--at: {}", e.replace("\nhelp: ", "; ")))?
-                .0,
-        ),
+        (None, Some(t)) => Some(time("--at", t)?),
         (None, None) => None,
     };
     let sale = match start {
@@ -81,6 +75,13 @@ pub fn run(g: &Global, a: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    if g.verbose {
+        // The in-process gate's events (winners, refusals' reasons) as text.
+        let _ = tracing_subscriber::fmt()
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let rt = tokio::runtime::Runtime::new()?;
     let g2 = g.clone();
     let opts = serve::Options {

@@ -1,3 +1,5 @@
+//! `flashsale status`.
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -5,15 +7,13 @@ use chrono::Utc;
 use clap::Args;
 use serde_json::json;
 
-use flashsale::config::Config;
-use flashsale::publish::remote::Remote;
-use flashsale::publish::Target;
-use flashsale::sale::{self, GateKey, State, Toggle};
-use flashsale::switch::{self, Live};
-
-use super::publish::AwsArgs;
-use super::switching::words;
-use super::Global;
+use super::prelude::{connect, AwsArgs, Global};
+use crate::config::Config;
+use crate::sale::switch::{self, Live};
+use crate::sale::{minted_for, GateKey, State};
+use crate::store::Remote;
+use crate::util::duration::words;
+use crate::util::http::Client;
 
 /// Where the sale stands: its phase by the clock, the live sale.js as the
 /// bucket has it, and as the CDN serves it at base_url (if it answers).
@@ -21,25 +21,25 @@ use super::Global;
 /// With a key (--key-file or $FLASHSALE_GATE_KEY) it also says whether the
 /// live order URL verifies.
 #[derive(Args, Debug)]
-pub struct StatusArgs {
+pub(super) struct StatusArgs {
     /// `s3` (the [publish] section) or `dir:PATH`.
     #[arg(long, default_value = "s3", value_name = "TARGET")]
-    pub target: String,
+    target: String,
     /// The gate key, to verify the live order URL.
     #[arg(long, value_name = "PATH")]
-    pub key_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
     /// Do not ask the CDN (base_url).
     #[arg(long)]
-    pub no_cdn: bool,
+    no_cdn: bool,
     /// Print the status as JSON.
     #[arg(long)]
-    pub json: bool,
+    json: bool,
     #[command(flatten)]
-    pub aws: AwsArgs,
+    aws: AwsArgs,
 }
 
-pub fn run(g: &Global, a: StatusArgs) -> anyhow::Result<()> {
-    let config = Config::load(&g.config)?;
+pub(super) fn run(g: &Global, a: StatusArgs) -> anyhow::Result<()> {
+    let config = g.sale()?;
     let now = Utc::now().timestamp_millis();
     let (start, end) = (
         config.start.timestamp_millis(),
@@ -80,7 +80,7 @@ pub fn run(g: &Global, a: StatusArgs) -> anyhow::Result<()> {
         let bucket = if a.target == "s3" && config.publish.is_none() {
             json!({ "error": "no [publish] section" })
         } else {
-            match Target::connect(&config, &a.target, &a.aws.flags()).await {
+            match connect(&config, &a.target, &a.aws).await {
                 Ok((remote, _)) => match switch::live(&remote).await {
                     Ok(live) => describe_live(&config, key.as_ref(), &live, &remote.describe()),
                     Err(e) => json!({ "target": remote.describe(), "error": e.to_string() }),
@@ -94,20 +94,21 @@ pub fn run(g: &Global, a: StatusArgs) -> anyhow::Result<()> {
             let url = format!(
                 "{}/sale.js?v={}",
                 config.base_url.trim_end_matches('/'),
-                sale::random_hex(6)
+                crate::util::random::hex(6)
             );
-            match flashsale::client::get(&url, Duration::from_secs(5)).await {
+            let answer = match Client::new() {
+                Ok(client) => client.get(&url, Duration::from_secs(5)).await,
+                Err(e) => Err(e),
+            };
+            match answer {
                 Ok(r) if r.status == 200 => {
-                    let live = match Toggle::parse_script(&String::from_utf8_lossy(&r.body)) {
-                        Ok(t) => Live::Toggle(t),
-                        Err(e) => Live::Unreadable(e),
-                    };
+                    let live = Live::read(&r.body);
                     let mut v = describe_live(&config, key.as_ref(), &live, &url);
                     v["date"] = json!(r.date);
                     v
                 }
                 Ok(r) => json!({ "target": url, "error": format!("HTTP {}", r.status) }),
-                Err(e) => json!({ "target": url, "error": e }),
+                Err(e) => json!({ "target": url, "error": e.to_string() }),
             }
         };
         (bucket, cdn)
@@ -168,7 +169,7 @@ fn describe_live(
             if let State::Open { order, .. } = &t.state {
                 v["order_url"] = json!(order);
                 if let Some(key) = key {
-                    v["order_url_verifies"] = json!(sale::minted_for(key, &config.name, order));
+                    v["order_url_verifies"] = json!(minted_for(key, &config.name, order));
                 }
             }
             v

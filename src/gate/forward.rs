@@ -12,24 +12,28 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::journal::Winner;
-use crate::client::HttpClient;
+use crate::util::http::Client;
 
-pub const OFFSET_FILE: &str = "forward.offset";
+pub(super) const OFFSET_FILE: &str = "forward.offset";
 
-pub struct Forwarder {
+pub(super) struct Forwarder {
     url: String,
     offset_path: PathBuf,
     /// Every winner in journal order (replayed ones first).
     records: Mutex<Vec<Winner>>,
     wake: Notify,
-    pub delivered: AtomicU64,
-    pub attempts_failed: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) attempts_failed: AtomicU64,
     /// Index of the next record to deliver.
-    pub offset: AtomicU64,
+    pub(crate) offset: AtomicU64,
 }
 
 impl Forwarder {
-    pub fn new(url: &str, journal_dir: &std::path::Path, replayed: Vec<Winner>) -> Arc<Forwarder> {
+    pub(super) fn new(
+        url: &str,
+        journal_dir: &std::path::Path,
+        replayed: Vec<Winner>,
+    ) -> Arc<Forwarder> {
         let offset_path = journal_dir.join(OFFSET_FILE);
         let offset = std::fs::read_to_string(&offset_path)
             .ok()
@@ -48,7 +52,7 @@ impl Forwarder {
     }
 
     /// New durable winners (called by the journal writer).
-    pub fn push(&self, batch: &[Winner]) {
+    pub(super) fn push(&self, batch: &[Winner]) {
         self.records
             .lock()
             .expect("forward lock poisoned")
@@ -57,20 +61,25 @@ impl Forwarder {
     }
 
     /// Winners not yet accepted by the order system.
-    pub fn backlog(&self) -> u64 {
+    pub(super) fn backlog(&self) -> u64 {
         let total = self.records.lock().expect("forward lock poisoned").len() as u64;
         total.saturating_sub(self.offset.load(Ordering::Relaxed))
     }
 
     /// Delivers forever; run it as a task.
-    pub async fn run(self: Arc<Self>, log: impl Fn(&str, serde_json::Value) + Send + Sync) {
-        let client = match HttpClient::new() {
+    pub(super) async fn run(self: Arc<Self>) {
+        let client = match Client::new() {
             Ok(c) => c,
             Err(e) => {
-                log("forward_disabled", serde_json::json!({ "error": e }));
+                tracing::error!(error = %e, "forward_disabled");
                 return;
             }
         };
+        tracing::info!(
+            offset = self.offset.load(Ordering::Relaxed),
+            backlog = self.backlog(),
+            "forward_resumed"
+        );
         loop {
             let next = {
                 let records = self.records.lock().expect("forward lock poisoned");
@@ -82,14 +91,19 @@ impl Forwarder {
                 self.wake.notified().await;
                 continue;
             };
-            let body = serde_json::to_vec(&winner).expect("a winner serialises");
+            let body: Vec<u8> = serde_json::to_vec(&winner).expect("a winner serialises");
             let mut backoff = Duration::from_millis(100);
             loop {
+                let headers = [
+                    ("content-type", "application/json"),
+                    ("idempotency-key", winner.order.as_str()),
+                ];
                 let result = client
-                    .post_json(
+                    .send(
+                        hyper::Method::POST,
                         &self.url,
-                        &[("idempotency-key", &winner.order)],
-                        body.clone(),
+                        &headers,
+                        body.clone().into(),
                         Duration::from_secs(10),
                     )
                     .await;
@@ -99,11 +113,13 @@ impl Forwarder {
                         self.attempts_failed.fetch_add(1, Ordering::Relaxed);
                         let why = match other {
                             Ok(r) => format!("HTTP {}", r.status),
-                            Err(e) => e,
+                            Err(e) => e.to_string(),
                         };
-                        log(
-                            "forward_retry",
-                            serde_json::json!({ "order": winner.order, "error": why, "retry_in_ms": backoff.as_millis() as u64 }),
+                        tracing::warn!(
+                            order = winner.order,
+                            error = why,
+                            retry_in_ms = backoff.as_millis() as u64,
+                            "forward_retry"
                         );
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -113,11 +129,11 @@ impl Forwarder {
             let offset = self.offset.fetch_add(1, Ordering::Relaxed) + 1;
             self.delivered.fetch_add(1, Ordering::Relaxed);
             // Losing this write only means a duplicate with the same key later.
-            let _ = crate::output::write_atomically(
+            let _ = crate::util::fs::write_atomically(
                 &self.offset_path,
                 format!("{offset}\n").as_bytes(),
             );
-            log("forwarded", serde_json::json!({ "order": winner.order }));
+            tracing::info!(order = winner.order, offset, "forwarded");
         }
     }
 }

@@ -4,14 +4,12 @@
 //!
 //! The work is a [`Plan`] (computed from the manifest and the remote's state)
 //! executed against a [`Remote`]; a dry run is the same execution against
-//! [`remote::DryRun`]. An interrupted publish leaves the remote's state object
+//! [`crate::store::DryRun`]. An interrupted publish leaves the remote's state object
 //! behind the objects; the next run notices (ETags differ from the state),
 //! asks those objects for their metadata, and converges.
 
-pub mod cdn;
-pub mod plan;
-pub mod remote;
-pub mod s3;
+mod invalidation;
+mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -21,20 +19,18 @@ use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::manifest::Manifest;
-use cdn::Cdn;
-use plan::{headers_hash, phase, Known, STATE_KEY};
-pub use plan::{Change, Plan, State, View};
-use remote::{metadata, Remote, RemoteError};
+use crate::site::manifest::Manifest;
+use crate::store::{wait_completed, Cdn, Known, Remote, RemoteError, WaitError};
+use plan::{phase, Change, Plan, State, View, STATE_KEY};
 
 const STATE_VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("{0}: no build to publish; run `flashsale build` first")]
     NoBuild(PathBuf),
-    #[error("{0}")]
-    Manifest(String),
+    #[error(transparent)]
+    Manifest(#[from] crate::site::manifest::ManifestError),
     #[error("{}: {error}", path.display())]
     Local {
         path: PathBuf,
@@ -42,87 +38,87 @@ pub enum Error {
     },
     #[error("{}: changed since `flashsale build` (its content no longer matches the manifest); run `flashsale build` again", .0.display())]
     Changed(PathBuf),
-    #[error("the plan deletes {count} objects, more than max_deletes = {max}; check the target and prefix, then pass --force, or raise max_deletes in [publish]")]
+    #[error("the plan deletes {count} objects, more than max_deletes = {max}; check the target and prefix, or raise max_deletes in [publish]")]
     TooManyDeletes { count: usize, max: usize },
     #[error(transparent)]
     Remote(#[from] RemoteError),
-    #[error("invalidation {id} was not completed after {waited:?}; it goes on in the background (check it in the CloudFront console)")]
-    WaitTimeout { id: String, waited: Duration },
+    #[error(transparent)]
+    Wait(#[from] WaitError),
     /// Some writes were done: a re-run finishes the job.
     #[error("{0}; the publish stopped part-way: run it again to converge")]
     Partial(Box<Error>),
 }
 
-pub struct Options {
-    pub prune: bool,
+pub(crate) struct Options {
+    pub(crate) prune: bool,
     /// Upload the build's pending toggle even over a live one.
-    pub reset_toggle: bool,
-    pub force: bool,
-    pub concurrency: usize,
+    pub(crate) reset_toggle: bool,
+    pub(crate) force: bool,
+    pub(crate) concurrency: usize,
     /// Wait this long at most for the invalidation to complete.
-    pub wait: Option<Duration>,
-    pub max_deletes: usize,
-    pub max_invalidation_paths: usize,
+    pub(crate) wait: Option<Duration>,
+    pub(crate) max_deletes: usize,
+    pub(crate) max_invalidation_paths: usize,
     /// The URL path the output is served under (`site.base_path`).
-    pub base_path: String,
+    pub(crate) base_path: String,
 }
 
 /// Reports progress; the command line draws a bar or prints lines.
-pub trait Progress: Sync {
+pub(crate) trait Progress: Sync {
     fn phase(&self, name: &str, total: usize);
     fn done(&self, key: &str);
     fn note(&self, message: &str);
     fn finish(&self);
 }
 
-/// No progress output.
-pub struct Quiet;
-
-impl Progress for Quiet {
-    fn phase(&self, _: &str, _: usize) {}
-    fn done(&self, _: &str) {}
-    fn note(&self, _: &str) {}
-    fn finish(&self) {}
-}
-
 /// Requests sent to the remote and the CDN, by kind.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Requests {
-    pub list: usize,
-    pub get: usize,
-    pub head: usize,
-    pub put: usize,
-    pub copy: usize,
-    pub delete: usize,
-    pub invalidate: usize,
-    pub total: usize,
+pub(crate) struct Requests {
+    pub(crate) list: usize,
+    pub(crate) get: usize,
+    pub(crate) head: usize,
+    pub(crate) put: usize,
+    pub(crate) copy: usize,
+    pub(crate) delete: usize,
+    pub(crate) invalidate: usize,
+    pub(crate) total: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Invalidation {
-    pub id: String,
-    pub paths: Vec<String>,
-    pub completed: Option<bool>,
+pub(crate) struct Invalidation {
+    pub(crate) id: String,
+    pub(crate) paths: Vec<String>,
+    pub(crate) completed: Option<bool>,
+}
+
+/// What a publish does with the build's `sale.js`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ToggleAction {
+    /// The store had none (or it was reset): the build's pending toggle went up.
+    Uploaded,
+    /// The store already has a toggle, which `open`/`close` own: left alone.
+    Kept,
 }
 
 /// What a publish did (or, in a dry run, would do).
 #[derive(Debug, Clone, Serialize)]
-pub struct Outcome {
-    pub target: String,
-    pub cdn: Option<String>,
-    pub uploaded: Vec<String>,
-    pub headers_updated: Vec<String>,
-    pub deleted: Vec<String>,
+pub(crate) struct Outcome {
+    pub(crate) target: String,
+    pub(crate) cdn: Option<String>,
+    pub(crate) uploaded: Vec<String>,
+    pub(crate) headers_updated: Vec<String>,
+    pub(crate) deleted: Vec<String>,
     /// No longer built, kept (without --prune).
-    pub stale_kept: Vec<String>,
-    pub unchanged: usize,
-    /// `uploaded`, or `kept` when the bucket already had a (live) toggle.
-    pub toggle: &'static str,
-    pub invalidation: Option<Invalidation>,
+    pub(crate) stale_kept: Vec<String>,
+    pub(crate) unchanged: usize,
+    /// What happened to `sale.js`.
+    pub(crate) toggle: ToggleAction,
+    pub(crate) invalidation: Option<Invalidation>,
     /// Paths that changed but were not invalidated because no CDN is configured.
-    pub not_invalidated: Vec<String>,
-    pub requests: Requests,
-    pub elapsed_ms: u128,
+    pub(crate) not_invalidated: Vec<String>,
+    pub(crate) requests: Requests,
+    pub(crate) elapsed_ms: u128,
 }
 
 /// Reads the remote's view: the listing, the state object, and metadata of
@@ -168,7 +164,7 @@ async fn view<R: Remote>(
 }
 
 /// Publishes the build in `output_dir`.
-pub async fn publish<R: Remote, C: Cdn>(
+pub(crate) async fn publish<R: Remote, C: Cdn>(
     output_dir: &Path,
     remote: &R,
     cdn: Option<&C>,
@@ -176,9 +172,8 @@ pub async fn publish<R: Remote, C: Cdn>(
     progress: &dyn Progress,
 ) -> Result<Outcome, Error> {
     let started = Instant::now();
-    let manifest = Manifest::read(output_dir)
-        .map_err(Error::Manifest)?
-        .ok_or_else(|| Error::NoBuild(output_dir.to_path_buf()))?;
+    let manifest =
+        Manifest::read(output_dir)?.ok_or_else(|| Error::NoBuild(output_dir.to_path_buf()))?;
     let mut req = Requests::default();
     let view = view(remote, &manifest, opts, &mut req, progress).await?;
     let plan = Plan::compute(
@@ -198,7 +193,7 @@ pub async fn publish<R: Remote, C: Cdn>(
         });
     }
     let partial = |e: Error| match e {
-        Error::WaitTimeout { .. } => e,
+        Error::Wait(WaitError::Timeout { .. }) => e,
         e => Error::Partial(Box::new(e)),
     };
     execute(
@@ -243,12 +238,8 @@ async fn execute<R: Remote, C: Cdn>(
         );
         let mut running = stream::iter(batch)
             .map(|step| async move {
-                let known = Known {
-                    sha256: step.entry.sha256.clone(),
-                    headers: headers_hash(&step.entry.headers),
-                    etag: None,
-                };
-                let meta = metadata(&known);
+                let known = plan::known(&step.entry);
+                let meta = known.metadata();
                 let etag = match step.change {
                     Change::Upload => {
                         let path = output_dir.join(&step.key);
@@ -328,24 +319,10 @@ async fn execute<R: Remote, C: Cdn>(
 
     if let (Some(wait), Some(cdn), Some(inv)) = (opts.wait, cdn, invalidation.as_mut()) {
         progress.phase("waiting for the invalidation", 0);
-        let deadline = Instant::now() + wait;
-        let mut delay = Duration::from_millis(500);
-        loop {
-            req.invalidate += 1;
-            if cdn.completed(&inv.id).await? {
-                inv.completed = Some(true);
-                break;
-            }
-            if Instant::now() + delay > deadline {
-                progress.finish();
-                return Err(Error::WaitTimeout {
-                    id: inv.id.clone(),
-                    waited: wait,
-                });
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(10));
-        }
+        let waited = wait_completed(cdn, &inv.id, wait).await;
+        progress.finish();
+        req.invalidate += waited?;
+        inv.completed = Some(true);
     }
     progress.finish();
     req.total = req.list + req.get + req.head + req.put + req.copy + req.delete + req.invalidate;
@@ -365,7 +342,11 @@ async fn execute<R: Remote, C: Cdn>(
         deleted: plan.deletions.clone(),
         stale_kept: plan.stale.clone(),
         unchanged: plan.unchanged,
-        toggle: if plan.toggle_live { "kept" } else { "uploaded" },
+        toggle: if plan.toggle_live {
+            ToggleAction::Kept
+        } else {
+            ToggleAction::Uploaded
+        },
         invalidation,
         not_invalidated,
         requests: req,
@@ -418,115 +399,127 @@ fn next_state(view: &View, written: &BTreeMap<String, Known>, deleted: &[String]
     objects.retain(|k, _| !deleted.contains(k) && k != STATE_KEY);
     State {
         version: STATE_VERSION,
-        generation: crate::sale::random_hex(8),
+        generation: crate::util::random::hex(8),
         objects,
     }
 }
 
-/// A remote chosen at run time: the bucket of `[publish]`, or a directory.
-pub enum Target {
-    S3(s3::S3Remote),
-    Dir(remote::DirRemote),
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::headers::{self, TOGGLE_PATH};
+    use crate::site::manifest::Entry;
+    use crate::store::{MemoryStore, NoCdn};
 
-impl Target {
-    /// `s3` (the `[publish]` section) or `dir:PATH`; for S3 also the
-    /// CloudFront distribution, if configured. Credentials are resolved here.
-    pub async fn connect(
-        config: &crate::config::Config,
-        target: &str,
-        flags: &s3::AwsFlags,
-    ) -> Result<(Target, Option<s3::CloudFront>), TargetError> {
-        if let Some(dir) = target.strip_prefix("dir:") {
-            return Ok((Target::Dir(remote::DirRemote::new(Path::new(dir))), None));
-        }
-        if target != "s3" {
-            return Err(TargetError::Unknown {
-                target: target.to_string(),
-                config: config.path.clone(),
+    struct Silent;
+
+    impl Progress for Silent {
+        fn phase(&self, _: &str, _: usize) {}
+        fn done(&self, _: &str) {}
+        fn note(&self, _: &str) {}
+        fn finish(&self) {}
+    }
+
+    /// A built output: an asset, two pages and the toggle, with its manifest.
+    fn build(dir: &Path, page: &str) {
+        let files = [
+            ("assets/style.0123456789abcdef.css", "body{}"),
+            ("index.html", "<p>home</p>"),
+            ("items/a/index.html", page),
+            (TOGGLE_PATH, "flashsale({});"),
+        ];
+        let mut entries = Vec::new();
+        for (path, body) in files {
+            crate::util::fs::write_atomically(&dir.join(path), body.as_bytes()).unwrap();
+            entries.push(Entry {
+                path: path.to_string(),
+                sha256: hex::encode(Sha256::digest(body.as_bytes())),
+                size: body.len() as u64,
+                class: headers::Class::of(path),
+                headers: headers::for_path(path, &[]),
             });
         }
-        let cfg = config
-            .publish
-            .as_ref()
-            .ok_or_else(|| TargetError::NoPublish(config.path.clone()))?;
-        let shared = s3::load(cfg, flags).await?;
-        let cdn = cfg
-            .distribution_id
-            .as_deref()
-            .map(|id| s3::CloudFront::new(&shared, id));
-        Ok((Target::S3(s3::S3Remote::new(&shared, cfg)), cdn))
+        let manifest = Manifest::new("demo", entries);
+        crate::util::fs::write_atomically(
+            &dir.join("manifest.json"),
+            manifest.to_json().as_bytes(),
+        )
+        .unwrap();
     }
-}
 
-#[derive(Debug, thiserror::Error)]
-pub enum TargetError {
-    #[error("unknown target `{target}`: use `s3` (the [publish] section of {}) or `dir:PATH`", config.display())]
-    Unknown { target: String, config: PathBuf },
-    #[error("{}: no [publish] section; add one, e.g.\n\n[publish]\nbucket = \"my-sale-bucket\"\nregion = \"eu-central-1\"\ndistribution_id = \"E2QWRUHAPOMQZL\"   # optional, CloudFront", .0.display())]
-    NoPublish(PathBuf),
-    #[error(transparent)]
-    Remote(#[from] RemoteError),
-}
-
-impl Remote for Target {
-    fn describe(&self) -> String {
-        match self {
-            Target::S3(r) => r.describe(),
-            Target::Dir(r) => r.describe(),
+    fn options() -> Options {
+        Options {
+            prune: false,
+            reset_toggle: false,
+            force: false,
+            // One request at a time, so "the Nth call" is the Nth in the plan's order.
+            concurrency: 1,
+            wait: None,
+            max_deletes: 10,
+            max_invalidation_paths: 20,
+            base_path: "/".into(),
         }
     }
 
-    async fn list(&self) -> Result<(Vec<remote::Listed>, usize), RemoteError> {
-        match self {
-            Target::S3(r) => r.list().await,
-            Target::Dir(r) => r.list().await,
-        }
+    async fn publish_to(dir: &Path, store: &MemoryStore) -> Result<Outcome, Error> {
+        publish(dir, store, None::<&NoCdn>, &options(), &Silent).await
     }
 
-    async fn head(&self, key: &str) -> Result<Option<Known>, RemoteError> {
-        match self {
-            Target::S3(r) => r.head(key).await,
-            Target::Dir(r) => r.head(key).await,
-        }
+    #[tokio::test]
+    async fn publishes_everything_then_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        build(dir.path(), "<p>a</p>");
+        let store = MemoryStore::default();
+        let first = publish_to(dir.path(), &store).await.unwrap();
+        assert_eq!(first.uploaded.len(), 4);
+        assert_eq!(first.toggle, ToggleAction::Uploaded);
+        assert_eq!(
+            store.headers("items/a/index.html").unwrap()["Cache-Control"],
+            headers::PAGE
+        );
+        assert!(store.keys().contains(&STATE_KEY.to_string()));
+        let again = publish_to(dir.path(), &store).await.unwrap();
+        assert!(again.uploaded.is_empty(), "{:?}", again.uploaded);
+        assert_eq!(again.toggle, ToggleAction::Kept);
+        assert_eq!(again.requests.total, 2, "a listing and the state object");
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RemoteError> {
-        match self {
-            Target::S3(r) => r.get(key).await,
-            Target::Dir(r) => r.get(key).await,
-        }
-    }
+    #[tokio::test]
+    async fn a_failure_part_way_leaves_no_page_before_its_assets_and_a_rerun_converges() {
+        let dir = tempfile::tempdir().unwrap();
+        build(dir.path(), "<p>a</p>");
+        // Call 1 lists, 2 puts the asset, 3 the first page: it fails there.
+        let store = MemoryStore::failing_from(3);
+        let err = publish_to(dir.path(), &store).await.unwrap_err();
+        assert!(matches!(err, Error::Partial(_)), "{err}");
+        assert!(err.to_string().contains("run it again"), "{err}");
+        assert_eq!(store.keys(), ["assets/style.0123456789abcdef.css"]);
+        assert_eq!(store.calls(), 3, "nothing after the failed call");
 
-    async fn put(
-        &self,
-        key: &str,
-        body: Vec<u8>,
-        headers: &BTreeMap<String, String>,
-        meta: &BTreeMap<String, String>,
-    ) -> Result<Option<String>, RemoteError> {
-        match self {
-            Target::S3(r) => r.put(key, body, headers, meta).await,
-            Target::Dir(r) => r.put(key, body, headers, meta).await,
-        }
-    }
+        // The store recovers; the next run uploads what is missing, and only that.
+        store.fail_from(0);
+        let rerun = publish_to(dir.path(), &store).await.unwrap();
+        assert_eq!(
+            rerun.uploaded,
+            ["index.html", "items/a/index.html", TOGGLE_PATH],
+            "the asset is found by its metadata and not sent again"
+        );
+        let mut keys = store.keys();
+        keys.sort();
+        assert_eq!(keys.len(), 5, "{keys:?}");
 
-    async fn set_headers(
-        &self,
-        key: &str,
-        headers: &BTreeMap<String, String>,
-        meta: &BTreeMap<String, String>,
-    ) -> Result<Option<String>, RemoteError> {
-        match self {
-            Target::S3(r) => r.set_headers(key, headers, meta).await,
-            Target::Dir(r) => r.set_headers(key, headers, meta).await,
-        }
-    }
-
-    async fn delete(&self, keys: &[String]) -> Result<usize, RemoteError> {
-        match self {
-            Target::S3(r) => r.delete(keys).await,
-            Target::Dir(r) => r.delete(keys).await,
-        }
+        // A later edit fails at the state object: the page is up, and the
+        // next run, not vouched for by any state, checks and converges.
+        build(dir.path(), "<p>a, edited</p>");
+        store.fail_from(store.calls() + 4);
+        let err = publish_to(dir.path(), &store).await.unwrap_err();
+        assert!(matches!(err, Error::Partial(_)), "{err}");
+        assert_eq!(
+            store.bytes("items/a/index.html").unwrap(),
+            b"<p>a, edited</p>"
+        );
+        store.fail_from(0);
+        let last = publish_to(dir.path(), &store).await.unwrap();
+        assert!(last.uploaded.is_empty(), "{:?}", last.uploaded);
     }
 }

@@ -11,62 +11,51 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::headers::Class;
-use crate::manifest::{Entry, Manifest};
-use crate::publish::cdn;
+use super::invalidation;
+use crate::config::headers::Class;
+use crate::site::manifest::{Entry, Manifest};
+use crate::store::{headers_hash, Known};
 
 /// Where the state object lives, relative to the prefix. Never an output path
 /// (outputs never start with a dot).
-pub const STATE_KEY: &str = ".flashsale/state.json";
+pub(super) const STATE_KEY: &str = ".flashsale/state.json";
 /// Keys under this are flashsale's own, never deleted as stale.
-pub const OWN_PREFIX: &str = ".flashsale/";
+pub(super) const OWN_PREFIX: &str = ".flashsale/";
 
 /// What the remote holds after the last completed publish.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct State {
-    pub version: u32,
+pub(super) struct State {
+    pub(crate) version: u32,
     /// A fresh random id per completed publish.
-    pub generation: String,
-    pub objects: BTreeMap<String, Known>,
+    pub(crate) generation: String,
+    pub(crate) objects: BTreeMap<String, Known>,
 }
 
-/// An object's content and headers, by hash, and the ETag it had when recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Known {
-    pub sha256: String,
-    pub headers: String,
-    pub etag: Option<String>,
-}
-
-/// Hash of the headers an object is served with (stored as object metadata too).
-pub fn headers_hash(headers: &BTreeMap<String, String>) -> String {
-    let mut h = Sha256::new();
-    for (k, v) in headers {
-        h.update(k.to_ascii_lowercase().as_bytes());
-        h.update(b": ");
-        h.update(v.as_bytes());
-        h.update(b"\n");
+/// What a manifest entry will be known as once written.
+pub(super) fn known(entry: &Entry) -> Known {
+    Known {
+        sha256: entry.sha256.clone(),
+        headers: headers_hash(&entry.headers),
+        etag: None,
     }
-    hex::encode(&h.finalize()[..8])
 }
 
 /// What the remote holds, as far as a publish needs to know.
 #[derive(Debug, Clone, Default)]
-pub struct View {
+pub(super) struct View {
     /// Every key under the prefix (relative to it) with its listed ETag.
-    pub listed: BTreeMap<String, Option<String>>,
-    pub state: Option<State>,
+    pub(crate) listed: BTreeMap<String, Option<String>>,
+    pub(crate) state: Option<State>,
     /// Metadata read with HEAD for keys the state does not vouch for
     /// (`None`: the object carries no flashsale metadata).
-    pub probed: BTreeMap<String, Option<Known>>,
+    pub(crate) probed: BTreeMap<String, Option<Known>>,
 }
 
 impl View {
     /// Keys that must be probed before planning: listed, wanted locally (or
     /// remembered by the state), and not vouched for by the state.
-    pub fn needs_probe(&self, manifest: &Manifest) -> Vec<String> {
+    pub(super) fn needs_probe(&self, manifest: &Manifest) -> Vec<String> {
         manifest
             .files
             .iter()
@@ -96,51 +85,51 @@ impl View {
 /// Upload new bytes, or only replace the headers (a server-side copy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Change {
+pub(super) enum Change {
     Upload,
     Headers,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Step {
-    pub key: String,
-    pub change: Change,
+pub(super) struct Step {
+    pub(crate) key: String,
+    pub(crate) change: Change,
     #[serde(skip)]
-    pub entry: Entry,
+    pub(crate) entry: Entry,
 }
 
 /// Everything a publish will do, in the order it will do it.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Plan {
+pub(super) struct Plan {
     /// Fingerprinted assets first, then pages, then the toggle: no page is ever
     /// live before what it references.
-    pub steps: Vec<Step>,
+    pub(crate) steps: Vec<Step>,
     /// Remote objects no longer built, deleted (with prune).
-    pub deletions: Vec<String>,
+    pub(crate) deletions: Vec<String>,
     /// Remote objects no longer built, kept (without prune).
-    pub stale: Vec<String>,
-    pub unchanged: usize,
+    pub(crate) stale: Vec<String>,
+    pub(crate) unchanged: usize,
     /// The bucket already has a toggle: `open`/`close` own it now.
-    pub toggle_live: bool,
+    pub(crate) toggle_live: bool,
     /// CDN paths to invalidate, already collapsed.
-    pub invalidate: Vec<String>,
+    pub(crate) invalidate: Vec<String>,
     /// The state generation this plan was made against.
     #[serde(skip)]
-    pub from_generation: String,
+    pub(crate) from_generation: String,
 }
 
-pub struct Options<'a> {
-    pub prune: bool,
+pub(super) struct Options<'a> {
+    pub(crate) prune: bool,
     /// Replace the bucket's toggle with the build's pending one (a new sale
     /// in a bucket whose last sale ended). Never the default.
-    pub reset_toggle: bool,
+    pub(crate) reset_toggle: bool,
     /// URL path the output is served under (`site.base_path`), for CDN paths.
-    pub base_path: &'a str,
-    pub max_invalidation_paths: usize,
+    pub(crate) base_path: &'a str,
+    pub(crate) max_invalidation_paths: usize,
 }
 
 impl Plan {
-    pub fn compute(manifest: &Manifest, view: &View, opts: &Options) -> Plan {
+    pub(super) fn compute(manifest: &Manifest, view: &View, opts: &Options) -> Plan {
         let mut plan = Plan {
             from_generation: view
                 .state
@@ -218,33 +207,37 @@ impl Plan {
         let paths: Vec<String> = touched
             .iter()
             .filter(|k| matches!(Class::of(k), Class::Page | Class::Other | Class::Toggle))
-            .flat_map(|k| cdn_paths(opts.base_path, k))
+            .flat_map(|k| invalidation::paths_of(opts.base_path, k))
             .collect();
-        plan.invalidate = cdn::collapse(paths, opts.max_invalidation_paths, opts.base_path);
+        plan.invalidate =
+            invalidation::collapse(paths, opts.max_invalidation_paths, opts.base_path);
         plan
     }
 
-    pub fn uploads(&self) -> usize {
+    #[cfg(test)]
+    fn uploads(&self) -> usize {
         self.steps
             .iter()
             .filter(|s| s.change == Change::Upload)
             .count()
     }
 
-    pub fn header_updates(&self) -> usize {
+    #[cfg(test)]
+    fn header_updates(&self) -> usize {
         self.steps
             .iter()
             .filter(|s| s.change == Change::Headers)
             .count()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.steps.is_empty() && self.deletions.is_empty() && self.invalidate.is_empty()
     }
 }
 
 /// Upload order: assets, then pages and other files, then the toggle.
-pub fn phase(class: Class) -> u8 {
+pub(super) fn phase(class: Class) -> u8 {
     match class {
         Class::Asset => 0,
         Class::Page | Class::Other => 1,
@@ -252,21 +245,13 @@ pub fn phase(class: Class) -> u8 {
     }
 }
 
-/// The URL paths a key is reachable at: `index.html` also as its directory.
-fn cdn_paths(base_path: &str, key: &str) -> Vec<String> {
-    let mut out = vec![format!("{base_path}{key}")];
-    if let Some(dir) = key.strip_suffix("index.html") {
-        out.push(format!("{base_path}{dir}"));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn entry(path: &str, body: &str) -> Entry {
-        let mut headers = crate::headers::for_path(path, &[]);
+        let mut headers = crate::config::headers::for_path(path, &[]);
         headers.insert("X".into(), "1".into());
         headers.remove("X");
         Entry {

@@ -1,0 +1,173 @@
+//! `[gate]`: where the order gates answer, how much each admits, who the
+//! customer is, and where winners and losers go.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{http_url, Checker};
+
+/// Keys of `[gate]`, with an example line for each.
+pub(crate) const GATE_KEYS: &[(&str, &str)] = &[
+    ("url", "url = \"https://gate.example.com\""),
+    ("quota", "quota = 10"),
+    ("gates", "gates = 10"),
+    ("identity_header", "identity_header = \"X-User-Id\""),
+    ("identity_cookie", "identity_cookie = \"shop_user\""),
+    ("forward", "forward = \"https://orders.example.com/flash\""),
+    (
+        "confirm_url",
+        "confirm_url = \"https://shop.example.com/orders/{order}\"",
+    ),
+    (
+        "ended_url",
+        "ended_url = \"https://sale.example.com/ended.html\"",
+    ),
+    ("tolerance", "tolerance = \"2s\""),
+    ("rate_limit", "rate_limit = 5"),
+    ("client_ip_header", "client_ip_header = \"X-Forwarded-For\""),
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGate {
+    url: Spanned<String>,
+    quota: Option<Spanned<i64>>,
+    gates: Option<Spanned<i64>>,
+    identity_header: Option<Spanned<String>>,
+    identity_cookie: Option<Spanned<String>>,
+    forward: Option<Spanned<String>>,
+    confirm_url: Option<Spanned<String>>,
+    ended_url: Option<Spanned<String>>,
+    tolerance: Option<Spanned<String>>,
+    rate_limit: Option<Spanned<i64>>,
+    client_ip_header: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct GateConfig {
+    /// Public address of the order gates, without a trailing `/`.
+    pub(crate) url: String,
+    /// Units each gate admits per item; `None` with `gates` set: stock / gates.
+    pub(crate) quota: Option<u32>,
+    /// How many gates share each item's stock.
+    pub(crate) gates: u32,
+    pub(crate) identity: Identity,
+    /// The order system's webhook for winners.
+    pub(crate) forward: Option<String>,
+    /// Where a winner without JavaScript is sent; `{order}` is replaced.
+    pub(crate) confirm_url: Option<String>,
+    /// Where losers are sent (default: the sale's ended.html).
+    pub(crate) ended_url: String,
+    /// Clock tolerance around the sale window, in milliseconds.
+    pub(crate) tolerance_ms: i64,
+    /// Requests per second per client (token bucket, burst of twice that); `None`: no limit.
+    pub(crate) rate_limit: Option<u32>,
+    /// A header set by a trusted proxy that names the client's address.
+    pub(crate) client_ip_header: Option<String>,
+}
+
+/// Who is ordering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Identity {
+    /// A header set by a trusted proxy (default `X-User-Id`).
+    Header(String),
+    /// A cookie `<user>.<hex HMAC-SHA256(key, user)>` signed by the shop.
+    Cookie(String),
+}
+
+impl RawGate {
+    pub(crate) fn check(&self, base_url: &str, cx: &mut Checker) -> GateConfig {
+        let url = self.url.get_ref().trim_end_matches('/').to_string();
+        if http_url(&url).is_none() {
+            cx.push(
+                self.url.span(),
+                format!("`{url}` is not an http(s) URL"),
+                "write the public address of the order gates, e.g. `url = \"https://gate.example.com\"`",
+            );
+        }
+        let quota = positive(cx, &self.quota, "quota", "10");
+        let gates = positive(cx, &self.gates, "gates", "10").unwrap_or(1);
+        let rate_limit = positive(cx, &self.rate_limit, "rate_limit", "5");
+        if let (Some(q), Some(_)) = (&self.quota, &self.gates) {
+            cx.push(
+                q.span(),
+                "set either `quota` (units per gate) or `gates` (stock split evenly), not both",
+                "remove one of them",
+            );
+        }
+        let identity = match (&self.identity_header, &self.identity_cookie) {
+            (Some(_), Some(c)) => {
+                cx.push(
+                    c.span(),
+                    "set either `identity_header` or `identity_cookie`, not both",
+                    "a trusted proxy's header, or the shop's signed cookie: choose one",
+                );
+                Identity::Cookie(c.get_ref().clone())
+            }
+            (_, Some(c)) => Identity::Cookie(c.get_ref().clone()),
+            (Some(h), None) => Identity::Header(h.get_ref().clone()),
+            (None, None) => Identity::Header("X-User-Id".to_string()),
+        };
+        let forward = url_field(cx, &self.forward, "forward");
+        let confirm_url = url_field(cx, &self.confirm_url, "confirm_url");
+        let ended_url = url_field(cx, &self.ended_url, "ended_url")
+            .unwrap_or_else(|| format!("{}/ended.html", base_url.trim_end_matches('/')));
+        let tolerance_ms = match &self.tolerance {
+            None => 2_000,
+            Some(t) => match crate::util::duration::parse(t.get_ref()) {
+                Ok(d) if d.as_millis() <= 60_000 => d.as_millis() as i64,
+                _ => {
+                    cx.push(
+                        t.span(),
+                        format!("`{}` is not a clock tolerance", t.get_ref()),
+                        "write a short duration, at most a minute, e.g. `tolerance = \"2s\"` or `\"500ms\"`",
+                    );
+                    2_000
+                }
+            },
+        };
+        GateConfig {
+            url,
+            quota,
+            gates,
+            identity,
+            forward,
+            confirm_url,
+            ended_url,
+            tolerance_ms,
+            rate_limit,
+            client_ip_header: self.client_ip_header.as_ref().map(|h| h.get_ref().clone()),
+        }
+    }
+}
+
+/// A whole number of at least 1, if given.
+fn positive(cx: &mut Checker, v: &Option<Spanned<i64>>, key: &str, example: &str) -> Option<u32> {
+    let n = v.as_ref()?;
+    match u32::try_from(*n.get_ref()) {
+        Ok(x) if x >= 1 => Some(x),
+        _ => {
+            cx.push(
+                n.span(),
+                format!(
+                    "`{key} = {}` must be a whole number of at least 1",
+                    n.get_ref()
+                ),
+                format!("e.g. `{key} = {example}`"),
+            );
+            None
+        }
+    }
+}
+
+fn url_field(cx: &mut Checker, v: &Option<Spanned<String>>, key: &str) -> Option<String> {
+    let u = v.as_ref()?;
+    if http_url(u.get_ref()).is_none() {
+        cx.push(
+            u.span(),
+            format!("`{}` is not an http(s) URL", u.get_ref()),
+            format!("write a full address, e.g. `{key} = \"https://shop.example.com/...\"`"),
+        );
+    }
+    Some(u.get_ref().clone())
+}

@@ -1,0 +1,522 @@
+//! `site.toml`: one sale's settings, read strictly.
+//!
+//! Unknown keys, times without a UTC offset and impossible values are errors
+//! that name the file, line and column and say what to write; every problem is
+//! reported in one pass. Each section checks itself (`gate`, `publish`,
+//! `headers`); [`Config::parse`] only assembles. Items are checked by
+//! `site::content`; this module keeps the inline `[[items]]` tables as written.
+
+mod gate;
+pub(crate) mod headers;
+mod items;
+pub(crate) mod money;
+mod publish;
+mod time;
+
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+
+use chrono::{DateTime, FixedOffset};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::util::diag::{self, Diagnostic, Diagnostics};
+pub(crate) use gate::{GateConfig, Identity, RawGate, GATE_KEYS};
+pub(crate) use headers::{HeaderRule, HEADER_KEYS};
+pub(crate) use items::{PriceText, RawItem, ITEM_KEYS};
+use money::Currency;
+pub(crate) use publish::{PublishConfig, RawPublish, PUBLISH_KEYS};
+pub(crate) use time::{parse_time, RawTime};
+
+/// The built-in theme's name.
+pub(crate) const DEFAULT_THEME: &str = "default";
+
+/// Keys of the top-level table, with an example line for each (used in help texts).
+const SITE_KEYS: &[(&str, &str)] = &[
+    ("name", "name = \"winter-2026\""),
+    ("title", "title = \"Winter Flash Sale\""),
+    ("base_url", "base_url = \"https://sale.example.com/\""),
+    ("start", "start = 2026-12-12T20:00:00+08:00"),
+    ("end", "end = 2026-12-12T20:30:00+08:00"),
+    ("theme", "theme = \"default\""),
+    ("currency", "currency = \"EUR\""),
+    ("language", "language = \"en\""),
+    ("paginate", "paginate = 48"),
+    ("output_dir", "output_dir = \"public\""),
+    ("items_dir", "items_dir = \"items\""),
+    ("gate", "[gate]\nurl = \"https://gate.example.com\""),
+    ("headers", "[[headers]]"),
+    ("items", "[[items]]"),
+    ("publish", "[publish]\nbucket = \"my-sale-bucket\""),
+];
+
+/// A sale, as configured.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// The file this was read from and its text (for diagnostics about inline items).
+    pub(crate) path: PathBuf,
+    pub(crate) source: String,
+    /// The directory `site.toml` is in; relative paths are resolved against it.
+    pub(crate) root: PathBuf,
+    /// The sale's identifier, used in order URLs: lowercase letters, digits, `-`.
+    pub(crate) name: String,
+    pub(crate) title: String,
+    pub(crate) base_url: String,
+    /// The path part of `base_url`, always starting and ending with `/`.
+    pub(crate) base_path: String,
+    pub(crate) start: DateTime<FixedOffset>,
+    pub(crate) end: DateTime<FixedOffset>,
+    pub(crate) theme: String,
+    pub(crate) currency: Currency,
+    pub(crate) language: String,
+    pub(crate) paginate: usize,
+    pub(crate) output_dir: PathBuf,
+    pub(crate) items_dir: Option<PathBuf>,
+    pub(crate) gate: GateConfig,
+    /// Where `publish` puts the sale; `None` when the section is absent.
+    pub(crate) publish: Option<PublishConfig>,
+    pub(crate) headers: Vec<HeaderRule>,
+    pub(crate) inline_items: Vec<RawItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    name: Spanned<String>,
+    title: Option<String>,
+    base_url: Spanned<String>,
+    start: Spanned<RawTime>,
+    end: Spanned<RawTime>,
+    theme: Option<Spanned<String>>,
+    currency: Spanned<String>,
+    language: Option<String>,
+    paginate: Option<Spanned<i64>>,
+    output_dir: Option<Spanned<String>>,
+    items_dir: Option<Spanned<String>>,
+    gate: Spanned<RawGate>,
+    publish: Option<Spanned<RawPublish>>,
+    #[serde(default)]
+    headers: Vec<Spanned<RawHeaderRule>>,
+    #[serde(default)]
+    items: Vec<RawItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeaderRule {
+    #[serde(rename = "for")]
+    pattern: Spanned<String>,
+    values: Spanned<std::collections::BTreeMap<String, String>>,
+}
+
+/// Collects the problems of one file while its sections check themselves.
+pub(crate) struct Checker<'a> {
+    path: &'a Path,
+    source: &'a str,
+    problems: Diagnostics,
+}
+
+impl Checker<'_> {
+    /// A problem at a byte range of the file, with what to write instead.
+    pub(crate) fn push(
+        &mut self,
+        span: Range<usize>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        self.problems
+            .push(Diagnostic::at_span(self.path, self.source, span, message).with_help(help));
+    }
+}
+
+impl Config {
+    /// Reads and checks `path`. All problems found are reported together.
+    pub(crate) fn load(path: &Path) -> Result<Config, Diagnostics> {
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            let d = Diagnostic::in_file(path, format!("cannot read the sale's configuration: {e}"));
+            if e.kind() == std::io::ErrorKind::NotFound {
+                d.with_help(
+                    "run this in the sale's directory, or create one with `flashsale new DIR`",
+                )
+            } else {
+                d
+            }
+        })?;
+        Self::parse(path, source)
+    }
+
+    /// Checks configuration text as if it had been read from `path`.
+    pub(crate) fn parse(path: &Path, source: String) -> Result<Config, Diagnostics> {
+        let raw: RawSite = toml::from_str(&source).map_err(|e| {
+            let keys = keys_for_error(&source, &e);
+            diag::from_toml(path, &source, &e, keys)
+        })?;
+        let root = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let mut cx = Checker {
+            path,
+            source: &source,
+            problems: Diagnostics::default(),
+        };
+        let site = raw.check(&root, &mut cx);
+        let gate = raw.gate.get_ref().check(&site.base_url, &mut cx);
+        let publish = raw.publish.as_ref().map(|p| p.get_ref().check(&mut cx));
+        let headers = check_header_rules(&raw.headers, &mut cx);
+        let problems = cx.problems;
+        problems.into_result(Config {
+            path: path.to_path_buf(),
+            root,
+            name: site.name,
+            title: raw.title.unwrap_or_else(|| raw.name.into_inner()),
+            base_url: site.base_url,
+            base_path: site.base_path,
+            start: site.start,
+            end: site.end,
+            theme: site.theme,
+            currency: site.currency,
+            language: raw.language.unwrap_or_else(|| "en".into()),
+            paginate: site.paginate,
+            output_dir: site.output_dir,
+            items_dir: site.items_dir,
+            gate,
+            publish,
+            headers,
+            inline_items: raw.items,
+            source,
+        })
+    }
+
+    /// A path as this configuration writes it (`items/a.md`), given the
+    /// absolute path a file watcher reports; `None` if it is outside the sale.
+    pub(crate) fn local_path(&self, absolute: &Path) -> Option<PathBuf> {
+        let root = std::path::absolute(&self.root).ok()?;
+        let rel = absolute.strip_prefix(&root).ok()?;
+        Some(if self.root == Path::new(".") {
+            rel.to_path_buf()
+        } else {
+            self.root.join(rel)
+        })
+    }
+}
+
+/// The top-level keys, checked.
+struct SiteKeys {
+    name: String,
+    base_url: String,
+    base_path: String,
+    start: DateTime<FixedOffset>,
+    end: DateTime<FixedOffset>,
+    theme: String,
+    currency: Currency,
+    paginate: usize,
+    output_dir: PathBuf,
+    items_dir: Option<PathBuf>,
+}
+
+impl RawSite {
+    fn check(&self, root: &Path, cx: &mut Checker) -> SiteKeys {
+        // Paths are shown to users: `public`, not `./public`.
+        let in_root = |p: &Path| {
+            if root == Path::new(".") {
+                p.to_path_buf()
+            } else {
+                root.join(p)
+            }
+        };
+        let name = self.name.get_ref().clone();
+        if name.is_empty()
+            || name.len() > 40
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            cx.push(
+                self.name.span(),
+                format!("`{name}` cannot be used as the sale's name"),
+                "the name appears in order URLs: use 1 to 40 lowercase letters, digits and '-', e.g. `name = \"winter-2026\"`; put the display name in `title`",
+            );
+        }
+        let base_url = self.base_url.get_ref().clone();
+        let base_path = match http_url(&base_url) {
+            Some(url) => path_of(&url),
+            None => {
+                cx.push(
+                    self.base_url.span(),
+                    format!("`{base_url}` is not an http(s) URL"),
+                    "write the address the sale is served at, e.g. `base_url = \"https://sale.example.com/\"`",
+                );
+                "/".to_string()
+            }
+        };
+        let (start, end) = self.window(cx);
+        let theme = self.theme(root, cx);
+        let currency = match Currency::parse(self.currency.get_ref()) {
+            Ok(c) => c,
+            Err(msg) => {
+                cx.push(
+                    self.currency.span(),
+                    msg,
+                    "write an ISO 4217 code in capitals, e.g. `currency = \"EUR\"`",
+                );
+                Currency::parse("EUR").expect("EUR is a currency")
+            }
+        };
+        let paginate = match &self.paginate {
+            None => 48,
+            Some(p) if (1..=10_000).contains(p.get_ref()) => *p.get_ref() as usize,
+            Some(p) => {
+                cx.push(
+                    p.span(),
+                    format!("`paginate = {}` is out of range", p.get_ref()),
+                    "give the number of items per listing page, 1 to 10000, e.g. `paginate = 48`",
+                );
+                48
+            }
+        };
+        let output_dir = match &self.output_dir {
+            None => in_root(Path::new("public")),
+            Some(o) => {
+                let p = Path::new(o.get_ref());
+                if p.is_absolute() || p.components().any(|c| !matches!(c, Component::Normal(_))) {
+                    cx.push(
+                        o.span(),
+                        format!("`{}` cannot be the output directory", o.get_ref()),
+                        "name a directory inside the sale's directory that flashsale may own, e.g. `output_dir = \"public\"`; its old contents are replaced on every build",
+                    );
+                }
+                in_root(p)
+            }
+        };
+        let items_dir = self.items_dir.as_ref().map(|d| {
+            let p = in_root(Path::new(d.get_ref()));
+            if !p.is_dir() {
+                cx.push(
+                    d.span(),
+                    format!("items directory `{}` does not exist", p.display()),
+                    "create it with one Markdown file per item, or remove `items_dir` and use [[items]] tables",
+                );
+            }
+            p
+        });
+        if self.items.is_empty() && self.items_dir.is_none() {
+            cx.push(
+                0..0,
+                "the sale has no items",
+                "add an [[items]] table (sku, title, price, stock, ...) or `items_dir = \"items\"` with one Markdown file per item",
+            );
+        }
+        SiteKeys {
+            name,
+            base_url,
+            base_path,
+            start,
+            end,
+            theme,
+            currency,
+            paginate,
+            output_dir,
+            items_dir,
+        }
+    }
+
+    /// `start` and `end`: moments with offsets, in that order.
+    fn window(&self, cx: &mut Checker) -> (DateTime<FixedOffset>, DateTime<FixedOffset>) {
+        let mut time = |t: &Spanned<RawTime>| match parse_time(&t.get_ref().0) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                cx.push(t.span(), e.to_string(), e.help());
+                None
+            }
+        };
+        let (start, end) = (time(&self.start), time(&self.end));
+        if let (Some(s), Some(e)) = (start, end) {
+            if e <= s {
+                cx.push(
+                    self.end.span(),
+                    "the sale ends before it starts",
+                    format!("set `end` to a time after `start` ({})", s.to_rfc3339()),
+                );
+            }
+        }
+        let epoch = DateTime::UNIX_EPOCH.fixed_offset();
+        (start.unwrap_or(epoch), end.unwrap_or(epoch))
+    }
+
+    fn theme(&self, root: &Path, cx: &mut Checker) -> String {
+        let Some(t) = &self.theme else {
+            return DEFAULT_THEME.to_string();
+        };
+        let v = t.get_ref();
+        if v.is_empty() || v.contains(['/', '\\']) || v.starts_with('.') {
+            cx.push(
+                t.span(),
+                format!("`{v}` is not a theme name"),
+                "name a directory under themes/, or `theme = \"default\"` for the built-in one",
+            );
+        } else if v != DEFAULT_THEME && !root.join("themes").join(v).is_dir() {
+            cx.push(
+                t.span(),
+                format!(
+                    "theme `{v}` not found: there is no {}",
+                    root.join("themes").join(v).display()
+                ),
+                "create that directory, or write `theme = \"default\"` for the built-in theme",
+            );
+        }
+        v.clone()
+    }
+}
+
+fn check_header_rules(raw: &[Spanned<RawHeaderRule>], cx: &mut Checker) -> Vec<HeaderRule> {
+    let mut rules = Vec::new();
+    for rule in raw {
+        let r = rule.get_ref();
+        match HeaderRule::new(r.pattern.get_ref(), r.values.get_ref()) {
+            Ok(rule) => rules.push(rule),
+            Err(e) => {
+                let span = if e.in_pattern() {
+                    r.pattern.span()
+                } else {
+                    r.values.span()
+                };
+                cx.push(span, e.to_string(), e.help());
+            }
+        }
+    }
+    rules
+}
+
+/// Chooses which table's keys to suggest from, by where the error is.
+fn keys_for_error(source: &str, e: &toml::de::Error) -> &'static [(&'static str, &'static str)] {
+    let at = e.span().map_or(0, |s| s.start).min(source.len());
+    let header = source[..at]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['));
+    match header {
+        Some(h) if h.starts_with("[[items]]") => ITEM_KEYS,
+        Some(h) if h.starts_with("[[headers]]") => HEADER_KEYS,
+        Some(h) if h.starts_with("[gate]") => GATE_KEYS,
+        Some(h) if h.starts_with("[publish]") => PUBLISH_KEYS,
+        _ => SITE_KEYS,
+    }
+}
+
+/// An absolute http(s) URL with a host and no query or fragment.
+pub(crate) fn http_url(text: &str) -> Option<url::Url> {
+    let url = url::Url::parse(text.trim()).ok()?;
+    (matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|h| !h.is_empty())
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && !text.contains(' '))
+    .then_some(url)
+}
+
+/// A URL's path, decoded, starting and ending with `/`.
+fn path_of(url: &url::Url) -> String {
+    let decoded = percent_encoding::percent_decode_str(url.path()).decode_utf8_lossy();
+    let mut p = decoded.trim_end_matches('/').to_string();
+    p.push('/');
+    if !p.starts_with('/') {
+        p.insert(0, '/');
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "demo"
+base_url = "https://sale.example.com/"
+start = 2026-12-12T20:00:00+08:00
+end = "2026-12-12T20:30:00+08:00"
+currency = "EUR"
+[gate]
+url = "https://gate.example.com/"
+[[items]]
+sku = "A1"
+title = "Thing"
+price = 9.9
+stock = 3
+"#;
+
+    fn parse(s: &str) -> Result<Config, Diagnostics> {
+        Config::parse(Path::new("site.toml"), s.to_string())
+    }
+
+    #[test]
+    fn reads_a_good_sale() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.name, "demo");
+        assert_eq!(c.title, "demo");
+        assert_eq!(c.base_path, "/");
+        assert_eq!(c.gate.url, "https://gate.example.com");
+        assert_eq!(c.start.to_rfc3339(), "2026-12-12T20:00:00+08:00");
+        assert_eq!(c.inline_items[0].price.get_ref().0, "9.9");
+    }
+
+    #[test]
+    fn time_without_offset_is_refused_with_a_fix() {
+        let src = GOOD.replace("2026-12-12T20:00:00+08:00\n", "2026-12-12T20:00:00\n");
+        let err = parse(&src).unwrap_err().to_string();
+        assert!(err.contains("site.toml:4:9"), "{err}");
+        assert!(err.contains("no UTC offset"), "{err}");
+        assert!(err.contains("2026-12-12T20:00:00+08:00"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_suggests_the_nearest() {
+        let src = GOOD.replace("currency", "curency");
+        let err = parse(&src).unwrap_err().to_string();
+        assert!(err.contains("unknown key `curency`"), "{err}");
+        assert!(err.contains("did you mean `currency`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_item_key_is_refused() {
+        let src = format!("{GOOD}colour = \"red\"\n");
+        let err = parse(&src).unwrap_err().to_string();
+        assert!(err.contains("unknown key `colour`"), "{err}");
+        assert!(err.contains("sku"), "{err}");
+    }
+
+    #[test]
+    fn base_path_is_normalised() {
+        let path = |u: &str| http_url(u).map(|u| path_of(&u));
+        assert_eq!(path("https://a.b").as_deref(), Some("/"));
+        assert_eq!(path("https://a.b/x/y").as_deref(), Some("/x/y/"));
+        assert_eq!(path("https://a.b/x/y/").as_deref(), Some("/x/y/"));
+        assert_eq!(path("ftp://a.b"), None);
+        assert_eq!(path("https://a.b/?q=1"), None);
+        assert_eq!(path("not a url"), None);
+    }
+
+    #[test]
+    fn every_problem_of_every_section_in_one_pass() {
+        let src = GOOD
+            .replace("name = \"demo\"", "name = \"Demo Sale\"")
+            .replace("url = \"https://gate.example.com/\"", "url = \"gate\"\nquota = 0")
+            .replace("2026-12-12T20:30:00+08:00", "2026-12-12T19:00:00+08:00")
+            + "[publish]\nbucket = \"B\"\n[[headers]]\nfor = \"*\"\nvalues = { \"Cache-Control\" = \"max-age=60\" }\n";
+        let err = parse(&src).unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "cannot be used as the sale's name",
+            "ends before it starts",
+            "is not an http(s) URL",
+            "`quota = 0` must be a whole number",
+            "not an S3 bucket name",
+            "would change the Cache-Control of sale.js",
+        ] {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
+        assert_eq!(err.0.len(), 6, "{text}");
+    }
+}

@@ -1,0 +1,356 @@
+//! The gate's HTTP answers. [`Gate::handle`] takes any request body, so tests
+//! drive the whole handler in-process with a request value, no socket.
+//!
+//! `POST /o/<sale>/<token>` is checked in order, each step cheap and lock-free
+//! on the common path: unknown sale or bad token (404), outside the window by
+//! the gate's own clock (403), no identity (401), body over 4 KiB (413), over
+//! the per-client rate limit (429), no item named (400), unknown item (404).
+//! Then the ledger decides: a repeat gets the user's first answer, a new
+//! winner is journaled (group commit) before the 303/200, everyone else gets
+//! the sold-out answer. On the refusal paths nothing is allocated but the
+//! answer and, with a rate limit, the limiter's entry for the client.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body::Body;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::journal::{JournalError, Winner};
+use super::ledger::{Admission, Ledger, Ticket};
+use super::metrics::Outcome;
+use super::Gate;
+use crate::sale::{verify, Refusal};
+use crate::util::prometheus;
+
+/// Largest order body accepted.
+pub(crate) const MAX_BODY: usize = 4 * 1024;
+
+/// Longest item id looked up.
+const MAX_SKU: usize = 64;
+
+type Answer = Response<Full<Bytes>>;
+
+impl<L: Ledger> Gate<L> {
+    /// Answers one request.
+    pub(crate) async fn handle<B>(self: &Arc<Self>, req: Request<B>, peer: SocketAddr) -> Answer
+    where
+        B: Body<Data = Bytes> + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let path = req.uri().path();
+        if path.starts_with("/o/") {
+            return match *req.method() {
+                Method::POST => {
+                    let (outcome, resp) = self.order(req, peer).await;
+                    self.requests.count(outcome);
+                    resp
+                }
+                Method::OPTIONS => self.preflight(),
+                _ => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
+            };
+        }
+        match (req.method(), path) {
+            (&Method::GET, "/healthz") => {
+                if self.journal.failed() {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "journal failed\n")
+                } else if self.draining.load(Ordering::Relaxed) {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+                } else {
+                    text(StatusCode::OK, "ok\n")
+                }
+            }
+            (&Method::GET, "/metrics") => {
+                let mut r = Response::new(Full::new(Bytes::from(self.metrics())));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(prometheus::CONTENT_TYPE),
+                );
+                r
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+
+    async fn order<B>(self: &Arc<Self>, req: Request<B>, peer: SocketAddr) -> (Outcome, Answer)
+    where
+        B: Body<Data = Bytes> + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (parts, body) = req.into_parts();
+        let rest = parts.uri.path().strip_prefix("/o/").unwrap_or_default();
+        let json = parts
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("application/json"));
+        let refuse = |outcome: Outcome, status: StatusCode, msg: &'static str| {
+            (outcome, self.cors(text(status, msg)))
+        };
+        let unavailable = || {
+            refuse(
+                Outcome::Unavailable,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the gate cannot take orders now\n",
+            )
+        };
+        let Some((url_sale, token)) = rest.split_once('/') else {
+            return refuse(Outcome::NotFound, StatusCode::NOT_FOUND, "not found\n");
+        };
+        let now = chrono::Utc::now().timestamp_millis();
+        match verify(&self.key, &self.sale, url_sale, token, now, self.window) {
+            Ok(()) => {}
+            Err(Refusal::Unknown | Refusal::BadMac) => {
+                return refuse(Outcome::NotFound, StatusCode::NOT_FOUND, "not found\n")
+            }
+            Err(Refusal::OutsideWindow) => {
+                return refuse(
+                    Outcome::OutsideWindow,
+                    StatusCode::FORBIDDEN,
+                    "the sale is not open\n",
+                );
+            }
+        }
+        let Some(user) = self.identify.user(&parts.headers) else {
+            return refuse(
+                Outcome::NoIdentity,
+                StatusCode::UNAUTHORIZED,
+                "sign in to the shop first\n",
+            );
+        };
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY as u64) {
+            return refuse(
+                Outcome::TooLarge,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "order too large\n",
+            );
+        }
+        if let Some(limiter) = &self.limiter {
+            if !limiter.allow(&parts.headers, peer) {
+                return refuse(
+                    Outcome::RateLimited,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many requests; try again in a moment\n",
+                );
+            }
+        }
+        let query_sku = parts.uri.query().and_then(|q| sku_of(q.as_bytes()));
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                return refuse(
+                    Outcome::TooLarge,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "order too large\n",
+                );
+            }
+            Err(_) => {
+                return refuse(
+                    Outcome::BadRequest,
+                    StatusCode::BAD_REQUEST,
+                    "incomplete request\n",
+                )
+            }
+        };
+        let Some(sku) = query_sku.or_else(|| sku_of(&body)) else {
+            return refuse(
+                Outcome::BadRequest,
+                StatusCode::BAD_REQUEST,
+                "which item? send sku=...\n",
+            );
+        };
+        if self.journal.failed() || self.draining.load(Ordering::Relaxed) {
+            return unavailable();
+        }
+        let next_order = || {
+            let n = self.order_seq.fetch_add(1, Ordering::Relaxed) + 1;
+            format!("{}-{n:06}", self.gate_id)
+        };
+        match self.ledger.admit(&sku, user, next_order).await {
+            Admission::NoSuchItem => {
+                refuse(Outcome::NotFound, StatusCode::NOT_FOUND, "no such item\n")
+            }
+            Admission::SoldOut => (Outcome::SoldOut, self.lost(json)),
+            Admission::Repeat(t) => {
+                // The first answer may still be waiting for the disk: never acknowledge before it.
+                if t.is_durable().await {
+                    (Outcome::Repeat, self.won(&t, json))
+                } else {
+                    unavailable()
+                }
+            }
+            Admission::Won(t) => {
+                let winner = Winner {
+                    order: t.order.to_string(),
+                    sale: self.sale.clone(),
+                    sku: sku.into_owned(),
+                    user: user.to_string(),
+                    time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    gate: self.gate_id.clone(),
+                };
+                let sku = winner.sku.clone();
+                // In a task of its own: a client that hangs up must not leave
+                // the record unconfirmed (its repeats wait for it).
+                let (gate, ticket) = (self.clone(), t.clone());
+                let written = tokio::spawn(async move {
+                    let r = gate.journal.append(winner).await;
+                    ticket.set_durable(r.is_ok());
+                    r
+                })
+                .await
+                .unwrap_or(Err(JournalError::Failed));
+                match written {
+                    Ok(()) => {
+                        tracing::info!(order = &*t.order, sku, "won");
+                        (Outcome::Won, self.won(&t, json))
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "journal_failed");
+                        unavailable()
+                    }
+                }
+            }
+        }
+    }
+
+    fn won(&self, t: &Ticket, json: bool) -> Answer {
+        let mut r = if json {
+            // Order ids are `<gate id>-<number>`, both checked at start: no escaping needed.
+            let body = format!("{{\"status\":\"won\",\"order\":\"{}\"}}", t.order);
+            with_type(
+                Response::new(Full::new(Bytes::from(body))),
+                "application/json",
+            )
+        } else if let Some(url) = &self.confirm_url {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::SEE_OTHER;
+            if let Ok(v) = HeaderValue::from_str(&url.replace("{order}", &t.order)) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r
+        } else {
+            let body = format!(
+                "<!doctype html><meta charset=utf-8><title>You got it</title><h1>You got it!</h1><p>Your order number is <strong>{}</strong>. The shop will confirm it shortly.</p>",
+                t.order
+            );
+            with_type(
+                Response::new(Full::new(Bytes::from(body))),
+                "text/html; charset=utf-8",
+            )
+        };
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        self.cors(r)
+    }
+
+    fn lost(&self, json: bool) -> Answer {
+        let mut r = if json {
+            with_type(
+                Response::new(Full::new(Bytes::from_static(b"{\"status\":\"sold_out\"}"))),
+                "application/json",
+            )
+        } else {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::SEE_OTHER;
+            r.headers_mut()
+                .insert(header::LOCATION, self.ended_location.clone());
+            r
+        };
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        self.cors(r)
+    }
+
+    /// The shop's pages (another origin) may read the answer, with cookies.
+    fn cors(&self, mut r: Answer) -> Answer {
+        let h = r.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            self.cors_origin.clone(),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        r
+    }
+
+    fn preflight(&self) -> Answer {
+        let mut r = text(StatusCode::NO_CONTENT, "");
+        let h = r.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("POST"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Content-Type, Accept"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        self.cors(r)
+    }
+}
+
+fn with_type(mut r: Answer, content_type: &'static str) -> Answer {
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn text(status: StatusCode, msg: &'static str) -> Answer {
+    let mut r = with_type(
+        Response::new(Full::new(Bytes::from_static(msg.as_bytes()))),
+        "text/plain; charset=utf-8",
+    );
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The `sku` field of an `a=1&b=2` form: trimmed, non-empty, at most 64
+/// bytes, and valid UTF-8 once decoded (borrowed unless it was encoded).
+fn sku_of(form: &[u8]) -> Option<Cow<'_, str>> {
+    let (_, v) = form_urlencoded::parse(form).find(|(k, _)| k == "sku")?;
+    // Invalid UTF-8 decodes to U+FFFD: not an item anyone sells.
+    if v.contains('\u{FFFD}') {
+        return None;
+    }
+    let v = match v {
+        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+        Cow::Owned(s) => Cow::Owned(s.trim().to_string()),
+    };
+    (!v.is_empty() && v.len() <= MAX_SKU).then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skus_decode() {
+        assert_eq!(sku_of(b"sku=MUG-01&quantity=1").as_deref(), Some("MUG-01"));
+        assert_eq!(sku_of(b"quantity=1&sku=A%2D1").as_deref(), Some("A-1"));
+        assert_eq!(sku_of(b"sku=+A+").as_deref(), Some("A"));
+        assert_eq!(sku_of(b"sku=%ff"), None);
+        assert_eq!(sku_of(b"sk=1"), None);
+        assert_eq!(sku_of(format!("sku={}", "x".repeat(65)).as_bytes()), None);
+    }
+}

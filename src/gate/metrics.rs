@@ -1,0 +1,146 @@
+//! The gate's `/metrics` in the Prometheus text format. The metric names are
+//! constants here: `watch` reads [`REMAINING`] back from other gates.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::journal::FSYNC_BUCKETS;
+use super::ledger::{ItemCount, Ledger};
+use super::Gate;
+use crate::util::prometheus::{Kind, Writer};
+
+pub(crate) const REQUESTS: &str = "flashsale_gate_requests_total";
+pub(crate) const ADMITTED: &str = "flashsale_gate_admitted";
+pub(crate) const QUOTA: &str = "flashsale_gate_quota";
+pub(crate) const REMAINING: &str = "flashsale_gate_remaining";
+pub(crate) const FSYNC: &str = "flashsale_gate_journal_fsync_seconds";
+pub(crate) const FORWARD_BACKLOG: &str = "flashsale_gate_forward_backlog";
+pub(crate) const FORWARDED: &str = "flashsale_gate_forwarded_total";
+pub(crate) const FORWARD_FAILURES: &str = "flashsale_gate_forward_failures_total";
+
+/// The outcome of one order request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Won,
+    Repeat,
+    SoldOut,
+    NotFound,
+    OutsideWindow,
+    NoIdentity,
+    TooLarge,
+    RateLimited,
+    BadRequest,
+    Unavailable,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 10] = [
+        Outcome::Won,
+        Outcome::Repeat,
+        Outcome::SoldOut,
+        Outcome::NotFound,
+        Outcome::OutsideWindow,
+        Outcome::NoIdentity,
+        Outcome::TooLarge,
+        Outcome::RateLimited,
+        Outcome::BadRequest,
+        Outcome::Unavailable,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Won => "won",
+            Outcome::Repeat => "repeat",
+            Outcome::SoldOut => "sold_out",
+            Outcome::NotFound => "not_found",
+            Outcome::OutsideWindow => "outside_window",
+            Outcome::NoIdentity => "no_identity",
+            Outcome::TooLarge => "too_large",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::BadRequest => "bad_request",
+            Outcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Order requests counted by outcome.
+#[derive(Default)]
+pub(crate) struct Requests([AtomicU64; Outcome::ALL.len()]);
+
+impl Requests {
+    pub(crate) fn count(&self, o: Outcome) {
+        self.0[o as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The whole page.
+pub(crate) fn render<L: Ledger>(gate: &Gate<L>) -> String {
+    let mut w = Writer::default();
+    let base = [
+        ("sale", gate.sale.as_str()),
+        ("gate", gate.gate_id.as_str()),
+    ];
+    w.family(REQUESTS, Kind::Counter, "Order requests by outcome.");
+    for o in Outcome::ALL {
+        let n = gate.requests.0[o as usize].load(Ordering::Relaxed);
+        w.sample(REQUESTS, &[base[0], base[1], ("outcome", o.label())], n);
+    }
+    let counts = gate.ledger.counts();
+    type Value = fn(&ItemCount) -> u32;
+    let per_item: [(&str, &str, Value); 3] = [
+        (ADMITTED, "Winners admitted by this gate, per item.", |c| {
+            c.admitted
+        }),
+        (QUOTA, "Units this gate may admit, per item.", |c| c.quota),
+        (REMAINING, "Units left at this gate, per item.", |c| {
+            c.remaining()
+        }),
+    ];
+    for (name, help, value) in per_item {
+        w.family(name, Kind::Gauge, help);
+        for c in &counts {
+            w.sample(name, &[base[0], base[1], ("sku", &c.sku)], value(c));
+        }
+    }
+    let f = &gate.journal.fsyncs;
+    w.family(
+        FSYNC,
+        Kind::Histogram,
+        "Time to write and fsync one batch of winners.",
+    );
+    let bucket = format!("{FSYNC}_bucket");
+    for (i, b) in FSYNC_BUCKETS.iter().enumerate() {
+        let le = b.to_string();
+        let n = f.buckets[i].load(Ordering::Relaxed);
+        w.sample(&bucket, &[base[0], base[1], ("le", &le)], n);
+    }
+    let count = f.count.load(Ordering::Relaxed);
+    w.sample(&bucket, &[base[0], base[1], ("le", "+Inf")], count);
+    let sum = f.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+    w.sample(&format!("{FSYNC}_sum"), &base, sum);
+    w.sample(&format!("{FSYNC}_count"), &base, count);
+    if let Some(fw) = &gate.forwarder {
+        w.family(
+            FORWARD_BACKLOG,
+            Kind::Gauge,
+            "Winners not yet accepted by the order system.",
+        );
+        w.sample(FORWARD_BACKLOG, &base, fw.backlog());
+        w.family(
+            FORWARDED,
+            Kind::Counter,
+            "Winners accepted by the order system.",
+        );
+        w.sample(FORWARDED, &base, fw.delivered.load(Ordering::Relaxed));
+        w.family(
+            FORWARD_FAILURES,
+            Kind::Counter,
+            "Failed attempts to forward a winner.",
+        );
+        w.sample(
+            FORWARD_FAILURES,
+            &base,
+            fw.attempts_failed.load(Ordering::Relaxed),
+        );
+    }
+    w.finish()
+}

@@ -1,0 +1,213 @@
+//! The whole request handler in-process, request in, answer out (axum's
+//! `oneshot` style): every refusal of the ladder with its status, and the
+//! answers of a winner, a repeat and a loser.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, StatusCode};
+
+use super::{Gate, Options};
+use crate::config::Config;
+use crate::sale::{order_url, GateKey};
+
+const PEER: &str = "192.0.2.1:40000";
+
+struct Fixture {
+    gate: Arc<Gate>,
+    key: GateKey,
+    _journal: tempfile::TempDir,
+}
+
+/// A gate for sale `demo` (items A, quota 2, and B) whose window is
+/// `start_in`..`end_in` seconds from now, with `extra` in `[gate]`.
+fn gate(start_in: i64, end_in: i64, extra: &str) -> Fixture {
+    let t = |s: i64| (chrono::Utc::now() + chrono::Duration::seconds(s)).to_rfc3339();
+    let text = format!(
+        "name = \"demo\"\nbase_url = \"https://sale.example.com/\"\nstart = \"{}\"\nend = \"{}\"\ncurrency = \"EUR\"\n[gate]\nurl = \"https://gate.example.com\"\nquota = 2\n{extra}\n[[items]]\nsku = \"A\"\ntitle = \"A\"\nprice = 1\nstock = 2\n[[items]]\nsku = \"B\"\ntitle = \"B\"\nprice = 1\nstock = 2\n",
+        t(start_in),
+        t(end_in)
+    );
+    let config = Config::parse(Path::new("site.toml"), text).unwrap();
+    let stock = [("A".to_string(), 2), ("B".to_string(), 2)];
+    let journal = tempfile::tempdir().unwrap();
+    let key = GateKey::generate();
+    let gate = Gate::start(
+        &config,
+        &stock,
+        Options {
+            quota: None,
+            journal_dir: journal.path().to_path_buf(),
+            forward: None,
+            gate_id: Some("g1".into()),
+            key: key.clone(),
+            cookie_key: None,
+        },
+    )
+    .unwrap();
+    Fixture {
+        gate,
+        key,
+        _journal: journal,
+    }
+}
+
+impl Fixture {
+    /// The order path of a freshly minted token.
+    fn path(&self) -> String {
+        let url = order_url("https://gate.example.com", "demo", &self.key.mint("demo"));
+        url.trim_start_matches("https://gate.example.com")
+            .to_string()
+    }
+
+    async fn send(&self, req: Request<Full<Bytes>>) -> (StatusCode, String) {
+        let resp = self.gate.handle(req, PEER.parse().unwrap()).await;
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    async fn order(&self, path: &str, user: Option<&str>, body: &str) -> (StatusCode, String) {
+        let mut req = Request::post(path).header("accept", "application/json");
+        if let Some(u) = user {
+            req = req.header("x-user-id", u);
+        }
+        self.send(req.body(Full::new(Bytes::from(body.to_string()))).unwrap())
+            .await
+    }
+}
+
+#[tokio::test]
+async fn every_refusal_has_its_status() {
+    let f = gate(-60, 3600, "rate_limit = 2");
+    let path = f.path();
+    let token = path.rsplit('/').next().unwrap().to_string();
+    let mut flipped = path.clone().into_bytes();
+    let last = flipped.len() - 1;
+    flipped[last] = if flipped[last] == b'0' { b'1' } else { b'0' };
+    let flipped = String::from_utf8(flipped).unwrap();
+
+    let ladder = [
+        (
+            format!("/o/other/{token}"),
+            Some("u"),
+            "sku=A",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/o/demo/nonsense".to_string(),
+            Some("u"),
+            "sku=A",
+            StatusCode::NOT_FOUND,
+        ),
+        (flipped, Some("u"), "sku=A", StatusCode::NOT_FOUND),
+        ("/o/".to_string(), Some("u"), "sku=A", StatusCode::NOT_FOUND),
+        (path.clone(), None, "sku=A", StatusCode::UNAUTHORIZED),
+        (
+            path.clone(),
+            Some("u1"),
+            &"x".repeat(5000),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            path.clone(),
+            Some("u2"),
+            "quantity=1",
+            StatusCode::BAD_REQUEST,
+        ),
+        (path.clone(), Some("u3"), "sku=NOPE", StatusCode::NOT_FOUND),
+    ];
+    for (p, user, body, want) in &ladder {
+        let (status, text) = f.order(p, *user, body).await;
+        assert_eq!(
+            status,
+            *want,
+            "{p} {user:?} {}: {text}",
+            &body[..body.len().min(20)]
+        );
+    }
+    // The declared length alone is enough for 413, before the body is read.
+    let req = Request::post(&path)
+        .header("x-user-id", "u4")
+        .header("content-length", "5000")
+        .body(Full::new(Bytes::from_static(b"sku=A")))
+        .unwrap();
+    assert_eq!(f.send(req).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    // 2 requests/s with a burst of 4, per client address.
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        statuses.push(f.order(&path, Some(&format!("r{i}")), "sku=NOPE").await.0);
+    }
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    // Other methods on the order path.
+    let get = Request::get(&path).body(Full::default()).unwrap();
+    assert_eq!(f.send(get).await.0, StatusCode::METHOD_NOT_ALLOWED);
+    let preflight = Request::options(&path).body(Full::default()).unwrap();
+    let resp = f.gate.handle(preflight, PEER.parse().unwrap()).await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://sale.example.com"
+    );
+    // Every refusal was counted by its outcome.
+    let metrics = f.gate.metrics();
+    for (outcome, n) in [("no_identity", 1), ("too_large", 2), ("bad_request", 1)] {
+        let line = format!("flashsale_gate_requests_total{{sale=\"demo\",gate=\"g1\",outcome=\"{outcome}\"}} {n}\n");
+        assert!(metrics.contains(&line), "{line}{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn outside_the_window_is_403_by_the_gates_clock() {
+    let early = gate(600, 3600, "");
+    assert_eq!(
+        early.order(&early.path(), Some("u"), "sku=A").await.0,
+        StatusCode::FORBIDDEN
+    );
+    let late = gate(-3600, -600, "");
+    assert_eq!(
+        late.order(&late.path(), Some("u"), "sku=A").await.0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn winners_repeats_and_losers() {
+    let f = gate(-60, 3600, "");
+    let path = f.path();
+    let (status, body) = f.order(&path, Some("alice"), "sku=A").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::OK,
+            "{\"status\":\"won\",\"order\":\"g1-000001\"}"
+        )
+    );
+    // The item by query string, the same user again: the same answer.
+    let again = f.order(&format!("{path}?sku=A"), Some("alice"), "").await;
+    assert_eq!(again.1, body);
+    assert_eq!(f.order(&path, Some("bob"), "sku=A").await.0, StatusCode::OK);
+    assert_eq!(
+        f.order(&path, Some("carol"), "sku=A").await.1,
+        "{\"status\":\"sold_out\"}"
+    );
+    // Without JSON a loser is sent to the ended page.
+    let form = Request::post(&path)
+        .header("x-user-id", "dave")
+        .body(Full::new(Bytes::from_static(b"sku=A")))
+        .unwrap();
+    let resp = f.gate.handle(form, PEER.parse().unwrap()).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        resp.headers()["location"],
+        "https://sale.example.com/ended.html"
+    );
+    let counts = f.gate.counts();
+    assert_eq!((counts[0].admitted, counts[0].remaining()), (2, 0));
+    assert_eq!(counts[1].remaining(), 2, "B untouched");
+}

@@ -1,0 +1,437 @@
+//! The load generator behind `rehearse`: a sale-day rehearsal against a
+//! local or staging deployment.
+//! N simulated customers (distinct ids) poll `sale.js` the way the page runtime
+//! does (each from its own random moment around the start), submit when it
+//! opens, and the outcome is reported: throughput, latency percentiles,
+//! winners, sold-out answers, errors, time from open to sold out, and whether
+//! any unit was oversold. Bounded in customers, concurrency and time; it talks
+//! only to loopback addresses and hosts given explicitly.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use url::{Host, Url};
+
+use crate::sale::{State, Toggle};
+use crate::util::http::{Client, HttpError};
+use crate::util::random;
+
+pub(crate) struct Options {
+    /// Where the sale's pages are served (`sale.js` is fetched from here).
+    pub(crate) url: String,
+    pub(crate) customers: usize,
+    /// Requests in flight at once.
+    pub(crate) concurrency: usize,
+    /// Give up after this long.
+    pub(crate) max_duration: Duration,
+    /// Hosts besides loopback and the `url`'s host that may be contacted.
+    pub(crate) allow_hosts: Vec<String>,
+    /// Items to buy (customer `i` buys `skus[i % len]`) with their stock.
+    pub(crate) items: Vec<(String, u64)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Latency {
+    pub(crate) count: usize,
+    pub(crate) p50_ms: f64,
+    pub(crate) p95_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) max_ms: f64,
+}
+
+fn latency(mut v: Vec<f64>) -> Latency {
+    if v.is_empty() {
+        return Latency::default();
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
+    Latency {
+        count: v.len(),
+        p50_ms: at(0.50),
+        p95_ms: at(0.95),
+        p99_ms: at(0.99),
+        max_ms: v[v.len() - 1],
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Report {
+    pub(crate) customers: usize,
+    pub(crate) requests: usize,
+    pub(crate) seconds: f64,
+    pub(crate) requests_per_second: f64,
+    /// Orders per second from the first order sent to the last answer.
+    pub(crate) orders_per_second: f64,
+    pub(crate) toggle: Latency,
+    pub(crate) orders: Latency,
+    pub(crate) winners: usize,
+    pub(crate) sold_out: usize,
+    /// Refusals by HTTP status (403 outside the window, 429, ...).
+    pub(crate) refused: BTreeMap<u16, usize>,
+    /// Transport errors and unexpected answers.
+    pub(crate) errors: usize,
+    pub(crate) error_samples: Vec<String>,
+    /// Customers who found the sale over before they could order.
+    pub(crate) too_late: usize,
+    /// From the first customer seeing `open` to the first sold-out answer.
+    pub(crate) open_to_sold_out_ms: Option<u64>,
+    /// From the first customer seeing `open` to the last winner's answer.
+    pub(crate) open_to_last_win_ms: Option<u64>,
+    pub(crate) stock: u64,
+    pub(crate) oversold: bool,
+    /// The same customer answered with two different orders.
+    pub(crate) duplicate_winners: usize,
+    pub(crate) timed_out: bool,
+}
+
+#[derive(Default)]
+struct Tally {
+    requests: usize,
+    toggle_ms: Vec<f64>,
+    order_ms: Vec<f64>,
+    won: Vec<(String, String, String)>,
+    sold_out: usize,
+    refused: BTreeMap<u16, usize>,
+    errors: usize,
+    samples: Vec<String>,
+    too_late: usize,
+    first_open: Option<Instant>,
+    first_sold_out: Option<Instant>,
+    last_win: Option<Instant>,
+    first_order: Option<Instant>,
+    last_answer: Option<Instant>,
+}
+
+impl Tally {
+    fn error(&mut self, e: String) {
+        self.errors += 1;
+        if self.samples.len() < 5 {
+            self.samples.push(e);
+        }
+    }
+}
+
+/// The host of an http(s) URL, lowercased; IPv6 without brackets.
+fn host_of(url: &str) -> Option<Host<String>> {
+    Url::parse(url).ok()?.host().map(|h| h.to_owned())
+}
+
+fn is_loopback(host: &Host<String>) -> bool {
+    match host {
+        Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        Host::Ipv4(ip) => ip.is_loopback(),
+        Host::Ipv6(ip) => ip.is_loopback(),
+    }
+}
+
+/// Only loopback, the sale's own host, and hosts named on the command line.
+fn allowed(url: &str, opts: &Options) -> bool {
+    let Some(host) = host_of(url) else {
+        return false;
+    };
+    is_loopback(&host)
+        || host_of(&opts.url).as_ref() == Some(&host)
+        || opts
+            .allow_hosts
+            .iter()
+            .any(|h| host.to_string().eq_ignore_ascii_case(h))
+}
+
+/// Bounded in time: a generator that waited forever would not be one.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn send(
+    http: &Client,
+    method: hyper::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, Vec<u8>), HttpError> {
+    let r = http
+        .send(
+            method,
+            url,
+            headers,
+            Bytes::from(body.to_string()),
+            REQUEST_TIMEOUT,
+        )
+        .await?;
+    Ok((r.status, r.body))
+}
+
+/// One customer: watch the toggle, order when it opens.
+async fn customer(
+    i: usize,
+    run: &str,
+    opts: &Options,
+    http: &Client,
+    gate: &Semaphore,
+    tally: &Mutex<Tally>,
+    deadline: Instant,
+) {
+    let toggle_url = format!("{}/sale.js", opts.url.trim_end_matches('/'));
+    let jitter = Duration::from_millis(random::below(3000));
+    let mut first = true;
+    let order_url = loop {
+        if Instant::now() > deadline {
+            return;
+        }
+        let url = format!("{toggle_url}?v={}", random::hex(4));
+        // Timed from the moment a connection slot is ours: the server's
+        // latency, not this generator's queue.
+        let (answer, took) = {
+            let _permit = gate.acquire().await.expect("semaphore open");
+            let started = Instant::now();
+            let answer = send(http, hyper::Method::GET, &url, &[], "").await;
+            (answer, started.elapsed())
+        };
+        let toggle = {
+            let mut t = tally.lock().expect("tally lock");
+            t.requests += 1;
+            t.toggle_ms.push(took.as_secs_f64() * 1e3);
+            match answer {
+                Ok((200, body)) => match Toggle::parse_script(&String::from_utf8_lossy(&body)) {
+                    Ok(toggle) => Some(toggle),
+                    Err(e) => {
+                        t.error(format!("sale.js: {e}"));
+                        None
+                    }
+                },
+                Ok((status, _)) => {
+                    t.error(format!("sale.js: HTTP {status}"));
+                    None
+                }
+                Err(e) => {
+                    t.error(format!("sale.js: {e}"));
+                    None
+                }
+            }
+        };
+        let wait = match toggle.map(|t| t.state) {
+            Some(State::Open { order, .. }) => {
+                let mut t = tally.lock().expect("tally lock");
+                t.first_open.get_or_insert_with(Instant::now);
+                break order;
+            }
+            Some(State::Ended { .. }) => {
+                tally.lock().expect("tally lock").too_late += 1;
+                return;
+            }
+            Some(State::Pending { start }) if first => {
+                // Like the page: each customer's own moment in [start - 2 s, start + 1 s].
+                let now_ms = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let due = start - 2000 + jitter.as_millis() as i64 - now_ms;
+                Duration::from_millis(due.max(0) as u64)
+            }
+            _ => Duration::from_millis(1000 + random::below(2000)),
+        };
+        first = false;
+        tokio::time::sleep(wait.min(deadline.saturating_duration_since(Instant::now()))).await;
+    };
+    if !allowed(&order_url, opts) {
+        tally.lock().expect("tally lock").error(format!(
+            "sale.js sends orders to {order_url}: not loopback and not allowed (--allow-host)"
+        ));
+        return;
+    }
+    let user = format!("rehearsal-{run}-{i}");
+    let (sku, _) = &opts.items[i % opts.items.len()];
+    let headers = [
+        ("x-user-id", user.as_str()),
+        ("accept", "application/json"),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let form = format!("sku={sku}&quantity=1");
+    let (answer, started) = {
+        let _permit = gate.acquire().await.expect("semaphore open");
+        let started = Instant::now();
+        tally
+            .lock()
+            .expect("tally lock")
+            .first_order
+            .get_or_insert(started);
+        let answer = send(http, hyper::Method::POST, &order_url, &headers, &form).await;
+        (answer, started)
+    };
+    let now = Instant::now();
+    let mut t = tally.lock().expect("tally lock");
+    t.requests += 1;
+    t.order_ms
+        .push(now.duration_since(started).as_secs_f64() * 1e3);
+    t.last_answer = Some(now);
+    match answer {
+        Ok((200, body)) => {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            match v["status"].as_str() {
+                Some("won") => {
+                    t.won.push((
+                        user,
+                        sku.clone(),
+                        v["order"].as_str().unwrap_or("").to_string(),
+                    ));
+                    t.last_win = Some(now);
+                }
+                Some("sold_out") => {
+                    t.sold_out += 1;
+                    t.first_sold_out.get_or_insert(now);
+                }
+                _ => t.error(format!(
+                    "order: unexpected answer {}",
+                    String::from_utf8_lossy(&body)
+                )),
+            }
+        }
+        Ok((status @ (401 | 403 | 404 | 413 | 429), _)) => {
+            *t.refused.entry(status).or_default() += 1
+        }
+        Ok((status, _)) => t.error(format!("order: HTTP {status}")),
+        Err(e) => t.error(format!("order: {e}")),
+    }
+}
+
+pub(crate) async fn run(opts: Options) -> Result<Report, Error> {
+    let url_host = host_of(&opts.url);
+    let named = url_host.as_ref().is_some_and(|host| {
+        opts.allow_hosts
+            .iter()
+            .any(|h| host.to_string().eq_ignore_ascii_case(h))
+    });
+    if !(url_host.as_ref().is_some_and(is_loopback) || named)
+        || !(opts.url.starts_with("http://") || opts.url.starts_with("https://"))
+    {
+        return Err(Error::Refused(format!(
+            "{}: rehearse only talks to loopback addresses and hosts named with --allow-host",
+            opts.url
+        )));
+    }
+    if opts.url.starts_with("https://") {
+        return Err(Error::Refused(
+            "rehearse speaks plain HTTP (a local or staging deployment); give an http:// URL"
+                .into(),
+        ));
+    }
+    if opts.items.is_empty() {
+        return Err(Error::Refused("the sale has no items".into()));
+    }
+    let http =
+        Client::with_pool(opts.concurrency, 64 * 1024).map_err(|e| Error::Failed(e.to_string()))?;
+    let run_id = random::hex(3);
+    let opts = Arc::new(opts);
+    let gate = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let started = Instant::now();
+    let deadline = started + opts.max_duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..opts.customers {
+        let (opts, http, gate, tally, run_id) = (
+            opts.clone(),
+            http.clone(),
+            gate.clone(),
+            tally.clone(),
+            run_id.clone(),
+        );
+        tasks.spawn(
+            async move { customer(i, &run_id, &opts, &http, &gate, &tally, deadline).await },
+        );
+    }
+    let timed_out = tokio::time::timeout(opts.max_duration + Duration::from_secs(35), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+        || Instant::now() > deadline;
+    let seconds = started.elapsed().as_secs_f64();
+    let t = std::mem::take(&mut *tally.lock().expect("tally lock"));
+    let stock: u64 = opts.items.iter().map(|(_, s)| s).sum();
+    let mut per_sku: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut orders_by_user: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (user, sku, order) in &t.won {
+        *per_sku.entry(sku).or_default() += 1;
+        orders_by_user.entry(user).or_default().insert(order);
+    }
+    let oversold = opts
+        .items
+        .iter()
+        .any(|(sku, s)| per_sku.get(sku.as_str()).copied().unwrap_or(0) > *s);
+    let since_open = |at: Option<Instant>| {
+        t.first_open
+            .zip(at)
+            .map(|(o, a)| a.saturating_duration_since(o).as_millis() as u64)
+    };
+    let rush = t
+        .first_order
+        .zip(t.last_answer)
+        .map_or(0.0, |(a, b)| b.saturating_duration_since(a).as_secs_f64());
+    Ok(Report {
+        customers: opts.customers,
+        requests: t.requests,
+        seconds,
+        requests_per_second: t.requests as f64 / seconds.max(1e-9),
+        orders_per_second: if rush > 0.0 {
+            t.order_ms.len() as f64 / rush
+        } else {
+            0.0
+        },
+        toggle: latency(t.toggle_ms),
+        winners: t.won.len(),
+        orders: latency(t.order_ms),
+        sold_out: t.sold_out,
+        refused: t.refused,
+        errors: t.errors,
+        error_samples: t.samples,
+        too_late: t.too_late,
+        open_to_sold_out_ms: since_open(t.first_sold_out),
+        open_to_last_win_ms: since_open(t.last_win),
+        stock,
+        oversold,
+        duplicate_winners: orders_by_user.values().filter(|o| o.len() > 1).count(),
+        timed_out,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_and_named_hosts() {
+        let opts = Options {
+            url: "http://127.0.0.1:3000/".into(),
+            customers: 1,
+            concurrency: 1,
+            max_duration: Duration::from_secs(1),
+            allow_hosts: vec!["staging.example.com".into()],
+            items: vec![],
+        };
+        assert!(allowed("http://127.0.0.1:9/o/x/y", &opts));
+        assert!(allowed("http://localhost:9/o/x/y", &opts));
+        assert!(allowed("http://[::1]:9/o", &opts));
+        assert!(allowed("https://staging.example.com/o/x", &opts));
+        assert!(!allowed("https://gate.example.com/o/x", &opts));
+        assert!(!allowed("http://10.0.0.1/", &opts));
+    }
+
+    #[test]
+    fn percentiles() {
+        let l = latency((1..=100).map(f64::from).collect());
+        assert_eq!(
+            (l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms),
+            (50.0, 95.0, 99.0, 100.0)
+        );
+    }
+}

@@ -1,0 +1,18 @@
+//! The sale itself, apart from its pages: the toggle script's format, the
+//! order token, and the sale-day switch (when `open` and `close` may switch
+//! the live toggle, and how). `build`, `open`/`close`, the gate and the
+//! preview all go through here, so they cannot disagree on a format or a
+//! policy.
+//!
+//! The toggle format and the order token are the crate's public API: a shop
+//! verifies order URLs with them, and the tests read toggles through them.
+
+mod schedule;
+pub(crate) mod switch;
+mod toggle;
+mod token;
+
+pub(crate) use schedule::wait_until;
+pub use toggle::{State, Toggle, MAX_TOGGLE_BYTES};
+pub(crate) use token::minted_for;
+pub use token::{order_url, parse_order_url, verify, GateKey, KeyError, Refusal, Window, KEY_ENV};

@@ -1,0 +1,260 @@
+//! Fingerprinting: every static file is published once under a content-addressed
+//! name, `assets/<name>.<16 hex of sha256>.<ext>`, and can then be cached forever.
+//!
+//! CSS is rewritten first so that its `url(...)` references point at fingerprinted
+//! names too (and a change to an image changes the CSS's fingerprint).
+
+use std::collections::{BTreeMap, HashSet};
+
+use sha2::{Digest, Sha256};
+
+use crate::site::theme::StaticSource;
+use crate::util::diag::{Diagnostic, Diagnostics};
+
+/// A static file ready to publish.
+#[derive(Debug, Clone)]
+pub(crate) struct Asset {
+    /// Path in the output, e.g. `assets/style.0123456789abcdef.css`.
+    pub(crate) output: String,
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// Logical static path (`style.css`, `images/mug.svg`) to its fingerprinted asset.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Assets {
+    map: BTreeMap<String, Asset>,
+    base_path: String,
+}
+
+impl Assets {
+    pub(crate) fn build(statics: &[StaticSource], base_path: &str) -> Result<Assets, Diagnostics> {
+        let mut assets = Assets {
+            map: BTreeMap::new(),
+            base_path: base_path.to_string(),
+        };
+        let (css, other): (Vec<_>, Vec<_>) =
+            statics.iter().partition(|s| s.logical.ends_with(".css"));
+        for s in other {
+            assets.insert(s, s.bytes.clone());
+        }
+        // CSS may reference other CSS (@import): fingerprint in dependency order.
+        let mut pending: Vec<&StaticSource> = css;
+        let all: HashSet<&str> = statics.iter().map(|s| s.logical.as_str()).collect();
+        while !pending.is_empty() {
+            let before = pending.len();
+            let mut problems = Diagnostics::default();
+            let mut waiting = Vec::new();
+            for s in pending {
+                match rewrite_css(s, &assets, &all) {
+                    Ok(Some(bytes)) => assets.insert(s, bytes),
+                    Ok(None) => waiting.push(s),
+                    Err(d) => problems.push(d),
+                }
+            }
+            if !problems.is_empty() {
+                return Err(problems);
+            }
+            if waiting.len() == before {
+                let names: Vec<&str> = waiting.iter().map(|s| s.logical.as_str()).collect();
+                return Err(Diagnostic::in_file(
+                    &waiting[0].origin,
+                    format!(
+                        "stylesheets import each other in a cycle: {}",
+                        names.join(", ")
+                    ),
+                )
+                .with_help("remove one of the @import references")
+                .into());
+            }
+            pending = waiting;
+        }
+        Ok(assets)
+    }
+
+    fn insert(&mut self, s: &StaticSource, bytes: Vec<u8>) {
+        let output = fingerprinted_name(&s.logical, &bytes);
+        self.map.insert(s.logical.clone(), Asset { output, bytes });
+    }
+
+    pub(crate) fn get(&self, logical: &str) -> Option<&Asset> {
+        self.map.get(logical.trim_start_matches('/'))
+    }
+
+    /// The public URL path of a static file (`/assets/style.<hash>.css`).
+    pub(crate) fn url(&self, logical: &str) -> Option<String> {
+        self.get(logical)
+            .map(|a| format!("{}{}", self.base_path, a.output))
+    }
+
+    pub(crate) fn logical_paths(&self) -> impl Iterator<Item = &String> {
+        self.map.keys()
+    }
+}
+
+/// `assets/<dir>/<stem>.<16 hex>.<ext>` (the last extension only).
+pub(crate) fn fingerprinted_name(logical: &str, bytes: &[u8]) -> String {
+    let digest = hex::encode(Sha256::digest(bytes));
+    let hash = &digest[..16];
+    let (dir, file) = match logical.rsplit_once('/') {
+        Some((d, f)) => (format!("{d}/"), f),
+        None => (String::new(), logical),
+    };
+    match file.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("assets/{dir}{stem}.{hash}.{ext}"),
+        _ => format!("assets/{dir}{file}.{hash}"),
+    }
+}
+
+/// Rewrites `url(...)` and `@import "..."` references to local static files.
+/// `Ok(None)` when a referenced stylesheet is not fingerprinted yet.
+fn rewrite_css(
+    s: &StaticSource,
+    done: &Assets,
+    all: &HashSet<&str>,
+) -> Result<Option<Vec<u8>>, Diagnostic> {
+    let text = String::from_utf8_lossy(&s.bytes).into_owned();
+    let dir = s.logical.rsplit_once('/').map_or("", |(d, _)| d);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    let mut consumed = 0;
+    while let Some((start, end, target)) = next_reference(rest) {
+        out.push_str(&rest[..start]);
+        let (path, suffix) = split_suffix(target);
+        if is_local(path) {
+            let logical = resolve(dir, path);
+            match done.url(&logical) {
+                Some(url) => out.push_str(&format!("url(\"{url}{suffix}\")")),
+                None if all.contains(logical.as_str()) => return Ok(None),
+                None => {
+                    let at = consumed + start;
+                    return Err(Diagnostic::at_span(
+                        &s.origin,
+                        &text,
+                        at..consumed + end,
+                        format!("`{path}` is not a static file"),
+                    )
+                    .with_help(format!("add it as static/{logical}, or fix the reference")));
+                }
+            }
+        } else {
+            out.push_str(&rest[start..end]);
+        }
+        consumed += end;
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    Ok(Some(out.into_bytes()))
+}
+
+/// Finds the next `url(...)` or `@import "..."`: (start, end, target).
+fn next_reference(s: &str) -> Option<(usize, usize, &str)> {
+    let lower = s.to_ascii_lowercase();
+    let url = lower.find("url(");
+    let import = lower.find("@import");
+    match (url, import) {
+        (Some(u), i) if i.is_none_or(|i| u < i) => {
+            let inner_start = u + 4;
+            let close = s[inner_start..].find(')')? + inner_start;
+            let target = s[inner_start..close].trim().trim_matches(['"', '\'']);
+            Some((u, close + 1, target))
+        }
+        (_, Some(i)) => {
+            let after = &s[i + 7..];
+            let ws = after.len() - after.trim_start().len();
+            let q = after[ws..].chars().next()?;
+            if q != '"' && q != '\'' {
+                // `@import url(...)`: the url( branch handles it next time round.
+                let next = next_reference(&s[i + 7..])?;
+                return Some((next.0 + i + 7, next.1 + i + 7, next.2));
+            }
+            let open = i + 7 + ws + 1;
+            let close = s[open..].find(q)? + open;
+            Some((i + 7 + ws, close + 1, &s[open..close]))
+        }
+        _ => None,
+    }
+}
+
+fn split_suffix(target: &str) -> (&str, &str) {
+    match target.find(['?', '#']) {
+        Some(i) => (&target[..i], &target[i..]),
+        None => (target, ""),
+    }
+}
+
+fn is_local(path: &str) -> bool {
+    !(path.is_empty()
+        || path.starts_with("data:")
+        || path.starts_with("http:")
+        || path.starts_with("https:")
+        || path.starts_with("//")
+        || path.starts_with('#'))
+}
+
+/// Resolves a reference relative to the stylesheet's directory (or the static
+/// root for `/...`), normalising `.` and `..`.
+fn resolve(dir: &str, path: &str) -> String {
+    let mut parts: Vec<&str> = if path.starts_with('/') {
+        Vec::new()
+    } else {
+        dir.split('/').filter(|p| !p.is_empty()).collect()
+    };
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn src(logical: &str, body: &str) -> StaticSource {
+        StaticSource {
+            logical: logical.into(),
+            bytes: body.as_bytes().to_vec(),
+            origin: PathBuf::from(format!("static/{logical}")),
+        }
+    }
+
+    #[test]
+    fn names_are_content_addressed() {
+        let n = fingerprinted_name("css/site.min.css", b"x");
+        assert!(n.starts_with("assets/css/site.min."), "{n}");
+        assert!(n.ends_with(".css"));
+        assert_eq!(n.len(), "assets/css/site.min..css".len() + 16);
+        assert_ne!(n, fingerprinted_name("css/site.min.css", b"y"));
+        assert!(fingerprinted_name("LICENSE", b"x").starts_with("assets/LICENSE."));
+    }
+
+    #[test]
+    fn css_references_are_rewritten() {
+        let statics = vec![
+            src("img/bg.svg", "<svg/>"),
+            src("css/a.css", "@import \"b.css\";\nbody{background:url('../img/bg.svg#x')}\na{background:url(data:image/png;base64,AA)}"),
+            src("css/b.css", "p{color:red}"),
+        ];
+        let assets = Assets::build(&statics, "/").unwrap();
+        let a = String::from_utf8(assets.get("css/a.css").unwrap().bytes.clone()).unwrap();
+        let bg = assets.url("img/bg.svg").unwrap();
+        let b = assets.url("css/b.css").unwrap();
+        assert!(a.contains(&format!("url(\"{bg}#x\")")), "{a}");
+        assert!(a.contains(&format!("url(\"{b}\")")), "{a}");
+        assert!(a.contains("url(data:image/png;base64,AA)"), "{a}");
+    }
+
+    #[test]
+    fn missing_css_reference_names_file_and_line() {
+        let statics = vec![src("style.css", "body{}\nh1{background:url(nope.png)}")];
+        let err = Assets::build(&statics, "/").unwrap_err().to_string();
+        assert!(err.contains("static/style.css:2:"), "{err}");
+        assert!(err.contains("nope.png"), "{err}");
+    }
+}

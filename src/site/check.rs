@@ -1,0 +1,415 @@
+//! `check`: everything that can be known wrong before a sale goes live.
+//!
+//! Builds into a scratch directory (the real output is not touched), then looks
+//! at the result: links and images that go nowhere, item pages over the
+//! one-round-trip budget, the toggle's size, and secrets that must never be
+//! published.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use memchr::memmem;
+
+use crate::config::headers::Class;
+use crate::sale::MAX_TOGGLE_BYTES;
+use crate::site::{self, Site};
+
+/// Largest gzip-compressed item page: what fits the first TCP round trip
+/// (an initial congestion window of 10 segments).
+pub(crate) const PAGE_BUDGET_GZIP: usize = 14 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Severity {
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Finding {
+    pub(crate) severity: Severity,
+    /// Already names the file (and line where there is one).
+    pub(crate) message: String,
+}
+
+/// A value that must never appear in published files, and what to call it.
+/// The value itself is never printed.
+#[derive(Clone)]
+pub(crate) struct Secret {
+    pub(crate) name: String,
+    value: Vec<u8>,
+}
+
+impl Secret {
+    pub(crate) fn new(name: impl Into<String>, value: impl AsRef<[u8]>) -> Option<Secret> {
+        let value = value.as_ref().trim_ascii().to_vec();
+        // Short values would match by accident and say nothing.
+        (value.len() >= 8).then(|| Secret {
+            name: name.into(),
+            value,
+        })
+    }
+
+    /// The gate key and AWS credentials found in the environment.
+    pub(crate) fn from_env() -> Vec<Secret> {
+        [
+            "FLASHSALE_GATE_KEY",
+            "FLASHSALE_COOKIE_KEY",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_ACCESS_KEY_ID",
+        ]
+        .iter()
+        .filter_map(|v| {
+            std::env::var(v)
+                .ok()
+                .and_then(|val| Secret::new(format!("the value of ${v}"), val))
+        })
+        .collect()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({}, <redacted>)", self.name)
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    pub(crate) findings: Vec<Finding>,
+    pub(crate) pages: usize,
+    /// The heaviest item page: (path, gzip bytes).
+    pub(crate) heaviest: Option<(String, usize)>,
+    pub(crate) toggle_bytes: usize,
+}
+
+impl Report {
+    pub(crate) fn errors(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count()
+    }
+
+    fn error(&mut self, message: String) {
+        self.findings.push(Finding {
+            severity: Severity::Error,
+            message,
+        });
+    }
+
+    fn warn(&mut self, message: String) {
+        self.findings.push(Finding {
+            severity: Severity::Warning,
+            message,
+        });
+    }
+}
+
+/// Checks `site` (already loaded, which validated config, content and
+/// templates) by building it into a scratch directory; the configured output
+/// directory, if it exists, is scanned for `secrets` as well.
+pub(crate) fn check(site: &mut Site, secrets: &[Secret]) -> Result<Report, site::Error> {
+    let scratch = std::env::temp_dir().join(format!(
+        "flashsale-check-{}-{}",
+        std::process::id(),
+        crate::util::random::hex(4)
+    ));
+    let result = site
+        .build_into(&scratch)
+        .map(|_| inspect(site, &scratch, secrets));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let mut report = result?;
+    let published = site.config.output_dir.clone();
+    if published.is_dir() {
+        scan_secrets(&published, secrets, &mut report);
+    }
+    Ok(report)
+}
+
+fn inspect(site: &Site, dir: &Path, secrets: &[Secret]) -> Report {
+    let mut report = Report::default();
+    let c = &site.config;
+    if c.base_url.starts_with("http://") {
+        report.warn(format!(
+            "{}: base_url is http://; browsers and CDNs expect https:// for a shop",
+            c.path.display()
+        ));
+    }
+    if c.gate.url.starts_with("http://") {
+        report.warn(format!(
+            "{}: [gate] url is http://; orders would travel unencrypted",
+            c.path.display()
+        ));
+    }
+    let files: HashSet<&str> = site
+        .manifest
+        .files
+        .iter()
+        .map(|e| e.path.as_str())
+        .collect();
+    let shown = |p: &str| c.output_dir.join(p).display().to_string();
+    for entry in &site.manifest.files {
+        let bytes = match std::fs::read(dir.join(&entry.path)) {
+            Ok(b) => b,
+            Err(e) => {
+                report.error(format!(
+                    "{}: cannot read the built file: {e}",
+                    shown(&entry.path)
+                ));
+                continue;
+            }
+        };
+        match entry.class {
+            Class::Toggle => {
+                report.toggle_bytes = bytes.len();
+                if bytes.len() > MAX_TOGGLE_BYTES {
+                    report.error(format!(
+                        "{}: the toggle is {} bytes, over its {MAX_TOGGLE_BYTES}-byte budget; shorten [gate] url or the sale's name",
+                        shown(&entry.path),
+                        bytes.len()
+                    ));
+                }
+            }
+            Class::Page => {
+                report.pages += 1;
+                let html = String::from_utf8_lossy(&bytes);
+                for (line, target) in links(&html) {
+                    if !resolves(&c.base_path, &entry.path, target, &files) {
+                        report.error(format!(
+                            "{}:{line}: `{target}` points to nothing in the sale{}",
+                            shown(&entry.path),
+                            source_hint(site, &entry.path)
+                        ));
+                    }
+                }
+                if entry.path.starts_with("items/") {
+                    let size = gzip_len(&bytes);
+                    if report.heaviest.as_ref().is_none_or(|(_, s)| size > *s) {
+                        report.heaviest = Some((entry.path.clone(), size));
+                    }
+                    if size > PAGE_BUDGET_GZIP {
+                        report.error(format!(
+                            "{}: {size} bytes gzip-compressed, over the {PAGE_BUDGET_GZIP}-byte budget (one round trip){}; shorten the description or move images out of it",
+                            shown(&entry.path),
+                            source_hint(site, &entry.path)
+                        ));
+                    }
+                }
+            }
+            Class::Asset | Class::Other => {}
+        }
+    }
+    scan_secrets(dir, secrets, &mut report);
+    // Findings about the scratch build must name the real output directory.
+    let scratch = dir.display().to_string();
+    let real = c.output_dir.display().to_string();
+    for f in &mut report.findings {
+        f.message = f.message.replace(&scratch, &real);
+    }
+    report
+}
+
+fn source_hint(site: &Site, output: &str) -> String {
+    site.items
+        .iter()
+        .find(|i| i.output_path() == output)
+        .map_or(String::new(), |i| {
+            format!(" (item `{}` in {})", i.sku, i.file.display())
+        })
+}
+
+fn gzip_len(bytes: &[u8]) -> usize {
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    gz.write_all(bytes).expect("writing to memory");
+    gz.finish().expect("writing to memory").len()
+}
+
+/// `href`, `src` and `action` values with their 1-based line.
+pub(crate) fn links(html: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    for attr in [" href=", " src=", " action="] {
+        let mut from = 0;
+        while let Some(i) = html[from..].find(attr) {
+            let at = from + i + attr.len();
+            from = at;
+            let Some(q) = html[at..]
+                .chars()
+                .next()
+                .filter(|c| *c == '"' || *c == '\'')
+            else {
+                continue;
+            };
+            let Some(len) = html[at + 1..].find(q) else {
+                continue;
+            };
+            let value = &html[at + 1..at + 1 + len];
+            let line = html[..at].matches('\n').count() + 1;
+            out.push((line, value));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Whether an internal link from `page` reaches an output file. External
+/// links, fragments and empty form actions (filled in at the sale's start) pass.
+fn resolves(base_path: &str, page: &str, target: &str, files: &HashSet<&str>) -> bool {
+    let t = target.trim();
+    let lower = t.to_ascii_lowercase();
+    if t.is_empty()
+        || t.starts_with('#')
+        || t.starts_with("//")
+        || ["http:", "https:", "mailto:", "tel:", "data:", "javascript:"]
+            .iter()
+            .any(|s| lower.starts_with(s))
+    {
+        return true;
+    }
+    let unescaped = unescape_html(t);
+    let t = unescaped.as_str();
+    let path = &t[..t.find(['?', '#']).unwrap_or(t.len())];
+    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let mut parts: Vec<&str> = Vec::new();
+    let rel = if let Some(abs) = path.strip_prefix('/') {
+        match format!("/{abs}").strip_prefix(base_path) {
+            Some(_) => abs[base_path.len() - 1..].to_string(),
+            None => return false,
+        }
+    } else {
+        let dir = page.rsplit_once('/').map_or("", |(d, _)| d);
+        format!("{dir}/{path}")
+    };
+    for seg in rel.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return false;
+                }
+            }
+            s => parts.push(s),
+        }
+    }
+    let mut joined = parts.join("/");
+    if path.ends_with('/') || joined.is_empty() {
+        if !joined.is_empty() {
+            joined.push('/');
+        }
+        joined.push_str("index.html");
+    }
+    files.contains(joined.as_str())
+}
+
+/// The entities an attribute value may hold that matter to a URL.
+fn unescape_html(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    s.replace("&#x2F;", "/")
+        .replace("&#47;", "/")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+fn scan_secrets(dir: &Path, secrets: &[Secret], report: &mut Report) {
+    let finders: Vec<(String, memmem::Finder)> = secrets
+        .iter()
+        .map(|s| (s.name.clone(), memmem::Finder::new(&s.value).into_owned()))
+        .collect();
+    let files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
+    for file in files {
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue;
+        };
+        let line_of = |at: usize| bytes[..at].iter().filter(|b| **b == b'\n').count() + 1;
+        for (name, finder) in &finders {
+            if let Some(at) = finder.find(&bytes) {
+                report.error(format!(
+                    "{}:{}: contains {name}; it must never be published",
+                    file.display(),
+                    line_of(at)
+                ));
+            }
+        }
+        if let Some(at) = aws_key_id(&bytes) {
+            report.error(format!(
+                "{}:{}: contains what looks like an AWS access key id; remove it",
+                file.display(),
+                line_of(at)
+            ));
+        }
+        if let Some(at) = memmem::find(&bytes, b"PRIVATE KEY-----") {
+            report.error(format!(
+                "{}:{}: contains a private key; remove it",
+                file.display(),
+                line_of(at)
+            ));
+        }
+    }
+}
+
+/// Position of an `AKIA…`/`ASIA…` access key id (20 capitals and digits).
+fn aws_key_id(bytes: &[u8]) -> Option<usize> {
+    let key_char = |b: &u8| b.is_ascii_uppercase() || b.is_ascii_digit();
+    bytes
+        .windows(20)
+        .position(|w| {
+            (w.starts_with(b"AKIA") || w.starts_with(b"ASIA")) && w[4..].iter().all(key_char)
+        })
+        .filter(|&at| at + 20 == bytes.len() || !key_char(&bytes[at + 20]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_resolve_against_the_output() {
+        let files: HashSet<&str> = [
+            "index.html",
+            "items/a/index.html",
+            "assets/x.1.css",
+            "sale.js",
+        ]
+        .into_iter()
+        .collect();
+        let ok = |t: &str| resolves("/", "items/a/index.html", t, &files);
+        assert!(ok("/"));
+        assert!(ok("/items/a/"));
+        assert!(ok("../a/"));
+        assert!(ok("/assets/x.1.css?v=2"));
+        assert!(ok("https://elsewhere.example/"));
+        assert!(ok(""));
+        assert!(!ok("/items/b/"));
+        assert!(!ok("../../../etc/passwd"));
+        assert!(!ok("/missing.png"));
+        let sub = |t: &str| resolves("/shop/", "index.html", t, &files);
+        assert!(sub("/shop/items/a/"));
+        assert!(!sub("/items/a/"));
+    }
+
+    #[test]
+    fn finds_links_with_lines() {
+        let html = "<a href=\"/a/\">\n<img src='/b.png'>";
+        assert_eq!(links(html), vec![(1, "/a/"), (2, "/b.png")]);
+    }
+
+    #[test]
+    fn finds_aws_key_ids() {
+        assert_eq!(aws_key_id(b"x AKIAIOSFODNN7EXAMPLE y"), Some(2));
+        assert_eq!(aws_key_id(b"AKIAshort"), None);
+        assert!(Secret::new("k", "short").is_none());
+    }
+}

@@ -1,0 +1,227 @@
+//! Writing the output directory all-or-nothing, and only what changed.
+//!
+//! Changed files are first written to a staging tree inside the output that
+//! mirrors its layout; nothing visible changes until [`Output::commit`] moves
+//! them into place. A failed build drops the staging tree and leaves the
+//! previous output as it was. A file whose bytes are unchanged is not touched,
+//! so its mtime stays.
+//!
+//! Commit moves a whole staged directory with one rename when its target does
+//! not exist yet (a first build is a handful of renames), and file by file
+//! otherwise. Staging in a mirrored tree also keeps parallel writers out of
+//! each other's way: ext4 serialises file creation per directory.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::headers::{self, Class, HeaderRule};
+use crate::site::manifest::{self, Entry, Manifest};
+use crate::util::fs::write_atomically;
+
+const STAGING: &str = ".flashsale-staging";
+
+/// An output file, staged or found unchanged.
+#[derive(Debug)]
+pub(crate) struct Staged {
+    pub(crate) entry: Entry,
+    /// Whether new bytes were staged (else the file on disk already has them).
+    changed: bool,
+}
+
+/// What a commit did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Changes {
+    pub(crate) written: Vec<String>,
+    pub(crate) unchanged: usize,
+    pub(crate) removed: Vec<String>,
+}
+
+/// The output directory during one build.
+pub(crate) struct Output {
+    root: PathBuf,
+    staging: PathBuf,
+    committed: bool,
+}
+
+impl Output {
+    /// Prepares `root` (created if missing) with an empty staging tree.
+    pub(crate) fn open(root: &Path) -> io::Result<Output> {
+        std::fs::create_dir_all(root)?;
+        let staging = root.join(STAGING);
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging)?;
+        }
+        std::fs::create_dir(&staging)?;
+        Ok(Output {
+            root: root.to_path_buf(),
+            staging,
+            committed: false,
+        })
+    }
+
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Computes `path`'s manifest entry and stages its bytes unless the file on
+    /// disk already holds exactly them. Safe to call from many threads.
+    pub(crate) fn stage(
+        &self,
+        path: &str,
+        bytes: &[u8],
+        rules: &[HeaderRule],
+    ) -> io::Result<Staged> {
+        let entry = Entry {
+            path: path.to_string(),
+            sha256: hex::encode(Sha256::digest(bytes)),
+            size: bytes.len() as u64,
+            class: Class::of(path),
+            headers: headers::for_path(path, rules),
+        };
+        let target = self.root.join(path);
+        let same = match std::fs::metadata(&target) {
+            Ok(m) if m.is_file() && m.len() == bytes.len() as u64 => {
+                std::fs::read(&target)? == bytes
+            }
+            _ => false,
+        };
+        if !same {
+            let staged = self.staging.join(path);
+            if let Some(parent) = staged.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&staged, bytes)?;
+        }
+        Ok(Staged {
+            entry,
+            changed: !same,
+        })
+    }
+
+    /// Moves staged files into place, removes `removed` (or, with `None`, every
+    /// file not in `manifest`), and writes the manifest last.
+    pub(crate) fn commit(
+        mut self,
+        staged: Vec<Staged>,
+        removed: Option<Vec<String>>,
+        manifest: &Manifest,
+    ) -> io::Result<Changes> {
+        let mut changes = Changes::default();
+        // Without a manifest a half-done commit can never look complete.
+        remove_if_exists(&self.root.join(manifest::FILE_NAME))?;
+        move_tree(&self.staging, &self.root)?;
+        for s in staged {
+            if s.changed {
+                changes.written.push(s.entry.path);
+            } else {
+                changes.unchanged += 1;
+            }
+        }
+        let doomed: Vec<String> = match removed {
+            Some(paths) => paths
+                .into_iter()
+                .filter(|p| manifest.get(p).is_none())
+                .collect(),
+            None => {
+                let keep: HashSet<&str> = manifest.files.iter().map(|e| e.path.as_str()).collect();
+                self.files()?
+                    .into_iter()
+                    .filter(|p| p != manifest::FILE_NAME && !keep.contains(p.as_str()))
+                    .collect()
+            }
+        };
+        for p in doomed {
+            let path = self.root.join(&p);
+            if remove_if_exists(&path)? {
+                remove_empty_parents(&self.root, &path);
+                changes.removed.push(p);
+            }
+        }
+        write_atomically(
+            &self.root.join(manifest::FILE_NAME),
+            manifest.to_json().as_bytes(),
+        )?;
+        std::fs::remove_dir_all(&self.staging)?;
+        self.committed = true;
+        changes.written.sort();
+        changes.removed.sort();
+        Ok(changes)
+    }
+
+    /// Every file now in the output (outside the staging tree), `/`-separated.
+    fn files(&self) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for entry in walkdir::WalkDir::new(&self.root)
+            .min_depth(1)
+            .into_iter()
+            .filter_entry(|e| e.file_name() != STAGING)
+        {
+            let entry = entry.map_err(io::Error::other)?;
+            if !entry.file_type().is_dir() {
+                let rel = entry
+                    .path()
+                    .strip_prefix(&self.root)
+                    .expect("walk stays below root");
+                out.push(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+/// Moves everything under `from` to the same place under `to`: a directory
+/// whose target is missing goes over whole, otherwise entry by entry.
+fn move_tree(from: &Path, to: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let src_is_dir = entry.file_type()?.is_dir();
+        match std::fs::symlink_metadata(&dst) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::rename(&src, &dst)?,
+            Err(e) => return Err(e),
+            Ok(m) if src_is_dir && m.is_dir() => move_tree(&src, &dst)?,
+            Ok(m) => {
+                // A file where a directory was, or the reverse.
+                if m.is_dir() != src_is_dir {
+                    if m.is_dir() {
+                        std::fs::remove_dir_all(&dst)?;
+                    } else {
+                        std::fs::remove_file(&dst)?;
+                    }
+                }
+                std::fs::rename(&src, &dst)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove_if_exists(path: &Path) -> io::Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn remove_empty_parents(root: &Path, path: &Path) {
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d == root || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}

@@ -1,0 +1,393 @@
+//! Templates: Tera set up once with the site's extra functions, and the values
+//! each kind of page is rendered with.
+//!
+//! Template errors are turned into diagnostics that name the template file and,
+//! where Tera tells or the source shows it, the line.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset};
+use pulldown_cmark::{html, Options, Parser};
+use serde::Serialize;
+use tera::{Context, Tera, Value};
+
+use crate::config::Config;
+use crate::site::assets::Assets;
+use crate::site::content::Item;
+use crate::site::theme::Theme;
+use crate::util::diag::{self, Diagnostic};
+
+/// Compiled templates plus where each came from.
+pub(crate) struct Templates {
+    tera: Tera,
+    origins: HashMap<String, (PathBuf, String)>,
+}
+
+impl Templates {
+    pub(crate) fn new(theme: &Theme, assets: Arc<Assets>) -> Result<Templates, Diagnostic> {
+        let mut tera = Tera::default();
+        tera.autoescape_on(vec![".html"]);
+        tera.set_escape_fn(escape_html);
+        let origins: HashMap<String, (PathBuf, String)> = theme
+            .templates
+            .iter()
+            .map(|t| (t.name.clone(), (t.origin.clone(), t.text.clone())))
+            .collect();
+        let all = theme
+            .templates
+            .iter()
+            .map(|t| (t.name.as_str(), t.text.as_str()));
+        if let Err(e) = tera.add_raw_templates(all) {
+            // "Failed to parse 'x.html'" or "Template 'x.html' is inheriting from ...".
+            let name = quoted(&chain(&e)).unwrap_or_else(|| "base.html".to_string());
+            return Err(template_error(&origins, &name, &e));
+        }
+        tera.register_function("asset", AssetUrl(assets));
+        Ok(Templates { tera, origins })
+    }
+
+    pub(crate) fn render(&self, name: &str, ctx: &Context) -> Result<String, Diagnostic> {
+        self.tera
+            .render(name, ctx)
+            .map_err(|e| template_error(&self.origins, name, &e))
+    }
+}
+
+/// Escapes what HTML needs escaped; unlike Tera's default it leaves `/` alone,
+/// so URLs in attributes stay readable.
+pub(crate) fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + s.len() / 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `asset(path="style.css")`: the fingerprinted URL of a static file.
+struct AssetUrl(Arc<Assets>);
+
+impl tera::Function for AssetUrl {
+    fn call(&self, args: &HashMap<String, Value>) -> tera::Result<Value> {
+        let path = args.get("path").and_then(Value::as_str).ok_or_else(|| {
+            tera::Error::msg("asset() needs a path, e.g. asset(path=\"style.css\")")
+        })?;
+        match self.0.url(path) {
+            Some(url) => Ok(Value::String(url)),
+            None => {
+                let known: Vec<&str> = self.0.logical_paths().map(String::as_str).collect();
+                let hint = diag::nearest(path, &known)
+                    .map_or(String::new(), |n| format!("; did you mean `{n}`?"));
+                Err(tera::Error::msg(format!(
+                    "asset `{path}` is not a static file{hint} (static files: {})",
+                    known.join(", ")
+                )))
+            }
+        }
+    }
+
+    fn is_safe(&self) -> bool {
+        true
+    }
+}
+
+fn chain(e: &tera::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push('\n');
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn quoted(s: &str) -> Option<String> {
+    let start = s.find('\'')? + 1;
+    let len = s[start..].find('\'')?;
+    Some(s[start..start + len].to_string())
+}
+
+/// Finds file and line for a Tera error as best the error allows.
+fn template_error(
+    origins: &HashMap<String, (PathBuf, String)>,
+    rendering: &str,
+    e: &tera::Error,
+) -> Diagnostic {
+    let text = chain(e);
+    // Errors "while rendering 'x'" or "(error happened in 'x')" name the template at fault.
+    let name = text
+        .rsplit("error happened in '")
+        .next()
+        .filter(|_| text.contains("error happened in '"))
+        .and_then(|s| s.split('\'').next())
+        .or_else(|| {
+            text.split("while rendering '")
+                .nth(1)
+                .and_then(|s| s.split('\'').next())
+        })
+        .unwrap_or(rendering)
+        .to_string();
+    let Some((origin, src)) = origins.get(&name) else {
+        return Diagnostic::in_file(&PathBuf::from(&name), one_line(&text));
+    };
+    // Syntax errors carry " --> line:col" from the parser.
+    if let Some(pos) = text.find(" --> ") {
+        let loc = text[pos + 5..].split_whitespace().next().unwrap_or("");
+        if let Some((l, c)) = loc.split_once(':') {
+            if let (Ok(line), Ok(col)) = (l.parse::<usize>(), c.parse::<usize>()) {
+                let expected = text
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("= "))
+                    .unwrap_or("syntax error");
+                return Diagnostic::at_line(origin, src, line, col, format!("template syntax error: {expected}"))
+                    .with_help("check the {{ }} and {% %} tags on this line; see https://keats.github.io/tera/docs/");
+            }
+        }
+    }
+    let message = text
+        .lines()
+        .rfind(|l| !l.starts_with("Failed to render"))
+        .unwrap_or(&text)
+        .to_string();
+    // Render errors name a variable or function; point at its first use.
+    let needle = message
+        .split('`')
+        .nth(1)
+        .map(|n| n.split(['.', '[', '(']).next().unwrap_or(n).to_string());
+    let found = needle.as_deref().and_then(|n| {
+        src.lines().enumerate().find_map(|(i, l)| {
+            let col = l.find(n)?;
+            let before = &l[..col];
+            (before.contains("{{") || before.contains("{%"))
+                .then_some((i + 1, l[..col].chars().count() + 1))
+        })
+    });
+    let help = if message.contains("not found in context") {
+        "use a variable the page provides (see the theme's templates), or guard it with {% if x is defined %}"
+    } else if message.contains("asset `") {
+        "put the file in static/ or fix the path"
+    } else {
+        "see https://keats.github.io/tera/docs/ for template syntax"
+    };
+    match found {
+        Some((line, col)) => Diagnostic::at_line(origin, src, line, col, message).with_help(help),
+        None => Diagnostic::in_file(origin, message).with_help(help),
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.lines().collect::<Vec<_>>().join(": ")
+}
+
+/// Markdown to HTML: CommonMark plus tables and strikethrough.
+pub(crate) fn markdown(md: &str) -> String {
+    let mut opts = Options::empty();
+    opts.insert(Options::ENABLE_TABLES);
+    opts.insert(Options::ENABLE_STRIKETHROUGH);
+    let mut out = String::with_capacity(md.len() * 3 / 2);
+    html::push_html(&mut out, Parser::new_ext(md, opts));
+    out
+}
+
+/// The sale's values, available to every template as `site`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct SiteContext {
+    pub(crate) name: String,
+    pub(crate) title: String,
+    pub(crate) language: String,
+    pub(crate) base_url: String,
+    /// `https://host`, for absolute links (canonical URLs).
+    pub(crate) origin: String,
+    pub(crate) base_path: String,
+    pub(crate) currency: String,
+    pub(crate) start_iso: String,
+    pub(crate) start_ms: i64,
+    pub(crate) start_words: String,
+    pub(crate) end_iso: String,
+    pub(crate) end_ms: i64,
+    pub(crate) end_words: String,
+    pub(crate) toggle_url: String,
+    pub(crate) ended_url: String,
+    pub(crate) home_url: String,
+}
+
+impl SiteContext {
+    pub(crate) fn new(c: &Config) -> SiteContext {
+        SiteContext {
+            name: c.name.clone(),
+            title: c.title.clone(),
+            language: c.language.clone(),
+            base_url: c.base_url.clone(),
+            origin: origin(&c.base_url),
+            base_path: c.base_path.clone(),
+            currency: c.currency.code.clone(),
+            start_iso: c.start.to_rfc3339(),
+            start_ms: c.start.timestamp_millis(),
+            start_words: in_words(&c.start),
+            end_iso: c.end.to_rfc3339(),
+            end_ms: c.end.timestamp_millis(),
+            end_words: in_words(&c.end),
+            toggle_url: format!("{}sale.js", c.base_path),
+            ended_url: format!("{}ended.html", c.base_path),
+            home_url: c.base_path.clone(),
+        }
+    }
+}
+
+fn origin(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
+    url[..end].to_string()
+}
+
+/// `Saturday, 12 December 2026 at 20:00 (UTC+08:00)`: readable without JavaScript.
+pub(crate) fn in_words(t: &DateTime<FixedOffset>) -> String {
+    let offset = t.offset().local_minus_utc();
+    let zone = if offset == 0 {
+        "UTC".to_string()
+    } else {
+        let sign = if offset < 0 { '-' } else { '+' };
+        let o = offset.abs();
+        format!("UTC{sign}{:02}:{:02}", o / 3600, (o % 3600) / 60)
+    };
+    format!("{} ({zone})", t.format("%A, %-d %B %Y at %H:%M"))
+}
+
+/// What listings and item pages know about an item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct ItemSummary {
+    pub(crate) sku: String,
+    pub(crate) slug: String,
+    pub(crate) title: String,
+    pub(crate) url: String,
+    pub(crate) price: String,
+    pub(crate) price_value: String,
+    pub(crate) original_price: Option<String>,
+    pub(crate) discount_percent: Option<i64>,
+    pub(crate) stock: u32,
+    pub(crate) image_url: Option<String>,
+}
+
+impl ItemSummary {
+    pub(crate) fn new(item: &Item, config: &Config, assets: &Assets) -> ItemSummary {
+        let cur = &config.currency;
+        ItemSummary {
+            sku: item.sku.clone(),
+            slug: item.slug.clone(),
+            title: item.title.clone(),
+            url: format!("{}items/{}/", config.base_path, item.slug),
+            price: cur.format(item.price),
+            price_value: cur.plain(item.price),
+            original_price: item.original_price.map(|m| cur.format(m)),
+            discount_percent: item.original_price.map(|o| {
+                // Rounded down: never promise more off than there is.
+                100 - (item.price.0 * 100 + o.0 - 1) / o.0
+            }),
+            stock: item.stock,
+            image_url: item.image.as_ref().map(|i| {
+                if i.starts_with("http://") || i.starts_with("https://") {
+                    i.clone()
+                } else {
+                    assets.url(i).unwrap_or_default()
+                }
+            }),
+        }
+    }
+}
+
+/// One listing page's place among all of them.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Paginator {
+    /// 1-based.
+    pub(crate) current: usize,
+    pub(crate) total: usize,
+    pub(crate) prev_url: Option<String>,
+    pub(crate) next_url: Option<String>,
+}
+
+/// The output path and URL of listing page `n` (1-based).
+pub(crate) fn listing_path(n: usize) -> String {
+    if n <= 1 {
+        "index.html".to_string()
+    } else {
+        format!("page/{n}/index.html")
+    }
+}
+
+pub(crate) fn listing_url(base_path: &str, n: usize) -> String {
+    if n <= 1 {
+        base_path.to_string()
+    } else {
+        format!("{base_path}page/{n}/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_has_tables_and_strikethrough() {
+        let html = markdown("| a | b |\n|---|---|\n| 1 | 2 |\n\n~~old~~");
+        assert!(html.contains("<table>"), "{html}");
+        assert!(html.contains("<del>old</del>"), "{html}");
+    }
+
+    #[test]
+    fn times_read_as_words() {
+        let t = DateTime::parse_from_rfc3339("2026-12-12T20:00:00+08:00").unwrap();
+        assert_eq!(
+            in_words(&t),
+            "Saturday, 12 December 2026 at 20:00 (UTC+08:00)"
+        );
+        let t = DateTime::parse_from_rfc3339("2026-12-12T20:00:00Z").unwrap();
+        assert!(in_words(&t).ends_with("(UTC)"));
+    }
+
+    #[test]
+    fn syntax_errors_name_file_and_line() {
+        let theme = Theme {
+            templates: vec![crate::site::theme::TemplateSource {
+                name: "item.html".into(),
+                text: "<p>\n{{ item.title }\n</p>".into(),
+                origin: PathBuf::from("templates/item.html"),
+            }],
+            statics: vec![],
+        };
+        let err = Templates::new(&theme, Arc::new(Assets::default()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.starts_with("templates/item.html:2:"), "{err}");
+    }
+
+    #[test]
+    fn render_errors_point_at_the_variable() {
+        let theme = Theme {
+            templates: vec![crate::site::theme::TemplateSource {
+                name: "item.html".into(),
+                text: "<p>\n<b>{{ nope.title }}</b>\n</p>".into(),
+                origin: PathBuf::from("templates/item.html"),
+            }],
+            statics: vec![],
+        };
+        let t = Templates::new(&theme, Arc::new(Assets::default())).unwrap();
+        let err = t
+            .render("item.html", &Context::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("templates/item.html:2:"), "{err}");
+        assert!(err.contains("nope"), "{err}");
+    }
+}

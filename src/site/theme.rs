@@ -1,0 +1,213 @@
+//! Where templates and static files come from: the site, its theme, or the
+//! built-in default theme compiled into the binary.
+//!
+//! Lookup is file by file: a site's `templates/item.html` replaces only that
+//! template; everything else still comes from the theme.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, DEFAULT_THEME};
+use crate::util::diag::{Diagnostic, Diagnostics};
+
+macro_rules! builtin {
+    ($($path:literal),* $(,)?) => {
+        &[$(($path, include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/themes/default/", $path)) as &[u8])),*]
+    };
+}
+
+/// The default theme, as compiled in: (path inside the theme, contents).
+pub(crate) const BUILTIN: &[(&str, &[u8])] = builtin!(
+    "base.html",
+    "item.html",
+    "index.html",
+    "ended.html",
+    "404.html",
+    "critical.css",
+    "static/style.css",
+    "static/runtime.js",
+);
+
+/// A template's text and where it came from.
+#[derive(Debug, Clone)]
+pub(crate) struct TemplateSource {
+    pub(crate) name: String,
+    pub(crate) text: String,
+    /// A real file, or `themes/default/<name> (built in)`.
+    pub(crate) origin: PathBuf,
+}
+
+/// A static file before fingerprinting.
+#[derive(Debug, Clone)]
+pub(crate) struct StaticSource {
+    /// Path relative to `static/`, with `/` separators.
+    pub(crate) logical: String,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) origin: PathBuf,
+}
+
+/// Every template and static file of a site, layered.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Theme {
+    pub(crate) templates: Vec<TemplateSource>,
+    pub(crate) statics: Vec<StaticSource>,
+}
+
+impl Theme {
+    pub(crate) fn load(config: &Config) -> Result<Theme, Diagnostics> {
+        let mut theme = Theme::default();
+        for (path, bytes) in BUILTIN {
+            let origin = PathBuf::from(format!("themes/{DEFAULT_THEME}/{path} (built in)"));
+            match path.strip_prefix("static/") {
+                Some(logical) => theme.add_static(logical.to_string(), bytes.to_vec(), origin),
+                None => theme.add_template(path.to_string(), text(bytes, &origin)?, origin),
+            }
+        }
+        let theme_dir = config.root.join("themes").join(&config.theme);
+        if config.theme != DEFAULT_THEME || theme_dir.is_dir() {
+            theme.add_dir_templates(&theme_dir, false)?;
+            theme.add_dir_statics(&theme_dir.join("static"))?;
+        }
+        theme.add_dir_templates(&config.root.join("templates"), true)?;
+        theme.add_dir_statics(&config.root.join("static"))?;
+        theme.templates.sort_by(|a, b| a.name.cmp(&b.name));
+        theme.statics.sort_by(|a, b| a.logical.cmp(&b.logical));
+        Ok(theme)
+    }
+
+    fn add_template(&mut self, name: String, text: String, origin: PathBuf) {
+        self.templates.retain(|t| t.name != name);
+        self.templates.push(TemplateSource { name, text, origin });
+    }
+
+    fn add_static(&mut self, logical: String, bytes: Vec<u8>, origin: PathBuf) {
+        self.statics.retain(|s| s.logical != logical);
+        self.statics.push(StaticSource {
+            logical,
+            bytes,
+            origin,
+        });
+    }
+
+    /// Templates are the `.html` and `.css` files at the top of a theme (or any
+    /// depth of a site's `templates/`), excluding `static/`.
+    fn add_dir_templates(&mut self, dir: &Path, recursive: bool) -> Result<(), Diagnostics> {
+        if !dir.is_dir() {
+            return Ok(());
+        }
+        for entry in walk(dir, if recursive { usize::MAX } else { 1 })? {
+            let rel = relative(dir, &entry);
+            if rel.starts_with("static/") || !(rel.ends_with(".html") || rel.ends_with(".css")) {
+                continue;
+            }
+            let bytes = std::fs::read(&entry)
+                .map_err(|e| Diagnostic::in_file(&entry, format!("cannot read template: {e}")))?;
+            let text = text(&bytes, &entry)?;
+            self.add_template(rel, text, entry);
+        }
+        Ok(())
+    }
+
+    fn add_dir_statics(&mut self, dir: &Path) -> Result<(), Diagnostics> {
+        if !dir.is_dir() {
+            return Ok(());
+        }
+        for entry in walk(dir, usize::MAX)? {
+            let bytes = std::fs::read(&entry).map_err(|e| {
+                Diagnostic::in_file(&entry, format!("cannot read static file: {e}"))
+            })?;
+            self.add_static(relative(dir, &entry), bytes, entry);
+        }
+        Ok(())
+    }
+
+    /// Every file a theme is made of, as files a new site can start from.
+    pub(crate) fn builtin_files() -> impl Iterator<Item = (&'static str, &'static [u8])> {
+        BUILTIN.iter().copied()
+    }
+}
+
+fn text(bytes: &[u8], origin: &Path) -> Result<String, Diagnostics> {
+    String::from_utf8(bytes.to_vec()).map_err(|e| {
+        Diagnostic::in_file(
+            origin,
+            format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+        )
+        .with_help("save the file as UTF-8")
+        .into()
+    })
+}
+
+/// Files under `dir`, sorted, hidden entries skipped, symlinks followed only
+/// when they stay inside `dir`.
+fn walk(dir: &Path, depth: usize) -> Result<Vec<PathBuf>, Diagnostics> {
+    let mut out = Vec::new();
+    let root = dir
+        .canonicalize()
+        .map_err(|e| Diagnostic::in_file(dir, e.to_string()))?;
+    for entry in walkdir::WalkDir::new(dir)
+        .max_depth(depth)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'))
+    {
+        let entry = entry.map_err(|e| {
+            let p = e.path().unwrap_or(dir).to_path_buf();
+            Diagnostic::in_file(&p, format!("cannot read: {e}"))
+        })?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let real = entry
+            .path()
+            .canonicalize()
+            .map_err(|e| Diagnostic::in_file(entry.path(), e.to_string()))?;
+        if !real.starts_with(&root) {
+            return Err(Diagnostic::in_file(
+                entry.path(),
+                "is a link to a file outside its directory",
+            )
+            .with_help("copy the file in instead of linking to it")
+            .into());
+        }
+        out.push(entry.into_path());
+    }
+    Ok(out)
+}
+
+fn relative(dir: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(dir).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_list_matches_the_theme_directory() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("themes/default");
+        let mut on_disk: Vec<String> = walk(&dir, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|p| relative(&dir, p))
+            .collect();
+        on_disk.sort();
+        let mut compiled: Vec<String> = BUILTIN.iter().map(|(p, _)| p.to_string()).collect();
+        compiled.sort();
+        assert_eq!(on_disk, compiled, "update BUILTIN in src/site/theme.rs");
+        // Every page kind has a template to fall back on.
+        for name in [
+            "base.html",
+            "item.html",
+            "index.html",
+            "ended.html",
+            "404.html",
+        ] {
+            assert!(compiled.iter().any(|c| c == name), "{name}");
+        }
+    }
+}

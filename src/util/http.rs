@@ -1,0 +1,126 @@
+//! The one HTTP(S) client: the toggle as the CDN serves it, gates' metrics,
+//! the order system's webhook, and the load generator. Bounded in time and
+//! size; connections are pooled and sent without Nagle's delay.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::root_cause;
+
+/// What came back.
+#[derive(Debug, Clone)]
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    /// The `Date` header, if any.
+    pub(crate) date: Option<String>,
+    pub(crate) body: Vec<u8>,
+}
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum HttpError {
+    #[error("no TLS root certificates on this machine: {0}")]
+    NoRoots(String),
+    #[error("`{url}` is not a URL: {why}")]
+    BadUrl { url: String, why: String },
+    #[error("no answer within {} s", .0.as_secs_f64())]
+    Timeout(Duration),
+    #[error("{0}")]
+    Transport(String),
+    #[error("reading the body: {0}")]
+    Body(String),
+}
+
+#[derive(Clone)]
+pub(crate) struct Client {
+    inner: hyper_util::client::legacy::Client<
+        hyper_rustls::HttpsConnector<HttpConnector>,
+        Full<Bytes>,
+    >,
+    max_body: usize,
+}
+
+impl Client {
+    /// A client keeping a few idle connections per host, reading at most 1 MiB.
+    pub(crate) fn new() -> Result<Client, HttpError> {
+        Self::with_pool(8, 1 << 20)
+    }
+
+    /// A client keeping up to `idle` connections per host (a load generator
+    /// wants one per request in flight), reading at most `max_body` bytes.
+    pub(crate) fn with_pool(idle: usize, max_body: usize) -> Result<Client, HttpError> {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| HttpError::NoRoots(e.to_string()))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(Client {
+            inner: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(idle)
+                .build(https),
+            max_body,
+        })
+    }
+
+    pub(crate) async fn get(&self, url: &str, timeout: Duration) -> Result<Response, HttpError> {
+        self.send(hyper::Method::GET, url, &[], Bytes::new(), timeout)
+            .await
+    }
+
+    /// Sends one request with extra headers and a body; the whole exchange,
+    /// body included, within `timeout`.
+    pub(crate) async fn send(
+        &self,
+        method: hyper::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Response, HttpError> {
+        let uri: hyper::Uri =
+            url.parse()
+                .map_err(|e: hyper::http::uri::InvalidUri| HttpError::BadUrl {
+                    url: url.to_string(),
+                    why: e.to_string(),
+                })?;
+        let mut req = hyper::Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(body)).map_err(|e| HttpError::BadUrl {
+            url: url.to_string(),
+            why: e.to_string(),
+        })?;
+        let work = async {
+            let resp = self
+                .inner
+                .request(req)
+                .await
+                .map_err(|e| HttpError::Transport(root_cause(&e)))?;
+            let status = resp.status().as_u16();
+            let date = resp
+                .headers()
+                .get(hyper::header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body = Limited::new(resp.into_body(), self.max_body)
+                .collect()
+                .await
+                .map_err(|e| HttpError::Body(e.to_string()))?
+                .to_bytes()
+                .to_vec();
+            Ok(Response { status, date, body })
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| HttpError::Timeout(timeout))?
+    }
+}

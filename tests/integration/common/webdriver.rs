@@ -1,0 +1,210 @@
+//! A small WebDriver client for headless Chromium via chromedriver: just what
+//! the tests need (open a page, run a script, take a screenshot).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub(crate) struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium with a fresh profile.
+    pub(crate) fn start() -> Browser {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver must be installed (apt-get install chromium chromium-driver); the test script installs it");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while super::http().get(&format!("{base}/status")).call().is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let args = vec![
+            "--headless".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-dev-shm-usage".into(),
+            "--window-size=1024,900".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": chromium(), "args": args}
+        }}});
+        let resp: Value = super::http()
+            .post(&format!("{base}/session"))
+            .timeout(Duration::from_secs(60))
+            .send_json(caps)
+            .unwrap_or_else(|e| panic!("new WebDriver session: {e}"))
+            .into_json()
+            .unwrap();
+        let session = resp["value"]["sessionId"]
+            .as_str()
+            .expect("session id")
+            .to_string();
+        Browser {
+            driver,
+            base,
+            session,
+            _profile: profile,
+        }
+    }
+
+    #[track_caller]
+    fn post(&self, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}/{path}", self.base, self.session);
+        match super::http()
+            .post(&url)
+            .timeout(Duration::from_secs(60))
+            .send_json(body)
+        {
+            Ok(r) => r.into_json::<Value>().unwrap()["value"].clone(),
+            Err(ureq::Error::Status(code, r)) => panic!(
+                "WebDriver {path}: {code} {}",
+                r.into_string().unwrap_or_default()
+            ),
+            Err(e) => panic!("WebDriver {path}: {e}"),
+        }
+    }
+
+    pub(crate) fn goto(&self, url: &str) {
+        self.post("url", json!({ "url": url }));
+    }
+
+    /// Runs `script` (a function body; use `return`) in the page.
+    #[track_caller]
+    pub(crate) fn eval(&self, script: &str) -> Value {
+        self.post("execute/sync", json!({ "script": script, "args": [] }))
+    }
+
+    /// Polls `script` until it returns true, up to `timeout`; returns the time it took.
+    #[track_caller]
+    pub(crate) fn wait_until(&self, script: &str, timeout: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            if self.eval(script) == Value::Bool(true) {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "`{script}` not true within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Clicks the first element matching a CSS selector, as a user would.
+    #[track_caller]
+    pub(crate) fn click(&self, css: &str) {
+        let found = self.post("element", json!({ "using": "css selector", "value": css }));
+        let id = found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}: {found}"))
+            .to_string();
+        self.post(&format!("element/{id}/click"), json!({}));
+    }
+
+    /// Waits until the page shows the ended state, and checks it is still the
+    /// same page load (marked with `window.__sameLoad`) with its button off.
+    #[track_caller]
+    pub(crate) fn assert_turns_ended_without_reload(&self) {
+        self.wait_until(
+            "return document.body.dataset.state === 'ended'",
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            self.eval("return window.__sameLoad === true"),
+            true,
+            "the page was reloaded"
+        );
+        assert_eq!(
+            self.eval("return document.querySelector('[data-buy]').disabled"),
+            true
+        );
+        assert_eq!(
+            self.eval("return document.querySelector('[data-ended]').hidden"),
+            false
+        );
+    }
+
+    pub(crate) fn screenshot(&self, path: &std::path::Path) {
+        let url = format!("{}/session/{}/screenshot", self.base, self.session);
+        let v: Value = super::http().get(&url).call().unwrap().into_json().unwrap();
+        let png = base64_decode(v["value"].as_str().unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = super::http()
+            .delete(&format!("{}/session/{}", self.base, self.session))
+            .call();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn chromium() -> String {
+    for c in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
+        if PathBuf::from(c).exists() {
+            return c.to_string();
+        }
+    }
+    panic!("Chromium is not installed: apt-get install chromium chromium-driver (the test script does this)");
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a' + 26) as u32,
+            b'0'..=b'9' => (c - b'0' + 52) as u32,
+            b'+' => 62,
+            _ => 63,
+        }
+    };
+    let bytes: Vec<u8> = s
+        .bytes()
+        .filter(|b| *b != b'=' && !b.is_ascii_whitespace())
+        .collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, c)| acc | val(*c) << (18 - 6 * i));
+        out.push((n >> 16) as u8);
+        if chunk.len() > 2 {
+            out.push((n >> 8) as u8);
+        }
+        if chunk.len() > 3 {
+            out.push(n as u8);
+        }
+    }
+    out
+}

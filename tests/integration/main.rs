@@ -1,0 +1,13 @@
+//! The integration tests, one binary (shared fixtures compile once, and the
+//! AWS SDK links once): every command through the real binary, against real
+//! peers (moto for S3 and CloudFront, headless Chromium, a real HTTP client).
+
+mod common;
+
+mod browser;
+mod build;
+mod gate;
+mod publish;
+mod sale_day;
+mod serve;
+mod switch;

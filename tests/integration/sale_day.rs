@@ -1,0 +1,183 @@
+//! The whole sale on one machine, end to end in headless Chromium against
+//! `flashsale serve --opens-in`: countdown and a disabled button; at the start
+//! the button enables without a reload; a click wins an order; a second
+//! browser profile, once the stock is gone, gets "sold out"; the pages turn
+//! to "ended" by themselves. Also `flashsale rehearse` with 10,000 customers.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::common::webdriver::Browser;
+use crate::common::*;
+use serde_json::Value;
+
+fn shots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/out")
+}
+
+/// A one-item sale (the demo's mug) with `stock` units.
+fn mug_sale(stock: u32) -> Sale {
+    let sale = Sale::new();
+    for f in ["items/a-1.md", "items/b-2.md", "items/c-3.md"] {
+        std::fs::remove_file(sale.path().join(f)).unwrap();
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    sale.write(
+        "static/images/mug.svg",
+        &std::fs::read_to_string(repo.join("static/images/mug.svg")).unwrap(),
+    );
+    sale.write(
+        "items/mug-01.md",
+        &format!(
+            "+++\nsku = \"MUG-01\"\ntitle = \"Enamel camping mug\"\nprice = 4.90\noriginal_price = 19.90\nstock = {stock}\nimage = \"images/mug.svg\"\n+++\nA light **enamel mug** for coffee by the tent or on the desk.\n\n- 350 ml, steel with enamel coating\n- dishwasher safe\n"
+        ),
+    );
+    sale.write(
+        "site.toml",
+        &sale
+            .read("site.toml")
+            .replace("title = \"Test Sale\"", "title = \"Winter Flash Sale\""),
+    );
+    sale
+}
+
+#[test]
+fn a_whole_sale_in_the_browser() {
+    let sale = mug_sale(1);
+    let opens_in = 14;
+    let server = Server::start(
+        sale.path(),
+        &["--no-watch", "--opens-in", &format!("{opens_in}s")],
+    );
+    let page = server.url("/items/mug-01/");
+    let alice = Browser::start();
+    let bob = Browser::start();
+    for b in [&alice, &bob] {
+        b.goto(&page);
+        b.wait_until("return document.body.dataset.state === 'pending' && !document.querySelector('[data-countdown]').hidden", Duration::from_secs(15));
+
+        assert_eq!(
+            b.eval("return document.querySelector('[data-buy]').disabled"),
+            true
+        );
+        b.eval("window.__sameLoad = true; return true");
+    }
+    let countdown = alice.eval("return document.querySelector('[data-countdown]').textContent");
+    assert!(
+        countdown.as_str().unwrap().starts_with("Starts in 00:00:"),
+        "{countdown}"
+    );
+    alice.screenshot(&shots().join("sale-pending.png"));
+
+    // The start: both pages enable their button by themselves.
+    for b in [&alice, &bob] {
+        b.wait_until(
+            "return document.querySelector('[data-buy]').disabled === false",
+            Duration::from_secs(opens_in + 10),
+        );
+        assert_eq!(
+            b.eval("return window.__sameLoad === true"),
+            true,
+            "the page was reloaded"
+        );
+    }
+    let action = alice.eval("return document.querySelector('[data-order-form]').action");
+    assert!(
+        action
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}/o/test-sale/", server.base)),
+        "{action}"
+    );
+
+    // Alice clicks and wins; the page shows her order id.
+    alice.click("[data-buy]");
+    alice.wait_until(
+        "return document.body.dataset.outcome === 'won'",
+        Duration::from_secs(10),
+    );
+    let result = alice.eval("return document.querySelector('[data-result]').textContent");
+    assert!(
+        result
+            .as_str()
+            .unwrap()
+            .contains("Your order number is preview-000001"),
+        "{result}"
+    );
+    alice.screenshot(&shots().join("sale-open-won.png"));
+
+    // Bob, in another profile, clicks after the stock is gone: sold out.
+    bob.click("[data-buy]");
+    bob.wait_until(
+        "return document.body.dataset.outcome === 'sold_out'",
+        Duration::from_secs(10),
+    );
+    // Both pages turn to ended by themselves (the preview closed the sale on sell-out).
+    for b in [&bob, &alice] {
+        b.assert_turns_ended_without_reload();
+    }
+    bob.screenshot(&shots().join("sale-ended.png"));
+    let status = server.wait_for_line("now `ended`", Duration::from_secs(5));
+    assert!(status.contains("sold out"), "{status}");
+}
+
+#[test]
+fn rehearse_ten_thousand_customers_for_a_hundred_units() {
+    let sale = mug_sale(100);
+    let server = Server::start(sale.path(), &["--no-watch", "--opens-in", "6s"]);
+    let out = std::process::Command::new(bin())
+        .args([
+            "rehearse",
+            "--json",
+            "--customers",
+            "10000",
+            "--max-duration",
+            "2m",
+            "--url",
+            &server.url("/"),
+        ])
+        .current_dir(sale.path())
+        .output()
+        .unwrap();
+    let text = ok(out);
+    let r: Value = serde_json::from_str(&text).unwrap();
+    eprintln!("{text}");
+    assert_eq!(r["winners"], 100, "{text}");
+    assert_eq!(r["errors"], 0, "{text}");
+    assert_eq!(r["oversold"], false);
+    assert_eq!(r["duplicate_winners"], 0);
+    assert_eq!(r["customers"], 10000);
+    assert!(r["open_to_sold_out_ms"].as_u64().is_some(), "{text}");
+    // The human report too.
+    let sale2 = mug_sale(5);
+    let server2 = Server::start(sale2.path(), &["--no-watch", "--opens-in", "3s"]);
+    let human = ok(std::process::Command::new(bin())
+        .args([
+            "rehearse",
+            "--customers",
+            "200",
+            "--max-duration",
+            "20s",
+            "--url",
+            &server2.url("/"),
+        ])
+        .current_dir(sale2.path())
+        .output()
+        .unwrap());
+    for line in [
+        "winners             5 of 5",
+        "oversold            no",
+        "errors              0",
+    ] {
+        assert!(human.contains(line), "{human}");
+    }
+    // Refuses addresses that are not loopback.
+    let err = fails(
+        std::process::Command::new(bin())
+            .args(["rehearse", "--url", "http://10.1.2.3/"])
+            .current_dir(sale.path())
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("loopback"), "{err}");
+}

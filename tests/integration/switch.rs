@@ -1,0 +1,316 @@
+//! `keygen`, `open`, `close` and `status` through the real binary against the
+//! local S3 + CloudFront server: the order URL exists nowhere before `open`,
+//! verifies after it, is refused when tampered with or used early; switches
+//! land on time; a second `open` keeps the URL.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::common::moto::{rt, Setup, BUCKET};
+use crate::common::*;
+use flashsale::sale::{self, GateKey, State, Toggle, Window};
+use serde_json::Value;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// `flashsale ARGS` in the sale with the moto environment.
+fn run_in(s: &Setup, args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(s.sale.path())
+        .envs(s.moto.env())
+        .env_remove("FLASHSALE_GATE_KEY")
+        .output()
+        .unwrap()
+}
+
+fn keygen(s: &Setup) -> GateKey {
+    ok(run_in(s, &["keygen", "gate.key"]));
+    GateKey::load(Some(&s.sale.path().join("gate.key"))).unwrap()
+}
+
+fn live_toggle(s: &Setup) -> Toggle {
+    Toggle::parse_script(&String::from_utf8(s.get("sale.js")).unwrap()).unwrap()
+}
+
+fn order_of(t: &Toggle) -> String {
+    match &t.state {
+        State::Open { order, .. } => order.clone(),
+        other => panic!("not open: {other:?}"),
+    }
+}
+
+/// Every byte under `dir`, and every object in the bucket, as one string each.
+fn everything(s: &Setup) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (path, (bytes, _)) in s.sale.snapshot("public") {
+        out.push((
+            format!("public/{path}"),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ));
+    }
+    for key in s.keys() {
+        out.push((
+            format!("s3://{BUCKET}/{key}"),
+            String::from_utf8_lossy(&s.get(&key)).into_owned(),
+        ));
+    }
+    out
+}
+
+#[test]
+fn open_mints_a_url_that_exists_nowhere_before_and_verifies_after() {
+    let s = Setup::with(Sale::with_times(&in_secs(-5), &in_secs(3600)), 0);
+    let key = keygen(&s);
+    let key_hex = std::fs::read_to_string(s.sale.path().join("gate.key"))
+        .unwrap()
+        .trim()
+        .to_string();
+    s.publish_json(&[]);
+
+    // Before open: no order URL and no key anywhere a visitor could read.
+    for (place, text) in everything(&s) {
+        assert!(
+            !text.contains("/o/test-sale/"),
+            "{place} has an order URL before open"
+        );
+        assert!(!text.contains(&key_hex), "{place} has the key");
+    }
+    let pending = live_toggle(&s);
+    assert_eq!(pending.state_name(), "pending");
+
+    let out: Value = serde_json::from_str(&ok(run_in(
+        &s,
+        &["open", "--now", "--json", "--key-file", "gate.key"],
+    )))
+    .unwrap();
+    assert_eq!(out["state"], "open");
+    let toggle = live_toggle(&s);
+    let url = order_of(&toggle);
+    assert_eq!(out["order_url"], url.as_str());
+    assert!(
+        url.starts_with("https://gate.example.com/o/test-sale/"),
+        "{url}"
+    );
+    assert!(
+        !out.to_string().contains(&key_hex),
+        "the key in --json output"
+    );
+
+    // The URL verifies now, inside the window, with the key.
+    let (url_sale, token) = sale::parse_order_url(&url).unwrap();
+    let window = Window {
+        start_ms: now_ms() - 5_000,
+        end_ms: now_ms() + 3_600_000,
+        tolerance_ms: 0,
+    };
+    assert_eq!(
+        sale::verify(&key, "test-sale", url_sale, token, now_ms(), window),
+        Ok(())
+    );
+    // A flipped bit, another sale's URL, and a use before the start are refused.
+    let mut flipped = token.as_bytes().to_vec();
+    flipped[40] = if flipped[40] == b'0' { b'1' } else { b'0' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    assert!(sale::verify(&key, "test-sale", url_sale, &flipped, now_ms(), window).is_err());
+    let other = key.mint("another-sale");
+    assert!(sale::verify(&key, "test-sale", "another-sale", &other, now_ms(), window).is_err());
+    assert!(sale::verify(&key, "test-sale", "test-sale", &other, now_ms(), window).is_err());
+    let early = Window {
+        start_ms: now_ms() + 60_000,
+        ..window
+    };
+    assert_eq!(
+        sale::verify(&key, "test-sale", url_sale, token, now_ms(), early),
+        Err(sale::Refusal::OutsideWindow)
+    );
+
+    // Served with the toggle's headers, and its path invalidated.
+    let head = s.head("sale.js").unwrap();
+    assert_eq!(
+        head.cache_control(),
+        Some("no-cache, no-store, max-age=0, must-revalidate")
+    );
+    assert_eq!(head.content_type(), Some("text/javascript; charset=utf-8"));
+    assert_eq!(s.invalidations()[0], ["/sale.js"]);
+    let size = toggle.to_script().len();
+    assert!(size <= sale::MAX_TOGGLE_BYTES, "{size}");
+    eprintln!(
+        "sale.js sizes: pending {} bytes, open {size} bytes",
+        pending.to_script().len()
+    );
+
+    // Nothing but sale.js carries it; public/ still does not.
+    for (place, text) in everything(&s) {
+        if place != format!("s3://{BUCKET}/sale.js") {
+            assert!(!text.contains(token), "{place} has the order URL");
+        }
+        assert!(!text.contains(&key_hex), "{place} has the key");
+    }
+
+    // A second open keeps the URL; --rotate mints a new one.
+    let again = ok(run_in(&s, &["open", "--now", "--key-file", "gate.key"]));
+    assert!(again.contains("already `open`"), "{again}");
+    assert_eq!(order_of(&live_toggle(&s)), url);
+    ok(run_in(
+        &s,
+        &["open", "--now", "--rotate", "--key-file", "gate.key"],
+    ));
+    assert_ne!(order_of(&live_toggle(&s)), url);
+
+    // A publish during the sale leaves the live toggle alone.
+    s.sale.write(
+        "items/a-1.md",
+        &format!("{}\nTypo fixed.\n", item_md("A-1", "Alpha", "1.50")),
+    );
+    ok(s.sale.run(&["build", "-q"]));
+    s.publish_json(&[]);
+    assert_eq!(live_toggle(&s).state_name(), "open");
+
+    // close switches to ended; closing again changes nothing.
+    let out: Value = serde_json::from_str(&ok(run_in(&s, &["close", "--now", "--json"]))).unwrap();
+    assert_eq!(out["state"], "ended");
+    let ended = live_toggle(&s);
+    assert_eq!(
+        ended.state,
+        State::Ended {
+            ended: "/ended.html".into()
+        }
+    );
+    eprintln!("sale.js size ended: {} bytes", ended.to_script().len());
+    assert_eq!(s.invalidations()[0], ["/sale.js"]);
+    let again: Value =
+        serde_json::from_str(&ok(run_in(&s, &["close", "--now", "--json"]))).unwrap();
+    assert_eq!(again["changed"], false);
+    // Reopening a closed sale needs --force.
+    let err = fails(run_in(&s, &["open", "--now", "--key-file", "gate.key"]));
+    assert!(err.contains("--force"), "{err}");
+
+    // status reads it back.
+    let st: Value =
+        serde_json::from_str(&ok(run_in(&s, &["status", "--json", "--no-cdn"]))).unwrap();
+    assert_eq!(st["phase"], "open");
+    assert_eq!(st["bucket"]["state"], "ended");
+}
+
+#[test]
+fn open_at_a_time_switches_within_a_second_and_never_early() {
+    let start_in = 4;
+    let s = Setup::with(Sale::with_times(&in_secs(start_in), &in_secs(3600)), 0);
+    keygen(&s);
+    s.publish_json(&[]);
+    let start_ms = {
+        let page = s.sale.read("public/items/a-1/index.html");
+        let at = page.find("data-sale-start=\"").unwrap() + "data-sale-start=\"".len();
+        page[at..at + 13].parse::<i64>().unwrap()
+    };
+    let child = Command::new(bin())
+        .args(["open", "--json", "--key-file", "gate.key"])
+        .current_dir(s.sale.path())
+        .envs(s.moto.env())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Watch the bucket as a visitor's origin fetch would, every 20 ms.
+    let s3 = s.moto.s3();
+    let deadline = Instant::now() + Duration::from_secs(start_in as u64 + 15);
+    let seen_open_ms = loop {
+        assert!(Instant::now() < deadline, "sale.js never turned open");
+        let out = rt()
+            .block_on(s3.get_object().bucket(BUCKET).key("sale.js").send())
+            .unwrap();
+        let body = rt().block_on(out.body.collect()).unwrap().into_bytes();
+        let t = now_ms();
+        if String::from_utf8_lossy(&body).contains("\"state\":\"open\"") {
+            break t;
+        }
+        assert!(t < start_ms + 5_000, "still pending 5 s after the start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    let report: Value = serde_json::from_str(&ok(out)).unwrap();
+    let lateness = report["lateness_ms"].as_i64().unwrap();
+    let observed = seen_open_ms - start_ms;
+    eprintln!("open --at: reported lateness {lateness} ms, observed from the bucket {observed} ms (PUT {} ms)", report["put_ms"]);
+    assert!(observed >= 0, "open before the start: {observed} ms");
+    assert!((0..1000).contains(&lateness), "{report}");
+    assert!(observed < 1000, "observed {observed} ms late");
+}
+
+#[test]
+fn key_problems_are_clear_errors() {
+    let s = Setup::with(Sale::with_times(&in_secs(-5), &in_secs(3600)), 0);
+    s.sale.write("bad.key", "this is not a key at all");
+    let err = fails(run_in(&s, &["open", "--now", "--key-file", "bad.key"]));
+    assert!(
+        err.contains("bad.key") && err.contains("64 hexadecimal"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("this is not a key"),
+        "the key file's contents were printed: {err}"
+    );
+    let err = fails(run_in(&s, &["open", "--now", "--key-file", "missing.key"]));
+    assert!(err.contains("missing.key"), "{err}");
+    let err = fails(run_in(&s, &["open", "--now"]));
+    assert!(
+        err.contains("FLASHSALE_GATE_KEY") && err.contains("keygen"),
+        "{err}"
+    );
+    assert_eq!(live_toggle_or_none(&s), None, "nothing was switched");
+
+    keygen(&s);
+    let mode = std::fs::metadata(s.sale.path().join("gate.key")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+    let err = fails(run_in(&s, &["keygen", "gate.key"]));
+    assert!(err.contains("never overwritten"), "{err}");
+    let err = fails(run_in(&s, &["keygen", "public/gate.key"]));
+    assert!(err.contains("published"), "{err}");
+    // From the environment too.
+    let key = std::fs::read_to_string(s.sale.path().join("gate.key")).unwrap();
+    let out = Command::new(bin())
+        .args(["open", "--now", "--json"])
+        .current_dir(s.sale.path())
+        .envs(s.moto.env())
+        .env("FLASHSALE_GATE_KEY", key.trim())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+fn live_toggle_or_none(s: &Setup) -> Option<String> {
+    s.keys()
+        .contains("sale.js")
+        .then(|| String::from_utf8(s.get("sale.js")).unwrap())
+}
+
+#[test]
+fn open_and_close_work_on_a_directory_target() {
+    let sale = Sale::with_times(&in_secs(-5), &in_secs(3600));
+    ok(sale.run(&["build", "-q"]));
+    let target = tempfile::tempdir().unwrap();
+    let t = format!("dir:{}", target.path().display());
+    ok(sale.run(&["publish", "-q", "--target", &t]));
+    ok(run(sale.path(), &["keygen", "k"]));
+    ok(sale.run(&["open", "--now", "--target", &t, "--key-file", "k"]));
+    let text = std::fs::read_to_string(target.path().join("sale.js")).unwrap();
+    assert!(text.contains("\"state\":\"open\""), "{text}");
+    let sidecar =
+        std::fs::read_to_string(Path::new(target.path()).join(".flashsale/objects/sale.js.json"))
+            .unwrap();
+    assert!(sidecar.contains("no-cache, no-store"), "{sidecar}");
+    ok(sale.run(&["close", "--now", "--target", &t]));
+    assert!(std::fs::read_to_string(target.path().join("sale.js"))
+        .unwrap()
+        .contains("\"state\":\"ended\""));
+}
