@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::site::manifest::Manifest;
 use crate::store::{wait_completed, Cdn, Known, Remote, RemoteError, WaitError};
-use plan::{phase, Change, Plan, State, View, STATE_KEY};
+use plan::{phase, Change, Plan, Snapshot, View, STATE_KEY};
 
 const STATE_VERSION: u32 = 1;
 
@@ -139,7 +139,7 @@ async fn view<R: Remote>(
     if view.listed.contains_key(STATE_KEY) {
         req.get += 1;
         if let Some(bytes) = remote.get(STATE_KEY).await? {
-            match serde_json::from_slice::<State>(&bytes) {
+            match serde_json::from_slice::<Snapshot>(&bytes) {
                 Ok(s) if s.version == STATE_VERSION => view.state = Some(s),
                 _ => progress.note("the remote's state object is unreadable; comparing objects by their metadata instead"),
             }
@@ -371,7 +371,7 @@ fn caller_reference(plan: &Plan, manifest: &Manifest) -> String {
 }
 
 /// The state after this publish: what was vouched for or probed, plus what was written.
-fn next_state(view: &View, written: &BTreeMap<String, Known>, deleted: &[String]) -> State {
+fn next_state(view: &View, written: &BTreeMap<String, Known>, deleted: &[String]) -> Snapshot {
     let deleted: BTreeSet<&String> = deleted.iter().collect();
     let mut objects: BTreeMap<String, Known> = BTreeMap::new();
     if let Some(state) = &view.state {
@@ -397,7 +397,7 @@ fn next_state(view: &View, written: &BTreeMap<String, Known>, deleted: &[String]
         objects.insert(k.clone(), known.clone());
     }
     objects.retain(|k, _| !deleted.contains(k) && k != STATE_KEY);
-    State {
+    Snapshot {
         version: STATE_VERSION,
         generation: crate::util::random::hex(8),
         objects,

@@ -23,9 +23,9 @@ pub(super) const STATE_KEY: &str = ".flashsale/state.json";
 /// Keys under this are flashsale's own, never deleted as stale.
 pub(super) const OWN_PREFIX: &str = ".flashsale/";
 
-/// What the remote holds after the last completed publish.
+/// The state object: what the store holds after the last completed publish.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct State {
+pub(super) struct Snapshot {
     pub(crate) version: u32,
     /// A fresh random id per completed publish.
     pub(crate) generation: String,
@@ -46,7 +46,7 @@ pub(super) fn known(entry: &Entry) -> Known {
 pub(super) struct View {
     /// Every key under the prefix (relative to it) with its listed ETag.
     pub(crate) listed: BTreeMap<String, Option<String>>,
-    pub(crate) state: Option<State>,
+    pub(crate) state: Option<Snapshot>,
     /// Metadata read with HEAD for keys the state does not vouch for
     /// (`None`: the object carries no flashsale metadata).
     pub(crate) probed: BTreeMap<String, Option<Known>>,
@@ -270,7 +270,7 @@ mod tests {
     /// The remote exactly as a completed publish of `m` left it.
     fn published(m: &Manifest) -> View {
         let mut v = View::default();
-        let mut state = State {
+        let mut state = Snapshot {
             version: 1,
             generation: "g1".into(),
             objects: BTreeMap::new(),

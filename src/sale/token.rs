@@ -87,11 +87,16 @@ pub fn order_url(gate_url: &str, sale: &str, token: &str) -> String {
     format!("{}/o/{sale}/{token}", gate_url.trim_end_matches('/'))
 }
 
-/// The sale and token an order URL names (`.../o/<sale>/<token>`).
-pub fn parse_order_url(url: &str) -> Option<(&str, &str)> {
-    let rest = &url[url.rfind("/o/")? + 3..];
-    let (sale, token) = rest.split_once('/')?;
-    (!sale.is_empty() && !token.is_empty() && !token.contains('/')).then_some((sale, token))
+/// The sale and token an order URL names (`<gate>/o/<sale>/<token>`).
+pub fn parse_order_url(url: &str) -> Option<(String, String)> {
+    let url = url::Url::parse(url).ok()?;
+    let segments: Vec<&str> = url.path_segments()?.collect();
+    match segments.as_slice() {
+        [.., "o", sale, token] if !sale.is_empty() && !token.is_empty() => {
+            Some((sale.to_string(), token.to_string()))
+        }
+        _ => None,
+    }
 }
 
 /// Why an order token is refused.
@@ -164,7 +169,7 @@ pub(crate) fn minted_for(key: &GateKey, sale: &str, url: &str) -> bool {
         tolerance_ms: 0,
     };
     parse_order_url(url)
-        .is_some_and(|(url_sale, token)| verify(key, sale, url_sale, token, 0, always).is_ok())
+        .is_some_and(|(url_sale, token)| verify(key, sale, &url_sale, &token, 0, always).is_ok())
 }
 
 #[cfg(test)]
@@ -241,6 +246,13 @@ mod token_tests {
     fn order_urls_parse() {
         let url = order_url("https://gate.example.com/", "demo", "ab.cd");
         assert_eq!(url, "https://gate.example.com/o/demo/ab.cd");
-        assert_eq!(parse_order_url(&url), Some(("demo", "ab.cd")));
+        assert_eq!(parse_order_url(&url), Some(("demo".into(), "ab.cd".into())));
+        let behind_a_path = order_url("https://x.example/gates/", "demo", "ab.cd");
+        assert_eq!(
+            parse_order_url(&behind_a_path),
+            Some(("demo".into(), "ab.cd".into()))
+        );
+        assert_eq!(parse_order_url("https://x.example/o/demo/"), None);
+        assert_eq!(parse_order_url("not a url"), None);
     }
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use memchr::memmem;
+use url::Url;
 
 use crate::config::headers::Class;
 use crate::sale::MAX_TOGGLE_BYTES;
@@ -258,50 +259,30 @@ pub(crate) fn links(html: &str) -> Vec<(usize, &str)> {
 /// Whether an internal link from `page` reaches an output file. External
 /// links, fragments and empty form actions (filled in at the sale's start) pass.
 fn resolves(base_path: &str, page: &str, target: &str, files: &HashSet<&str>) -> bool {
-    let t = target.trim();
-    let lower = t.to_ascii_lowercase();
-    if t.is_empty()
-        || t.starts_with('#')
-        || t.starts_with("//")
-        || ["http:", "https:", "mailto:", "tel:", "data:", "javascript:"]
-            .iter()
-            .any(|s| lower.starts_with(s))
-    {
+    // Resolved as a browser would, from the page's URL on a stand-in origin.
+    let here =
+        Url::parse("https://sale.invalid/").and_then(|o| o.join(&format!("{base_path}{page}")));
+    let Ok(to) = here.and_then(|h| h.join(&unescape_html(target.trim())).map(|to| (h, to))) else {
+        return false;
+    };
+    let (here, to) = to;
+    // Another site, mailto:, data:, javascript:: not ours to check.
+    if to.origin() != here.origin() {
         return true;
     }
-    let unescaped = unescape_html(t);
-    let t = unescaped.as_str();
-    let path = &t[..t.find(['?', '#']).unwrap_or(t.len())];
-    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-    let mut parts: Vec<&str> = Vec::new();
-    let rel = if let Some(abs) = path.strip_prefix('/') {
-        match format!("/{abs}").strip_prefix(base_path) {
-            Some(_) => abs[base_path.len() - 1..].to_string(),
-            None => return false,
-        }
-    } else {
-        let dir = page.rsplit_once('/').map_or("", |(d, _)| d);
-        format!("{dir}/{path}")
+    let path = percent_encoding::percent_decode_str(to.path()).decode_utf8_lossy();
+    let inside = path
+        .strip_prefix(base_path)
+        .or_else(|| (path == base_path.trim_end_matches('/')).then_some(""));
+    let Some(rel) = inside else {
+        return false;
     };
-    for seg in rel.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                if parts.pop().is_none() {
-                    return false;
-                }
-            }
-            s => parts.push(s),
-        }
-    }
-    let mut joined = parts.join("/");
-    if path.ends_with('/') || joined.is_empty() {
-        if !joined.is_empty() {
-            joined.push('/');
-        }
-        joined.push_str("index.html");
-    }
-    files.contains(joined.as_str())
+    let file = if rel.is_empty() || rel.ends_with('/') {
+        format!("{rel}index.html")
+    } else {
+        rel.to_string()
+    };
+    files.contains(file.as_str())
 }
 
 /// The entities an attribute value may hold that matter to a URL.

@@ -66,9 +66,9 @@ pub(crate) fn items(config: &Config) -> Result<Vec<Item>, Diagnostics> {
     content::load(config, &statics)
 }
 
-/// One output file to render.
+/// One file the build produces: a page, an asset or the toggle.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum Page {
+pub(crate) enum Product {
     Asset(String),
     Toggle,
     /// 1-based listing page.
@@ -123,53 +123,53 @@ impl Site {
     }
 
     /// Every output of the sale.
-    pub(crate) fn pages(&self) -> Vec<Page> {
-        let mut pages: Vec<Page> = self
+    pub(crate) fn products(&self) -> Vec<Product> {
+        let mut pages: Vec<Product> = self
             .assets
             .logical_paths()
-            .map(|p| Page::Asset(p.clone()))
+            .map(|p| Product::Asset(p.clone()))
             .collect();
-        pages.push(Page::Toggle);
-        pages.extend((1..=self.listing_pages()).map(Page::Listing));
-        pages.extend((0..self.items.len()).map(Page::Item));
-        pages.push(Page::Ended);
-        pages.push(Page::NotFound);
+        pages.push(Product::Toggle);
+        pages.extend((1..=self.listing_pages()).map(Product::Listing));
+        pages.extend((0..self.items.len()).map(Product::Item));
+        pages.push(Product::Ended);
+        pages.push(Product::NotFound);
         pages
     }
 
-    pub(crate) fn path_of(&self, page: &Page) -> String {
+    pub(crate) fn path_of(&self, page: &Product) -> String {
         match page {
-            Page::Asset(p) => self
+            Product::Asset(p) => self
                 .assets
                 .get(p)
                 .map(|a| a.output.clone())
                 .unwrap_or_default(),
-            Page::Toggle => crate::config::headers::TOGGLE_PATH.to_string(),
-            Page::Listing(n) => render::listing_path(*n),
-            Page::Item(i) => self.items[*i].output_path(),
-            Page::Ended => "ended.html".to_string(),
-            Page::NotFound => "404.html".to_string(),
+            Product::Toggle => crate::config::headers::TOGGLE_PATH.to_string(),
+            Product::Listing(n) => render::listing_path(*n),
+            Product::Item(i) => self.items[*i].output_path(),
+            Product::Ended => "ended.html".to_string(),
+            Product::NotFound => "404.html".to_string(),
         }
     }
 
     /// The bytes of one output.
-    pub(crate) fn render(&self, page: &Page) -> Result<Vec<u8>, Error> {
+    pub(crate) fn render(&self, page: &Product) -> Result<Vec<u8>, Error> {
         let html = |name: &str, ctx: Context| -> Result<Vec<u8>, Error> {
             Ok(self.templates.render(name, &ctx)?.into_bytes())
         };
         match page {
-            Page::Asset(p) => Ok(self
+            Product::Asset(p) => Ok(self
                 .assets
                 .get(p)
                 .map(|a| a.bytes.clone())
                 .unwrap_or_default()),
-            Page::Toggle => Ok(Toggle::pending(
+            Product::Toggle => Ok(Toggle::pending(
                 &self.config.name,
                 self.config.start.timestamp_millis(),
             )
             .to_script()
             .into_bytes()),
-            Page::Listing(n) => {
+            Product::Listing(n) => {
                 let per = self.config.paginate;
                 let items: Vec<ItemSummary> = self
                     .items
@@ -191,7 +191,7 @@ impl Site {
                 ctx.insert("paginator", &paginator);
                 html("index.html", ctx)
             }
-            Page::Item(i) => {
+            Product::Item(i) => {
                 let item = &self.items[*i];
                 let summary = ItemSummary::new(item, &self.config, &self.assets);
                 let mut ctx = self.context(&summary.url);
@@ -199,8 +199,8 @@ impl Site {
                 ctx.insert("description", &render::markdown(&item.description));
                 html("item.html", ctx)
             }
-            Page::Ended => html("ended.html", self.context(&self.site_ctx.ended_url)),
-            Page::NotFound => html(
+            Product::Ended => html("ended.html", self.context(&self.site_ctx.ended_url)),
+            Product::NotFound => html(
                 "404.html",
                 self.context(&format!("{}404.html", self.config.base_path)),
             ),
@@ -215,7 +215,7 @@ impl Site {
     }
 
     /// Renders and stages `pages` in parallel.
-    fn stage(&self, out: &Output, pages: &[Page]) -> Result<Vec<Staged>, Error> {
+    fn stage(&self, out: &Output, pages: &[Product]) -> Result<Vec<Staged>, Error> {
         pages
             .par_iter()
             .map(|page| {
@@ -239,7 +239,7 @@ impl Site {
         let started = Instant::now();
         guard_output_dir(&self.config, dir)?;
         let out = Output::open(dir).map_err(io(dir))?;
-        let pages = self.pages();
+        let pages = self.products();
         let staged = self.stage(&out, &pages)?;
         let manifest = Manifest::new(
             &self.config.name,
@@ -307,20 +307,20 @@ impl Site {
 
         let old_listings = self.listing_pages();
         self.items = items;
-        let mut pages: Vec<Page> = Vec::new();
+        let mut pages: Vec<Product> = Vec::new();
         for (sku, before) in &dirty {
             let Some(idx) = self.items.iter().position(|i| &i.sku == sku) else {
                 continue;
             };
-            pages.push(Page::Item(idx));
-            let listing = Page::Listing(idx / self.config.paginate + 1);
+            pages.push(Product::Item(idx));
+            let listing = Product::Listing(idx / self.config.paginate + 1);
             let now = ItemSummary::new(&self.items[idx], &self.config, &self.assets);
             if !reordered && before.as_ref() != Some(&now) && !pages.contains(&listing) {
                 pages.push(listing);
             }
         }
         if reordered {
-            pages.extend((1..=self.listing_pages()).map(Page::Listing));
+            pages.extend((1..=self.listing_pages()).map(Product::Listing));
         }
         removed.extend((self.listing_pages() + 1..=old_listings).map(render::listing_path));
 

@@ -85,17 +85,11 @@ impl GateProc {
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
-        let Some(rest) = line.strip_prefix("Gate listening on ") else {
+        let Some(base) = base_url_after(&line, "Gate listening on ") else {
             let _ = child.kill();
             let _ = child.wait();
             panic!("gate did not start: {line:?} {:?}", err.lock().unwrap());
         };
-        let base = rest
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .trim_end_matches('/')
-            .to_string();
         GateProc { child, base, err }
     }
 

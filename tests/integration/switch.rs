@@ -105,6 +105,7 @@ fn open_mints_a_url_that_exists_nowhere_before_and_verifies_after() {
 
     // The URL verifies now, inside the window, with the key.
     let (url_sale, token) = sale::parse_order_url(&url).unwrap();
+    let (url_sale, token) = (url_sale.as_str(), token.as_str());
     let window = Window {
         start_ms: now_ms() - 5_000,
         end_ms: now_ms() + 3_600_000,

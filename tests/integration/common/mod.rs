@@ -201,13 +201,7 @@ impl Server {
         let mut seen = Vec::new();
         while Instant::now() < deadline {
             if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
-                if let Some(rest) = l.strip_prefix("Serving ") {
-                    let base = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap()
-                        .trim_end_matches('/')
-                        .to_string();
+                if let Some(base) = base_url_after(&l, "Serving ") {
                     return Server {
                         child,
                         base,
@@ -247,6 +241,12 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The address a server announces in a line `<prefix>http://ADDR/ ...`.
+pub(crate) fn base_url_after(line: &str, prefix: &str) -> Option<String> {
+    let word = line.strip_prefix(prefix)?.split_whitespace().next()?;
+    Some(word.trim_end_matches('/').to_string())
 }
 
 /// An HTTP client that never uses a proxy and never follows redirects.
