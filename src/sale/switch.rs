@@ -13,7 +13,7 @@
 //! a directory, the preview's memory.
 
 use std::future::Future;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::{minted_for, order_url, wait_until, GateKey, State, Toggle};
 use crate::config::headers::{self, TOGGLE_PATH};
@@ -198,11 +198,16 @@ pub(crate) async fn run<R: Remote, C: Cdn>(
     if due > SystemTime::now() {
         let on_time = async {
             // Idle connections may be closed during a long wait: read the
-            // live toggle once more shortly before, which opens one again.
+            // live toggle once more shortly before, which opens one again
+            // and tells how long a read takes.
             let rewarm = due.checked_sub(Duration::from_secs(3)).unwrap_or(due);
             wait_until(rewarm, |left| tick(left + Duration::from_secs(3))).await;
+            let started = Instant::now();
             let _ = live(remote).await;
-            wait_until(due, &mut tick).await;
+            // The last look (below) starts one read before the moment, so it
+            // ends at the moment and costs the switch no lateness.
+            let read = started.elapsed().min(Duration::from_millis(500));
+            wait_until(due.checked_sub(read).unwrap_or(due), &mut tick).await;
         };
         tokio::select! {
             _ = on_time => {}
@@ -219,6 +224,8 @@ pub(crate) async fn run<R: Remote, C: Cdn>(
                 None => return Ok(Outcome::Unchanged(now)),
             }
         }
+        // Never before the moment.
+        wait_until(due, &mut tick).await;
     }
     let body = toggle.to_script().into_bytes();
     let headers = headers::for_path(TOGGLE_PATH, &config.headers);
