@@ -123,6 +123,7 @@ pub(super) fn run(
 /// --quiet or --json.
 struct Countdown<'a> {
     verb: &'a str,
+    at: SystemTime,
     tty: bool,
     plain: bool,
     last_line: SystemTime,
@@ -132,26 +133,26 @@ struct Countdown<'a> {
 impl<'a> Countdown<'a> {
     fn new(g: &Global, a: &SwitchArgs, verb: &'a str, at: SystemTime) -> Countdown<'a> {
         let tty = std::io::stderr().is_terminal() && !g.quiet && !a.json;
-        let plain = !tty && !g.quiet && !a.json;
-        if plain && at > SystemTime::now() {
-            eprintln!(
-                "waiting to {verb} at {} (in {})",
-                rfc3339(at),
-                words(at.duration_since(SystemTime::now()).unwrap_or_default())
-            );
-        }
         Countdown {
             verb,
+            at,
             tty,
-            plain,
+            plain: !tty && !g.quiet && !a.json,
             last_line: SystemTime::now(),
             ticked: false,
         }
     }
 
     fn tick(&mut self, left: Duration) {
-        self.ticked = true;
         let verb = self.verb;
+        if !self.ticked && self.plain {
+            eprintln!(
+                "waiting to {verb} at {} (in {})",
+                rfc3339(self.at),
+                words(left)
+            );
+        }
+        self.ticked = true;
         if self.tty {
             eprint!("\r  {verb} in {}   ", clock(left));
             let _ = std::io::stderr().flush();
