@@ -37,12 +37,13 @@ pub(super) fn run(g: &Global, a: CloseArgs) -> anyhow::Result<()> {
 }
 
 /// With --when-sold-out: resolves once every gate is sold out, printing what
-/// the gates say whenever it changes. Without: never.
+/// the gates say whenever it changes (with --json only if -v). Without: never.
 fn sold_out(g: &Global, a: &CloseArgs) -> impl Future<Output = String> {
     let watching = a.when_sold_out;
     let gates = a.gates.clone();
     let every = a.poll;
-    let show = !g.quiet && !a.switch.json;
+    // With --json, stdout is the report; -v still shows the gates on stderr.
+    let show = !g.quiet && (!a.switch.json || g.verbose);
     async move {
         if !watching {
             return std::future::pending().await;

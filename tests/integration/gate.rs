@@ -692,14 +692,12 @@ fn the_gate_keeps_admitting_while_the_order_system_is_down() {
         })
         .count();
     assert_eq!(won, 3);
-    std::thread::sleep(Duration::from_millis(300));
+    let retry = gate.wait_for_log("forward_retry");
+    assert!(
+        retry["error"].as_str().unwrap().contains("refused"),
+        "{retry}"
+    );
     assert_eq!(gate.metric("flashsale_gate_forward_backlog"), 3.0);
-    assert!(gate
-        .err
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.contains("forward_retry")));
 }
 
 #[test]
@@ -843,10 +841,11 @@ fn close_when_sold_out_closes_once_every_gate_is_sold_out() {
         .to_string();
     let g1 = GateProc::start_in(s.sale.path(), &s.sale.path().join("j1"), &["--quota", "2"]);
     let g2 = GateProc::start_in(s.sale.path(), &s.sale.path().join("j2"), &["--quota", "2"]);
-    let closer = Command::new(bin())
+    let mut closer = Command::new(bin())
         .args([
             "close",
             "--json",
+            "-v",
             "--when-sold-out",
             "--poll",
             "200ms",
@@ -859,6 +858,14 @@ fn close_when_sold_out_closes_once_every_gate_is_sold_out() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // What the closer says about the gates, line by line (-v).
+    let (said, heard) = std::sync::mpsc::channel::<String>();
+    let stderr = closer.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = said.send(l);
+        }
+    });
     let agent = http();
     let buy = |gate: &GateProc, user: &str| {
         order(
@@ -872,8 +879,18 @@ fn close_when_sold_out_closes_once_every_gate_is_sold_out() {
     };
     assert!(buy(&g1, "a").contains("won") && buy(&g1, "b").contains("won"));
     assert!(buy(&g1, "c").contains("sold_out"));
-    // One gate sold out is not the sale sold out.
-    std::thread::sleep(Duration::from_millis(1200));
+    // One gate sold out is not the sale sold out: once the closer has seen
+    // exactly that, the toggle is still open.
+    let seen = format!("{}: 0 left; {}: 2 left", g1.base, g2.base);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let line = heard.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        match line {
+            Ok(l) if l.contains(&seen) => break,
+            Ok(_) => {}
+            Err(e) => panic!("the closer never saw one gate sold out ({e})"),
+        }
+    }
     let live = |s: &crate::common::moto::Setup| String::from_utf8(s.get("sale.js")).unwrap();
     assert!(
         live(&s).contains("\"state\":\"open\""),

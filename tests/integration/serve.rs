@@ -104,12 +104,17 @@ fn live_events(server: &Server) -> mpsc::Receiver<serde_json::Value> {
         .write_all(b"GET /__flashsale/live HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     let (tx, rx) = mpsc::channel();
+    let (subscribed, ready) = mpsc::channel();
     std::thread::spawn(move || {
         // Chunk-size lines and headers are not `data:` lines; skip them.
         for line in std::io::BufReader::new(stream)
             .lines()
             .map_while(Result::ok)
         {
+            // The stream's first frame: from here on no rebuild is missed.
+            if line.starts_with("retry:") {
+                let _ = subscribed.send(());
+            }
             if let Some(data) = line.strip_prefix("data: ") {
                 let ev = serde_json::from_str(data).unwrap_or_else(
                     |e| serde_json::json!({ "unparsable": data, "why": e.to_string() }),
@@ -120,6 +125,9 @@ fn live_events(server: &Server) -> mpsc::Receiver<serde_json::Value> {
             }
         }
     });
+    ready
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the live-reload stream never started");
     rx
 }
 
@@ -156,7 +164,6 @@ fn edits_rebuild_only_what_they_affect_and_reload_those_pages() {
     let sale = Sale::new();
     let server = Server::start(sale.path(), &["-v"]);
     let events = live_events(&server);
-    std::thread::sleep(Duration::from_millis(200));
     let a_before = std::fs::metadata(sale.path().join("public/items/a-1/index.html"))
         .unwrap()
         .modified()
