@@ -8,6 +8,7 @@
 //! - `store`: object stores and CDNs (S3, CloudFront, a directory, memory, dry run);
 //! - `publish`: uploading a build to a store, planned then executed;
 //! - `gate`: the order gate;
+//! - `ledger`: the stock a fleet of gates shares, on Redis;
 //! - `serve`: the local preview, with the whole sale in-process;
 //! - `loadtest`: the rehearsal's simulated customers;
 //! - `util`: small helpers that know nothing of sales;
@@ -20,6 +21,7 @@
 pub mod cmd;
 mod config;
 pub mod gate;
+mod ledger;
 mod loadtest;
 mod publish;
 pub mod sale;

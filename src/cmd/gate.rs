@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use super::prelude::{duration, gate_key, log_json, Global};
+use super::prelude::{duration, gate_key, ledger_url, log_json, Global};
 use crate::gate::{self, Gate};
 
 /// Run an order gate: admit at most the quota per item, journal every winner
@@ -43,13 +43,19 @@ pub(super) struct GateArgs {
     /// The shop's key for signed identity cookies (default: $FLASHSALE_COOKIE_KEY).
     #[arg(long, value_name = "PATH")]
     cookie_key_file: Option<PathBuf>,
+    /// The fleet's shared ledger, redis://[:password@]host:port/db (default:
+    /// $FLASHSALE_LEDGER_URL, else [gate] ledger). Without one, each gate
+    /// admits its own quota.
+    #[arg(long, value_name = "URL")]
+    ledger: Option<String>,
     /// Close connections that have not sent their headers within this time.
     #[arg(long, default_value = "10s", value_parser = duration)]
     header_timeout: Duration,
 }
 
 pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
-    let config = g.sale()?;
+    let mut config = g.sale()?;
+    config.gate.ledger = ledger_url(a.ledger.as_deref(), &config);
     let key = gate_key(a.key_file.as_deref())?;
     let cookie_key = match (&a.cookie_key_file, std::env::var("FLASHSALE_COOKIE_KEY")) {
         (Some(p), _) => Some(
@@ -80,6 +86,7 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
                 cookie_key,
             },
         )
+        .await
         .map_err(|e| match e {
             gate::Error::NoCookieKey => {
                 anyhow::anyhow!("{e}: set $FLASHSALE_COOKIE_KEY or pass --cookie-key-file")

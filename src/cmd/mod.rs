@@ -8,6 +8,7 @@ mod check;
 mod close;
 mod gate;
 mod keygen;
+mod ledger;
 mod new;
 mod open;
 mod prelude;
@@ -54,6 +55,7 @@ enum Command {
     Close(close::CloseArgs),
     Status(status::StatusArgs),
     Gate(gate::GateArgs),
+    Ledger(ledger::LedgerArgs),
     Rehearse(rehearse::RehearseArgs),
 }
 
@@ -73,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Close(a) => close::run(g, a),
         Command::Status(a) => status::run(g, a),
         Command::Gate(a) => gate::run(g, a),
+        Command::Ledger(a) => ledger::run(g, a),
         Command::Rehearse(a) => rehearse::run(g, a),
     };
     match result {

@@ -106,6 +106,18 @@ pub(super) async fn connect(
         })
 }
 
+/// The fleet's shared ledger: --ledger, else $FLASHSALE_LEDGER_URL, else
+/// `[gate] ledger`. The URL may hold a password: never print it.
+pub(super) fn ledger_url(flag: Option<&str>, config: &crate::config::Config) -> Option<String> {
+    flag.map(str::to_string)
+        .or_else(|| {
+            std::env::var("FLASHSALE_LEDGER_URL")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        })
+        .or_else(|| config.gate.ledger.clone())
+}
+
 /// Durations on the command line: `500ms`, `30s`, `15m`, `2h`.
 pub(super) fn duration(s: &str) -> Result<Duration, String> {
     crate::util::duration::parse(s)

@@ -282,7 +282,7 @@ impl Progress for Lines {
         }
         // About ten lines per phase in logs.
         let (name, total) = self.plain.lock().expect("lock").clone();
-        if total >= 20 && n % (total / 10).max(1) == 0 && n < total {
+        if total >= 20 && n.is_multiple_of((total / 10).max(1)) && n < total {
             eprintln!("  {name}: {n}/{total}");
         }
     }

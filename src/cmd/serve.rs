@@ -46,6 +46,11 @@ pub(super) struct ServeArgs {
     /// With a sale: units the gate admits per item (default: all the stock).
     #[arg(long)]
     quota: Option<u32>,
+    /// With a sale: run the in-process gate on this shared ledger
+    /// (redis://host:port/db), as a fleet's gates would; it is loaded with
+    /// the sale's stock at start.
+    #[arg(long, value_name = "URL", requires = "opens_in")]
+    ledger: Option<String>,
 }
 
 pub(super) fn run(g: &Global, a: ServeArgs) -> anyhow::Result<()> {
@@ -71,6 +76,7 @@ pub(super) fn run(g: &Global, a: ServeArgs) -> anyhow::Result<()> {
                 journal: a.journal.clone(),
                 key,
                 quota: a.quota,
+                ledger: a.ledger.clone(),
             })
         }
         None => None,
@@ -94,6 +100,7 @@ pub(super) fn run(g: &Global, a: ServeArgs) -> anyhow::Result<()> {
         tokio::select! {
             r = serve::run(opts, move |e| report(&g2, e)) => r.map_err(|e| match e {
                 serve::Error::Listen { .. } => anyhow::anyhow!("{e}\n  = help: another program uses that port; pick another with --port, or --port 0 for any free one"),
+                serve::Error::Gate(crate::gate::Error::Ledger(crate::ledger::LedgerError::HasWinners { .. })) => anyhow::anyhow!("{e}\n  = help: a rehearsal ledger can be emptied with `flashsale ledger clear --yes --ledger URL`"),
                 e => e.into(),
             }),
             _ = tokio::signal::ctrl_c() => Ok(()),

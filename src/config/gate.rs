@@ -25,6 +25,7 @@ pub(crate) const GATE_KEYS: &[(&str, &str)] = &[
     ("tolerance", "tolerance = \"2s\""),
     ("rate_limit", "rate_limit = 5"),
     ("client_ip_header", "client_ip_header = \"X-Forwarded-For\""),
+    ("ledger", "ledger = \"redis://127.0.0.1:6379/0\""),
 ];
 
 #[derive(Deserialize)]
@@ -41,6 +42,7 @@ pub(crate) struct RawGate {
     tolerance: Option<Spanned<String>>,
     rate_limit: Option<Spanned<i64>>,
     client_ip_header: Option<Spanned<String>>,
+    ledger: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +66,9 @@ pub(crate) struct GateConfig {
     pub(crate) rate_limit: Option<u32>,
     /// A header set by a trusted proxy that names the client's address.
     pub(crate) client_ip_header: Option<String>,
+    /// The fleet's shared ledger (`redis://...`); `None`: each gate its own quota.
+    /// Holds a password, maybe: never print it.
+    pub(crate) ledger: Option<String>,
 }
 
 /// Who is ordering.
@@ -126,6 +131,18 @@ impl RawGate {
                 }
             },
         };
+        let ledger = self.ledger.as_ref().map(|l| {
+            let ok = url::Url::parse(l.get_ref())
+                .is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some());
+            if !ok {
+                cx.push_redacted(
+                    l.span(),
+                    "`ledger` is not a Redis URL",
+                    "write it like `ledger = \"redis://127.0.0.1:6379/0\"` (a password goes in as redis://:PASSWORD@host:port/db; better in $FLASHSALE_LEDGER_URL than here)",
+                );
+            }
+            l.get_ref().clone()
+        });
         GateConfig {
             url,
             quota,
@@ -137,6 +154,7 @@ impl RawGate {
             tolerance_ms,
             rate_limit,
             client_ip_header: self.client_ip_header.as_ref().map(|h| h.get_ref().clone()),
+            ledger,
         }
     }
 }

@@ -117,6 +117,20 @@ pub(crate) struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// Like [`Checker::push`], without quoting the line (it may hold a secret).
+    pub(crate) fn push_redacted(
+        &mut self,
+        span: Range<usize>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        self.problems.push(
+            Diagnostic::at_span(self.path, self.source, span, message)
+                .redacted()
+                .with_help(help),
+        );
+    }
+
     /// A problem at a byte range of the file, with what to write instead.
     pub(crate) fn push(
         &mut self,

@@ -21,8 +21,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
+use super::admission::{Admission, Ticket, Verdict};
 use super::journal::{JournalError, Winner};
-use super::ledger::{Admission, Ledger, Ticket};
 use super::metrics::Outcome;
 use super::Gate;
 use crate::sale::{verify, Refusal};
@@ -36,7 +36,7 @@ const MAX_SKU: usize = 64;
 
 type Answer = Response<Full<Bytes>>;
 
-impl<L: Ledger> Gate<L> {
+impl<L: Admission> Gate<L> {
     /// Answers one request.
     pub(crate) async fn handle<B>(self: &Arc<Self>, req: Request<B>, peer: SocketAddr) -> Answer
     where
@@ -59,6 +59,8 @@ impl<L: Ledger> Gate<L> {
             (&Method::GET, "/healthz") => {
                 if self.journal.failed() {
                     text(StatusCode::SERVICE_UNAVAILABLE, "journal failed\n")
+                } else if !self.stock.ready() {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "ledger unavailable\n")
                 } else if self.draining.load(Ordering::Relaxed) {
                     text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
                 } else {
@@ -179,12 +181,12 @@ impl<L: Ledger> Gate<L> {
             let n = self.order_seq.fetch_add(1, Ordering::Relaxed) + 1;
             format!("{}-{n:06}", self.gate_id)
         };
-        match self.ledger.admit(&sku, user, next_order).await {
-            Admission::NoSuchItem => {
+        match self.stock.admit(&sku, user, next_order).await {
+            Verdict::NoSuchItem => {
                 refuse(Outcome::NotFound, StatusCode::NOT_FOUND, "no such item\n")
             }
-            Admission::SoldOut => (Outcome::SoldOut, self.lost(json)),
-            Admission::Repeat(t) => {
+            Verdict::SoldOut => (Outcome::SoldOut, self.lost(json)),
+            Verdict::Repeat(t) => {
                 // The first answer may still be waiting for the disk: never acknowledge before it.
                 if t.is_durable().await {
                     (Outcome::Repeat, self.won(&t, json))
@@ -192,38 +194,54 @@ impl<L: Ledger> Gate<L> {
                     unavailable()
                 }
             }
-            Admission::Won(t) => {
-                let winner = Winner {
-                    order: t.order.to_string(),
-                    sale: self.sale.clone(),
-                    sku: sku.into_owned(),
-                    user: user.to_string(),
-                    time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    gate: self.gate_id.clone(),
-                };
-                let sku = winner.sku.clone();
-                // In a task of its own: a client that hangs up must not leave
-                // the record unconfirmed (its repeats wait for it).
-                let (gate, ticket) = (self.clone(), t.clone());
-                let written = tokio::spawn(async move {
-                    let r = gate.journal.append(winner).await;
-                    ticket.set_durable(r.is_ok());
-                    r
-                })
-                .await
-                .unwrap_or(Err(JournalError::Failed));
-                match written {
-                    Ok(()) => {
-                        tracing::info!(order = &*t.order, sku, "won");
-                        (Outcome::Won, self.won(&t, json))
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "journal_failed");
-                        unavailable()
-                    }
+            Verdict::Unavailable => unavailable(),
+            Verdict::Won(t) => match self.record(&t, &sku, user).await {
+                Ok(()) => {
+                    tracing::info!(order = &*t.order, sku = &*sku, "won");
+                    (Outcome::Won, self.won(&t, json))
                 }
-            }
+                Err(_) => unavailable(),
+            },
+            Verdict::Adopt(t) => match self.record(&t, &sku, user).await {
+                Ok(()) => (Outcome::Repeat, self.won(&t, json)),
+                Err(_) => unavailable(),
+            },
         }
+    }
+
+    /// Journals a winner (fsynced) before it is answered, and tells the
+    /// admission it is on disk.
+    async fn record(
+        self: &Arc<Self>,
+        t: &Ticket,
+        sku: &str,
+        user: &str,
+    ) -> Result<(), JournalError> {
+        let winner = Winner {
+            order: t.order.to_string(),
+            sale: self.sale.clone(),
+            sku: sku.to_string(),
+            user: user.to_string(),
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            gate: self.gate_id.clone(),
+        };
+        // In a task of its own: a client that hangs up must not leave the
+        // record unconfirmed (its repeats wait for it).
+        let (gate, ticket) = (self.clone(), t.clone());
+        let written = tokio::spawn(async move {
+            let r = gate.journal.append(winner.clone()).await;
+            if r.is_ok() {
+                gate.stock.recorded(&winner);
+            }
+            ticket.set_durable(r.is_ok());
+            r
+        })
+        .await
+        .unwrap_or(Err(JournalError::Failed));
+        if let Err(e) = &written {
+            tracing::error!(error = %e, "journal_failed");
+        }
+        written
     }
 
     fn won(&self, t: &Ticket, json: bool) -> Answer {

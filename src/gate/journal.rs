@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct Winner {
+pub(crate) struct Winner {
     pub(crate) order: String,
     pub(crate) sale: String,
     pub(crate) sku: String,
@@ -29,8 +29,51 @@ pub(super) struct Winner {
 
 pub(super) const FILE_NAME: &str = "winners.jsonl";
 
+/// An exclusive hold on a journal directory: one live gate per journal.
+/// Released when the gate's process ends, however it ends.
+pub(crate) struct Held {
+    _file: File,
+}
+
+/// Takes the journal directory `dir` for `gate`, or says who holds it.
+pub(crate) fn hold(dir: &Path, gate: &str) -> Result<Held, JournalError> {
+    let path = dir.join(LOCK_FILE);
+    let io = |error| JournalError::Io {
+        path: path.clone(),
+        error,
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            return Err(JournalError::Held {
+                path: dir.to_path_buf(),
+                holder: holder.trim().to_string(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    let since = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let me = format!("gate {gate}, pid {}, since {since}\n", std::process::id());
+    file.set_len(0)
+        .and_then(|_| file.write_all(me.as_bytes()))
+        .map_err(io)?;
+    Ok(Held { _file: file })
+}
+
+const LOCK_FILE: &str = "lock";
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum JournalError {
+    #[error("{}: held by another live gate ({holder}); give each gate its own journal directory", path.display())]
+    Held { path: PathBuf, holder: String },
     #[error("{}: {error}", path.display())]
     Io { path: PathBuf, error: io::Error },
     #[error("{}:{line}: not a journal line ({why}); the journal was changed by something else than the gate: restore it, or move it away to start empty (the units it records would be sold again)", path.display())]

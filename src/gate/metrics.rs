@@ -3,8 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::admission::{Admission, ItemCount};
 use super::journal::FSYNC_BUCKETS;
-use super::ledger::{ItemCount, Ledger};
 use super::Gate;
 use crate::util::prometheus::{Kind, Writer};
 
@@ -16,6 +16,8 @@ pub(crate) const FSYNC: &str = "flashsale_gate_journal_fsync_seconds";
 pub(crate) const FORWARD_BACKLOG: &str = "flashsale_gate_forward_backlog";
 pub(crate) const FORWARDED: &str = "flashsale_gate_forwarded_total";
 pub(crate) const FORWARD_FAILURES: &str = "flashsale_gate_forward_failures_total";
+pub(crate) const LEDGER_UP: &str = "flashsale_gate_ledger_up";
+pub(crate) const LEDGER_CALLS: &str = "flashsale_gate_ledger_calls_total";
 
 /// The outcome of one order request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +75,7 @@ impl Requests {
 }
 
 /// The whole page.
-pub(crate) fn render<L: Ledger>(gate: &Gate<L>) -> String {
+pub(crate) fn render<L: Admission>(gate: &Gate<L>) -> String {
     let mut w = Writer::default();
     let base = [
         ("sale", gate.sale.as_str()),
@@ -84,16 +86,24 @@ pub(crate) fn render<L: Ledger>(gate: &Gate<L>) -> String {
         let n = gate.requests.0[o as usize].load(Ordering::Relaxed);
         w.sample(REQUESTS, &[base[0], base[1], ("outcome", o.label())], n);
     }
-    let counts = gate.ledger.counts();
+    let counts = gate.stock.counts();
     type Value = fn(&ItemCount) -> u32;
     let per_item: [(&str, &str, Value); 3] = [
-        (ADMITTED, "Winners admitted by this gate, per item.", |c| {
-            c.admitted
-        }),
-        (QUOTA, "Units this gate may admit, per item.", |c| c.quota),
-        (REMAINING, "Units left at this gate, per item.", |c| {
-            c.remaining()
-        }),
+        (
+            ADMITTED,
+            "Winners admitted by this gate (by the fleet, on a shared ledger), per item.",
+            |c| c.admitted,
+        ),
+        (
+            QUOTA,
+            "Units this gate may admit (the fleet, on a shared ledger), per item.",
+            |c| c.quota,
+        ),
+        (
+            REMAINING,
+            "Units left at this gate (in the fleet, on a shared ledger), per item.",
+            |c| c.remaining(),
+        ),
     ];
     for (name, help, value) in per_item {
         w.family(name, Kind::Gauge, help);
@@ -118,6 +128,29 @@ pub(crate) fn render<L: Ledger>(gate: &Gate<L>) -> String {
     let sum = f.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
     w.sample(&format!("{FSYNC}_sum"), &base, sum);
     w.sample(&format!("{FSYNC}_count"), &base, count);
+    if let Some((up, admission, upkeep)) = gate.stock.ledger() {
+        w.family(
+            LEDGER_UP,
+            Kind::Gauge,
+            "1 while the shared ledger answers and admits.",
+        );
+        w.sample(LEDGER_UP, &base, u8::from(up));
+        w.family(
+            LEDGER_CALLS,
+            Kind::Counter,
+            "Calls this gate made to the shared ledger: to answer requests (admission), or to keep up (upkeep: polls, re-asserts).",
+        );
+        w.sample(
+            LEDGER_CALLS,
+            &[base[0], base[1], ("kind", "admission")],
+            admission,
+        );
+        w.sample(
+            LEDGER_CALLS,
+            &[base[0], base[1], ("kind", "upkeep")],
+            upkeep,
+        );
+    }
     if let Some(fw) = &gate.forwarder {
         w.family(
             FORWARD_BACKLOG,
@@ -130,17 +163,13 @@ pub(crate) fn render<L: Ledger>(gate: &Gate<L>) -> String {
             Kind::Counter,
             "Winners accepted by the order system.",
         );
-        w.sample(FORWARDED, &base, fw.delivered.load(Ordering::Relaxed));
+        w.sample(FORWARDED, &base, fw.delivered());
         w.family(
             FORWARD_FAILURES,
             Kind::Counter,
             "Failed attempts to forward a winner.",
         );
-        w.sample(
-            FORWARD_FAILURES,
-            &base,
-            fw.attempts_failed.load(Ordering::Relaxed),
-        );
+        w.sample(FORWARD_FAILURES, &base, fw.failures());
     }
     w.finish()
 }

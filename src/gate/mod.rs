@@ -9,14 +9,15 @@
 //! `server` (sockets, timeouts, graceful shutdown) and `watch` (reading other
 //! gates from outside). This file assembles a gate from the configuration.
 
+mod admission;
 mod forward;
 mod http;
 mod identity;
 mod journal;
-mod ledger;
 mod limit;
 mod metrics;
 mod server;
+mod shared;
 pub(crate) mod watch;
 
 #[cfg(test)]
@@ -32,13 +33,15 @@ use hyper::header::HeaderValue;
 
 use crate::config::Config;
 use crate::sale::{GateKey, Window};
+pub(crate) use admission::{Admission, ItemCount, LocalStock, Stock};
 use forward::Forwarder;
 pub use identity::sign_cookie;
 use identity::Identify;
-use journal::{Journal, JournalError, Winner};
-pub(crate) use ledger::{ItemCount, Ledger, LocalLedger};
+pub(crate) use journal::Winner;
+use journal::{Journal, JournalError};
 use limit::RateLimiter;
 pub(crate) use server::{bind, serve};
+use shared::SharedStock;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
@@ -56,8 +59,12 @@ pub(crate) enum Error {
     HeaderValue { what: &'static str, value: String },
     #[error("identity_cookie is set but there is no cookie key for the shop's signed cookies")]
     NoCookieKey,
-    #[error("`{0}` cannot be a gate id: use 1 to 32 letters, digits, '.', '_' or '-'")]
+    #[error("`{0}` cannot be a gate id: use 1 to 32 letters, digits and '-'")]
     BadGateId(String),
+    #[error("gate id `{gate}` is live in the ledger (its last heartbeat {ago_ms} ms ago): give each gate its own id")]
+    GateIdTaken { gate: String, ago_ms: u64 },
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
     #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
@@ -84,15 +91,49 @@ pub(crate) struct Options {
     pub(crate) cookie_key: Option<Vec<u8>>,
 }
 
+/// Who sends winners to the order system.
+enum Forwarding {
+    /// This gate's journal.
+    Journal(Arc<Forwarder>),
+    /// The fleet ledger's stream, shared with the other live gates.
+    Stream(Arc<forward::Relay>),
+}
+
+impl Forwarding {
+    fn backlog(&self) -> u64 {
+        match self {
+            Forwarding::Journal(f) => f.backlog(),
+            Forwarding::Stream(r) => r.backlog.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    fn delivered(&self) -> u64 {
+        match self {
+            Forwarding::Journal(f) => f.delivered.load(std::sync::atomic::Ordering::Relaxed),
+            Forwarding::Stream(r) => r.delivered.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    fn failures(&self) -> u64 {
+        match self {
+            Forwarding::Journal(f) => f.attempts_failed.load(std::sync::atomic::Ordering::Relaxed),
+            Forwarding::Stream(r) => r.attempts_failed.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+}
+
+/// A heartbeat younger than this means the gate id is in use.
+const LIVE_GATE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A running gate's state; `handle` answers one request.
-pub(crate) struct Gate<L: Ledger = LocalLedger> {
+pub(crate) struct Gate<L: Admission = Stock> {
     sale: String,
     window: Window,
     key: GateKey,
     identify: Identify,
-    ledger: L,
+    stock: L,
     journal: Journal,
-    forwarder: Option<Arc<Forwarder>>,
+    forwarder: Option<Forwarding>,
     gate_id: String,
     order_seq: AtomicU64,
     confirm_url: Option<String>,
@@ -101,12 +142,15 @@ pub(crate) struct Gate<L: Ledger = LocalLedger> {
     limiter: Option<RateLimiter>,
     requests: metrics::Requests,
     draining: AtomicBool,
+    /// One live gate per journal directory, for as long as this gate runs.
+    _held: journal::Held,
 }
 
 impl Gate {
-    /// Replays the journal and starts the forwarder; nothing listens yet.
+    /// Takes the journal directory, replays it, connects the ledger (if the
+    /// fleet shares one) and starts the forwarder; nothing listens yet.
     /// `stock` is every item's SKU and units in stock.
-    pub(crate) fn start(
+    pub(crate) async fn start(
         config: &Config,
         stock: &[(String, u32)],
         opts: Options,
@@ -124,10 +168,11 @@ impl Gate {
             || gate_id.len() > 32
             || !gate_id
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         {
             return Err(Error::BadGateId(gate_id));
         }
+        let held = journal::hold(&opts.journal_dir, &gate_id)?;
         let replayed = journal::replay(&opts.journal_dir)?;
         if let Some(other) = replayed.iter().find(|w| w.sale != config.name) {
             return Err(Error::ForeignJournal {
@@ -136,20 +181,45 @@ impl Gate {
                 expected: config.name.clone(),
             });
         }
-        let ledger = LocalLedger::new(quotas(config, stock, opts.quota)?);
         let mut max_seq = 0;
         for w in &replayed {
-            if !ledger.restore(&w.sku, &w.user, &w.order) {
-                tracing::warn!(order = w.order, sku = w.sku, "replay_unknown_item");
-            }
             if let Some(n) = w.order.rsplit('-').next().and_then(|n| n.parse().ok()) {
                 max_seq = max_seq.max(n);
             }
         }
+        let ledger = match &config.gate.ledger {
+            Some(url) => Stock::Shared(Arc::new(
+                shared_stock(config, url, &gate_id, stock, replayed.clone()).await?,
+            )),
+            None => {
+                let local = LocalStock::new(quotas(config, stock, opts.quota)?);
+                for w in &replayed {
+                    if !local.restore(&w.sku, &w.user, &w.order) {
+                        tracing::warn!(order = w.order, sku = w.sku, "replay_unknown_item");
+                    }
+                }
+                Stock::Local(local)
+            }
+        };
         let forward_url = opts.forward.clone().or_else(|| config.gate.forward.clone());
-        let forwarder =
-            forward_url.map(|url| Forwarder::new(&url, &opts.journal_dir, replayed.clone()));
-        let to_forwarder = forwarder.clone();
+        let forwarder = match (forward_url, &config.gate.ledger) {
+            (None, _) => None,
+            // A fleet forwards the ledger's stream, on a connection of its own.
+            (Some(url), Some(ledger)) => Some(Forwarding::Stream(forward::Relay::new(
+                &url,
+                crate::ledger::Ledger::new(ledger, &config.name)?,
+                &gate_id,
+            ))),
+            (Some(url), None) => Some(Forwarding::Journal(Forwarder::new(
+                &url,
+                &opts.journal_dir,
+                replayed.clone(),
+            ))),
+        };
+        let to_forwarder = match &forwarder {
+            Some(Forwarding::Journal(f)) => Some(f.clone()),
+            _ => None,
+        };
         let journal = Journal::open(
             &opts.journal_dir,
             Box::new(move |batch: &[Winner]| {
@@ -176,7 +246,7 @@ impl Gate {
             },
             key: opts.key,
             identify: Identify::new(config.gate.identity.clone(), opts.cookie_key)?,
-            ledger,
+            stock: ledger,
             journal,
             forwarder,
             gate_id: gate_id.clone(),
@@ -190,23 +260,35 @@ impl Gate {
                 .map(|r| RateLimiter::new(r, config.gate.client_ip_header.clone())),
             requests: Default::default(),
             draining: AtomicBool::new(false),
+            _held: held,
         };
         let gate = Arc::new(gate);
         tracing::info!(
             sale = gate.sale,
             gate = gate_id,
             replayed = replayed.len(),
-            items = ?gate.ledger.counts(),
+            items = gate
+                .stock
+                .counts()
+                .iter()
+                .map(|c| format!("{} {}/{}", c.sku, c.admitted, c.quota))
+                .collect::<Vec<_>>()
+                .join(", "),
             "gate_start"
         );
-        if let Some(f) = gate.forwarder.clone() {
-            tokio::spawn(f.run());
+        match &gate.forwarder {
+            Some(Forwarding::Journal(f)) => drop(tokio::spawn(f.clone().run())),
+            Some(Forwarding::Stream(r)) => drop(tokio::spawn(r.clone().run())),
+            None => {}
+        }
+        if let Stock::Shared(s) = &gate.stock {
+            tokio::spawn(s.clone().run());
         }
         Ok(gate)
     }
 }
 
-impl<L: Ledger> Gate<L> {
+impl<L: Admission> Gate<L> {
     /// The Prometheus text of `/metrics`.
     pub(crate) fn metrics(&self) -> String {
         metrics::render(self)
@@ -226,7 +308,7 @@ impl<L: Ledger> Gate<L> {
 
     /// Every item's numbers at this gate.
     pub(crate) fn counts(&self) -> Vec<ItemCount> {
-        self.ledger.counts()
+        self.stock.counts()
     }
 
     /// Resolves once every item is sold out at this gate, with a reason to say.
@@ -240,6 +322,49 @@ impl<L: Ledger> Gate<L> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The fleet's stock on the ledger at `url`: refuses a gate id another live
+/// gate uses, and warns when Redis could lose acknowledged winners.
+async fn shared_stock(
+    config: &Config,
+    url: &str,
+    gate_id: &str,
+    stock: &[(String, u32)],
+    journaled: Vec<Winner>,
+) -> Result<SharedStock, Error> {
+    let ledger = crate::ledger::Ledger::new(url, &config.name)?;
+    let skus: Vec<String> = stock.iter().map(|(s, _)| s.clone()).collect();
+    // A ledger that is down now is not fatal: the gate starts closed and
+    // opens when it answers. A gate id in use is.
+    match ledger.status(&skus, None).await {
+        Ok(status) => {
+            if let Some(ago) = status.gates.get(gate_id) {
+                if *ago < LIVE_GATE.as_millis() as u64 {
+                    return Err(Error::GateIdTaken {
+                        gate: gate_id.to_string(),
+                        ago_ms: *ago,
+                    });
+                }
+            }
+            match ledger.persistence().await {
+                Ok(p) => {
+                    for warning in p.warnings() {
+                        tracing::warn!(at = ledger.at(), "ledger_settings: {warning}");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "ledger_settings_unknown"),
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "ledger_down"),
+    }
+    Ok(SharedStock::new(
+        ledger,
+        &config.name,
+        gate_id,
+        stock,
+        journaled,
+    ))
 }
 
 /// Each item's quota at this gate: the given one, `[gate] quota`, or stock / gates.

@@ -23,7 +23,7 @@ struct Fixture {
 
 /// A gate for sale `demo` (items A, quota 2, and B) whose window is
 /// `start_in`..`end_in` seconds from now, with `extra` in `[gate]`.
-fn gate(start_in: i64, end_in: i64, extra: &str) -> Fixture {
+async fn gate(start_in: i64, end_in: i64, extra: &str) -> Fixture {
     let t = |s: i64| (chrono::Utc::now() + chrono::Duration::seconds(s)).to_rfc3339();
     let text = format!(
         "name = \"demo\"\nbase_url = \"https://sale.example.com/\"\nstart = \"{}\"\nend = \"{}\"\ncurrency = \"EUR\"\n[gate]\nurl = \"https://gate.example.com\"\nquota = 2\n{extra}\n[[items]]\nsku = \"A\"\ntitle = \"A\"\nprice = 1\nstock = 2\n[[items]]\nsku = \"B\"\ntitle = \"B\"\nprice = 1\nstock = 2\n",
@@ -46,6 +46,7 @@ fn gate(start_in: i64, end_in: i64, extra: &str) -> Fixture {
             cookie_key: None,
         },
     )
+    .await
     .unwrap();
     Fixture {
         gate,
@@ -81,7 +82,7 @@ impl Fixture {
 
 #[tokio::test]
 async fn every_refusal_has_its_status() {
-    let f = gate(-60, 3600, "rate_limit = 2");
+    let f = gate(-60, 3600, "rate_limit = 2").await;
     let path = f.path();
     let token = path.rsplit('/').next().unwrap().to_string();
     let mut flipped = path.clone().into_bytes();
@@ -164,12 +165,12 @@ async fn every_refusal_has_its_status() {
 
 #[tokio::test]
 async fn outside_the_window_is_403_by_the_gates_clock() {
-    let early = gate(600, 3600, "");
+    let early = gate(600, 3600, "").await;
     assert_eq!(
         early.order(&early.path(), Some("u"), "sku=A").await.0,
         StatusCode::FORBIDDEN
     );
-    let late = gate(-3600, -600, "");
+    let late = gate(-3600, -600, "").await;
     assert_eq!(
         late.order(&late.path(), Some("u"), "sku=A").await.0,
         StatusCode::FORBIDDEN
@@ -178,7 +179,7 @@ async fn outside_the_window_is_403_by_the_gates_clock() {
 
 #[tokio::test]
 async fn winners_repeats_and_losers() {
-    let f = gate(-60, 3600, "");
+    let f = gate(-60, 3600, "").await;
     let path = f.path();
     let (status, body) = f.order(&path, Some("alice"), "sku=A").await;
     assert_eq!(

@@ -139,7 +139,7 @@ pub(crate) async fn run(
     });
     let sale = match &sale_cfg {
         Some((sale_opts, origin)) => {
-            let preview = Arc::new(PreviewSale::start(&site.config, &site.items, sale_opts)?);
+            let preview = Arc::new(PreviewSale::start(&site.config, &site.items, sale_opts).await?);
             notify(Event::SaleScheduled {
                 start: site.config.start.to_rfc3339(),
                 end: site.config.end.to_rfc3339(),

@@ -36,6 +36,8 @@ pub(crate) struct SaleOptions {
     pub(crate) key: GateKey,
     /// Units the in-process gate admits per item (default: all the stock).
     pub(crate) quota: Option<u32>,
+    /// Run the in-process gate on this shared ledger (`redis://...`).
+    pub(crate) ledger: Option<String>,
 }
 
 impl SaleOptions {
@@ -53,6 +55,8 @@ impl SaleOptions {
         config.gate.confirm_url = None;
         config.gate.ended_url = format!("{}ended.html", config.base_path);
         config.gate.rate_limit = None;
+        // Never the production ledger by accident: only one given for the preview.
+        config.gate.ledger = self.ledger.clone();
     }
 }
 
@@ -66,12 +70,18 @@ pub(crate) struct PreviewSale {
 }
 
 impl PreviewSale {
-    pub(crate) fn start(
+    pub(crate) async fn start(
         config: &Config,
         items: &[Item],
         opts: &SaleOptions,
     ) -> Result<PreviewSale, gate::Error> {
         let stock: Vec<(String, u32)> = items.iter().map(|i| (i.sku.clone(), i.stock)).collect();
+        if let Some(url) = &config.gate.ledger {
+            // The preview's sale starts now: its stock goes into the ledger.
+            crate::ledger::Ledger::new(url, &config.name)?
+                .load(&stock, false)
+                .await?;
+        }
         let (journal, temporary) = match &opts.journal {
             Some(j) => (j.clone(), false),
             None => (
@@ -91,7 +101,8 @@ impl PreviewSale {
                 key: opts.key.clone(),
                 cookie_key: None,
             },
-        )?;
+        )
+        .await?;
         Ok(PreviewSale {
             gate,
             store: MemoryStore::default(),

@@ -99,6 +99,12 @@ impl Diagnostic {
         }
     }
 
+    /// Without the quoted line (it may hold a secret, such as a password in a URL).
+    pub(crate) fn redacted(mut self) -> Self {
+        self.snippet = None;
+        self
+    }
+
     pub(crate) fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self

@@ -16,17 +16,17 @@ use flashsale::sale::{self, GateKey};
 use serde_json::Value;
 
 /// A sale that is open now, with a key, ready for gates.
-struct GateSale {
-    sale: Sale,
-    key: GateKey,
+pub(crate) struct GateSale {
+    pub(crate) sale: Sale,
+    pub(crate) key: GateKey,
 }
 
 impl GateSale {
-    fn new(extra_gate_config: &str) -> GateSale {
+    pub(crate) fn new(extra_gate_config: &str) -> GateSale {
         Self::with_times(&in_secs(-60), &in_secs(3600), extra_gate_config)
     }
 
-    fn with_times(start: &str, end: &str, extra_gate_config: &str) -> GateSale {
+    pub(crate) fn with_times(start: &str, end: &str, extra_gate_config: &str) -> GateSale {
         let sale = Sale::with_times(start, end);
         let toml = sale.read("site.toml").replace(
             "[gate]\nurl = \"https://gate.example.com\"\n",
@@ -38,11 +38,11 @@ impl GateSale {
         GateSale { sale, key }
     }
 
-    fn journal(&self) -> PathBuf {
+    pub(crate) fn journal(&self) -> PathBuf {
         self.sale.path().join("journal")
     }
 
-    fn winners(&self) -> Vec<Value> {
+    pub(crate) fn winners(&self) -> Vec<Value> {
         std::fs::read_to_string(self.journal().join("winners.jsonl"))
             .unwrap_or_default()
             .lines()
@@ -51,19 +51,23 @@ impl GateSale {
     }
 }
 
-struct GateProc {
-    child: Child,
-    base: String,
-    err: Arc<Mutex<Vec<String>>>,
+pub(crate) struct GateProc {
+    pub(crate) child: Child,
+    pub(crate) base: String,
+    pub(crate) err: Arc<Mutex<Vec<String>>>,
 }
 
 impl GateProc {
-    fn start(s: &GateSale, args: &[&str]) -> GateProc {
+    pub(crate) fn start(s: &GateSale, args: &[&str]) -> GateProc {
         Self::start_in(s.sale.path(), &s.journal(), args)
     }
 
     /// A gate for the sale in `dir` (with its gate.key), journaling into `journal`.
-    fn start_in(dir: &std::path::Path, journal: &std::path::Path, args: &[&str]) -> GateProc {
+    pub(crate) fn start_in(
+        dir: &std::path::Path,
+        journal: &std::path::Path,
+        args: &[&str],
+    ) -> GateProc {
         let mut child = Command::new(bin())
             .args(["gate", "--listen", "127.0.0.1:0", "--journal"])
             .arg(journal)
@@ -93,11 +97,11 @@ impl GateProc {
         GateProc { child, base, err }
     }
 
-    fn url(&self, s: &GateSale) -> String {
+    pub(crate) fn url(&self, s: &GateSale) -> String {
         sale::order_url(&self.base, "test-sale", &s.key.mint("test-sale"))
     }
 
-    fn terminate(mut self) -> std::process::ExitStatus {
+    pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -113,7 +117,7 @@ impl GateProc {
     }
 
     /// Waits (up to 10 s) for a JSON log line whose message is `message`.
-    fn wait_for_log(&self, message: &str) -> Value {
+    pub(crate) fn wait_for_log(&self, message: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let found = self.err.lock().unwrap().iter().find_map(|l| {
@@ -133,17 +137,17 @@ impl GateProc {
         }
     }
 
-    fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
 
     /// The sum of a metric's samples whose line contains every `filter`.
-    fn metric(&self, name: &str) -> f64 {
+    pub(crate) fn metric(&self, name: &str) -> f64 {
         self.metric_where(name, &[])
     }
 
-    fn metric_where(&self, name: &str, filters: &[&str]) -> f64 {
+    pub(crate) fn metric_where(&self, name: &str, filters: &[&str]) -> f64 {
         let body = String::from_utf8(get(&format!("{}/metrics", self.base)).2).unwrap();
         body.lines()
             .filter(|l| {
@@ -162,7 +166,7 @@ impl Drop for GateProc {
 }
 
 /// POSTs an order; returns status and body (never follows redirects).
-fn order(
+pub(crate) fn order(
     agent: &ureq::Agent,
     url: &str,
     user: Option<&str>,
@@ -442,6 +446,31 @@ fn signed_cookies_identify_and_forged_ones_are_refused() {
 }
 
 #[test]
+fn a_journal_directory_serves_one_live_gate() {
+    let s = GateSale::new("");
+    let first = GateProc::start(&s, &["--quota", "5", "--gate-id", "first"]);
+    let out = Command::new(bin())
+        .args(["gate", "--listen", "127.0.0.1:0", "--key-file", "gate.key"])
+        .arg("--journal")
+        .arg(s.journal())
+        .args(["--gate-id", "second"])
+        .current_dir(s.sale.path())
+        .output()
+        .unwrap();
+    let err = fails(out);
+    assert!(
+        err.contains("held by another live gate (gate first, pid ")
+            && err.contains(&first.child.id().to_string()),
+        "{err}"
+    );
+    // Once the holder is gone, however it went, the directory is free again.
+    let mut first = first;
+    first.kill9();
+    let again = GateProc::start(&s, &["--quota", "5", "--gate-id", "second"]);
+    assert_eq!(get(&format!("{}/healthz", again.base)).0, 200);
+}
+
+#[test]
 fn journal_survives_kill_9_mid_load_and_a_restart_never_resells() {
     let s = GateSale::new("");
     let mut gate = GateProc::start(&s, &["--quota", "300", "--gate-id", "g1"]);
@@ -536,12 +565,12 @@ fn journal_survives_kill_9_mid_load_and_a_restart_never_resells() {
 }
 
 /// An order system stand-in that fails its first `failures` requests.
-struct Receiver {
-    base: String,
-    got: Arc<Mutex<Vec<(String, String, u16)>>>,
+pub(crate) struct Receiver {
+    pub(crate) base: String,
+    pub(crate) got: Arc<Mutex<Vec<(String, String, u16)>>>,
 }
 
-fn receiver(failures: usize) -> Receiver {
+pub(crate) fn receiver(failures: usize) -> Receiver {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let got = Arc::new(Mutex::new(Vec::new()));

@@ -6,6 +6,7 @@ mod common;
 
 mod browser;
 mod build;
+mod fleet;
 mod gate;
 mod publish;
 mod sale_day;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod moto;
+pub(crate) mod redis;
 pub(crate) mod webdriver;
 
 use std::collections::BTreeMap;

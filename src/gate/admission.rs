@@ -1,12 +1,13 @@
-//! Admission: who gets a unit. The gate asks a [`Ledger`] once per order
-//! attempt that passed every check; the ledger decides won, repeat or sold
-//! out, never more than the quota and one unit per user and item.
+//! Admission: who gets a unit. The gate asks its [`Admission`] once per
+//! order attempt that passed every check; it decides won, repeat or sold out,
+//! never more than the quota and one unit per user and item.
 //!
-//! [`LocalLedger`] keeps each item's count and winners in this process (the
+//! [`LocalStock`] keeps each item's count and winners in this process (the
 //! per-gate quota of a single gate or a sticky-routed fleet). Once an item is
 //! sold out its winners are frozen into an immutable map, so the flood of
-//! late requests never takes a lock. A ledger shared by a fleet implements
-//! the same trait.
+//! late requests never takes a lock. `shared::SharedStock` is the other
+//! implementation: one stock for a fleet, on the Redis ledger. [`Stock`]
+//! chooses at run time.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,6 +23,16 @@ pub(crate) struct Ticket {
 }
 
 impl Ticket {
+    /// A winner already on disk (replayed from the journal).
+    pub(crate) fn durable(order: &str) -> Ticket {
+        Ticket::new(order, Some(true))
+    }
+
+    /// A winner the journal is about to write.
+    pub(crate) fn pending(order: &str) -> Ticket {
+        Ticket::new(order, None)
+    }
+
     fn new(order: &str, durable: Option<bool>) -> Ticket {
         Ticket {
             order: order.into(),
@@ -46,14 +57,19 @@ impl Ticket {
 
 /// The answer to one attempt.
 #[derive(Debug)]
-pub(crate) enum Admission {
+pub(crate) enum Verdict {
     /// A new winner: journal it before answering.
     Won(Ticket),
     /// This user already won this item: the first answer again.
     Repeat(Ticket),
+    /// This user won this item at another gate: journal it here too, then
+    /// answer with the same order.
+    Adopt(Ticket),
     SoldOut,
     /// The sale has no such item.
     NoSuchItem,
+    /// Nobody can be admitted now (the shared ledger is down or lost).
+    Unavailable,
 }
 
 /// One item's numbers.
@@ -71,17 +87,81 @@ impl ItemCount {
 }
 
 /// Decides who gets a unit.
-pub(crate) trait Ledger: Send + Sync + 'static {
+pub(crate) trait Admission: Send + Sync + 'static {
     /// Decides one attempt by `user` at `sku`; `next_order` names a new winner's order.
     fn admit(
         &self,
         sku: &str,
         user: &str,
         next_order: impl FnOnce() -> String + Send,
-    ) -> impl Future<Output = Admission> + Send;
+    ) -> impl Future<Output = Verdict> + Send;
 
     /// Every item's numbers, sorted by SKU.
     fn counts(&self) -> Vec<ItemCount>;
+
+    /// Whether anyone can be admitted now (`/healthz`).
+    fn ready(&self) -> bool {
+        true
+    }
+
+    /// A winner is on disk in this gate's journal.
+    fn recorded(&self, _winner: &super::journal::Winner) {}
+
+    /// With a shared ledger: whether it is up, and the calls made to it for
+    /// admissions and for upkeep.
+    fn ledger(&self) -> Option<(bool, u64, u64)> {
+        None
+    }
+}
+
+/// The admission a gate runs with, chosen by its configuration.
+pub(crate) enum Stock {
+    /// Each gate its own quota.
+    Local(LocalStock),
+    /// One stock for the fleet, on the Redis ledger.
+    Shared(Arc<super::shared::SharedStock>),
+}
+
+impl Admission for Stock {
+    async fn admit(
+        &self,
+        sku: &str,
+        user: &str,
+        next_order: impl FnOnce() -> String + Send,
+    ) -> Verdict {
+        match self {
+            Stock::Local(s) => s.admit(sku, user, next_order).await,
+            Stock::Shared(s) => s.admit(sku, user, next_order).await,
+        }
+    }
+
+    fn counts(&self) -> Vec<ItemCount> {
+        match self {
+            Stock::Local(s) => s.counts(),
+            Stock::Shared(s) => s.counts(),
+        }
+    }
+
+    fn ready(&self) -> bool {
+        match self {
+            Stock::Local(s) => s.ready(),
+            Stock::Shared(s) => s.ready(),
+        }
+    }
+
+    fn recorded(&self, winner: &super::journal::Winner) {
+        match self {
+            Stock::Local(s) => s.recorded(winner),
+            Stock::Shared(s) => s.recorded(winner),
+        }
+    }
+
+    fn ledger(&self) -> Option<(bool, u64, u64)> {
+        match self {
+            Stock::Local(s) => s.ledger(),
+            Stock::Shared(s) => s.ledger(),
+        }
+    }
 }
 
 /// One item's stock at this gate.
@@ -103,23 +183,23 @@ impl Slot {
         }
     }
 
-    fn admit(&self, user: &str, next_order: impl FnOnce() -> String) -> Admission {
+    fn admit(&self, user: &str, next_order: impl FnOnce() -> String) -> Verdict {
         if let Some(frozen) = self.sold_out.get() {
             return match frozen.get(user) {
-                Some(t) => Admission::Repeat(t.clone()),
-                None => Admission::SoldOut,
+                Some(t) => Verdict::Repeat(t.clone()),
+                None => Verdict::SoldOut,
             };
         }
         let mut winners = self.winners.lock().expect("slot lock poisoned");
         if let Some(t) = winners.get(user) {
-            return Admission::Repeat(t.clone());
+            return Verdict::Repeat(t.clone());
         }
         if self.admitted.load(Ordering::Relaxed) >= self.quota {
-            return Admission::SoldOut;
+            return Verdict::SoldOut;
         }
-        let ticket = Ticket::new(&next_order(), None);
+        let ticket = Ticket::pending(&next_order());
         self.add(&mut winners, user, ticket.clone());
-        Admission::Won(ticket)
+        Verdict::Won(ticket)
     }
 
     /// Adds a winner under the lock if there is a unit left; freezes the
@@ -139,14 +219,14 @@ impl Slot {
 }
 
 /// Per-item counts and winners held by this gate alone.
-pub(crate) struct LocalLedger {
+pub(crate) struct LocalStock {
     slots: HashMap<String, Slot>,
 }
 
-impl LocalLedger {
+impl LocalStock {
     /// A ledger for these items and quotas, nobody admitted yet.
-    pub(crate) fn new(quotas: impl IntoIterator<Item = (String, u32)>) -> LocalLedger {
-        LocalLedger {
+    pub(crate) fn new(quotas: impl IntoIterator<Item = (String, u32)>) -> LocalStock {
+        LocalStock {
             slots: quotas
                 .into_iter()
                 .map(|(sku, q)| (sku, Slot::new(q)))
@@ -161,20 +241,20 @@ impl LocalLedger {
             return false;
         };
         let mut winners = slot.winners.lock().expect("slot lock poisoned");
-        slot.add(&mut winners, user, Ticket::new(order, Some(true)))
+        slot.add(&mut winners, user, Ticket::durable(order))
     }
 }
 
-impl Ledger for LocalLedger {
+impl Admission for LocalStock {
     async fn admit(
         &self,
         sku: &str,
         user: &str,
         next_order: impl FnOnce() -> String + Send,
-    ) -> Admission {
+    ) -> Verdict {
         match self.slots.get(sku) {
             Some(slot) => slot.admit(user, next_order),
-            None => Admission::NoSuchItem,
+            None => Verdict::NoSuchItem,
         }
     }
 
@@ -199,7 +279,7 @@ mod tests {
 
     #[tokio::test]
     async fn never_more_than_the_quota_and_one_unit_per_user() {
-        let ledger = LocalLedger::new([("A".to_string(), 3)]);
+        let ledger = LocalStock::new([("A".to_string(), 3)]);
         let mut n = 0;
         let mut won = 0;
         for u in 0..10 {
@@ -208,28 +288,28 @@ mod tests {
                 format!("o{n}")
             };
             match ledger.admit("A", &format!("u{u}"), next).await {
-                Admission::Won(_) => won += 1,
-                Admission::SoldOut => {}
+                Verdict::Won(_) => won += 1,
+                Verdict::SoldOut => {}
                 other => panic!("{other:?}"),
             }
         }
         assert_eq!(won, 3);
         let repeat = ledger.admit("A", "u0", || unreachable!()).await;
-        assert!(matches!(repeat, Admission::Repeat(t) if &*t.order == "o1"));
+        assert!(matches!(repeat, Verdict::Repeat(t) if &*t.order == "o1"));
         let late = ledger.admit("A", "u9", || unreachable!()).await;
-        assert!(matches!(late, Admission::SoldOut));
+        assert!(matches!(late, Verdict::SoldOut));
         let unknown = ledger.admit("B", "u1", || unreachable!()).await;
-        assert!(matches!(unknown, Admission::NoSuchItem));
+        assert!(matches!(unknown, Verdict::NoSuchItem));
         assert_eq!(ledger.counts()[0].remaining(), 0);
     }
 
     #[tokio::test]
     async fn restored_winners_count_and_repeat() {
-        let ledger = LocalLedger::new([("A".to_string(), 2)]);
+        let ledger = LocalStock::new([("A".to_string(), 2)]);
         assert!(ledger.restore("A", "alice", "g-000001"));
         assert!(!ledger.restore("Z", "bob", "g-000002"), "unknown item");
         let again = ledger.admit("A", "alice", || unreachable!()).await;
-        let Admission::Repeat(t) = again else {
+        let Verdict::Repeat(t) = again else {
             panic!("{again:?}")
         };
         assert!(t.is_durable().await, "restored winners are on disk");

@@ -1,0 +1,388 @@
+//! Admission for a fleet: one stock shared by every gate, on the Redis
+//! ledger (`crate::ledger`). One atomic step per attempt decides won, repeat
+//! (at any gate: the same order id everywhere) or sold out.
+//!
+//! The flood stays off Redis: once an item is sold out (from a reply, or from
+//! the poll every 50 ms) this gate fetches the item's winners once and answers
+//! everyone else locally. A winner is answered only once this gate's journal
+//! has it too; a winner of another gate asking here is journaled here first.
+//!
+//! Fail closed: when the ledger does not answer, or lost its epoch (a Redis
+//! restarted empty), nobody is admitted (503). Before admitting again the gate
+//! re-asserts its journal's winners into the ledger (idempotent), and waits two
+//! polls so every live gate has done the same.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::OnceCell;
+
+use super::admission::{Admission, ItemCount, Ticket, Verdict};
+use super::journal::Winner;
+use crate::ledger::{Ledger, LedgerError, Take};
+
+/// How often the gate asks the ledger how things stand (and beats its heart).
+pub(crate) const POLL: Duration = Duration::from_millis(50);
+
+/// Where the gate stands with the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum LedgerState {
+    /// Not yet read (or not yet re-asserted): nobody is admitted.
+    Starting = 0,
+    Up = 1,
+    /// Does not answer: nobody is admitted.
+    Down = 2,
+    /// Has no epoch: never loaded, or lost (a Redis restarted empty).
+    NotLoaded = 3,
+}
+
+impl LedgerState {
+    fn from(v: u8) -> LedgerState {
+        match v {
+            1 => LedgerState::Up,
+            2 => LedgerState::Down,
+            3 => LedgerState::NotLoaded,
+            _ => LedgerState::Starting,
+        }
+    }
+}
+
+/// One item as this gate knows it.
+struct Item {
+    /// Units taken fleet-wide, as last seen.
+    taken: AtomicU32,
+    total: AtomicU32,
+    /// Set once the item is known to be sold out.
+    sold_out: AtomicBool,
+    /// Every winner of the item (user → order), fetched once after it sold out.
+    winners: OnceCell<HashMap<String, String>>,
+}
+
+pub(crate) struct SharedStock {
+    ledger: Ledger,
+    sale: String,
+    gate: String,
+    skus: Vec<String>,
+    items: HashMap<String, Item>,
+    epoch: RwLock<Option<String>>,
+    state: AtomicU8,
+    /// Winners this gate journaled or is journaling, by (sku, user).
+    mine: Mutex<HashMap<(String, String), Ticket>>,
+    /// This gate's journal, for re-asserting.
+    journal: Mutex<Vec<Winner>>,
+    /// The journal must be re-asserted before admitting again.
+    reassert: AtomicBool,
+    /// Ledger calls made to answer requests (takes, winners of a sold-out item).
+    admission_calls: AtomicU64,
+    /// Ledger calls made to keep up (polls, re-asserts), whatever the traffic.
+    upkeep_calls: AtomicU64,
+}
+
+impl SharedStock {
+    /// A fleet stock for these items (sku → units in `site.toml`), whose
+    /// journal so far is `journaled`. Nobody is admitted until [`Self::run`]
+    /// has read the ledger and re-asserted the journal.
+    pub(crate) fn new(
+        ledger: Ledger,
+        sale: &str,
+        gate: &str,
+        stock: &[(String, u32)],
+        journaled: Vec<Winner>,
+    ) -> SharedStock {
+        let mut mine = HashMap::new();
+        for w in &journaled {
+            mine.insert((w.sku.clone(), w.user.clone()), Ticket::durable(&w.order));
+        }
+        SharedStock {
+            ledger,
+            sale: sale.to_string(),
+            gate: gate.to_string(),
+            skus: stock.iter().map(|(s, _)| s.clone()).collect(),
+            items: stock
+                .iter()
+                .map(|(sku, n)| {
+                    let item = Item {
+                        taken: AtomicU32::new(0),
+                        total: AtomicU32::new(*n),
+                        sold_out: AtomicBool::new(false),
+                        winners: OnceCell::new(),
+                    };
+                    (sku.clone(), item)
+                })
+                .collect(),
+            epoch: RwLock::new(None),
+            state: AtomicU8::new(LedgerState::Starting as u8),
+            mine: Mutex::new(mine),
+            journal: Mutex::new(journaled),
+            reassert: AtomicBool::new(true),
+            admission_calls: AtomicU64::new(0),
+            upkeep_calls: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn state(&self) -> LedgerState {
+        LedgerState::from(self.state.load(Ordering::Relaxed))
+    }
+
+    fn set_state(&self, to: LedgerState, why: &str) {
+        let from = LedgerState::from(self.state.swap(to as u8, Ordering::Relaxed));
+        if from == to {
+            return;
+        }
+        match to {
+            LedgerState::Up => tracing::info!(at = self.ledger.at(), "ledger_up"),
+            LedgerState::Down => {
+                tracing::error!(at = self.ledger.at(), error = why, "ledger_down")
+            }
+            LedgerState::NotLoaded => tracing::error!(
+                at = self.ledger.at(),
+                sale = self.sale,
+                hint = "check every gate is up (`flashsale ledger status`), then `flashsale ledger load`",
+                "{why}"
+            ),
+            LedgerState::Starting => {}
+        }
+    }
+
+    /// Something failed: nobody is admitted until the ledger answers again
+    /// and this gate's winners are back in it.
+    fn failed(&self, e: &LedgerError) {
+        self.reassert.store(true, Ordering::Relaxed);
+        self.set_state(LedgerState::Down, &e.to_string());
+    }
+
+    fn mark_sold_out(&self, sku: &str) {
+        if let Some(item) = self.items.get(sku) {
+            item.sold_out.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Polls the ledger for as long as the gate runs: epoch, counts, heartbeat;
+    /// re-asserts the journal whenever the ledger failed, lost its epoch or
+    /// was loaded again.
+    pub(crate) async fn run(self: Arc<Self>) {
+        let mut resume_at: Option<Instant> = None;
+        loop {
+            self.poll(&mut resume_at).await;
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn poll(&self, resume_at: &mut Option<Instant>) {
+        self.upkeep_calls.fetch_add(1, Ordering::Relaxed);
+        let status = match self.ledger.status(&self.skus, Some(&self.gate)).await {
+            Ok(s) => s,
+            Err(e) => return self.failed(&e),
+        };
+        for (sku, (taken, total)) in &status.items {
+            if let Some(item) = self.items.get(sku) {
+                item.taken.store(*taken, Ordering::Relaxed);
+                if *total > 0 {
+                    item.total.store(*total, Ordering::Relaxed);
+                    if taken >= total {
+                        item.sold_out.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        let known = self.epoch.read().expect("epoch lock").clone();
+        if status.epoch.is_none() {
+            // Never loaded, or lost: put this gate's winners back now, so they
+            // are there when the stock is loaded again.
+            let why = if known.is_some() {
+                "ledger_lost: the ledger has no epoch any more (a Redis restarted empty?); admissions paused"
+            } else {
+                "ledger_not_loaded: the ledger has no stock for this sale; admissions paused"
+            };
+            self.set_state(LedgerState::NotLoaded, why);
+            if self.reassert.swap(false, Ordering::Relaxed) || known.is_some() {
+                self.reassert_journal().await;
+                *self.epoch.write().expect("epoch lock") = None;
+            }
+            *resume_at = None;
+            return;
+        }
+        if status.epoch != known || self.reassert.load(Ordering::Relaxed) {
+            if !self.reassert_journal().await {
+                return;
+            }
+            self.reassert.store(false, Ordering::Relaxed);
+            *self.epoch.write().expect("epoch lock") = status.epoch.clone();
+            // Give every live gate two polls to re-assert its own winners too.
+            *resume_at = Some(Instant::now() + POLL * 2);
+        }
+        if let Some(at) = *resume_at {
+            if Instant::now() >= at {
+                *resume_at = None;
+                self.set_state(LedgerState::Up, "");
+            }
+        }
+    }
+
+    /// Puts this gate's journal back into the ledger; `false` if the ledger failed.
+    async fn reassert_journal(&self) -> bool {
+        let winners = self.journal.lock().expect("journal lock").clone();
+        self.upkeep_calls.fetch_add(1, Ordering::Relaxed);
+        match self.ledger.reassert(&winners).await {
+            Ok(added) => {
+                if added > 0 || !winners.is_empty() {
+                    tracing::warn!(
+                        winners = winners.len(),
+                        missing = added,
+                        "ledger_reasserted"
+                    );
+                }
+                true
+            }
+            Err(e) => {
+                self.failed(&e);
+                false
+            }
+        }
+    }
+
+    /// This gate's answer for `user` at a sold-out item, from its winners.
+    async fn after_sold_out(&self, sku: &str, user: &str, item: &Item) -> Verdict {
+        let winners = item
+            .winners
+            .get_or_try_init(|| async {
+                self.admission_calls.fetch_add(1, Ordering::Relaxed);
+                self.ledger
+                    .winners(sku)
+                    .await
+                    .map(|w| w.into_iter().collect::<HashMap<_, _>>())
+            })
+            .await;
+        match winners {
+            Ok(w) => match w.get(user) {
+                Some(order) => self.known(sku, user, order),
+                None => Verdict::SoldOut,
+            },
+            Err(e) => {
+                self.failed(&e);
+                Verdict::Unavailable
+            }
+        }
+    }
+
+    /// A winner the ledger knows: this gate's ticket if it has one, else a
+    /// new one to journal here before answering.
+    fn known(&self, sku: &str, user: &str, order: &str) -> Verdict {
+        let mut mine = self.mine.lock().expect("winners lock");
+        match mine.get(&(sku.to_string(), user.to_string())) {
+            Some(t) => Verdict::Repeat(t.clone()),
+            None => {
+                let t = Ticket::pending(order);
+                mine.insert((sku.to_string(), user.to_string()), t.clone());
+                Verdict::Adopt(t)
+            }
+        }
+    }
+}
+
+impl Admission for SharedStock {
+    async fn admit(
+        &self,
+        sku: &str,
+        user: &str,
+        _next_order: impl FnOnce() -> String + Send,
+    ) -> Verdict {
+        let Some(item) = self.items.get(sku) else {
+            return Verdict::NoSuchItem;
+        };
+        if item.sold_out.load(Ordering::Relaxed) {
+            return self.after_sold_out(sku, user, item).await;
+        }
+        if let Some(t) = self
+            .mine
+            .lock()
+            .expect("winners lock")
+            .get(&(sku.to_string(), user.to_string()))
+        {
+            return Verdict::Repeat(t.clone());
+        }
+        if self.state() != LedgerState::Up {
+            return Verdict::Unavailable;
+        }
+        let epoch = self
+            .epoch
+            .read()
+            .expect("epoch lock")
+            .clone()
+            .unwrap_or_default();
+        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        self.admission_calls.fetch_add(1, Ordering::Relaxed);
+        match self.ledger.take(&epoch, sku, user, &self.gate, &time).await {
+            Ok(Take::Won { order, left }) => {
+                if left == 0 {
+                    self.mark_sold_out(sku);
+                }
+                item.taken.fetch_add(1, Ordering::Relaxed);
+                let t = Ticket::pending(&order);
+                self.mine
+                    .lock()
+                    .expect("winners lock")
+                    .insert((sku.to_string(), user.to_string()), t.clone());
+                Verdict::Won(t)
+            }
+            Ok(Take::Repeat { order }) => self.known(sku, user, &order),
+            Ok(Take::SoldOut) => {
+                self.mark_sold_out(sku);
+                self.after_sold_out(sku, user, item).await
+            }
+            Ok(Take::Unknown) => {
+                tracing::error!(
+                    sku,
+                    "ledger_has_no_such_item: load the ledger from this site.toml"
+                );
+                Verdict::Unavailable
+            }
+            Ok(Take::Reset { .. }) => {
+                // The poll re-reads the epoch and re-asserts before resuming.
+                self.reassert.store(true, Ordering::Relaxed);
+                self.set_state(LedgerState::Starting, "");
+                Verdict::Unavailable
+            }
+            Err(e) => {
+                self.failed(&e);
+                Verdict::Unavailable
+            }
+        }
+    }
+
+    fn counts(&self) -> Vec<ItemCount> {
+        let mut v: Vec<ItemCount> = self
+            .items
+            .iter()
+            .map(|(sku, i)| ItemCount {
+                sku: sku.clone(),
+                admitted: i.taken.load(Ordering::Relaxed),
+                quota: i.total.load(Ordering::Relaxed),
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn ready(&self) -> bool {
+        self.state() == LedgerState::Up
+    }
+
+    fn ledger(&self) -> Option<(bool, u64, u64)> {
+        Some((
+            self.ready(),
+            self.admission_calls.load(Ordering::Relaxed),
+            self.upkeep_calls.load(Ordering::Relaxed),
+        ))
+    }
+
+    fn recorded(&self, winner: &Winner) {
+        self.journal
+            .lock()
+            .expect("journal lock")
+            .push(winner.clone());
+    }
+}

@@ -1,0 +1,503 @@
+//! The shared ledger of a fleet of gates, on Redis: the single truth for
+//! each item's stock, who won what (one unit per customer and item across
+//! every gate), order ids unique across the fleet, and the stream of winners
+//! the live gates forward to the order system.
+//!
+//! Every admission is one atomic server-side step (the `take` script); the
+//! scripts live in `scripts/` beside this file. Keys of sale `S` share the hash
+//! tag `{S}`: `fs:{S}:meta` (epoch, `total:<sku>`), `fs:{S}:w:<sku>` (user →
+//! order), `fs:{S}:seq`, `fs:{S}:orders` (a stream), `fs:{S}:gates` (gate id →
+//! last heartbeat, ms). The epoch is written by `ledger load`; a ledger whose
+//! epoch vanished was lost (a Redis restarted empty) and admits nobody until
+//! it is loaded again.
+//!
+//! `gate::shared` admits through it; `cmd/ledger.rs` loads, reports and
+//! exports with it.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use serde::Serialize;
+
+/// What a ledger call failed on.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LedgerError {
+    #[error(
+        "the ledger URL is not a Redis URL ({0}); write it like redis://[:password@]host:port/db"
+    )]
+    BadUrl(String),
+    #[error("the ledger (Redis at {at}) does not answer: {why}")]
+    Down { at: String, why: String },
+    #[error("the ledger (Redis at {at}) answered something unexpected: {why}")]
+    Protocol { at: String, why: String },
+    #[error("sale `{sale}` has {winners} winners in the ledger at {at}; loading it again would change a running or finished sale")]
+    HasWinners {
+        sale: String,
+        winners: u64,
+        at: String,
+    },
+}
+
+/// A connection to the ledger of one sale. Cheap to clone; reconnects by itself.
+#[derive(Clone)]
+pub(crate) struct Ledger {
+    con: ConnectionManager,
+    sale: String,
+    prefix: String,
+    /// Where Redis is, for messages: host and port, never the password.
+    at: String,
+}
+
+/// The answer of the `take` script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Take {
+    /// A new winner, and the units left after it.
+    Won {
+        order: String,
+        left: u32,
+    },
+    /// This user already won this item (at any gate).
+    Repeat {
+        order: String,
+    },
+    SoldOut,
+    /// The ledger has no stock for this item.
+    Unknown,
+    /// The ledger's epoch is not the one given: it was lost or loaded again.
+    Reset {
+        epoch: Option<String>,
+    },
+}
+
+/// One winner as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Entry {
+    pub(crate) sale: String,
+    pub(crate) sku: String,
+    pub(crate) user: String,
+    pub(crate) order: String,
+}
+
+/// What a poll sees: the epoch and, per item, units taken of the total.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct Status {
+    pub(crate) epoch: Option<String>,
+    /// sku → (taken, total); total 0 when the ledger has none for it.
+    pub(crate) items: BTreeMap<String, (u32, u32)>,
+    /// Gate id → milliseconds since its last heartbeat.
+    pub(crate) gates: BTreeMap<String, u64>,
+}
+
+/// The Redis settings that decide whether acknowledged winners survive a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Persistence {
+    pub(crate) appendonly: String,
+    pub(crate) appendfsync: String,
+    pub(crate) maxmemory_policy: String,
+}
+
+impl Persistence {
+    /// What is wrong for a sale, in words; empty when nothing is.
+    pub(crate) fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.appendonly != "yes" {
+            w.push("appendonly is off: a Redis restart loses every winner since the last snapshot (set `appendonly yes`)".to_string());
+        } else if self.appendfsync != "always" {
+            w.push(format!("appendfsync is `{}`: a Redis crash can lose the last second of winners (set `appendfsync always`)", self.appendfsync));
+        }
+        if self.maxmemory_policy != "noeviction" {
+            w.push(format!("maxmemory-policy is `{}`: Redis may evict the sale's keys under memory pressure (set `maxmemory-policy noeviction`)", self.maxmemory_policy));
+        }
+        w
+    }
+}
+
+// Loaded by SHA (EVALSHA); the client loads a script again when Redis
+// answers NOSCRIPT (after a restart or SCRIPT FLUSH).
+static TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/take.lua")));
+static REASSERT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/reassert.lua")));
+static STATUS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/status.lua")));
+
+/// How long one ledger call may take before it counts as failed (fail closed).
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1000);
+
+impl Ledger {
+    /// A ledger for `sale` at `url` (`redis://[:password@]host:port/db`).
+    /// Connects lazily: a ledger that is down is found out by the first call.
+    pub(crate) fn new(url: &str, sale: &str) -> Result<Ledger, LedgerError> {
+        let client = redis::Client::open(url).map_err(|e| LedgerError::BadUrl(e.to_string()))?;
+        let info = client.get_connection_info();
+        let at = info.addr().to_string();
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(200));
+        let con = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
+            LedgerError::Down {
+                at: at.clone(),
+                why: e.to_string(),
+            }
+        })?;
+        Ok(Ledger {
+            con,
+            sale: sale.to_string(),
+            prefix: format!("fs:{{{sale}}}:"),
+            at,
+        })
+    }
+
+    /// Where the ledger is, for messages (never with the password).
+    pub(crate) fn at(&self) -> &str {
+        &self.at
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    fn down(&self, e: redis::RedisError) -> LedgerError {
+        LedgerError::Down {
+            at: self.at.clone(),
+            why: e.to_string(),
+        }
+    }
+
+    fn protocol(&self, why: impl Into<String>) -> LedgerError {
+        LedgerError::Protocol {
+            at: self.at.clone(),
+            why: why.into(),
+        }
+    }
+
+    /// One admission attempt: the whole decision in one atomic step.
+    pub(crate) async fn take(
+        &self,
+        epoch: &str,
+        sku: &str,
+        user: &str,
+        gate: &str,
+        time: &str,
+    ) -> Result<Take, LedgerError> {
+        let mut con = self.con.clone();
+        let mut call = TAKE.prepare_invoke();
+        call.key(self.key("meta"))
+            .key(self.key(&format!("w:{sku}")))
+            .key(self.key("seq"))
+            .key(self.key("orders"))
+            .arg(epoch)
+            .arg(sku)
+            .arg(user)
+            .arg(gate)
+            .arg(time)
+            .arg(&self.sale);
+        let reply: Vec<String> = call
+            .invoke_async(&mut con)
+            .await
+            .map_err(|e| self.down(e))?;
+        let word = |i: usize| reply.get(i).cloned();
+        Ok(match reply.first().map(String::as_str) {
+            Some("won") => Take::Won {
+                order: word(1).ok_or_else(|| self.protocol("won without an order"))?,
+                left: word(2).and_then(|n| n.parse().ok()).unwrap_or(0),
+            },
+            Some("repeat") => Take::Repeat {
+                order: word(1).ok_or_else(|| self.protocol("repeat without an order"))?,
+            },
+            Some("sold_out") => Take::SoldOut,
+            Some("unknown") => Take::Unknown,
+            Some("reset") => Take::Reset {
+                epoch: word(1).filter(|e| !e.is_empty()),
+            },
+            other => return Err(self.protocol(format!("take answered {other:?}"))),
+        })
+    }
+
+    /// Puts winners back (idempotent per customer and item) and keeps the
+    /// order counter above their numbers; a winner that was missing is also
+    /// put on the stream again, to be forwarded. Returns how many were missing.
+    pub(crate) async fn reassert(
+        &self,
+        winners: &[crate::gate::Winner],
+    ) -> Result<u64, LedgerError> {
+        let mut added = 0;
+        for chunk in winners.chunks(500) {
+            let mut con = self.con.clone();
+            let mut call = REASSERT.prepare_invoke();
+            call.arg(&self.prefix);
+            for w in chunk {
+                call.arg(&w.sku)
+                    .arg(&w.user)
+                    .arg(&w.order)
+                    .arg(&w.gate)
+                    .arg(&w.time)
+                    .arg(&w.sale);
+            }
+            let n: u64 = call
+                .invoke_async(&mut con)
+                .await
+                .map_err(|e| self.down(e))?;
+            added += n;
+        }
+        Ok(added)
+    }
+
+    /// The epoch, units taken per item, and the live gates; with `gate`, also
+    /// this gate's heartbeat. One round trip.
+    pub(crate) async fn status(
+        &self,
+        skus: &[String],
+        gate: Option<&str>,
+    ) -> Result<Status, LedgerError> {
+        let mut con = self.con.clone();
+        let mut call = STATUS.prepare_invoke();
+        call.arg(&self.prefix).arg(gate.unwrap_or(""));
+        for sku in skus {
+            call.arg(sku);
+        }
+        let reply: Vec<String> = call
+            .invoke_async(&mut con)
+            .await
+            .map_err(|e| self.down(e))?;
+        // epoch, now_ms, then (taken, total) per sku, then (gate, beat) pairs.
+        let mut it = reply.into_iter();
+        let epoch = it.next().filter(|e| !e.is_empty());
+        let now: u64 = it.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        let mut items = BTreeMap::new();
+        for sku in skus {
+            let taken = it.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            let total = it.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            items.insert(sku.clone(), (taken, total));
+        }
+        let mut gates = BTreeMap::new();
+        while let (Some(g), Some(beat)) = (it.next(), it.next()) {
+            let beat: u64 = beat.parse().unwrap_or(0);
+            gates.insert(g, now.saturating_sub(beat));
+        }
+        Ok(Status {
+            epoch,
+            items,
+            gates,
+        })
+    }
+
+    /// Every winner of `sku`.
+    pub(crate) async fn winners(&self, sku: &str) -> Result<BTreeMap<String, String>, LedgerError> {
+        let mut con = self.con.clone();
+        con.hgetall(self.key(&format!("w:{sku}")))
+            .await
+            .map_err(|e| self.down(e))
+    }
+
+    /// Loads the stock (sku → units) and a new epoch. Refuses when the sale
+    /// has winners unless `force` (winners are never deleted). Returns the epoch.
+    pub(crate) async fn load(
+        &self,
+        stock: &[(String, u32)],
+        force: bool,
+    ) -> Result<String, LedgerError> {
+        let skus: Vec<String> = stock.iter().map(|(s, _)| s.clone()).collect();
+        let status = self.status(&skus, None).await?;
+        let winners: u64 = status.items.values().map(|(t, _)| *t as u64).sum();
+        if winners > 0 && !force {
+            return Err(LedgerError::HasWinners {
+                sale: self.sale.clone(),
+                winners,
+                at: self.at.clone(),
+            });
+        }
+        let epoch = crate::util::random::hex(8);
+        let mut fields: Vec<(String, String)> = stock
+            .iter()
+            .map(|(sku, n)| (format!("total:{sku}"), n.to_string()))
+            .collect();
+        fields.push(("epoch".to_string(), epoch.clone()));
+        let mut con = self.con.clone();
+        let _: () = con
+            .hset_multiple(self.key("meta"), &fields)
+            .await
+            .map_err(|e| self.down(e))?;
+        Ok(epoch)
+    }
+
+    /// Redis's persistence and eviction settings.
+    pub(crate) async fn persistence(&self) -> Result<Persistence, LedgerError> {
+        Ok(Persistence {
+            appendonly: self.config_get("appendonly").await?,
+            appendfsync: self.config_get("appendfsync").await?,
+            maxmemory_policy: self.config_get("maxmemory-policy").await?,
+        })
+    }
+
+    async fn config_get(&self, name: &str) -> Result<String, LedgerError> {
+        let mut con = self.con.clone();
+        let pair: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(name)
+            .query_async(&mut con)
+            .await
+            .map_err(|e| self.down(e))?;
+        Ok(pair.get(1).cloned().unwrap_or_default())
+    }
+
+    /// Every winner of these items, by item then order.
+    pub(crate) async fn export(&self, skus: &[String]) -> Result<Vec<Entry>, LedgerError> {
+        let mut out = Vec::new();
+        for sku in skus {
+            let mut winners: Vec<(String, String)> = self.winners(sku).await?.into_iter().collect();
+            winners.sort_by(|a, b| a.1.cmp(&b.1));
+            out.extend(winners.into_iter().map(|(user, order)| Entry {
+                sale: self.sale.clone(),
+                sku: sku.clone(),
+                user,
+                order,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Deletes every key of the sale (for rehearsals); returns how many.
+    pub(crate) async fn clear(&self) -> Result<u64, LedgerError> {
+        let mut con = self.con.clone();
+        let pattern = format!(
+            "{}*",
+            self.prefix
+                .replace('[', "\\[")
+                .replace('?', "\\?")
+                .replace('*', "\\*")
+        );
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut con)
+                .await
+                .map_err(|e| self.down(e))?;
+            keys.extend(batch);
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        con.del(&keys).await.map_err(|e| self.down(e))
+    }
+
+    /// Makes sure the forwarders' consumer group exists on the winners' stream.
+    pub(crate) async fn ensure_group(&self) -> Result<(), LedgerError> {
+        let mut con = self.con.clone();
+        let made: redis::RedisResult<()> = con
+            .xgroup_create_mkstream(self.key("orders"), GROUP, "0")
+            .await;
+        match made {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(self.down(e)),
+        }
+    }
+
+    /// Winners for `consumer` to forward: its own unacknowledged ones first
+    /// (after a restart), then those of forwarders silent for `idle` (a gate
+    /// that died), then new ones (waiting up to `block`).
+    pub(crate) async fn next_winners(
+        &self,
+        consumer: &str,
+        idle: Duration,
+        block: Duration,
+    ) -> Result<Vec<(String, crate::gate::Winner)>, LedgerError> {
+        use redis::streams::{
+            StreamAutoClaimOptions, StreamAutoClaimReply, StreamReadOptions, StreamReadReply,
+        };
+        let con = self.con.clone();
+        let key = self.key("orders");
+        let read = |id: &'static str, block: Option<usize>| {
+            let mut opts = StreamReadOptions::default()
+                .group(GROUP, consumer)
+                .count(16);
+            if let Some(ms) = block {
+                opts = opts.block(ms);
+            }
+            let key = key.clone();
+            let mut con = con.clone();
+            async move {
+                let reply: Option<StreamReadReply> =
+                    con.xread_options(&[key], &[id], &opts).await?;
+                Ok::<_, redis::RedisError>(
+                    reply
+                        .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect::<Vec<_>>())
+                        .unwrap_or_default(),
+                )
+            }
+        };
+        let mut ids = read("0", None).await.map_err(|e| self.down(e))?;
+        if ids.is_empty() {
+            let mut claiming = self.con.clone();
+            let claimed: StreamAutoClaimReply = claiming
+                .xautoclaim_options(
+                    &key,
+                    GROUP,
+                    consumer,
+                    idle.as_millis() as u64,
+                    "0-0",
+                    StreamAutoClaimOptions::default().count(16),
+                )
+                .await
+                .map_err(|e| self.down(e))?;
+            ids = claimed.claimed;
+        }
+        if ids.is_empty() {
+            ids = read(">", Some(block.as_millis() as usize))
+                .await
+                .map_err(|e| self.down(e))?;
+        }
+        Ok(ids
+            .into_iter()
+            .filter_map(|e| {
+                let field = |k: &str| e.get::<String>(k);
+                let w = crate::gate::Winner {
+                    order: field("order")?,
+                    sale: field("sale").unwrap_or_else(|| self.sale.clone()),
+                    sku: field("sku")?,
+                    user: field("user")?,
+                    time: field("time").unwrap_or_default(),
+                    gate: field("gate").unwrap_or_default(),
+                };
+                Some((e.id.clone(), w))
+            })
+            .collect())
+    }
+
+    /// The order system has a winner: it is not forwarded again.
+    pub(crate) async fn forwarded(&self, id: &str) -> Result<(), LedgerError> {
+        let mut con = self.con.clone();
+        let _: u64 = con
+            .xack(self.key("orders"), GROUP, &[id])
+            .await
+            .map_err(|e| self.down(e))?;
+        Ok(())
+    }
+
+    /// Winners handed to a forwarder and not yet accepted by the order system.
+    pub(crate) async fn unforwarded(&self) -> Result<u64, LedgerError> {
+        let mut con = self.con.clone();
+        let reply: redis::streams::StreamPendingReply = con
+            .xpending(self.key("orders"), GROUP)
+            .await
+            .map_err(|e| self.down(e))?;
+        Ok(reply.count() as u64)
+    }
+}
+
+/// The consumer group of the gates that forward winners.
+const GROUP: &str = "forwarders";

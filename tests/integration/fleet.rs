@@ -1,0 +1,462 @@
+//! Many gates, one stock: gates on a shared ledger in a real `redis-server`,
+//! through the real binary. Exactly the stock is sold across the fleet, one
+//! unit per customer whichever gates they try, nothing stranded when a gate
+//! dies, nothing oversold or lost when Redis restarts (with its data or
+//! empty), and nobody admitted while Redis is away.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::redis::Redis;
+use crate::common::*;
+use crate::gate::{order, receiver, GateProc, GateSale, Receiver};
+use flashsale::sale;
+
+/// A sale open now, a ledger loaded with its stock, `n` gates on it that
+/// forward winners to one order system.
+struct Fleet {
+    s: GateSale,
+    redis: Redis,
+    gates: Vec<GateProc>,
+    orders: Receiver,
+    token: String,
+}
+
+impl Fleet {
+    /// Items A-1, B-2 and C-3 with `stock` units each; the order system
+    /// refuses its first `refusals` deliveries.
+    fn start(n: usize, stock: u32) -> Fleet {
+        Self::with_order_system(n, stock, 0)
+    }
+
+    fn with_order_system(n: usize, stock: u32, refusals: usize) -> Fleet {
+        let s = GateSale::new("");
+        for f in ["items/a-1.md", "items/b-2.md", "items/c-3.md"] {
+            let text = s
+                .sale
+                .read(f)
+                .replace("stock = 10", &format!("stock = {stock}"));
+            s.sale.write(f, &text);
+        }
+        let redis = Redis::start();
+        ok(s.sale.run(&["ledger", "load", "--ledger", &redis.url()]));
+        let orders = receiver(refusals);
+        let token = s.key.mint("test-sale");
+        let mut fleet = Fleet {
+            s,
+            redis,
+            gates: Vec::new(),
+            orders,
+            token,
+        };
+        for i in 1..=n {
+            let gate = fleet.gate(i);
+            fleet.gates.push(gate);
+        }
+        for g in &fleet.gates {
+            wait_healthy(g);
+        }
+        fleet
+    }
+
+    /// Gate `g<i>` on journal `j<i>`.
+    fn gate(&self, i: usize) -> GateProc {
+        let dir = self.s.sale.path();
+        GateProc::start_in(
+            dir,
+            &dir.join(format!("j{i}")),
+            &[
+                "--ledger",
+                &self.redis.url(),
+                "--gate-id",
+                &format!("g{i}"),
+                "--forward",
+                &format!("{}/orders", self.orders.base),
+            ],
+        )
+    }
+
+    fn url(&self, gate: &GateProc) -> String {
+        sale::order_url(&gate.base, "test-sale", &self.token)
+    }
+
+    /// The ledger's winners: (sku, user) → order.
+    fn ledger_winners(&self) -> BTreeMap<(String, String), String> {
+        let out = ok(self
+            .s
+            .sale
+            .run(&["ledger", "export", "--ledger", &self.redis.url()]));
+        out.lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                let s = |k: &str| v[k].as_str().unwrap().to_string();
+                ((s("sku"), s("user")), s("order"))
+            })
+            .collect()
+    }
+
+    /// Every journal's winners, as distinct orders with their (sku, user).
+    fn journaled(&self) -> BTreeMap<String, (String, String)> {
+        let mut out = BTreeMap::new();
+        for i in 1..=self.gates.len().max(3) {
+            let path = self.s.sale.path().join(format!("j{i}/winners.jsonl"));
+            for l in std::fs::read_to_string(path).unwrap_or_default().lines() {
+                let v: Value = serde_json::from_str(l).unwrap();
+                let s = |k: &str| v[k].as_str().unwrap().to_string();
+                let prev = out.insert(s("order"), (s("sku"), s("user")));
+                assert!(
+                    prev.is_none_or(|p| p == (s("sku"), s("user"))),
+                    "one order id, two winners: {l}"
+                );
+            }
+        }
+        out
+    }
+
+    /// Orders the order system accepted, waiting up to `wait` for `expected` of them.
+    fn delivered(&self, expected: usize, wait: Duration) -> BTreeSet<String> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let got: BTreeSet<String> = self
+                .orders
+                .got
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, _, st)| *st == 200)
+                .map(|(k, _, _)| k.clone())
+                .collect();
+            if got.len() >= expected || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A calls metric summed over the live gates.
+    fn ledger_calls(&self, kind: &str) -> f64 {
+        self.gates
+            .iter()
+            .map(|g| {
+                g.metric_where(
+                    "flashsale_gate_ledger_calls_total",
+                    &[&format!("kind=\"{kind}\"")],
+                )
+            })
+            .sum()
+    }
+}
+
+fn wait_healthy(g: &GateProc) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(&format!("{}/healthz", g.base)).0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "gate {} never became healthy",
+            g.base
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What one attempt got: customer, sku, gate index, status, order (when won).
+type Attempt = (String, String, usize, u16, Option<String>);
+
+/// `customers` distinct customers, spread round robin over `urls` and the
+/// items, `threads` at a time; stops early when `stop` is set.
+fn storm(
+    urls: &[String],
+    customers: usize,
+    threads: usize,
+    prefix: &str,
+    stop: &AtomicBool,
+) -> Vec<Attempt> {
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let skus = ["A-1", "B-2", "C-3"];
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let results = results.clone();
+            scope.spawn(move || {
+                let agent = http();
+                for i in (t..customers).step_by(threads) {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let user = format!("{prefix}-{i}");
+                    let gate = i % urls.len();
+                    let sku = skus[i % skus.len()];
+                    let (status, body, _) = order(&agent, &urls[gate], Some(&user), sku, true);
+                    let won = serde_json::from_str::<Value>(&body)
+                        .ok()
+                        .filter(|v| v["status"] == "won")
+                        .map(|v| v["order"].as_str().unwrap().to_string());
+                    results
+                        .lock()
+                        .unwrap()
+                        .push((user, sku.to_string(), gate, status, won));
+                }
+            });
+        }
+    });
+    Arc::try_unwrap(results).unwrap().into_inner().unwrap()
+}
+
+fn won(attempts: &[Attempt]) -> BTreeMap<String, (String, String)> {
+    attempts
+        .iter()
+        .filter_map(|(u, sku, _, _, o)| o.clone().map(|o| (o, (sku.clone(), u.clone()))))
+        .collect()
+}
+
+#[test]
+fn three_gates_sell_exactly_the_stock_to_a_round_robin_storm() {
+    let f = Fleet::start(3, 10);
+    let urls: Vec<String> = f.gates.iter().map(|g| f.url(g)).collect();
+    let attempts = storm(&urls, 900, 24, "c", &AtomicBool::new(false));
+    let errors: Vec<&Attempt> = attempts.iter().filter(|a| a.3 != 200).collect();
+    assert!(errors.is_empty(), "{:?}", &errors[..errors.len().min(5)]);
+
+    let acked = won(&attempts);
+    let ledger = f.ledger_winners();
+    let journaled = f.journaled();
+    for sku in ["A-1", "B-2", "C-3"] {
+        let n = ledger.keys().filter(|(s, _)| s == sku).count();
+        assert_eq!(n, 10, "{sku}: winners in the ledger");
+    }
+    assert_eq!(acked.len(), 30, "answered won");
+    assert_eq!(
+        journaled, acked,
+        "the journals hold exactly the answered winners"
+    );
+    let by_order: BTreeMap<String, (String, String)> =
+        ledger.iter().map(|(k, o)| (o.clone(), k.clone())).collect();
+    assert_eq!(
+        by_order, acked,
+        "the ledger holds exactly the answered winners"
+    );
+    let delivered = f.delivered(30, Duration::from_secs(20));
+    let acked_keys: BTreeSet<String> = acked.keys().map(|o| o.to_lowercase()).collect();
+    assert_eq!(delivered, acked_keys, "the order system has every winner");
+
+    // The flood stayed off Redis: admissions called it about once per unit,
+    // plus what was in flight when an item sold out, plus one look at each
+    // sold-out item's winners per gate; never once per customer.
+    let calls = f.ledger_calls("admission");
+    eprintln!("{} requests, {calls} ledger calls for admissions (stock 30, 24 in flight, 3 gates x 3 items)", attempts.len());
+    assert!(
+        calls <= (30 + 24 + 9) as f64,
+        "{calls} ledger calls for 900 customers"
+    );
+}
+
+#[test]
+fn one_customer_at_every_gate_gets_one_unit_and_one_order_id() {
+    let f = Fleet::start(3, 10);
+    let urls: Vec<String> = f.gates.iter().map(|g| f.url(g)).collect();
+    // At the same time at every gate, several times over.
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            for url in &urls {
+                let answers = answers.clone();
+                scope.spawn(move || {
+                    let r = order(&http(), url, Some("the-same-customer"), "A-1", true);
+                    answers.lock().unwrap().push((r.0, r.1));
+                });
+            }
+        }
+    });
+    // Then one after the other.
+    let agent = http();
+    for url in urls.iter().rev() {
+        let r = order(&agent, url, Some("the-same-customer"), "A-1", true);
+        answers.lock().unwrap().push((r.0, r.1));
+    }
+    let answers = answers.lock().unwrap();
+    let distinct: BTreeSet<&(u16, String)> = answers.iter().collect();
+    assert_eq!(distinct.len(), 1, "{answers:?}");
+    assert!(answers[0].1.contains("\"won\""), "{answers:?}");
+    let ledger = f.ledger_winners();
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert_eq!(
+        f.journaled().len(),
+        1,
+        "one order id in every journal that has it"
+    );
+}
+
+#[test]
+fn a_gate_killed_mid_storm_strands_nothing_and_its_winners_reach_the_order_system() {
+    // A slow order system: deliveries are still pending when gate 3 dies.
+    let mut f = Fleet::with_order_system(3, 40, 6);
+    let urls: Vec<String> = f.gates.iter().map(|g| f.url(g)).collect();
+    let stop = AtomicBool::new(false);
+    let first = std::thread::scope(|scope| {
+        let storm = scope.spawn(|| storm(&urls, 90, 12, "before", &stop));
+        // Kill gate 3 once it has acknowledged some winners.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while f.gates[2]
+            .metric("flashsale_gate_requests_total{sale=\"test-sale\",gate=\"g3\",outcome=\"won\"}")
+            < 3.0
+        {
+            assert!(Instant::now() < deadline, "gate 3 won nothing");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        f.gates[2].kill9();
+        stop.store(true, Ordering::Relaxed);
+        storm.join().unwrap()
+    });
+    let by_g3: BTreeSet<String> = first
+        .iter()
+        .filter(|a| a.2 == 2)
+        .filter_map(|a| a.4.clone())
+        .collect();
+    assert!(!by_g3.is_empty());
+    // The two gates left sell everything that remains: nothing is stranded at gate 3.
+    let live: Vec<String> = urls[..2].to_vec();
+    f.gates.truncate(2);
+    let rest = storm(&live, 600, 12, "after", &AtomicBool::new(false));
+    let mut acked = won(&first);
+    acked.extend(won(&rest));
+    // Customers whose gate died under them try again elsewhere: a unit the
+    // ledger gave them is theirs, answered by a live gate.
+    let agent = http();
+    for (user, sku, _, status, _) in first.iter().filter(|a| a.3 != 200) {
+        let (st, body, _) = order(&agent, &live[0], Some(user), sku, true);
+        assert_eq!(st, 200, "{status} then {st}: {body}");
+        if let Some(o) = serde_json::from_str::<Value>(&body).unwrap()["order"].as_str() {
+            acked.insert(o.to_string(), (sku.clone(), user.clone()));
+        }
+    }
+    let ledger = f.ledger_winners();
+    assert_eq!(ledger.len(), 120, "every unit sold");
+    assert_eq!(acked.len(), 120, "every unit answered won");
+    // What gate 3 acknowledged before it died reaches the order system anyway.
+    let delivered = f.delivered(120, Duration::from_secs(30));
+    for o in &by_g3 {
+        assert!(
+            delivered.contains(&o.to_lowercase()),
+            "{o}, won at the dead gate, never reached the order system"
+        );
+    }
+    assert_eq!(delivered.len(), 120);
+}
+
+#[test]
+fn redis_restarts_never_oversell_nor_lose_an_acknowledged_winner() {
+    let mut f = Fleet::start(3, 400);
+    let urls: Vec<String> = f.gates.iter().map(|g| f.url(g)).collect();
+
+    // Killed and restarted on its data (AOF, fsync always) in the middle of a
+    // storm: the storm goes on through the outage and after it.
+    let stop = AtomicBool::new(false);
+    let first = std::thread::scope(|scope| {
+        let storm = scope.spawn(|| storm(&urls, 100_000, 8, "one", &stop));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while f.journaled().len() < 100 {
+            assert!(Instant::now() < deadline, "the storm sells nothing");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        f.redis.restart();
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::Relaxed);
+        storm.join().unwrap()
+    });
+    for g in &f.gates {
+        wait_healthy(g);
+    }
+    let refused = first.iter().filter(|a| a.3 == 503).count();
+    eprintln!("while Redis restarted: {refused} answered 503");
+    let mut acked = won(&first);
+    let ledger: BTreeMap<String, (String, String)> = f
+        .ledger_winners()
+        .into_iter()
+        .map(|(k, o)| (o, k))
+        .collect();
+    for (o, who) in &acked {
+        assert_eq!(
+            ledger.get(o),
+            Some(who),
+            "acknowledged {o} is not in the ledger"
+        );
+    }
+
+    // Restarted empty: the gates stop admitting, put their winners back,
+    // and say so; the operator loads the stock again.
+    f.redis.restart_empty();
+    for g in &f.gates {
+        let lost = g.wait_for_log("ledger_lost: the ledger has no epoch any more (a Redis restarted empty?); admissions paused");
+        assert!(
+            lost["hint"].as_str().unwrap().contains("ledger load"),
+            "{lost}"
+        );
+    }
+    let (status, body, _) = order(&http(), &urls[0], Some("during-the-outage"), "A-1", true);
+    assert_eq!(status, 503, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while f.ledger_winners().len() < acked.len() {
+        assert!(
+            Instant::now() < deadline,
+            "the gates did not put their winners back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ok(f.s
+        .sale
+        .run(&["ledger", "load", "--force", "--ledger", &f.redis.url()]));
+    for g in &f.gates {
+        wait_healthy(g);
+    }
+    let second = storm(&urls, 3000, 12, "two", &AtomicBool::new(false));
+    acked.extend(won(&second));
+    let ledger = f.ledger_winners();
+    for sku in ["A-1", "B-2", "C-3"] {
+        let n = ledger.keys().filter(|(s, _)| s == sku).count();
+        assert_eq!(n, 400, "{sku}: every unit sold once, none twice");
+    }
+    assert_eq!(
+        acked.len(),
+        1200,
+        "0 oversold: as many answered won as units"
+    );
+    let customers: BTreeSet<&(String, String)> = acked.values().collect();
+    assert_eq!(customers.len(), 1200, "no customer won twice");
+}
+
+#[test]
+fn while_redis_is_away_nobody_is_admitted_and_admission_resumes_by_itself() {
+    let mut f = Fleet::start(2, 10);
+    let url = f.url(&f.gates[0]);
+    f.redis.kill();
+    let (status, _, _) = order(&http(), &url, Some("early-bird"), "A-1", true);
+    assert_eq!(status, 503, "fail closed");
+    let g = &f.gates[0];
+    g.wait_for_log("ledger_down");
+    assert_eq!(get(&format!("{}/healthz", g.base)).0, 503);
+    assert_eq!(g.metric("flashsale_gate_ledger_up"), 0.0);
+    f.redis.restart();
+    wait_healthy(&f.gates[0]);
+    assert_eq!(f.gates[0].metric("flashsale_gate_ledger_up"), 1.0);
+    let (status, body, _) = order(&http(), &url, Some("early-bird"), "A-1", true);
+    assert!(status == 200 && body.contains("won"), "{status} {body}");
+}
+
+#[test]
+fn a_gate_id_live_in_the_ledger_is_refused() {
+    let f = Fleet::start(1, 10);
+    let dir = f.s.sale.path();
+    let out = Command::new(bin())
+        .args(["gate", "--listen", "127.0.0.1:0", "--key-file", "gate.key"])
+        .args(["--journal", "other-journal", "--gate-id", "g1"])
+        .args(["--ledger", &f.redis.url()])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let err = fails(out);
+    assert!(err.contains("gate id `g1` is live in the ledger"), "{err}");
+}
