@@ -30,6 +30,9 @@ pub(crate) struct Options {
     pub(crate) max_duration: Duration,
     /// Hosts besides loopback and the `url`'s host that may be contacted.
     pub(crate) allow_hosts: Vec<String>,
+    /// Gates to spread orders over, round robin (base URLs); empty: the
+    /// order URL's own host.
+    pub(crate) gates: Vec<String>,
     /// Items to buy (customer `i` buys `skus[i % len]`) with their stock.
     pub(crate) items: Vec<(String, u64)>,
 }
@@ -95,6 +98,18 @@ pub(crate) struct Report {
     /// The same customer answered with two different orders.
     pub(crate) duplicate_winners: usize,
     pub(crate) timed_out: bool,
+    /// Per gate (base URL) when orders were spread over several.
+    pub(crate) gates: BTreeMap<String, GateCounts>,
+}
+
+/// What one gate answered.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct GateCounts {
+    pub(crate) orders: usize,
+    pub(crate) winners: usize,
+    pub(crate) sold_out: usize,
+    /// Refusals and errors.
+    pub(crate) other: usize,
 }
 
 #[derive(Default)]
@@ -113,6 +128,7 @@ struct Tally {
     last_win: Option<Instant>,
     first_order: Option<Instant>,
     last_answer: Option<Instant>,
+    gates: BTreeMap<String, GateCounts>,
 }
 
 impl Tally {
@@ -243,6 +259,17 @@ async fn customer(
         first = false;
         tokio::time::sleep(wait.min(deadline.saturating_duration_since(Instant::now()))).await;
     };
+    // Spread over the fleet: the same order path at each gate in turn.
+    let (order_url, gate_name) = match opts.gates.as_slice() {
+        [] => (order_url, None),
+        gates => {
+            let base = gates[i % gates.len()].trim_end_matches('/');
+            let path = Url::parse(&order_url)
+                .map(|u| u.path().to_string())
+                .unwrap_or_default();
+            (format!("{base}{path}"), Some(base.to_string()))
+        }
+    };
     if !allowed(&order_url, opts) {
         tally.lock().expect("tally lock").error(format!(
             "sale.js sends orders to {order_url}: not loopback and not allowed (--allow-host)"
@@ -274,6 +301,20 @@ async fn customer(
     t.order_ms
         .push(now.duration_since(started).as_secs_f64() * 1e3);
     t.last_answer = Some(now);
+    let outcome = match &answer {
+        Ok((200, body)) if body.starts_with(b"{\"status\":\"won\"") => 0,
+        Ok((200, body)) if body.starts_with(b"{\"status\":\"sold_out\"") => 1,
+        _ => 2,
+    };
+    if let Some(g) = gate_name {
+        let c = t.gates.entry(g).or_default();
+        c.orders += 1;
+        match outcome {
+            0 => c.winners += 1,
+            1 => c.sold_out += 1,
+            _ => c.other += 1,
+        }
+    }
     match answer {
         Ok((200, body)) => {
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -401,6 +442,7 @@ pub(crate) async fn run(opts: Options) -> Result<Report, Error> {
         oversold,
         duplicate_winners: orders_by_user.values().filter(|o| o.len() > 1).count(),
         timed_out,
+        gates: t.gates,
     })
 }
 
@@ -416,6 +458,7 @@ mod tests {
             concurrency: 1,
             max_duration: Duration::from_secs(1),
             allow_hosts: vec!["staging.example.com".into()],
+            gates: vec![],
             items: vec![],
         };
         assert!(allowed("http://127.0.0.1:9/o/x/y", &opts));

@@ -5,49 +5,107 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::prelude::{duration, Global};
+use super::prelude::{duration, ledger_url, Global};
 use super::switch::{self, SwitchArgs};
+use crate::config::Config;
 use crate::gate::watch;
+use crate::ledger::Ledger;
 use crate::sale::switch::Action;
 
 /// Close the sale: switch sale.js to `ended` (pages send everyone to
 /// ended.html) and invalidate it. Waits for --at (default: the sale's end);
-/// --now closes at once; --when-sold-out closes as soon as every gate reports
-/// every item sold out, and at the latest at --at. Closing a closed sale
-/// changes nothing.
+/// --now closes at once; --when-sold-out closes as soon as every item is sold
+/// out (by the fleet's shared ledger when there is one, else by every gate's
+/// /metrics), and at the latest at --at. Closing a closed sale changes nothing.
 #[derive(Args, Debug)]
 pub(super) struct CloseArgs {
     #[command(flatten)]
     switch: SwitchArgs,
-    /// Close as soon as all the gates are sold out (their /metrics show 0 remaining).
-    #[arg(long, requires = "gates")]
+    /// Close as soon as every item is sold out: the shared ledger says so, or
+    /// (without one) every gate's /metrics shows 0 remaining.
+    #[arg(long)]
     when_sold_out: bool,
     /// The gates' base URLs, comma-separated (http://10.0.0.1:8080,...).
     #[arg(long, value_delimiter = ',', value_name = "URL,URL")]
     gates: Vec<String>,
-    /// How often to ask the gates.
+    /// The fleet's shared ledger (default: $FLASHSALE_LEDGER_URL, else [gate] ledger).
+    #[arg(long, value_name = "URL")]
+    ledger: Option<String>,
+    /// How often to ask the ledger or the gates.
     #[arg(long, default_value = "1s", value_parser = duration)]
     poll: Duration,
 }
 
 pub(super) fn run(g: &Global, a: CloseArgs) -> anyhow::Result<()> {
     let config = g.sale()?;
-    let early = sold_out(g, &a);
+    let ledger = ledger_url(a.ledger.as_deref(), &config);
+    if a.when_sold_out && ledger.is_none() && a.gates.is_empty() {
+        anyhow::bail!("--when-sold-out needs a shared ledger (--ledger, $FLASHSALE_LEDGER_URL or [gate] ledger) or the gates to ask (--gates URL,URL)");
+    }
+    let early: std::pin::Pin<Box<dyn Future<Output = String>>> = match (a.when_sold_out, ledger) {
+        (false, _) => Box::pin(std::future::pending()),
+        (true, Some(url)) => Box::pin(ledger_sold_out(g, &a, &config, url)?),
+        (true, None) => Box::pin(gates_sold_out(g, &a)),
+    };
     switch::run(g, &config, &a.switch, Action::Close, config.end, early)
 }
 
-/// With --when-sold-out: resolves once every gate is sold out, printing what
-/// the gates say whenever it changes (with --json only if -v). Without: never.
-fn sold_out(g: &Global, a: &CloseArgs) -> impl Future<Output = String> {
-    let watching = a.when_sold_out;
+/// Resolves once the ledger has every item sold out, printing its counts
+/// whenever they change.
+fn ledger_sold_out(
+    g: &Global,
+    a: &CloseArgs,
+    config: &Config,
+    url: String,
+) -> anyhow::Result<impl Future<Output = String>> {
+    let skus: Vec<String> = crate::site::items(config)?
+        .into_iter()
+        .map(|i| i.sku)
+        .collect();
+    let (sale, every) = (config.name.clone(), a.poll);
+    let show = !g.quiet && (!a.switch.json || g.verbose);
+    Ok(async move {
+        let Ok(ledger) = Ledger::new(&url, &sale) else {
+            return std::future::pending().await;
+        };
+        let mut last = String::new();
+        loop {
+            let line = match ledger.status(&skus, None).await {
+                Ok(st) => {
+                    let sold = st.epoch.is_some()
+                        && st
+                            .items
+                            .values()
+                            .all(|(taken, total)| *total > 0 && taken >= total);
+                    if sold {
+                        return format!("the ledger has every item sold out ({})", ledger.at());
+                    }
+                    let left: Vec<String> = st
+                        .items
+                        .iter()
+                        .map(|(sku, (t, n))| format!("{sku}: {} left", n.saturating_sub(*t)))
+                        .collect();
+                    left.join("; ")
+                }
+                Err(e) => e.to_string(),
+            };
+            if show && line != last {
+                eprintln!("  ledger: {line}");
+                last = line;
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
+}
+
+/// Resolves once every gate is sold out, printing what the gates say
+/// whenever it changes (with --json only if -v).
+fn gates_sold_out(g: &Global, a: &CloseArgs) -> impl Future<Output = String> {
     let gates = a.gates.clone();
     let every = a.poll;
     // With --json, stdout is the report; -v still shows the gates on stderr.
     let show = !g.quiet && (!a.switch.json || g.verbose);
     async move {
-        if !watching {
-            return std::future::pending().await;
-        }
         let mut last = String::new();
         watch::sold_out(&gates, every, |round| {
             let line: Vec<String> = round

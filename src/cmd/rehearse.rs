@@ -32,6 +32,11 @@ pub(super) struct RehearseArgs {
     /// Also allow this host (a staging gate), besides loopback.
     #[arg(long, value_name = "HOST")]
     allow_host: Vec<String>,
+    /// Spread the orders over these gates, round robin (base URLs,
+    /// comma-separated): the fleet's topology, rehearsed. Default: the order
+    /// URL's own host.
+    #[arg(long, value_delimiter = ',', value_name = "URL,URL")]
+    gates: Vec<String>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -46,6 +51,7 @@ pub(super) fn run(g: &Global, a: RehearseArgs) -> anyhow::Result<()> {
         concurrency: a.concurrency as usize,
         max_duration: a.max_duration,
         allow_hosts: a.allow_host.clone(),
+        gates: a.gates.clone(),
         items: items
             .iter()
             .map(|i| (i.sku.clone(), i.stock as u64))
@@ -124,4 +130,10 @@ fn print_report(r: &Report) {
         "oversold            {}",
         if r.oversold { "YES" } else { "no" }
     );
+    for (gate, c) in &r.gates {
+        println!(
+            "gate {gate}: {} orders, {} won, {} sold out, {} other",
+            c.orders, c.winners, c.sold_out, c.other
+        );
+    }
 }

@@ -460,3 +460,109 @@ fn a_gate_id_live_in_the_ledger_is_refused() {
     let err = fails(out);
     assert!(err.contains("gate id `g1` is live in the ledger"), "{err}");
 }
+
+#[test]
+fn rehearse_spreads_customers_over_the_fleet_and_close_follows_the_ledger() {
+    let f = Fleet::start(3, 10);
+    let dir = f.s.sale.path();
+    // The pages as a CDN would serve them, and the toggle opened in place.
+    let server = Server::start(dir, &["--no-watch"]);
+    let target = format!("dir:{}", dir.join("public").display());
+    ok(run(
+        dir,
+        &[
+            "open",
+            "--now",
+            "--target",
+            &target,
+            "--key-file",
+            "gate.key",
+        ],
+    ));
+    let closer = Command::new(bin())
+        .args(["close", "--when-sold-out", "--json", "--poll", "100ms"])
+        .args(["--ledger", &f.redis.url(), "--target", &target])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let gates: Vec<String> = f.gates.iter().map(|g| g.base.clone()).collect();
+    let out = ok(run(
+        dir,
+        &[
+            "rehearse",
+            "--url",
+            &server.base,
+            "--gates",
+            &gates.join(","),
+            "--customers",
+            "300",
+            "--max-duration",
+            "60s",
+            "--json",
+        ],
+    ));
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["winners"], 30, "{report}");
+    assert_eq!(report["oversold"], false);
+    assert_eq!(report["duplicate_winners"], 0);
+    assert_eq!(report["errors"], 0, "{report}");
+    let per_gate = report["gates"].as_object().unwrap();
+    assert_eq!(per_gate.len(), 3, "{report}");
+    let mut won = 0;
+    for g in &gates {
+        assert_eq!(per_gate[g]["orders"], 100, "{report}");
+        won += per_gate[g]["winners"].as_u64().unwrap();
+    }
+    assert_eq!(won, 30);
+    // The closer saw the ledger sold out and switched the toggle.
+    let closed: Value = serde_json::from_str(&ok(closer.wait_with_output().unwrap())).unwrap();
+    assert_eq!(closed["state"], "ended", "{closed}");
+    assert!(
+        closed["reason"].as_str().unwrap().contains("ledger"),
+        "{closed}"
+    );
+    let toggle = std::fs::read_to_string(dir.join("public/sale.js")).unwrap();
+    assert!(toggle.contains("\"state\":\"ended\""), "{toggle}");
+}
+
+#[test]
+fn unsafe_redis_settings_are_warned_about_and_the_password_never_shown() {
+    let password = "s3cret-ledger-pass";
+    let redis = Redis::start_with(&["--appendonly", "no", "--requirepass", password]);
+    let s = GateSale::new("");
+    let load = s.sale.run(&["ledger", "load", "--ledger", &redis.url()]);
+    let (out, err) = (stdout(&load), stderr(&load));
+    assert!(load.status.success(), "{out}{err}");
+    assert!(err.contains("appendonly is off"), "{err}");
+    let gate = GateProc::start(&s, &["--ledger", &redis.url(), "--gate-id", "g1"]);
+    wait_healthy(&gate);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gate
+        .err
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("ledger_settings: appendonly is off"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no warning: {:?}",
+            gate.err.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = ok(s.sale.run(&["ledger", "status", "--ledger", &redis.url()]));
+    // A wrong password is an error that names the ledger, not the password.
+    let wrong = redis.url().replace(password, "wrong-pass");
+    let refused = fails(s.sale.run(&["ledger", "status", "--ledger", &wrong]));
+    let mut everything = format!("{out}{err}{status}{refused}");
+    everything.push_str(&gate.err.lock().unwrap().join("\n"));
+    assert!(!everything.contains(password), "the password was printed");
+    assert!(!refused.contains("wrong-pass"), "{refused}");
+    assert!(
+        refused.contains(&format!("127.0.0.1:{}", redis.port)),
+        "{refused}"
+    );
+}

@@ -13,26 +13,43 @@ pub(crate) struct Redis {
     child: Option<Child>,
     pub(crate) port: u16,
     dir: tempfile::TempDir,
+    /// Settings over the sale's (`--appendonly no`, `--requirepass P`, ...).
+    extra: Vec<String>,
+    password: Option<String>,
 }
 
 impl Redis {
     pub(crate) fn start() -> Redis {
+        Self::start_with(&[])
+    }
+
+    /// With settings over the sale's; `--requirepass P` goes into the URL too.
+    pub(crate) fn start_with(extra: &[&str]) -> Redis {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        let password = extra
+            .iter()
+            .position(|a| *a == "--requirepass")
+            .map(|i| extra[i + 1].to_string());
         let mut r = Redis {
             child: None,
             port,
             dir: tempfile::tempdir().unwrap(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            password,
         };
         r.spawn();
         r
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}/0", self.port),
+            None => format!("redis://127.0.0.1:{}/0", self.port),
+        }
     }
 
     fn data(&self) -> PathBuf {
@@ -54,13 +71,15 @@ impl Redis {
                 "--maxmemory-policy",
                 "noeviction",
             ])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server (Debian package redis-server; scripts/test installs it)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.command("PING") != "+PONG" {
+        // Answers PONG, or asks for the password: up either way.
+        while !(self.command("PING") == "+PONG" || self.command("PING").starts_with("-NOAUTH")) {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
