@@ -12,20 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-/// One line of the journal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Winner {
-    pub(crate) order: String,
-    pub(crate) sale: String,
-    pub(crate) sku: String,
-    pub(crate) user: String,
-    /// RFC 3339, UTC, milliseconds.
-    pub(crate) time: String,
-    pub(crate) gate: String,
-}
+pub(crate) use crate::sale::Winner;
 
 pub(super) const FILE_NAME: &str = "winners.jsonl";
 

@@ -222,7 +222,7 @@ impl Ledger {
     /// put on the stream again, to be forwarded. Returns how many were missing.
     pub(crate) async fn reassert(
         &self,
-        winners: &[crate::gate::Winner],
+        winners: &[crate::sale::Winner],
     ) -> Result<u64, LedgerError> {
         let mut added = 0;
         for chunk in winners.chunks(500) {
@@ -415,7 +415,7 @@ impl Ledger {
         consumer: &str,
         idle: Duration,
         block: Duration,
-    ) -> Result<Vec<(String, crate::gate::Winner)>, LedgerError> {
+    ) -> Result<Vec<(String, crate::sale::Winner)>, LedgerError> {
         use redis::streams::{
             StreamAutoClaimOptions, StreamAutoClaimReply, StreamReadOptions, StreamReadReply,
         };
@@ -465,7 +465,7 @@ impl Ledger {
             .into_iter()
             .filter_map(|e| {
                 let field = |k: &str| e.get::<String>(k);
-                let w = crate::gate::Winner {
+                let w = crate::sale::Winner {
                     order: field("order")?,
                     sale: field("sale").unwrap_or_else(|| self.sale.clone()),
                     sku: field("sku")?,
