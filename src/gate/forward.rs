@@ -203,16 +203,18 @@ impl Relay {
                     continue;
                 }
             };
-            for (id, winner) in batch {
-                deliver(&client, &self.url, &winner, &self.attempts_failed).await;
-                // Until acknowledged it stays pending and is delivered again
-                // (same Idempotency-Key), by this gate or another.
+            for (id, winners) in batch {
+                for winner in &winners {
+                    deliver(&client, &self.url, winner, &self.attempts_failed).await;
+                    self.delivered.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(order = winner.order, "forwarded");
+                }
+                // Until acknowledged the entry stays pending and is delivered
+                // again (same Idempotency-Keys), by this gate or another.
                 while let Err(e) = self.ledger.forwarded(&id).await {
-                    tracing::warn!(error = %e, order = winner.order, "forward_ack_retry");
+                    tracing::warn!(error = %e, entry = id, "forward_ack_retry");
                     tokio::time::sleep(pause).await;
                 }
-                self.delivered.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(order = winner.order, "forwarded");
             }
             if let Ok(n) = self.ledger.unforwarded().await {
                 self.backlog.store(n, Ordering::Relaxed);

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::OnceCell;
+use tokio::sync::{mpsc, oneshot, OnceCell, Semaphore};
 
 use super::admission::{Admission, ItemCount, Ticket, Verdict};
 use super::journal::Winner;
@@ -25,6 +25,19 @@ use crate::ledger::{Ledger, LedgerError, Take};
 
 /// How often the gate asks the ledger how things stand (and beats its heart).
 pub(crate) const POLL: Duration = Duration::from_millis(50);
+
+/// Attempts sent to the ledger in one call at most, and calls in flight at
+/// once: attempts that arrive while the calls are out go together in the next
+/// (a group commit, as the journal does).
+const BATCH: usize = 64;
+const IN_FLIGHT: usize = 4;
+
+/// One attempt waiting for the ledger.
+struct Attempt {
+    sku: String,
+    user: String,
+    answer: oneshot::Sender<Option<Take>>,
+}
 
 /// Where the gate stands with the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +72,8 @@ struct Item {
     sold_out: AtomicBool,
     /// Every winner of the item (user → order), fetched once after it sold out.
     winners: OnceCell<HashMap<String, String>>,
+    /// Winners this gate journaled or is journaling, by user.
+    mine: Mutex<HashMap<String, Ticket>>,
 }
 
 pub(crate) struct SharedStock {
@@ -69,12 +84,13 @@ pub(crate) struct SharedStock {
     items: HashMap<String, Item>,
     epoch: RwLock<Option<String>>,
     state: AtomicU8,
-    /// Winners this gate journaled or is journaling, by (sku, user).
-    mine: Mutex<HashMap<(String, String), Ticket>>,
     /// This gate's journal, for re-asserting.
     journal: Mutex<Vec<Winner>>,
     /// The journal must be re-asserted before admitting again.
     reassert: AtomicBool,
+    /// Attempts on their way to the ledger (see [`Self::take`]).
+    attempts: mpsc::UnboundedSender<Attempt>,
+    queued: Mutex<Option<mpsc::UnboundedReceiver<Attempt>>>,
     /// Ledger calls made to answer requests (takes, winners of a sold-out item).
     admission_calls: AtomicU64,
     /// Ledger calls made to keep up (polls, re-asserts), whatever the traffic.
@@ -92,10 +108,7 @@ impl SharedStock {
         stock: &[(String, u32)],
         journaled: Vec<Winner>,
     ) -> SharedStock {
-        let mut mine = HashMap::new();
-        for w in &journaled {
-            mine.insert((w.sku.clone(), w.user.clone()), Ticket::durable(&w.order));
-        }
+        let (attempts, queued) = mpsc::unbounded_channel();
         SharedStock {
             ledger,
             sale: sale.to_string(),
@@ -109,15 +122,23 @@ impl SharedStock {
                         total: AtomicU32::new(*n),
                         sold_out: AtomicBool::new(false),
                         winners: OnceCell::new(),
+                        mine: Mutex::new(
+                            journaled
+                                .iter()
+                                .filter(|w| &w.sku == sku)
+                                .map(|w| (w.user.clone(), Ticket::durable(&w.order)))
+                                .collect(),
+                        ),
                     };
                     (sku.clone(), item)
                 })
                 .collect(),
             epoch: RwLock::new(None),
             state: AtomicU8::new(LedgerState::Starting as u8),
-            mine: Mutex::new(mine),
             journal: Mutex::new(journaled),
             reassert: AtomicBool::new(true),
+            attempts,
+            queued: Mutex::new(Some(queued)),
             admission_calls: AtomicU64::new(0),
             upkeep_calls: AtomicU64::new(0),
         }
@@ -164,6 +185,9 @@ impl SharedStock {
     /// re-asserts the journal whenever the ledger failed, lost its epoch or
     /// was loaded again.
     pub(crate) async fn run(self: Arc<Self>) {
+        if let Some(queued) = self.queued.lock().expect("queue lock").take() {
+            tokio::spawn(self.clone().send_attempts(queued));
+        }
         let mut resume_at: Option<Instant> = None;
         loop {
             self.poll(&mut resume_at).await;
@@ -222,6 +246,66 @@ impl SharedStock {
         }
     }
 
+    /// Sends queued attempts to the ledger, many per call, a few calls at once.
+    async fn send_attempts(self: Arc<Self>, mut queued: mpsc::UnboundedReceiver<Attempt>) {
+        let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+        loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let Some(first) = queued.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match queued.try_recv() {
+                    Ok(a) => batch.push(a),
+                    Err(_) => break,
+                }
+            }
+            let me = self.clone();
+            tokio::spawn(async move {
+                let epoch = me
+                    .epoch
+                    .read()
+                    .expect("epoch lock")
+                    .clone()
+                    .unwrap_or_default();
+                let attempts: Vec<(String, String)> = batch
+                    .iter()
+                    .map(|a| (a.sku.clone(), a.user.clone()))
+                    .collect();
+                me.admission_calls.fetch_add(1, Ordering::Relaxed);
+                match me.ledger.take(&epoch, &me.gate, &attempts).await {
+                    Ok(answers) => {
+                        for (a, t) in batch.into_iter().zip(answers) {
+                            let _ = a.answer.send(Some(t));
+                        }
+                    }
+                    Err(e) => {
+                        me.failed(&e);
+                        for a in batch {
+                            let _ = a.answer.send(None);
+                        }
+                    }
+                }
+                drop(slot);
+            });
+        }
+    }
+
+    /// One attempt, decided by the ledger; `None` when it did not answer.
+    async fn take(&self, sku: &str, user: &str) -> Option<Take> {
+        let (answer, answered) = oneshot::channel();
+        let attempt = Attempt {
+            sku: sku.to_string(),
+            user: user.to_string(),
+            answer,
+        };
+        self.attempts.send(attempt).ok()?;
+        answered.await.ok().flatten()
+    }
+
     /// Puts this gate's journal back into the ledger; `false` if the ledger failed.
     async fn reassert_journal(&self) -> bool {
         let winners = self.journal.lock().expect("journal lock").clone();
@@ -271,12 +355,15 @@ impl SharedStock {
     /// A winner the ledger knows: this gate's ticket if it has one, else a
     /// new one to journal here before answering.
     fn known(&self, sku: &str, user: &str, order: &str) -> Verdict {
-        let mut mine = self.mine.lock().expect("winners lock");
-        match mine.get(&(sku.to_string(), user.to_string())) {
+        let Some(item) = self.items.get(sku) else {
+            return Verdict::NoSuchItem;
+        };
+        let mut mine = item.mine.lock().expect("winners lock");
+        match mine.get(user) {
             Some(t) => Verdict::Repeat(t.clone()),
             None => {
                 let t = Ticket::pending(order);
-                mine.insert((sku.to_string(), user.to_string()), t.clone());
+                mine.insert(user.to_string(), t.clone());
                 Verdict::Adopt(t)
             }
         }
@@ -296,60 +383,45 @@ impl Admission for SharedStock {
         if item.sold_out.load(Ordering::Relaxed) {
             return self.after_sold_out(sku, user, item).await;
         }
-        if let Some(t) = self
-            .mine
-            .lock()
-            .expect("winners lock")
-            .get(&(sku.to_string(), user.to_string()))
-        {
+        if let Some(t) = item.mine.lock().expect("winners lock").get(user) {
             return Verdict::Repeat(t.clone());
         }
         if self.state() != LedgerState::Up {
             return Verdict::Unavailable;
         }
-        let epoch = self
-            .epoch
-            .read()
-            .expect("epoch lock")
-            .clone()
-            .unwrap_or_default();
-        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        self.admission_calls.fetch_add(1, Ordering::Relaxed);
-        match self.ledger.take(&epoch, sku, user, &self.gate, &time).await {
-            Ok(Take::Won { order, left }) => {
+        match self.take(sku, user).await {
+            Some(Take::Won { order, left }) => {
                 if left == 0 {
                     self.mark_sold_out(sku);
                 }
                 item.taken.fetch_add(1, Ordering::Relaxed);
                 let t = Ticket::pending(&order);
-                self.mine
+                item.mine
                     .lock()
                     .expect("winners lock")
-                    .insert((sku.to_string(), user.to_string()), t.clone());
+                    .insert(user.to_string(), t.clone());
                 Verdict::Won(t)
             }
-            Ok(Take::Repeat { order }) => self.known(sku, user, &order),
-            Ok(Take::SoldOut) => {
+            Some(Take::Repeat { order }) => self.known(sku, user, &order),
+            Some(Take::SoldOut) => {
                 self.mark_sold_out(sku);
                 self.after_sold_out(sku, user, item).await
             }
-            Ok(Take::Unknown) => {
+            Some(Take::Unknown) => {
                 tracing::error!(
                     sku,
                     "ledger_has_no_such_item: load the ledger from this site.toml"
                 );
                 Verdict::Unavailable
             }
-            Ok(Take::Reset { .. }) => {
+            Some(Take::Reset { .. }) => {
                 // The poll re-reads the epoch and re-asserts before resuming.
                 self.reassert.store(true, Ordering::Relaxed);
                 self.set_state(LedgerState::Starting, "");
                 Verdict::Unavailable
             }
-            Err(e) => {
-                self.failed(&e);
-                Verdict::Unavailable
-            }
+            // The ledger failed; the batch already said so.
+            None => Verdict::Unavailable,
         }
     }
 

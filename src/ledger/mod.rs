@@ -3,8 +3,9 @@
 //! every gate), order ids unique across the fleet, and the stream of winners
 //! the live gates forward to the order system.
 //!
-//! Every admission is one atomic server-side step (the `take` script); the
-//! scripts live in `scripts/` beside this file. Keys of sale `S` share the hash
+//! Every admission attempt is one atomic server-side step (the `take`
+//! script; a gate sends the attempts that arrive together in one call, as its
+//! journal writes them in one fsync); the scripts live in `scripts/`. Keys of sale `S` share the hash
 //! tag `{S}`: `fs:{S}:meta` (epoch, `total:<sku>`), `fs:{S}:w:<sku>` (user →
 //! order), `fs:{S}:seq`, `fs:{S}:orders` (a stream), `fs:{S}:gates` (gate id →
 //! last heartbeat, ms). The epoch is written by `ledger load`; a ledger whose
@@ -174,47 +175,55 @@ impl Ledger {
         }
     }
 
-    /// One admission attempt: the whole decision in one atomic step.
+    /// Admission attempts `(sku, user)` by `gate`, each decided in one
+    /// atomic step, all in one round trip; one answer per attempt, in order.
     pub(crate) async fn take(
         &self,
         epoch: &str,
-        sku: &str,
-        user: &str,
         gate: &str,
-        time: &str,
-    ) -> Result<Take, LedgerError> {
+        attempts: &[(String, String)],
+    ) -> Result<Vec<Take>, LedgerError> {
         let mut con = self.con.clone();
         let mut call = TAKE.prepare_invoke();
         call.key(self.key("meta"))
-            .key(self.key(&format!("w:{sku}")))
             .key(self.key("seq"))
             .key(self.key("orders"))
+            .arg(&self.prefix)
             .arg(epoch)
-            .arg(sku)
-            .arg(user)
-            .arg(gate)
-            .arg(time)
-            .arg(&self.sale);
+            .arg(gate);
+        for (sku, user) in attempts {
+            call.arg(sku).arg(user);
+        }
         let reply: Vec<String> = call
             .invoke_async(&mut con)
             .await
             .map_err(|e| self.down(e))?;
-        let word = |i: usize| reply.get(i).cloned();
-        Ok(match reply.first().map(String::as_str) {
-            Some("won") => Take::Won {
-                order: word(1).ok_or_else(|| self.protocol("won without an order"))?,
-                left: word(2).and_then(|n| n.parse().ok()).unwrap_or(0),
-            },
-            Some("repeat") => Take::Repeat {
-                order: word(1).ok_or_else(|| self.protocol("repeat without an order"))?,
-            },
-            Some("sold_out") => Take::SoldOut,
-            Some("unknown") => Take::Unknown,
-            Some("reset") => Take::Reset {
-                epoch: word(1).filter(|e| !e.is_empty()),
-            },
-            other => return Err(self.protocol(format!("take answered {other:?}"))),
-        })
+        if reply.len() != attempts.len() * 3 {
+            return Err(self.protocol(format!(
+                "{} answers to {} attempts",
+                reply.len() / 3,
+                attempts.len()
+            )));
+        }
+        reply
+            .chunks(3)
+            .map(|r| {
+                let (kind, order, left) = (r[0].as_str(), r[1].clone(), r[2].as_str());
+                Ok(match kind {
+                    "won" => Take::Won {
+                        order,
+                        left: left.parse().unwrap_or(0),
+                    },
+                    "repeat" => Take::Repeat { order },
+                    "sold_out" => Take::SoldOut,
+                    "unknown" => Take::Unknown,
+                    "reset" => Take::Reset {
+                        epoch: Some(order).filter(|e| !e.is_empty()),
+                    },
+                    other => return Err(self.protocol(format!("take answered {other:?}"))),
+                })
+            })
+            .collect()
     }
 
     /// Puts winners back (idempotent per customer and item) and keeps the
@@ -415,7 +424,7 @@ impl Ledger {
         consumer: &str,
         idle: Duration,
         block: Duration,
-    ) -> Result<Vec<(String, crate::sale::Winner)>, LedgerError> {
+    ) -> Result<Vec<(String, Vec<crate::sale::Winner>)>, LedgerError> {
         use redis::streams::{
             StreamAutoClaimOptions, StreamAutoClaimReply, StreamReadOptions, StreamReadReply,
         };
@@ -463,19 +472,41 @@ impl Ledger {
         }
         Ok(ids
             .into_iter()
-            .filter_map(|e| {
-                let field = |k: &str| e.get::<String>(k);
-                let w = crate::sale::Winner {
-                    order: field("order")?,
-                    sale: field("sale").unwrap_or_else(|| self.sale.clone()),
-                    sku: field("sku")?,
-                    user: field("user")?,
-                    time: field("time").unwrap_or_default(),
-                    gate: field("gate").unwrap_or_default(),
-                };
-                Some((e.id.clone(), w))
+            .map(|e| {
+                let winners = self.entry_winners(&e);
+                (e.id, winners)
             })
             .collect())
+    }
+
+    /// The winners in one stream entry: `n`, then `o<i>`, `s<i>`, `u<i>` (and
+    /// `t<i>` for a re-asserted winner). The gate is the order id's prefix;
+    /// the time, the entry id's milliseconds unless the entry says.
+    fn entry_winners(&self, e: &redis::streams::StreamId) -> Vec<crate::sale::Winner> {
+        let field = |k: String| e.get::<String>(&k);
+        let n: usize = field("n".into()).and_then(|n| n.parse().ok()).unwrap_or(0);
+        let ms =
+            e.id.split('-')
+                .next()
+                .and_then(|m| m.parse::<i64>().ok())
+                .unwrap_or(0);
+        let stamp = chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        (1..=n)
+            .filter_map(|i| {
+                let order = field(format!("o{i}"))?;
+                let gate = order.rsplit_once('-').map_or("", |(g, _)| g).to_string();
+                Some(crate::sale::Winner {
+                    sale: self.sale.clone(),
+                    sku: field(format!("s{i}"))?,
+                    user: field(format!("u{i}"))?,
+                    time: field(format!("t{i}")).unwrap_or_else(|| stamp.clone()),
+                    gate,
+                    order,
+                })
+            })
+            .collect()
     }
 
     /// The order system has a winner: it is not forwarded again.

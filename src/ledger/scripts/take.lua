@@ -1,26 +1,85 @@
--- One admission attempt, atomically.
--- KEYS: meta, winners of the item, order counter, winners' stream
--- ARGV: epoch, sku, user, gate, time, sale
--- Returns {'won', order, left} | {'repeat', order} | {'sold_out'} | {'unknown'} | {'reset', epoch}
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if epoch ~= ARGV[1] then
-  return {'reset', epoch or ''}
+-- Admission attempts that arrived together at one gate, decided in one
+-- atomic step (Redis runs a script alone), as the gate's journal writes
+-- winners that arrive together in one fsync.
+-- KEYS: meta, order counter, winners' stream
+-- ARGV: key prefix, epoch, gate, then (sku, user) per attempt
+-- Returns per attempt three values: 'won', order, left | 'repeat', order, ''
+--   | 'sold_out', '', '' | 'unknown', '', '' | 'reset', epoch, ''
+local prefix, epoch, gate = ARGV[1], ARGV[2], ARGV[3]
+local attempts = (#ARGV - 3) / 2
+local kind, order, left = {}, {}, {}
+local current = redis.call('HGET', KEYS[1], 'epoch')
+if current ~= epoch then
+  local out = {}
+  for j = 1, attempts do
+    out[#out + 1] = 'reset'
+    out[#out + 1] = current or ''
+    out[#out + 1] = ''
+  end
+  return out
 end
-local order = redis.call('HGET', KEYS[2], ARGV[3])
-if order then
-  return {'repeat', order}
+local remaining = {} -- sku -> units left (false: no such item in the ledger)
+local first_win = {} -- sku .. '\0' .. user -> attempt that won it in this batch
+local wins = {}
+for j = 1, attempts do
+  local sku, user = ARGV[2 + 2 * j], ARGV[3 + 2 * j]
+  local again = first_win[sku .. '\0' .. user]
+  kind[j], order[j], left[j] = 'sold_out', '', ''
+  if again then
+    kind[j] = again -- the same customer twice in one batch: a repeat, filled in below
+  else
+    local known = redis.call('HGET', prefix .. 'w:' .. sku, user)
+    if known then
+      kind[j], order[j] = 'repeat', known
+    else
+      if remaining[sku] == nil then
+        local total = tonumber(redis.call('HGET', KEYS[1], 'total:' .. sku))
+        if total then
+          remaining[sku] = total - redis.call('HLEN', prefix .. 'w:' .. sku)
+        else
+          remaining[sku] = false
+        end
+      end
+      if remaining[sku] == false then
+        kind[j] = 'unknown'
+      elseif remaining[sku] > 0 then
+        remaining[sku] = remaining[sku] - 1
+        kind[j], left[j] = 'won', tostring(remaining[sku])
+        wins[#wins + 1] = j
+        first_win[sku .. '\0' .. user] = j
+      end
+    end
+  end
 end
-local total = tonumber(redis.call('HGET', KEYS[1], 'total:' .. ARGV[2]))
-if not total then
-  return {'unknown'}
+if #wins > 0 then
+  -- Order numbers for the whole batch at once, unique across the fleet.
+  local last = redis.call('INCRBY', KEYS[2], #wins)
+  local by_sku = {}
+  -- One stream entry for the batch: n winners as o<i>, s<i>, u<i>; the
+  -- entry's id carries the time, the order id names the gate.
+  local entry = {'n', tostring(#wins)}
+  for i, j in ipairs(wins) do
+    local sku, user = ARGV[2 + 2 * j], ARGV[3 + 2 * j]
+    order[j] = gate .. '-' .. string.format('%06d', last - #wins + i)
+    by_sku[sku] = by_sku[sku] or {}
+    table.insert(by_sku[sku], user)
+    table.insert(by_sku[sku], order[j])
+    for _, v in ipairs({'o' .. i, order[j], 's' .. i, sku, 'u' .. i, user}) do
+      entry[#entry + 1] = v
+    end
+  end
+  for sku, fields in pairs(by_sku) do
+    redis.call('HSET', prefix .. 'w:' .. sku, unpack(fields))
+  end
+  redis.call('XADD', KEYS[3], '*', unpack(entry))
 end
-local taken = redis.call('HLEN', KEYS[2])
-if taken >= total then
-  return {'sold_out'}
+local out = {}
+for j = 1, attempts do
+  if type(kind[j]) == 'number' then
+    kind[j], order[j] = 'repeat', order[kind[j]]
+  end
+  out[#out + 1] = kind[j]
+  out[#out + 1] = order[j]
+  out[#out + 1] = left[j]
 end
-local n = redis.call('INCR', KEYS[3])
-order = ARGV[4] .. '-' .. string.format('%06d', n)
-redis.call('HSET', KEYS[2], ARGV[3], order)
-redis.call('XADD', KEYS[4], '*', 'order', order, 'sale', ARGV[6], 'sku', ARGV[2],
-  'user', ARGV[3], 'gate', ARGV[4], 'time', ARGV[5])
-return {'won', order, tostring(total - taken - 1)}
+return out
