@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use super::prelude::{duration, gate_key, ledger_url, log_json, Global};
+use super::prelude::{duration, gate_key, ledger_url, log_json, warn_if_shared, Global};
 use crate::gate::{self, Gate};
 
 /// Run an order gate: admit at most the quota per item, journal every winner
@@ -51,21 +51,64 @@ pub(super) struct GateArgs {
     /// Close connections that have not sent their headers within this time.
     #[arg(long, default_value = "10s", value_parser = duration)]
     header_timeout: Duration,
+    /// Answer 408 and close when an order's body has not arrived within this time.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    body_timeout: Duration,
+    /// Connections open at once, in all (default: what the open-file limit
+    /// allows, after raising it to the hard limit, at most 65536).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Connections open at once from one address. Behind a load balancer every
+    /// connection comes from the balancer: give it room.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    max_connections_per_client: usize,
+    /// Repair the journal and exit: keep every winner before the first line
+    /// that is not one (what a power cut can leave), set the rest aside in
+    /// winners.jsonl.dropped-<time>, and say what was set aside.
+    #[arg(long)]
+    repair_journal: bool,
+    /// Try the dead letters again: winners the order system refused for good
+    /// (a 3xx or 4xx), kept in <journal>/dead-letters.jsonl.
+    #[arg(long)]
+    resend_dead_letters: bool,
 }
 
+/// The shortest shop's cookie key accepted: a short key can be guessed.
+const MIN_COOKIE_KEY: usize = 16;
+
 pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
+    if a.repair_journal {
+        return repair(g, &a);
+    }
     let mut config = g.sale()?;
     config.gate.ledger = ledger_url(a.ledger.as_deref(), &config);
     let key = gate_key(a.key_file.as_deref())?;
     let cookie_key = match (&a.cookie_key_file, std::env::var("FLASHSALE_COOKIE_KEY")) {
-        (Some(p), _) => Some(
-            std::fs::read(p)
-                .with_context(|| format!("cannot read the cookie key file {}", p.display()))?
-                .trim_ascii()
-                .to_vec(),
-        ),
-        (None, Ok(v)) if !v.trim().is_empty() => Some(v.trim().as_bytes().to_vec()),
+        (Some(p), _) => {
+            let bytes = std::fs::read(p)
+                .with_context(|| format!("cannot read the cookie key file {}", p.display()))?;
+            let key = bytes.trim_ascii().to_vec();
+            warn_if_shared(p);
+            Some(check_cookie_key(
+                key,
+                &format!("the cookie key file {}", p.display()),
+            )?)
+        }
+        (None, Ok(v)) if !v.trim().is_empty() => Some(check_cookie_key(
+            v.trim().as_bytes().to_vec(),
+            "$FLASHSALE_COOKIE_KEY",
+        )?),
         _ => None,
+    };
+    // A descriptor per connection: take what the system allows.
+    let (before, after) = crate::util::fd::raise_open_files(1 << 20).unwrap_or((1024, 1024));
+    let max_connections = a
+        .max_connections
+        .unwrap_or_else(|| (after.saturating_sub(64) as usize).clamp(16, 65_536));
+    let limits = gate::Limits {
+        header_timeout: a.header_timeout,
+        max_connections,
+        max_per_client: a.max_connections_per_client,
     };
     let stock: Vec<(String, u32)> = crate::site::items(&config)?
         .into_iter()
@@ -84,6 +127,9 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
                 gate_id: a.gate_id.clone(),
                 key,
                 cookie_key,
+                body_timeout: a.body_timeout,
+                resend_dead_letters: a.resend_dead_letters,
+                origin: None,
             },
         )
         .await
@@ -108,9 +154,60 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
                 c.sku, c.admitted, c.quota
             ));
         }
-        gate::serve(gate, listener, a.header_timeout, shutdown_signal()).await;
+        tracing::info!(
+            open_files_before = before,
+            open_files = after,
+            max_connections,
+            max_connections_per_client = a.max_connections_per_client,
+            header_timeout_ms = a.header_timeout.as_millis() as u64,
+            body_timeout_ms = a.body_timeout.as_millis() as u64,
+            "gate_limits"
+        );
+        gate::serve(gate, listener, limits, shutdown_signal()).await;
         Ok(())
     })
+}
+
+fn repair(g: &Global, a: &GateArgs) -> anyhow::Result<()> {
+    // No gate may write while the journal is repaired.
+    let _held = gate::hold_journal(&a.journal, "repair")?;
+    let r = gate::repair_journal(&a.journal)?;
+    match &r.set_aside {
+        None => g.say(format!(
+            "{}: {} winners, nothing to repair",
+            a.journal.display(),
+            r.kept
+        )),
+        Some(aside) => {
+            g.say(format!(
+                "{}: kept {} winners; set aside {} bytes ({}) in {}",
+                a.journal.display(),
+                r.kept,
+                r.dropped_bytes,
+                match r.dropped_lines {
+                    0 => "no line that looks like a winner".to_string(),
+                    1 => "1 line that may be a winner".to_string(),
+                    n => format!("{n} lines that may be winners"),
+                },
+                aside.display()
+            ));
+            if r.dropped_lines > 0 {
+                eprintln!("warning: look at {} before the sale goes on: a winner in it is not in the journal, and its unit could be sold again", aside.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A shop's cookie key, refused when too short to be secret (never printed).
+fn check_cookie_key(key: Vec<u8>, source: &str) -> anyhow::Result<Vec<u8>> {
+    if key.len() < MIN_COOKIE_KEY {
+        anyhow::bail!(
+            "{source} holds {} bytes; a cookie key must be at least {MIN_COOKIE_KEY} (use 32 random bytes, e.g. `openssl rand -hex 32`)",
+            key.len()
+        );
+    }
+    Ok(key)
 }
 
 async fn shutdown_signal() {

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -24,24 +24,44 @@ pub(super) struct KeygenArgs {
 }
 
 pub(super) fn run(g: &Global, a: KeygenArgs) -> anyhow::Result<()> {
-    // A key inside the output directory would be published.
+    // A key among the sale's sources or output would be published.
     if let Ok(config) = g.sale() {
-        let out = config
-            .output_dir
-            .canonicalize()
-            .unwrap_or(config.output_dir.clone());
+        let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
         let parent = a
             .path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        let dir = parent.canonicalize().unwrap_or(parent.to_path_buf());
-        if dir.starts_with(&out) {
-            bail!(
-                "{}: inside the output directory {}, which is published; write the key elsewhere",
-                a.path.display(),
-                config.output_dir.display()
-            );
+            .unwrap_or(Path::new("."));
+        let dir = canon(parent);
+        let mut published = vec![
+            (
+                config.output_dir.clone(),
+                "the output directory, which is published",
+            ),
+            (
+                config.root.join("static"),
+                "static/, whose files are published",
+            ),
+            (
+                config.root.join("templates"),
+                "templates/, part of the build",
+            ),
+            (
+                config.root.join("themes"),
+                "themes/, whose files are published",
+            ),
+        ];
+        if let Some(items) = &config.items_dir {
+            published.push((items.clone(), "the items directory, part of the build"));
+        }
+        for (place, what) in published {
+            if dir.starts_with(canon(&place)) {
+                bail!(
+                    "{}: inside {what} ({}); write the key elsewhere, e.g. next to site.toml (and keep *.key out of version control)",
+                    a.path.display(),
+                    place.display()
+                );
+            }
         }
     }
     let key = GateKey::generate();

@@ -82,10 +82,29 @@ impl AwsArgs {
 /// The gate key from --key-file, else $FLASHSALE_GATE_KEY.
 pub(super) fn gate_key(file: Option<&std::path::Path>) -> anyhow::Result<crate::sale::GateKey> {
     use crate::sale::{GateKey, KeyError};
-    GateKey::load(file).map_err(|e| match e {
+    let key = GateKey::load(file).map_err(|e| match e {
         KeyError::Missing => anyhow::anyhow!("{e}, or pass --key-file PATH"),
         e => e.into(),
-    })
+    })?;
+    if let Some(path) = file {
+        warn_if_shared(path);
+    }
+    Ok(key)
+}
+
+/// Warns when a key file can be read by others than its owner.
+pub(super) fn warn_if_shared(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "warning: {}: readable by others (mode {mode:04o}); `chmod 600 {}`",
+                path.display(),
+                path.display()
+            );
+        }
+    }
 }
 
 /// The store and CDN of `--target`, with the flags to pass when AWS cannot be reached.

@@ -87,13 +87,13 @@ pub(super) fn run(
             e => e.into(),
         })?;
         match outcome {
-            Outcome::Unchanged(live) => {
+            Outcome::Unchanged { live, invalidation } => {
                 let state = live.state_name();
                 if a.json {
-                    println!(
-                        "{}",
-                        serde_json::json!({ "action": verb, "changed": false, "state": state })
-                    );
+                    let v = serde_json::json!({
+                        "action": verb, "changed": false, "state": state, "invalidation": invalidation,
+                    });
+                    println!("{v}");
                 } else {
                     let hint = if verb == "open" {
                         " (--rotate mints a new order URL)"
@@ -104,6 +104,9 @@ pub(super) fn run(
                         "sale.js is already `{state}` on {}: nothing to do{hint}",
                         remote.describe()
                     ));
+                    if let Some(id) = invalidation {
+                        g.say(format!("  CloudFront invalidation {id} for /sale.js (asked again, in case the last run stopped before it)"));
+                    }
                 }
             }
             Outcome::Switched(s) => report(

@@ -25,6 +25,7 @@ pub(crate) const GATE_KEYS: &[(&str, &str)] = &[
     ("tolerance", "tolerance = \"2s\""),
     ("rate_limit", "rate_limit = 5"),
     ("client_ip_header", "client_ip_header = \"X-Forwarded-For\""),
+    ("client_ip_hops", "client_ip_hops = 1"),
     ("ledger", "ledger = \"redis://127.0.0.1:6379/0\""),
 ];
 
@@ -42,6 +43,7 @@ pub(crate) struct RawGate {
     tolerance: Option<Spanned<String>>,
     rate_limit: Option<Spanned<i64>>,
     client_ip_header: Option<Spanned<String>>,
+    client_ip_hops: Option<Spanned<i64>>,
     ledger: Option<Spanned<String>>,
 }
 
@@ -66,6 +68,9 @@ pub(crate) struct GateConfig {
     pub(crate) rate_limit: Option<u32>,
     /// A header set by a trusted proxy that names the client's address.
     pub(crate) client_ip_header: Option<String>,
+    /// Which entry of that header is the client, from the right: 1 when one
+    /// trusted proxy appends it, 2 with two trusted proxies, ...
+    pub(crate) client_ip_hops: usize,
     /// The fleet's shared ledger (`redis://...`); `None`: each gate its own quota.
     /// Holds a password, maybe: never print it.
     pub(crate) ledger: Option<String>,
@@ -154,6 +159,18 @@ impl RawGate {
             tolerance_ms,
             rate_limit,
             client_ip_header: self.client_ip_header.as_ref().map(|h| h.get_ref().clone()),
+            client_ip_hops: match positive(cx, &self.client_ip_hops, "client_ip_hops", "1") {
+                Some(n) if n <= 10 => n as usize,
+                Some(n) => {
+                    cx.push(
+                        self.client_ip_hops.as_ref().map_or(0..0, |h| h.span()),
+                        format!("`client_ip_hops = {n}`: that many trusted proxies?"),
+                        "count the proxies you run that append to the header, e.g. `client_ip_hops = 1`",
+                    );
+                    1
+                }
+                None => 1,
+            },
             ledger,
         }
     }

@@ -99,6 +99,10 @@ pub(crate) trait Admission: Send + Sync + 'static {
     /// Every item's numbers, sorted by SKU.
     fn counts(&self) -> Vec<ItemCount>;
 
+    /// This user's ticket for this item if this gate knows them as its winner
+    /// (asks nobody else).
+    fn winner(&self, sku: &str, user: &str) -> Option<Ticket>;
+
     /// Whether anyone can be admitted now (`/healthz`).
     fn ready(&self) -> bool {
         true
@@ -146,6 +150,13 @@ impl Admission for Stock {
         match self {
             Stock::Local(s) => s.ready(),
             Stock::Shared(s) => s.ready(),
+        }
+    }
+
+    fn winner(&self, sku: &str, user: &str) -> Option<Ticket> {
+        match self {
+            Stock::Local(s) => s.winner(sku, user),
+            Stock::Shared(s) => s.winner(sku, user),
         }
     }
 
@@ -234,18 +245,58 @@ impl LocalStock {
         }
     }
 
-    /// Puts back a winner from the journal (already on disk). `false` if the
-    /// item is unknown or already had its quota.
+    /// Puts back a winner from the journal (already on disk), whatever the
+    /// quota now: an acknowledged winner keeps their unit. `false` if the
+    /// item is unknown. Call [`Self::settle`] when the whole journal is back.
     pub(crate) fn restore(&self, sku: &str, user: &str, order: &str) -> bool {
         let Some(slot) = self.slots.get(sku) else {
             return false;
         };
         let mut winners = slot.winners.lock().expect("slot lock poisoned");
-        slot.add(&mut winners, user, Ticket::durable(order))
+        if winners
+            .insert(user.into(), Ticket::durable(order))
+            .is_none()
+        {
+            slot.admitted.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// After a replay: freezes the items whose quota is reached, and names
+    /// those with more winners than their quota (a quota lowered since).
+    pub(crate) fn settle(&self) -> Vec<ItemCount> {
+        let mut over = Vec::new();
+        for (sku, slot) in &self.slots {
+            let winners = slot.winners.lock().expect("slot lock poisoned");
+            let admitted = slot.admitted.load(Ordering::Relaxed);
+            if admitted >= slot.quota {
+                let _ = slot.sold_out.set(winners.clone());
+            }
+            if admitted > slot.quota {
+                over.push(ItemCount {
+                    sku: sku.clone(),
+                    admitted,
+                    quota: slot.quota,
+                });
+            }
+        }
+        over
     }
 }
 
 impl Admission for LocalStock {
+    fn winner(&self, sku: &str, user: &str) -> Option<Ticket> {
+        let slot = self.slots.get(sku)?;
+        if let Some(frozen) = slot.sold_out.get() {
+            return frozen.get(user).cloned();
+        }
+        slot.winners
+            .lock()
+            .expect("slot lock poisoned")
+            .get(user)
+            .cloned()
+    }
+
     async fn admit(
         &self,
         sku: &str,
@@ -278,6 +329,25 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn a_lowered_quota_keeps_every_replayed_winner() {
+        // Three winners on disk; the gate comes back with a quota of 2.
+        let stock = LocalStock::new([("A".to_string(), 2)]);
+        for (u, o) in [("a", "g-1"), ("b", "g-2"), ("c", "g-3")] {
+            assert!(stock.restore("A", u, o));
+        }
+        let over = stock.settle();
+        assert_eq!((over[0].admitted, over[0].quota), (3, 2));
+        for (u, o) in [("a", "g-1"), ("b", "g-2"), ("c", "g-3")] {
+            let again = stock.admit("A", u, || unreachable!()).await;
+            assert!(matches!(again, Verdict::Repeat(t) if &*t.order == o), "{u}");
+        }
+        assert!(matches!(
+            stock.admit("A", "d", || unreachable!()).await,
+            Verdict::SoldOut
+        ));
+    }
+
+    #[tokio::test]
     async fn never_more_than_the_quota_and_one_unit_per_user() {
         let ledger = LocalStock::new([("A".to_string(), 3)]);
         let mut n = 0;
@@ -308,6 +378,7 @@ mod tests {
         let ledger = LocalStock::new([("A".to_string(), 2)]);
         assert!(ledger.restore("A", "alice", "g-000001"));
         assert!(!ledger.restore("Z", "bob", "g-000002"), "unknown item");
+        assert!(ledger.settle().is_empty());
         let again = ledger.admit("A", "alice", || unreachable!()).await;
         let Verdict::Repeat(t) = again else {
             panic!("{again:?}")

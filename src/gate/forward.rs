@@ -10,7 +10,7 @@
 //! consumer group, and takes over what a gate that died left unacknowledged,
 //! so a winner reaches the order system even if its gate never comes back.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,20 +24,18 @@ use crate::util::http::Client;
 pub(super) const OFFSET_FILE: &str = "forward.offset";
 
 pub(super) struct Forwarder {
-    url: String,
+    delivery: Arc<Delivery>,
     offset_path: PathBuf,
     /// Every winner in journal order (replayed ones first).
     records: Mutex<Vec<Winner>>,
     wake: Notify,
-    pub(crate) delivered: AtomicU64,
-    pub(crate) attempts_failed: AtomicU64,
     /// Index of the next record to deliver.
     pub(crate) offset: AtomicU64,
 }
 
 impl Forwarder {
     pub(super) fn new(
-        url: &str,
+        delivery: Arc<Delivery>,
         journal_dir: &std::path::Path,
         replayed: Vec<Winner>,
     ) -> Arc<Forwarder> {
@@ -48,12 +46,10 @@ impl Forwarder {
             .unwrap_or(0)
             .min(replayed.len() as u64);
         Arc::new(Forwarder {
-            url: url.to_string(),
+            delivery,
             offset_path,
             records: Mutex::new(replayed),
             wake: Notify::new(),
-            delivered: AtomicU64::new(0),
-            attempts_failed: AtomicU64::new(0),
             offset: AtomicU64::new(offset),
         })
     }
@@ -75,13 +71,6 @@ impl Forwarder {
 
     /// Delivers forever; run it as a task.
     pub(super) async fn run(self: Arc<Self>) {
-        let client = match Client::new() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "forward_disabled");
-                return;
-            }
-        };
         tracing::info!(
             offset = self.offset.load(Ordering::Relaxed),
             backlog = self.backlog(),
@@ -98,63 +87,156 @@ impl Forwarder {
                 self.wake.notified().await;
                 continue;
             };
-            deliver(&client, &self.url, &winner, &self.attempts_failed).await;
+            self.delivery.deliver(&winner).await;
             let offset = self.offset.fetch_add(1, Ordering::Relaxed) + 1;
-            self.delivered.fetch_add(1, Ordering::Relaxed);
             // Losing this write only means a duplicate with the same key later.
-            let _ = crate::util::fs::write_atomically(
-                &self.offset_path,
-                format!("{offset}\n").as_bytes(),
-            );
-            tracing::info!(order = winner.order, offset, "forwarded");
+            let _ =
+                crate::util::fs::write_durably(&self.offset_path, format!("{offset}\n").as_bytes());
         }
     }
 }
 
-/// POSTs `winner` to `url` until the order system accepts it (2xx), with
-/// backoff from 100 ms to 30 s; counts failed attempts.
-async fn deliver(client: &Client, url: &str, winner: &Winner, failures: &AtomicU64) {
-    let body: Vec<u8> = serde_json::to_vec(winner).expect("a winner serialises");
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let headers = [
-            ("content-type", "application/json"),
-            ("idempotency-key", winner.order.as_str()),
-        ];
-        let result = client
-            .send(
-                hyper::Method::POST,
-                url,
-                &headers,
-                body.clone().into(),
-                Duration::from_secs(10),
-            )
-            .await;
-        let why = match result {
-            Ok(r) if (200..300).contains(&r.status) => return,
-            Ok(r) => format!("HTTP {}", r.status),
-            Err(e) => e.to_string(),
-        };
-        failures.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(
-            order = winner.order,
-            error = why,
-            retry_in_ms = backoff.as_millis() as u64,
-            "forward_retry"
-        );
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(30));
+/// Where winners go and what happens on the way: the webhook, the counts,
+/// and the dead letters (winners the order system refused for good).
+pub(crate) struct Delivery {
+    client: Client,
+    url: String,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) attempts_failed: AtomicU64,
+    pub(crate) dead: AtomicU64,
+    dead_letters: PathBuf,
+}
+
+/// The file of winners the order system refused for good, next to the journal.
+pub(crate) const DEAD_LETTERS: &str = "dead-letters.jsonl";
+
+/// One dead letter: the winner, and why the order system refused it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DeadLetter {
+    #[serde(flatten)]
+    winner: Winner,
+    status: u16,
+    at: String,
+}
+
+impl Delivery {
+    pub(crate) fn new(
+        url: &str,
+        journal_dir: &Path,
+    ) -> Result<Arc<Delivery>, crate::util::http::HttpError> {
+        Ok(Arc::new(Delivery {
+            client: Client::new()?,
+            url: url.to_string(),
+            delivered: AtomicU64::new(0),
+            attempts_failed: AtomicU64::new(0),
+            dead: AtomicU64::new(0),
+            dead_letters: journal_dir.join(DEAD_LETTERS),
+        }))
     }
+
+    /// POSTs `winner` until the order system accepts it (2xx), with backoff
+    /// from 100 ms to 30 s while it is down, slow or busy (transport errors,
+    /// 408, 429, 5xx). A refusal for good (3xx, other 4xx) goes to the dead
+    /// letters instead, so later winners are not held up; `flashsale gate
+    /// --resend-dead-letters` tries them again.
+    pub(crate) async fn deliver(&self, winner: &Winner) {
+        let body: Vec<u8> = serde_json::to_vec(winner).expect("a winner serialises");
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let headers = [
+                ("content-type", "application/json"),
+                ("idempotency-key", winner.order.as_str()),
+            ];
+            let result = self
+                .client
+                .send(
+                    hyper::Method::POST,
+                    &self.url,
+                    &headers,
+                    body.clone().into(),
+                    Duration::from_secs(10),
+                )
+                .await;
+            let why = match result {
+                Ok(r) if (200..300).contains(&r.status) => {
+                    self.delivered.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(order = winner.order, "forwarded");
+                    return;
+                }
+                Ok(r) if permanent(r.status) => return self.bury(winner, r.status),
+                Ok(r) => format!("HTTP {}", r.status),
+                Err(e) => e.to_string(),
+            };
+            self.attempts_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                order = winner.order,
+                error = why,
+                retry_in_ms = backoff.as_millis() as u64,
+                "forward_retry"
+            );
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    /// Writes a refused winner to the dead letters (fsynced, 0600).
+    fn bury(&self, winner: &Winner, status: u16) {
+        self.dead.fetch_add(1, Ordering::Relaxed);
+        let letter = DeadLetter {
+            winner: winner.clone(),
+            status,
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        };
+        let mut line = serde_json::to_vec(&letter).expect("a dead letter serialises");
+        line.push(b'\n');
+        let written = crate::util::fs::append_durably(&self.dead_letters, &line);
+        tracing::error!(
+            order = winner.order,
+            status,
+            file = %self.dead_letters.display(),
+            written = written.is_ok(),
+            "forward_dead_letter"
+        );
+    }
+
+    /// Tries the dead letters again: they are taken out of the file first, and
+    /// those refused again go back in. Returns how many were tried.
+    pub(crate) async fn resend_dead_letters(&self) -> std::io::Result<usize> {
+        let resending = self.dead_letters.with_extension("resending.jsonl");
+        if self.dead_letters.exists() {
+            std::fs::rename(&self.dead_letters, &resending)?;
+        }
+        let text = match std::fs::read_to_string(&resending) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let letters: Vec<Winner> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<DeadLetter>(l).ok())
+            .map(|d| d.winner)
+            .collect();
+        tracing::info!(count = letters.len(), "forward_resending_dead_letters");
+        for w in &letters {
+            self.deliver(w).await;
+        }
+        std::fs::remove_file(&resending)?;
+        Ok(letters.len())
+    }
+}
+
+/// A refusal that trying again will not change: redirects and client errors
+/// other than "too slow" (408) and "too many" (429).
+fn permanent(status: u16) -> bool {
+    (300..400).contains(&status) || ((400..500).contains(&status) && status != 408 && status != 429)
 }
 
 /// A fleet's forwarder: one consumer of the ledger's stream of winners.
 pub(crate) struct Relay {
-    url: String,
+    delivery: Arc<Delivery>,
     /// A connection of its own: its blocking reads must not hold up admissions.
     ledger: Ledger,
     consumer: String,
-    pub(crate) delivered: AtomicU64,
-    pub(crate) attempts_failed: AtomicU64,
     /// Winners handed to a forwarder and not yet accepted, fleet-wide, as last seen.
     pub(crate) backlog: AtomicU64,
 }
@@ -163,13 +245,11 @@ pub(crate) struct Relay {
 const TAKE_OVER_AFTER: Duration = Duration::from_secs(5);
 
 impl Relay {
-    pub(crate) fn new(url: &str, ledger: Ledger, consumer: &str) -> Arc<Relay> {
+    pub(crate) fn new(delivery: Arc<Delivery>, ledger: Ledger, consumer: &str) -> Arc<Relay> {
         Arc::new(Relay {
-            url: url.to_string(),
+            delivery,
             ledger,
             consumer: consumer.to_string(),
-            delivered: AtomicU64::new(0),
-            attempts_failed: AtomicU64::new(0),
             backlog: AtomicU64::new(0),
         })
     }
@@ -177,13 +257,6 @@ impl Relay {
     /// Delivers forever; run it as a task. A ledger that does not answer is
     /// asked again after a pause.
     pub(crate) async fn run(self: Arc<Self>) {
-        let client = match Client::new() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "forward_disabled");
-                return;
-            }
-        };
         let pause = Duration::from_millis(200);
         while let Err(e) = self.ledger.ensure_group().await {
             tracing::warn!(error = %e, "forward_waiting_for_ledger");
@@ -205,9 +278,7 @@ impl Relay {
             };
             for (id, winners) in batch {
                 for winner in &winners {
-                    deliver(&client, &self.url, winner, &self.attempts_failed).await;
-                    self.delivered.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(order = winner.order, "forwarded");
+                    self.delivery.deliver(winner).await;
                 }
                 // Until acknowledged the entry stays pending and is delivered
                 // again (same Idempotency-Keys), by this gate or another.

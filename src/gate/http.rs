@@ -2,13 +2,15 @@
 //! drive the whole handler in-process with a request value, no socket.
 //!
 //! `POST /o/<sale>/<token>` is checked in order, each step cheap and lock-free
-//! on the common path: unknown sale or bad token (404), outside the window by
-//! the gate's own clock (403), no identity (401), body over 4 KiB (413), over
-//! the per-client rate limit (429), no item named (400), unknown item (404).
-//! Then the ledger decides: a repeat gets the user's first answer, a new
-//! winner is journaled (group commit) before the 303/200, everyone else gets
-//! the sold-out answer. On the refusal paths nothing is allocated but the
-//! answer and, with a rate limit, the limiter's entry for the client.
+//! on the common path: unknown sale or bad token (404), no identity (401) or
+//! two (400), another site's page (`Origin`, 403), body over 4 KiB (413), over
+//! the per-client rate limit (429), body not there in time (408), no item
+//! named (400). A winner asking again is answered with their order from here
+//! on, whatever follows. Then: outside the window by the gate's own clock
+//! (403), journal failed or shutting down (503), unknown item (404), and the
+//! admission decides: a repeat gets the user's first answer, a new winner is
+//! journaled (group commit) before the 303/200, everyone else gets the
+//! sold-out answer. On the refusal paths nothing is allocated but the answer.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -22,10 +24,11 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::admission::{Admission, Ticket, Verdict};
+use super::identity::Ambiguous;
 use super::journal::{JournalError, Winner};
 use super::metrics::Outcome;
 use super::Gate;
-use crate::sale::{verify, Refusal};
+use crate::sale::authentic;
 use crate::util::prometheus;
 
 /// Largest order body accepted.
@@ -104,27 +107,37 @@ impl<L: Admission> Gate<L> {
         let Some((url_sale, token)) = rest.split_once('/') else {
             return refuse(Outcome::NotFound, StatusCode::NOT_FOUND, "not found\n");
         };
-        let now = chrono::Utc::now().timestamp_millis();
-        match verify(&self.key, &self.sale, url_sale, token, now, self.window) {
-            Ok(()) => {}
-            Err(Refusal::Unknown | Refusal::BadMac) => {
-                return refuse(Outcome::NotFound, StatusCode::NOT_FOUND, "not found\n")
-            }
-            Err(Refusal::OutsideWindow) => {
+        if authentic(&self.key, &self.sale, url_sale, token).is_err() {
+            return refuse(Outcome::NotFound, StatusCode::NOT_FOUND, "not found\n");
+        }
+        let user = match self.identify.user(&parts.headers) {
+            Ok(Some(user)) => user,
+            Ok(None) => {
                 return refuse(
-                    Outcome::OutsideWindow,
+                    Outcome::NoIdentity,
+                    StatusCode::UNAUTHORIZED,
+                    "sign in to the shop first\n",
+                )
+            }
+            Err(Ambiguous) => {
+                return refuse(
+                    Outcome::BadRequest,
+                    StatusCode::BAD_REQUEST,
+                    "more than one identity in one order\n",
+                )
+            }
+        };
+        // A browser says where a request comes from: only the sale's own
+        // pages may order (a cross-site form would order in a shopper's name).
+        if let Some(origin) = parts.headers.get(header::ORIGIN) {
+            if origin != self.cors_origin {
+                return refuse(
+                    Outcome::CrossSite,
                     StatusCode::FORBIDDEN,
-                    "the sale is not open\n",
+                    "orders come from the sale's own pages\n",
                 );
             }
         }
-        let Some(user) = self.identify.user(&parts.headers) else {
-            return refuse(
-                Outcome::NoIdentity,
-                StatusCode::UNAUTHORIZED,
-                "sign in to the shop first\n",
-            );
-        };
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -147,7 +160,20 @@ impl<L: Admission> Gate<L> {
             }
         }
         let query_sku = parts.uri.query().and_then(|q| sku_of(q.as_bytes()));
-        let body = match Limited::new(body, MAX_BODY).collect().await {
+        let body = tokio::time::timeout(self.body_timeout, Limited::new(body, MAX_BODY).collect());
+        let body = match body.await {
+            Err(_) => {
+                let mut r = text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the order took too long to arrive\n",
+                );
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return (Outcome::TooSlow, self.cors(r));
+            }
+            Ok(b) => b,
+        };
+        let body = match body {
             Ok(b) => b.to_bytes(),
             Err(e)
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -174,6 +200,23 @@ impl<L: Admission> Gate<L> {
                 "which item? send sku=...\n",
             );
         };
+        // A winner asking again gets their order, whatever else holds now:
+        // after the end, with the journal failed, while shutting down.
+        if let Some(t) = self.stock.winner(&sku, user) {
+            return if t.is_durable().await {
+                (Outcome::Repeat, self.won(&t, json))
+            } else {
+                unavailable()
+            };
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        if !self.window.contains(now) {
+            return refuse(
+                Outcome::OutsideWindow,
+                StatusCode::FORBIDDEN,
+                "the sale is not open\n",
+            );
+        }
         if self.journal.failed() || self.draining.load(Ordering::Relaxed) {
             return unavailable();
         }

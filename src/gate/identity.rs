@@ -9,6 +9,10 @@ use sha2::Sha256;
 use super::Error;
 use crate::config::Identity;
 
+/// A request that names more than one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ambiguous;
+
 /// Longest user id accepted.
 const MAX_USER: usize = 256;
 
@@ -30,16 +34,32 @@ impl Identify {
         })
     }
 
-    /// The user a request is from, borrowed from its headers.
-    pub(crate) fn user<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+    /// The user a request is from, borrowed from its headers; `Err` when it
+    /// names more than one (a header sent twice: a client's and a proxy's).
+    pub(crate) fn user<'a>(&self, headers: &'a HeaderMap) -> Result<Option<&'a str>, Ambiguous> {
         match &self.identity {
             Identity::Header(h) => {
-                let v = headers.get(h)?.to_str().ok()?.trim();
-                (!v.is_empty() && v.len() <= MAX_USER).then_some(v)
+                let mut values = headers.get_all(h).iter();
+                let (Some(v), None) = (values.next(), values.next()) else {
+                    return if headers.contains_key(h) {
+                        Err(Ambiguous)
+                    } else {
+                        Ok(None)
+                    };
+                };
+                let v = v.to_str().ok().map(str::trim);
+                Ok(v.filter(|v| !v.is_empty() && v.len() <= MAX_USER))
             }
             Identity::Cookie(name) => {
-                let key = self.cookie_key.as_ref()?;
-                verify_cookie(key, crate::util::cookie::find(headers, name)?)
+                let Some(key) = self.cookie_key.as_ref() else {
+                    return Ok(None);
+                };
+                let mut values = crate::util::cookie::all(headers, name);
+                match (values.next(), values.next()) {
+                    (None, _) => Ok(None),
+                    (Some(v), None) => Ok(verify_cookie(key, v)),
+                    (Some(_), Some(_)) => Err(Ambiguous),
+                }
             }
         }
     }
@@ -96,15 +116,23 @@ mod tests {
         let mut h = HeaderMap::new();
         let value = format!("junk; shop_user={}", sign_cookie(b"k", "alice"));
         h.insert(COOKIE, HeaderValue::from_str(&value).unwrap());
-        assert_eq!(id.user(&h), Some("alice"));
+        assert_eq!(id.user(&h), Ok(Some("alice")));
+        // A quoted value is the same cookie; two of them are two identities.
+        let quoted = format!("shop_user=\"{}\"", sign_cookie(b"k", "alice"));
+        h.insert(COOKIE, HeaderValue::from_str(&quoted).unwrap());
+        assert_eq!(id.user(&h), Ok(Some("alice")));
+        h.append(COOKIE, HeaderValue::from_str(&value).unwrap());
+        assert_eq!(id.user(&h), Err(Ambiguous));
         h.insert("x-user-id", HeaderValue::from_static("bob"));
         h.remove(COOKIE);
         assert_eq!(
             id.user(&h),
-            None,
+            Ok(None),
             "the header is no identity in cookie mode"
         );
         let header = Identify::new(Identity::Header("X-User-Id".into()), None).unwrap();
-        assert_eq!(header.user(&h), Some("bob"));
+        assert_eq!(header.user(&h), Ok(Some("bob")));
+        h.append("x-user-id", HeaderValue::from_static("mallory"));
+        assert_eq!(header.user(&h), Err(Ambiguous), "a client's and a proxy's");
     }
 }

@@ -7,6 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -65,7 +66,7 @@ pub(crate) enum JournalError {
     Held { path: PathBuf, holder: String },
     #[error("{}: {error}", path.display())]
     Io { path: PathBuf, error: io::Error },
-    #[error("{}:{line}: not a journal line ({why}); the journal was changed by something else than the gate: restore it, or move it away to start empty (the units it records would be sold again)", path.display())]
+    #[error("{}:{line}: not a journal line ({why}): a power cut can leave such a tail; `flashsale gate --repair-journal` keeps every line before it and sets the rest aside (moving the journal away would sell its units again)", path.display())]
     Corrupt {
         path: PathBuf,
         line: usize,
@@ -90,6 +91,8 @@ pub(super) struct Journal {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// fsync latencies in microseconds, for metrics.
     pub(crate) fsyncs: Arc<FsyncStats>,
+    /// Failed from outside the writer (tests stand in for a failing disk).
+    broken: std::sync::atomic::AtomicBool,
 }
 
 /// A histogram of fsync latencies.
@@ -159,6 +162,71 @@ pub(super) fn replay(dir: &Path) -> Result<Vec<Winner>, JournalError> {
     Ok(winners)
 }
 
+/// What a repair set aside.
+#[derive(Debug)]
+pub(crate) struct Repaired {
+    /// Winners kept (the valid lines before the first bad one).
+    pub(crate) kept: usize,
+    /// Bytes set aside, and where they went.
+    pub(crate) dropped_bytes: usize,
+    /// Complete-looking lines among them (winners that may be lost).
+    pub(crate) dropped_lines: usize,
+    pub(crate) set_aside: Option<PathBuf>,
+}
+
+/// Keeps the journal's valid prefix (every line up to the first one that is
+/// not a winner) and moves the rest to `winners.jsonl.dropped-<time>`.
+pub(crate) fn repair(dir: &Path) -> Result<Repaired, JournalError> {
+    let path = dir.join(FILE_NAME);
+    let io = |error| JournalError::Io {
+        path: path.clone(),
+        error,
+    };
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(Repaired {
+                kept: 0,
+                dropped_bytes: 0,
+                dropped_lines: 0,
+                set_aside: None,
+            })
+        }
+        Err(e) => return Err(io(e)),
+    };
+    let mut good = 0;
+    let mut kept = 0;
+    for line in bytes.split_inclusive(|b| *b == b'\n') {
+        if !line.ends_with(b"\n")
+            || serde_json::from_slice::<Winner>(&line[..line.len() - 1]).is_err()
+        {
+            break;
+        }
+        good += line.len();
+        kept += 1;
+    }
+    let tail = &bytes[good..];
+    let mut set_aside = None;
+    if !tail.is_empty() {
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+        let aside = dir.join(format!("{FILE_NAME}.dropped-{stamp}"));
+        crate::util::fs::write_durably(&aside, tail).map_err(io)?;
+        let f = OpenOptions::new().write(true).open(&path).map_err(io)?;
+        f.set_len(good as u64).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        set_aside = Some(aside);
+    }
+    Ok(Repaired {
+        kept,
+        dropped_bytes: tail.len(),
+        dropped_lines: tail
+            .split(|b| *b == b'\n')
+            .filter(|l| l.iter().any(|b| *b != 0 && !b.is_ascii_whitespace()))
+            .count(),
+        set_aside,
+    })
+}
+
 impl Journal {
     /// Opens (creating) `dir/winners.jsonl` for appending, after [`replay`]
     /// has read and repaired it. `on_durable` sees every new batch once it is
@@ -168,12 +236,14 @@ impl Journal {
             let p = p.to_path_buf();
             move |error| JournalError::Io { path: p, error }
         };
-        std::fs::create_dir_all(dir).map_err(io_at(dir))?;
+        crate::util::fs::create_dir_durably(dir).map_err(io_at(dir))?;
         let path = dir.join(FILE_NAME);
         let existed = path.exists();
+        // Customer ids: for the gate's user only.
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&path)
             .map_err(io_at(&path))?;
         if !existed {
@@ -182,6 +252,11 @@ impl Journal {
                 .and_then(|d| d.sync_all())
                 .map_err(io_at(dir))?;
         }
+        Self::start(file, &path, on_durable)
+    }
+
+    /// Starts the writer thread on `sink` (the file at `path`).
+    fn start(sink: impl Sink, path: &Path, on_durable: OnDurable) -> Result<Journal, JournalError> {
         let (tx, rx) = mpsc::channel::<(u64, Winner)>();
         let (durable_tx, durable_rx) = watch::channel(Durable {
             seq: 0,
@@ -191,13 +266,17 @@ impl Journal {
         let stats = fsyncs.clone();
         let writer = std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || write_loop(file, rx, durable_tx, stats, on_durable))
-            .map_err(io_at(&path))?;
+            .spawn(move || write_loop(sink, rx, durable_tx, stats, on_durable))
+            .map_err(|error| JournalError::Io {
+                path: path.to_path_buf(),
+                error,
+            })?;
         Ok(Journal {
             queue: Mutex::new((0, tx)),
             durable: durable_rx,
             writer: Mutex::new(Some(writer)),
             fsyncs,
+            broken: Default::default(),
         })
     }
 
@@ -229,7 +308,13 @@ impl Journal {
     }
 
     pub(super) fn failed(&self) -> bool {
-        self.durable.borrow().failed
+        self.durable.borrow().failed || self.broken.load(Ordering::Relaxed)
+    }
+
+    /// As if the disk had failed: nothing more is written or acknowledged.
+    #[cfg(test)]
+    pub(super) fn break_down(&self) {
+        self.broken.store(true, Ordering::Relaxed);
     }
 
     /// Writes what is queued and stops the writer.
@@ -245,13 +330,38 @@ impl Journal {
     }
 }
 
+/// What the journal writes to: its file (in tests, one that fails on cue).
+trait Sink: Send + 'static {
+    /// Appends and makes it durable.
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Cuts the file back to `len` bytes, durably.
+    fn cut(&mut self, len: u64) -> io::Result<()>;
+    fn len(&self) -> u64;
+}
+
+impl Sink for File {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write_all(bytes).and_then(|_| self.sync_data())
+    }
+
+    fn cut(&mut self, len: u64) -> io::Result<()> {
+        self.set_len(len).and_then(|_| self.sync_data())
+    }
+
+    fn len(&self) -> u64 {
+        self.metadata().map_or(0, |m| m.len())
+    }
+}
+
 fn write_loop(
-    mut file: File,
+    mut file: impl Sink,
     rx: mpsc::Receiver<(u64, Winner)>,
     durable: watch::Sender<Durable>,
     stats: Arc<FsyncStats>,
     on_durable: OnDurable,
 ) {
+    // The length of what is on disk and acknowledged.
+    let mut durable_len = file.len();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
@@ -261,17 +371,21 @@ fn write_loop(
             buf.push(b'\n');
         }
         let started = Instant::now();
-        let result = file.write_all(&buf).and_then(|_| file.sync_data());
+        let result = file.append(&buf);
         stats.observe(started.elapsed().as_micros() as u64);
         match result {
             Ok(()) => {
+                durable_len += buf.len() as u64;
                 let last = batch.last().map_or(0, |(s, _)| *s);
                 let winners: Vec<Winner> = batch.into_iter().map(|(_, w)| w).collect();
                 durable.send_modify(|d| d.seq = last);
                 on_durable(&winners);
             }
             Err(_) => {
-                // Fail closed: nothing after this is acknowledged.
+                // Fail closed: nothing after this is acknowledged, and what
+                // of this batch did reach the file is cut away, so those
+                // customers (answered 503) never replay as winners.
+                let _ = file.cut(durable_len);
                 durable.send_modify(|d| d.failed = true);
                 return;
             }
@@ -371,6 +485,89 @@ mod tests {
             2,
             "one write for the first winner, one for the 99 queued behind it"
         );
+    }
+
+    /// A journal file that fails its `n`th append (1-based) after writing
+    /// only part of it, as a disk that fills up does.
+    struct FillsUp {
+        file: File,
+        appends: usize,
+        fail_at: usize,
+    }
+
+    impl Sink for FillsUp {
+        fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+            self.appends += 1;
+            if self.appends == self.fail_at {
+                self.file.write_all(&bytes[..bytes.len() / 2 + 1])?;
+                return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            self.file.append(bytes)
+        }
+
+        fn cut(&mut self, len: u64) -> io::Result<()> {
+            self.file.cut(len)
+        }
+
+        fn len(&self) -> u64 {
+            self.file.len()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_that_fails_part_way_is_cut_back_to_what_was_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let sink = FillsUp {
+            file,
+            appends: 0,
+            fail_at: 2,
+        };
+        let j = Journal::start(sink, &path, Box::new(|_| {})).unwrap();
+        j.append(winner(1)).await.unwrap();
+        // Several complete lines reached the disk before it filled up:
+        // nobody was told they won, so none may replay as a winner.
+        let (a, b, c) = tokio::join!(
+            j.append(winner(2)),
+            j.append(winner(3)),
+            j.append(winner(4))
+        );
+        assert!(a.is_err() || b.is_err() || c.is_err());
+        assert!(j.failed());
+        j.close();
+        assert_eq!(replay(dir.path()).unwrap(), vec![winner(1)]);
+    }
+
+    #[test]
+    fn repair_keeps_the_valid_prefix_and_sets_the_rest_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let good = format!(
+            "{}\n{}\n",
+            serde_json::to_string(&winner(1)).unwrap(),
+            serde_json::to_string(&winner(2)).unwrap()
+        );
+        // What XFS can leave after a power cut: a run of NULs, then a line.
+        let mut text = good.clone().into_bytes();
+        text.extend_from_slice(&[0u8; 300]);
+        text.extend_from_slice(serde_json::to_string(&winner(3)).unwrap().as_bytes());
+        text.push(b'\n');
+        std::fs::write(&path, &text).unwrap();
+        let err = replay(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("--repair-journal"), "{err}");
+        let r = repair(dir.path()).unwrap();
+        assert_eq!(
+            (r.kept, r.dropped_bytes, r.dropped_lines),
+            (2, text.len() - good.len(), 1)
+        );
+        let aside = std::fs::read(r.set_aside.unwrap()).unwrap();
+        assert_eq!(aside, &text[good.len()..]);
+        assert_eq!(replay(dir.path()).unwrap(), vec![winner(1), winner(2)]);
     }
 
     #[test]

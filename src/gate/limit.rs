@@ -1,87 +1,229 @@
 //! A token bucket per client, only built when `[gate] rate_limit` is set.
-//! Clients are sharded over a few locks by a randomly keyed hash, so one
-//! hot client does not serialise the others and nobody can aim at one shard.
+//!
+//! The client is the address a trusted proxy put in `client_ip_header` (the
+//! entry `client_ip_hops` from the right of an `X-Forwarded-For` list: what a
+//! client writes itself is to the left of what its proxies append), else the
+//! connection's peer. Keys are addresses, never text a client chose, so a
+//! key is 16 bytes whatever the header holds. Buckets live in two
+//! generations per shard: a bucket untouched for a whole refill period is
+//! full again and may be forgotten, so memory stays bounded and no call ever
+//! scans a shard. Shards are picked by a randomly keyed hash, so nobody can
+//! aim at one.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hyper::HeaderMap;
 
-/// Clients kept per shard before idle ones are forgotten.
-const SHARD_CAPACITY: usize = 100_000;
+/// Clients one generation of a shard holds before it is retired early.
+const GENERATION: usize = 20_000;
 const SHARDS: usize = 16;
+
+struct Shard {
+    current: HashMap<IpAddr, (f64, Instant)>,
+    previous: HashMap<IpAddr, (f64, Instant)>,
+    since: Instant,
+}
 
 pub(crate) struct RateLimiter {
     per_second: f64,
     burst: f64,
+    /// A bucket left alone this long is full again.
+    refill: Duration,
     /// A header set by a trusted proxy that names the client's address.
     client_header: Option<String>,
+    /// Which entry of that header, counted from the right (1: the last).
+    hops: usize,
     hasher: std::collections::hash_map::RandomState,
-    shards: Vec<Mutex<HashMap<String, (f64, Instant)>>>,
+    shards: Vec<Mutex<Shard>>,
 }
 
 impl RateLimiter {
     /// `per_second` requests per second per client, bursts of twice that.
-    pub(crate) fn new(per_second: u32, client_header: Option<String>) -> RateLimiter {
+    pub(crate) fn new(per_second: u32, client_header: Option<String>, hops: usize) -> RateLimiter {
+        let burst = (per_second * 2) as f64;
+        let now = Instant::now();
         RateLimiter {
             per_second: per_second as f64,
-            burst: (per_second * 2) as f64,
+            burst,
+            refill: Duration::from_secs_f64(burst / per_second as f64),
             client_header,
+            hops: hops.max(1),
             hasher: Default::default(),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        current: HashMap::new(),
+                        previous: HashMap::new(),
+                        since: now,
+                    })
+                })
+                .collect(),
         }
+    }
+
+    /// The client a request counts against.
+    fn client(&self, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
+        let named = self.client_header.as_deref().and_then(|h| {
+            // Every value of the header, in order, as one list.
+            let entries: Vec<&str> = headers
+                .get_all(h)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .collect();
+            let entry = entries.len().checked_sub(self.hops).map(|i| entries[i])?;
+            entry.parse::<IpAddr>().ok()
+        });
+        named.unwrap_or_else(|| peer.ip())
     }
 
     /// Takes a token for the client of this request, if it has one.
     pub(crate) fn allow(&self, headers: &HeaderMap, peer: SocketAddr) -> bool {
-        let client = self
-            .client_header
-            .as_deref()
-            .and_then(|h| headers.get(h))
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(|v| v.trim().to_string())
-            .unwrap_or_else(|| peer.ip().to_string());
-        self.allow_client(&client)
+        self.allow_client(self.client(headers, peer), Instant::now())
     }
 
-    fn allow_client(&self, client: &str) -> bool {
+    fn allow_client(&self, client: IpAddr, now: Instant) -> bool {
         let shard = &self.shards[self.hasher.hash_one(client) as usize % self.shards.len()];
-        let mut map = shard.lock().expect("limiter lock poisoned");
-        let now = Instant::now();
-        if map.len() > SHARD_CAPACITY {
-            // Forget clients idle long enough to have a full bucket again.
-            let full = Duration::from_secs_f64(self.burst / self.per_second);
-            map.retain(|_, (_, at)| now.duration_since(*at) < full);
+        let mut shard = shard.lock().expect("limiter lock poisoned");
+        if now.duration_since(shard.since) >= self.refill || shard.current.len() >= GENERATION {
+            // What the previous generation held is full by now (or, retired
+            // early under a flood of clients, more lenient): forget it.
+            shard.previous = std::mem::take(&mut shard.current);
+            shard.since = now;
         }
-        let (tokens, at) = map.entry(client.to_string()).or_insert((self.burst, now));
-        *tokens =
-            (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
+        let bucket = match shard.previous.remove(&client) {
+            Some(b) => b,
+            None => *shard.current.get(&client).unwrap_or(&(self.burst, now)),
+        };
+        let (tokens, at) = bucket;
+        let tokens =
+            (tokens + now.duration_since(at).as_secs_f64() * self.per_second).min(self.burst);
+        let (left, allowed) = if tokens >= 1.0 {
+            (tokens - 1.0, true)
         } else {
-            false
-        }
+            (tokens, false)
+        };
+        shard.current.insert(client, (left, now));
+        allowed
+    }
+
+    /// Clients remembered now (for tests).
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                let s = s.lock().unwrap();
+                s.current.len() + s.previous.len()
+            })
+            .sum()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::header::HeaderValue;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
 
     #[test]
     fn a_burst_then_refusals_per_client() {
-        let limiter = RateLimiter::new(2, None);
-        let allowed = (0..10).filter(|_| limiter.allow_client("a")).count();
+        let limiter = RateLimiter::new(2, None, 1);
+        let now = Instant::now();
+        let allowed = (0..10)
+            .filter(|_| limiter.allow_client(ip("192.0.2.1"), now))
+            .count();
         assert_eq!(allowed, 4, "burst of twice the rate");
         assert!(
-            limiter.allow_client("b"),
+            limiter.allow_client(ip("192.0.2.2"), now),
             "another client has its own bucket"
+        );
+    }
+
+    #[test]
+    fn the_client_is_what_the_trusted_proxy_appended() {
+        let limiter = RateLimiter::new(5, Some("X-Forwarded-For".into()), 1);
+        let peer: SocketAddr = "10.0.0.1:1234".parse().unwrap();
+        let mut h = HeaderMap::new();
+        // The client wrote the first entry; the proxy appended the last.
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 203.0.113.7"),
+        );
+        assert_eq!(limiter.client(&h, peer), ip("203.0.113.7"));
+        // Two header lines are one list.
+        h.append("x-forwarded-for", HeaderValue::from_static("198.51.100.9"));
+        assert_eq!(limiter.client(&h, peer), ip("198.51.100.9"));
+        let two_hops = RateLimiter::new(5, Some("X-Forwarded-For".into()), 2);
+        assert_eq!(two_hops.client(&h, peer), ip("203.0.113.7"));
+        // Not an address (12 KB of anything): the peer, never the text.
+        let mut junk = HeaderMap::new();
+        junk.insert(
+            "x-forwarded-for",
+            HeaderValue::from_str(&"x".repeat(12_000)).unwrap(),
+        );
+        assert_eq!(limiter.client(&junk, peer), peer.ip());
+        assert_eq!(limiter.client(&HeaderMap::new(), peer), peer.ip());
+    }
+
+    #[test]
+    fn a_new_forged_leftmost_entry_per_request_does_not_get_around_it() {
+        let limiter = RateLimiter::new(5, Some("X-Forwarded-For".into()), 1);
+        let peer: SocketAddr = "10.0.0.1:1234".parse().unwrap();
+        let allowed = (0..30)
+            .filter(|i| {
+                let mut h = HeaderMap::new();
+                let v = format!("10.9.{}.{}, 203.0.113.7", i / 250, i % 250);
+                h.insert("x-forwarded-for", HeaderValue::from_str(&v).unwrap());
+                limiter.allow(&h, peer)
+            })
+            .count();
+        assert_eq!(allowed, 10, "the burst, then refused");
+    }
+
+    #[test]
+    fn memory_is_bounded_and_nothing_is_scanned() {
+        let limiter = RateLimiter::new(5, None, 1);
+        let now = Instant::now();
+        for i in 0..200_000u32 {
+            limiter.allow_client(IpAddr::from(i.to_be_bytes()), now);
+        }
+        assert!(
+            limiter.remembered() <= 2 * GENERATION * SHARDS,
+            "{}",
+            limiter.remembered()
+        );
+        // After a refill period every bucket is full: all forgotten.
+        let later = now + Duration::from_secs(10);
+        for s in 0..SHARDS {
+            // One call per shard rotates it.
+            let mut n = 0u32;
+            while limiter
+                .hasher
+                .hash_one(IpAddr::from((1_000_000 + n).to_be_bytes())) as usize
+                % SHARDS
+                != s
+            {
+                n += 1;
+            }
+            limiter.allow_client(IpAddr::from((1_000_000 + n).to_be_bytes()), later);
+            limiter.allow_client(
+                IpAddr::from((1_000_000 + n).to_be_bytes()),
+                later + Duration::from_secs(10),
+            );
+        }
+        assert!(
+            limiter.remembered() <= 2 * SHARDS,
+            "{}",
+            limiter.remembered()
         );
     }
 }

@@ -16,6 +16,9 @@ pub(crate) const FSYNC: &str = "flashsale_gate_journal_fsync_seconds";
 pub(crate) const FORWARD_BACKLOG: &str = "flashsale_gate_forward_backlog";
 pub(crate) const FORWARDED: &str = "flashsale_gate_forwarded_total";
 pub(crate) const FORWARD_FAILURES: &str = "flashsale_gate_forward_failures_total";
+pub(crate) const FORWARD_DEAD: &str = "flashsale_gate_forward_dead_letters_total";
+pub(crate) const CONNECTIONS: &str = "flashsale_gate_connections";
+pub(crate) const CONNECTIONS_REFUSED: &str = "flashsale_gate_connections_refused_total";
 pub(crate) const LEDGER_UP: &str = "flashsale_gate_ledger_up";
 pub(crate) const LEDGER_CALLS: &str = "flashsale_gate_ledger_calls_total";
 
@@ -31,11 +34,13 @@ pub(crate) enum Outcome {
     TooLarge,
     RateLimited,
     BadRequest,
+    TooSlow,
+    CrossSite,
     Unavailable,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 10] = [
+    const ALL: [Outcome; 12] = [
         Outcome::Won,
         Outcome::Repeat,
         Outcome::SoldOut,
@@ -45,6 +50,8 @@ impl Outcome {
         Outcome::TooLarge,
         Outcome::RateLimited,
         Outcome::BadRequest,
+        Outcome::TooSlow,
+        Outcome::CrossSite,
         Outcome::Unavailable,
     ];
 
@@ -59,6 +66,8 @@ impl Outcome {
             Outcome::TooLarge => "too_large",
             Outcome::RateLimited => "rate_limited",
             Outcome::BadRequest => "bad_request",
+            Outcome::TooSlow => "too_slow",
+            Outcome::CrossSite => "cross_site",
             Outcome::Unavailable => "unavailable",
         }
     }
@@ -85,6 +94,21 @@ pub(crate) fn render<L: Admission>(gate: &Gate<L>) -> String {
     for o in Outcome::ALL {
         let n = gate.requests.0[o as usize].load(Ordering::Relaxed);
         w.sample(REQUESTS, &[base[0], base[1], ("outcome", o.label())], n);
+    }
+    w.family(CONNECTIONS, Kind::Gauge, "Connections open now.");
+    w.sample(CONNECTIONS, &base, gate.connections.open());
+    w.family(
+        CONNECTIONS_REFUSED,
+        Kind::Counter,
+        "Connections closed at once for being over a cap (in all, or per client address).",
+    );
+    let c = &gate.connections;
+    let refused = [
+        ("total", c.refused_total.load(Ordering::Relaxed)),
+        ("per_client", c.refused_per_client.load(Ordering::Relaxed)),
+    ];
+    for (cap, n) in refused {
+        w.sample(CONNECTIONS_REFUSED, &[base[0], base[1], ("cap", cap)], n);
     }
     let counts = gate.stock.counts();
     type Value = fn(&ItemCount) -> u32;
@@ -170,6 +194,12 @@ pub(crate) fn render<L: Admission>(gate: &Gate<L>) -> String {
             "Failed attempts to forward a winner.",
         );
         w.sample(FORWARD_FAILURES, &base, fw.failures());
+        w.family(
+            FORWARD_DEAD,
+            Kind::Counter,
+            "Winners the order system refused for good, kept in dead-letters.jsonl.",
+        );
+        w.sample(FORWARD_DEAD, &base, fw.dead());
     }
     w.finish()
 }

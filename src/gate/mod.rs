@@ -37,10 +37,10 @@ pub(crate) use admission::{Admission, ItemCount, LocalStock, Stock};
 use forward::Forwarder;
 pub use identity::sign_cookie;
 use identity::Identify;
-pub(crate) use journal::Winner;
+pub(crate) use journal::{hold as hold_journal, repair as repair_journal, Winner};
 use journal::{Journal, JournalError};
 use limit::RateLimiter;
-pub(crate) use server::{bind, serve};
+pub(crate) use server::{bind, serve, Limits};
 use shared::SharedStock;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +65,8 @@ pub(crate) enum Error {
     GateIdTaken { gate: String, ago_ms: u64 },
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
+    #[error("cannot forward winners: {0}")]
+    Forward(#[from] crate::util::http::HttpError),
     #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
@@ -89,10 +91,21 @@ pub(crate) struct Options {
     pub(crate) key: GateKey,
     /// The shop's key for signed identity cookies.
     pub(crate) cookie_key: Option<Vec<u8>>,
+    /// A request's body must arrive within this (else 408).
+    pub(crate) body_timeout: std::time::Duration,
+    /// Try the dead letters (winners the order system refused for good) again.
+    pub(crate) resend_dead_letters: bool,
+    /// The origin whose pages may order (`Origin`, CORS); default: base_url's.
+    pub(crate) origin: Option<String>,
 }
 
-/// Who sends winners to the order system.
-enum Forwarding {
+/// Who sends winners to the order system, and how it went.
+struct Forwarding {
+    delivery: Arc<forward::Delivery>,
+    from: Source,
+}
+
+enum Source {
     /// This gate's journal.
     Journal(Arc<Forwarder>),
     /// The fleet ledger's stream, shared with the other live gates.
@@ -101,24 +114,28 @@ enum Forwarding {
 
 impl Forwarding {
     fn backlog(&self) -> u64 {
-        match self {
-            Forwarding::Journal(f) => f.backlog(),
-            Forwarding::Stream(r) => r.backlog.load(std::sync::atomic::Ordering::Relaxed),
+        match &self.from {
+            Source::Journal(f) => f.backlog(),
+            Source::Stream(r) => r.backlog.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 
     fn delivered(&self) -> u64 {
-        match self {
-            Forwarding::Journal(f) => f.delivered.load(std::sync::atomic::Ordering::Relaxed),
-            Forwarding::Stream(r) => r.delivered.load(std::sync::atomic::Ordering::Relaxed),
-        }
+        self.delivery
+            .delivered
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn failures(&self) -> u64 {
-        match self {
-            Forwarding::Journal(f) => f.attempts_failed.load(std::sync::atomic::Ordering::Relaxed),
-            Forwarding::Stream(r) => r.attempts_failed.load(std::sync::atomic::Ordering::Relaxed),
-        }
+        self.delivery
+            .attempts_failed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn dead(&self) -> u64 {
+        self.delivery
+            .dead
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -141,6 +158,9 @@ pub(crate) struct Gate<L: Admission = Stock> {
     cors_origin: HeaderValue,
     limiter: Option<RateLimiter>,
     requests: metrics::Requests,
+    connections: Arc<server::Connections>,
+    /// A request's body must arrive within this.
+    body_timeout: std::time::Duration,
     draining: AtomicBool,
     /// One live gate per journal directory, for as long as this gate runs.
     _held: journal::Held,
@@ -159,7 +179,7 @@ impl Gate {
             let path = path.to_path_buf();
             move |error| Error::Io { path, error }
         };
-        std::fs::create_dir_all(&opts.journal_dir).map_err(io(&opts.journal_dir))?;
+        crate::util::fs::create_dir_durably(&opts.journal_dir).map_err(io(&opts.journal_dir))?;
         let gate_id = match opts.gate_id.clone() {
             Some(id) => id,
             None => gate_id_in(&opts.journal_dir)?,
@@ -198,26 +218,41 @@ impl Gate {
                         tracing::warn!(order = w.order, sku = w.sku, "replay_unknown_item");
                     }
                 }
+                for c in local.settle() {
+                    tracing::warn!(
+                        sku = c.sku,
+                        winners = c.admitted,
+                        quota = c.quota,
+                        "replay_over_quota: the journal holds more winners than this gate's quota; they keep their units, nobody else is admitted"
+                    );
+                }
                 Stock::Local(local)
             }
         };
         let forward_url = opts.forward.clone().or_else(|| config.gate.forward.clone());
-        let forwarder = match (forward_url, &config.gate.ledger) {
-            (None, _) => None,
-            // A fleet forwards the ledger's stream, on a connection of its own.
-            (Some(url), Some(ledger)) => Some(Forwarding::Stream(forward::Relay::new(
-                &url,
-                crate::ledger::Ledger::new(ledger, &config.name)?,
-                &gate_id,
-            ))),
-            (Some(url), None) => Some(Forwarding::Journal(Forwarder::new(
-                &url,
-                &opts.journal_dir,
-                replayed.clone(),
-            ))),
+        let opts_resend = opts.resend_dead_letters;
+        let forwarder = match forward_url {
+            None => None,
+            Some(url) => {
+                let delivery = forward::Delivery::new(&url, &opts.journal_dir)?;
+                let from = match &config.gate.ledger {
+                    // A fleet forwards the ledger's stream, on a connection of its own.
+                    Some(ledger) => Source::Stream(forward::Relay::new(
+                        delivery.clone(),
+                        crate::ledger::Ledger::new(ledger, &config.name)?,
+                        &gate_id,
+                    )),
+                    None => Source::Journal(Forwarder::new(
+                        delivery.clone(),
+                        &opts.journal_dir,
+                        replayed.clone(),
+                    )),
+                };
+                Some(Forwarding { delivery, from })
+            }
         };
-        let to_forwarder = match &forwarder {
-            Some(Forwarding::Journal(f)) => Some(f.clone()),
+        let to_forwarder = match forwarder.as_ref().map(|f| &f.from) {
+            Some(Source::Journal(f)) => Some(f.clone()),
             _ => None,
         };
         let journal = Journal::open(
@@ -235,8 +270,10 @@ impl Gate {
             })
         };
         // base_url was checked to be an http(s) URL when the config was read.
-        let origin = crate::config::http_url(&config.base_url)
-            .map_or_else(String::new, |u| u.origin().ascii_serialization());
+        let origin = opts.origin.clone().unwrap_or_else(|| {
+            crate::config::http_url(&config.base_url)
+                .map_or_else(String::new, |u| u.origin().ascii_serialization())
+        });
         let gate = Gate {
             sale: config.name.clone(),
             window: Window {
@@ -254,11 +291,16 @@ impl Gate {
             confirm_url: config.gate.confirm_url.clone(),
             ended_location: header(&config.gate.ended_url, "ended_url")?,
             cors_origin: header(&origin, "base_url origin")?,
-            limiter: config
-                .gate
-                .rate_limit
-                .map(|r| RateLimiter::new(r, config.gate.client_ip_header.clone())),
+            limiter: config.gate.rate_limit.map(|r| {
+                RateLimiter::new(
+                    r,
+                    config.gate.client_ip_header.clone(),
+                    config.gate.client_ip_hops,
+                )
+            }),
             requests: Default::default(),
+            connections: Default::default(),
+            body_timeout: opts.body_timeout,
             draining: AtomicBool::new(false),
             _held: held,
         };
@@ -276,10 +318,20 @@ impl Gate {
                 .join(", "),
             "gate_start"
         );
-        match &gate.forwarder {
-            Some(Forwarding::Journal(f)) => drop(tokio::spawn(f.clone().run())),
-            Some(Forwarding::Stream(r)) => drop(tokio::spawn(r.clone().run())),
-            None => {}
+        if let Some(f) = &gate.forwarder {
+            match &f.from {
+                Source::Journal(j) => drop(tokio::spawn(j.clone().run())),
+                Source::Stream(r) => drop(tokio::spawn(r.clone().run())),
+            }
+            if opts_resend {
+                let delivery = f.delivery.clone();
+                tokio::spawn(async move {
+                    match delivery.resend_dead_letters().await {
+                        Ok(n) => tracing::info!(count = n, "forward_dead_letters_resent"),
+                        Err(e) => tracing::error!(error = %e, "forward_dead_letters_unreadable"),
+                    }
+                });
+            }
         }
         if let Stock::Shared(s) = &gate.stock {
             tokio::spawn(s.clone().run());
@@ -403,7 +455,7 @@ fn gate_id_in(dir: &Path) -> Result<String, Error> {
         }
     }
     let id = format!("g{}", crate::util::random::hex(3));
-    crate::util::fs::write_atomically(&path, format!("{id}\n").as_bytes())
+    crate::util::fs::write_durably(&path, format!("{id}\n").as_bytes())
         .map_err(|error| Error::Io { path, error })?;
     Ok(id)
 }

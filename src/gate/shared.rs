@@ -443,6 +443,16 @@ impl Admission for SharedStock {
         self.state() == LedgerState::Up
     }
 
+    fn winner(&self, sku: &str, user: &str) -> Option<Ticket> {
+        self.items
+            .get(sku)?
+            .mine
+            .lock()
+            .expect("winners lock")
+            .get(user)
+            .cloned()
+    }
+
     fn ledger(&self) -> Option<(bool, u64, u64)> {
         Some((
             self.ready(),

@@ -18,12 +18,28 @@ const PEER: &str = "192.0.2.1:40000";
 struct Fixture {
     gate: Arc<Gate>,
     key: GateKey,
-    _journal: tempfile::TempDir,
+    journal: tempfile::TempDir,
 }
 
 /// A gate for sale `demo` (items A, quota 2, and B) whose window is
 /// `start_in`..`end_in` seconds from now, with `extra` in `[gate]`.
 async fn gate(start_in: i64, end_in: i64, extra: &str) -> Fixture {
+    let journal = tempfile::tempdir().unwrap();
+    let key = GateKey::generate();
+    let gate = start(&journal, &key, start_in, end_in, extra, None, None).await;
+    Fixture { gate, key, journal }
+}
+
+/// A gate on `journal`; `quota` over the configuration's 2 per item.
+async fn start(
+    journal: &tempfile::TempDir,
+    key: &GateKey,
+    start_in: i64,
+    end_in: i64,
+    extra: &str,
+    cookie_key: Option<&[u8]>,
+    quota: Option<u32>,
+) -> Arc<Gate> {
     let t = |s: i64| (chrono::Utc::now() + chrono::Duration::seconds(s)).to_rfc3339();
     let text = format!(
         "name = \"demo\"\nbase_url = \"https://sale.example.com/\"\nstart = \"{}\"\nend = \"{}\"\ncurrency = \"EUR\"\n[gate]\nurl = \"https://gate.example.com\"\nquota = 2\n{extra}\n[[items]]\nsku = \"A\"\ntitle = \"A\"\nprice = 1\nstock = 2\n[[items]]\nsku = \"B\"\ntitle = \"B\"\nprice = 1\nstock = 2\n",
@@ -32,27 +48,23 @@ async fn gate(start_in: i64, end_in: i64, extra: &str) -> Fixture {
     );
     let config = Config::parse(Path::new("site.toml"), text).unwrap();
     let stock = [("A".to_string(), 2), ("B".to_string(), 2)];
-    let journal = tempfile::tempdir().unwrap();
-    let key = GateKey::generate();
-    let gate = Gate::start(
+    Gate::start(
         &config,
         &stock,
         Options {
-            quota: None,
+            quota,
             journal_dir: journal.path().to_path_buf(),
             forward: None,
             gate_id: Some("g1".into()),
             key: key.clone(),
-            cookie_key: None,
+            cookie_key: cookie_key.map(<[u8]>::to_vec),
+            body_timeout: std::time::Duration::from_millis(500),
+            resend_dead_letters: false,
+            origin: None,
         },
     )
     .await
-    .unwrap();
-    Fixture {
-        gate,
-        key,
-        _journal: journal,
-    }
+    .unwrap()
 }
 
 impl Fixture {
@@ -211,4 +223,199 @@ async fn winners_repeats_and_losers() {
     let counts = f.gate.counts();
     assert_eq!((counts[0].admitted, counts[0].remaining()), (2, 0));
     assert_eq!(counts[1].remaining(), 2, "B untouched");
+}
+
+/// An order with extra headers.
+async fn order_with(f: &Fixture, headers: &[(&str, &str)], body: &str) -> (StatusCode, String) {
+    let mut req = Request::post(f.path()).header("accept", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    f.send(req.body(Full::new(Bytes::from(body.to_string()))).unwrap())
+        .await
+}
+
+// Regression tests of the hardening issue, one per finding.
+
+#[tokio::test]
+async fn a_forged_leftmost_forwarded_for_does_not_get_around_the_rate_limit() {
+    let f = gate(
+        -60,
+        3600,
+        "rate_limit = 5\nclient_ip_header = \"X-Forwarded-For\"",
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        // The client writes whatever it likes first; the proxy appends the real address.
+        let xff = format!("10.{}.{}.1, 203.0.113.7", i / 200, i % 200);
+        let user = format!("u{i}");
+        let r = order_with(
+            &f,
+            &[("x-user-id", &user), ("x-forwarded-for", &xff)],
+            "sku=NOPE",
+        )
+        .await;
+        statuses.push(r.0);
+    }
+    let allowed = statuses
+        .iter()
+        .filter(|s| **s != StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(
+        allowed, 10,
+        "the burst of one client, then 429: {statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn two_identity_headers_are_refused() {
+    let f = gate(-60, 3600, "").await;
+    let r = order_with(
+        &f,
+        &[("x-user-id", "mallory"), ("x-user-id", "alice")],
+        "sku=A",
+    )
+    .await;
+    assert_eq!(r.0, StatusCode::BAD_REQUEST, "{}", r.1);
+    assert!(f.gate.counts()[0].admitted == 0);
+}
+
+#[tokio::test]
+async fn signed_cookies_are_read_the_rfc_6265_way() {
+    let journal = tempfile::tempdir().unwrap();
+    let key = GateKey::generate();
+    let shop = b"a-cookie-key-of-32-bytes-exactly";
+    let gate = start(
+        &journal,
+        &key,
+        -60,
+        3600,
+        "identity_cookie = \"shop_user\"",
+        Some(shop),
+        None,
+    )
+    .await;
+    let f = Fixture { gate, key, journal };
+    let signed = super::sign_cookie(shop, "alice");
+    // A value-less cookie before it, and the value in quotes.
+    for cookie in [
+        format!("foo; shop_user={signed}"),
+        format!("shop_user=\"{signed}\""),
+    ] {
+        let r = order_with(&f, &[("cookie", &cookie)], "sku=A").await;
+        assert_eq!(r.0, StatusCode::OK, "{cookie}: {}", r.1);
+        assert!(r.1.contains("won"), "{}", r.1);
+    }
+}
+
+#[tokio::test]
+async fn orders_from_another_sites_pages_are_refused() {
+    let f = gate(-60, 3600, "").await;
+    let evil = order_with(
+        &f,
+        &[("x-user-id", "alice"), ("origin", "https://evil.example")],
+        "sku=A",
+    )
+    .await;
+    assert_eq!(evil.0, StatusCode::FORBIDDEN, "{}", evil.1);
+    let null = order_with(&f, &[("x-user-id", "alice"), ("origin", "null")], "sku=A").await;
+    assert_eq!(null.0, StatusCode::FORBIDDEN);
+    let ours = order_with(
+        &f,
+        &[
+            ("x-user-id", "alice"),
+            ("origin", "https://sale.example.com"),
+        ],
+        "sku=A",
+    )
+    .await;
+    assert_eq!(ours.0, StatusCode::OK, "{}", ours.1);
+    // No Origin at all (not a browser): allowed.
+    assert_eq!(
+        order_with(&f, &[("x-user-id", "bob")], "sku=A").await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_winner_asking_again_gets_their_order_after_the_end_and_when_the_gate_is_down() {
+    let f = gate(-60, 2, "tolerance = \"0s\"").await;
+    let won = order_with(&f, &[("x-user-id", "alice")], "sku=A").await;
+    assert!(won.1.contains("won"), "{}", won.1);
+    // The journal fails: new customers get 503, the winner their order.
+    f.gate.journal.break_down();
+    assert_eq!(
+        order_with(&f, &[("x-user-id", "bob")], "sku=A").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        order_with(&f, &[("x-user-id", "alice")], "sku=A").await,
+        won
+    );
+    // The sale ends: new customers get 403, the winner their order.
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    assert_eq!(
+        order_with(&f, &[("x-user-id", "carol")], "sku=A").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        order_with(&f, &[("x-user-id", "alice")], "sku=A").await,
+        won
+    );
+}
+
+#[tokio::test]
+async fn a_restart_with_a_lower_quota_keeps_every_winner() {
+    let journal = tempfile::tempdir().unwrap();
+    let key = GateKey::generate();
+    let first = start(&journal, &key, -60, 3600, "", None, Some(3)).await;
+    let f = Fixture {
+        gate: first,
+        key: key.clone(),
+        journal,
+    };
+    let mut orders = Vec::new();
+    for u in ["a", "b", "c"] {
+        orders.push(order_with(&f, &[("x-user-id", u)], "sku=A").await);
+    }
+    f.gate.drain();
+    let Fixture { gate, key, journal } = f;
+    drop(gate);
+    // Back with a quota of 2 (more gates share the stock now).
+    let gate = start(&journal, &key, -60, 3600, "", None, Some(2)).await;
+    let f = Fixture { gate, key, journal };
+    for (u, before) in ["a", "b", "c"].iter().zip(&orders) {
+        assert_eq!(
+            &order_with(&f, &[("x-user-id", u)], "sku=A").await,
+            before,
+            "{u}"
+        );
+    }
+    assert!(order_with(&f, &[("x-user-id", "d")], "sku=A")
+        .await
+        .1
+        .contains("sold_out"));
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_answered_408() {
+    let f = gate(-60, 3600, "").await;
+    // Headers promise 10 bytes; 5 come, then nothing.
+    use futures_util::StreamExt;
+    let first =
+        Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from_static(b"sku=A")));
+    let body = http_body_util::StreamBody::new(
+        futures_util::stream::iter([first]).chain(futures_util::stream::pending()),
+    );
+    let req = Request::post(f.path())
+        .header("x-user-id", "slow")
+        .header("content-length", "10")
+        .body(body)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let resp = f.gate.handle(req, PEER.parse().unwrap()).await;
+    assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(resp.headers()["connection"], "close");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }

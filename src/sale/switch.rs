@@ -126,8 +126,13 @@ pub(crate) struct Switched {
 
 #[derive(Debug, Clone)]
 pub(crate) enum Outcome {
-    /// Nothing to do: the live toggle already is what was asked for.
-    Unchanged(Live),
+    /// Nothing to write: the live toggle already is what was asked for. Its
+    /// invalidation is issued again (idempotent: it is the same request), in
+    /// case the run that wrote it failed before invalidating.
+    Unchanged {
+        live: Live,
+        invalidation: Option<String>,
+    },
     Switched(Switched),
 }
 
@@ -164,6 +169,27 @@ pub(crate) fn decide(
     }
 }
 
+/// Nothing to write; the live toggle's invalidation is asked for again.
+async fn unchanged<C: Cdn>(config: &Config, cdn: Option<&C>, live: Live) -> Result<Outcome, Error> {
+    let invalidation = match (cdn, &live) {
+        (Some(cdn), Live::Toggle(t)) => Some(invalidate(config, cdn, t).await?),
+        _ => None,
+    };
+    Ok(Outcome::Unchanged { live, invalidation })
+}
+
+/// Invalidates the toggle's path. The caller reference is the toggle's
+/// version: the same toggle never causes two invalidations, however often asked.
+async fn invalidate<C: Cdn>(
+    config: &Config,
+    cdn: &C,
+    toggle: &Toggle,
+) -> Result<String, RemoteError> {
+    let paths = [format!("{}{TOGGLE_PATH}", config.base_path)];
+    cdn.invalidate(&paths, &format!("flashsale-toggle-{}", toggle.v))
+        .await
+}
+
 /// Switches the live toggle of `config`'s sale: decides, waits for
 /// `opts.at` (calling `tick` with the time left about once a second) unless
 /// `early` resolves first with a reason, decides again on what is live then,
@@ -191,7 +217,7 @@ pub(crate) async fn run<R: Remote, C: Cdn>(
     // Reading the live toggle also opens the connection the switch will use.
     let first = live(remote).await?;
     let Some(mut toggle) = decide(config, action, &first, opts.force)? else {
-        return Ok(Outcome::Unchanged(first));
+        return unchanged(config, cdn, first).await;
     };
     let mut due = opts.at;
     let mut reason = Reason::Scheduled;
@@ -221,7 +247,7 @@ pub(crate) async fn run<R: Remote, C: Cdn>(
         if now != first {
             match decide(config, action, &now, opts.force)? {
                 Some(t) => toggle = t,
-                None => return Ok(Outcome::Unchanged(now)),
+                None => return unchanged(config, cdn, now).await,
             }
         }
         // Never before the moment.
@@ -243,12 +269,7 @@ pub(crate) async fn run<R: Remote, C: Cdn>(
         reason,
     };
     if let Some(cdn) = cdn {
-        // The caller reference is the toggle's version: a retried switch
-        // never invalidates twice.
-        let paths = [format!("{}{TOGGLE_PATH}", config.base_path)];
-        let id = cdn
-            .invalidate(&paths, &format!("flashsale-toggle-{}", switched.toggle.v))
-            .await?;
+        let id = invalidate(config, cdn, &switched.toggle).await?;
         if let Some(wait) = opts.wait {
             wait_completed(cdn, &id, wait).await?;
             switched.completed = Some(true);
@@ -329,7 +350,13 @@ mod tests {
         // Again: the live URL is ours, so nothing changes.
         let again = switch(&c, &store, &open(&key), &now()).await.unwrap();
         assert!(
-            matches!(again, Outcome::Unchanged(Live::Toggle(_))),
+            matches!(
+                again,
+                Outcome::Unchanged {
+                    live: Live::Toggle(_),
+                    ..
+                }
+            ),
             "{again:?}"
         );
         // Another key's URL is not ours: a new one is minted.
@@ -363,7 +390,7 @@ mod tests {
             }
         );
         let again = switch(&c, &store, &Action::Close, &now()).await.unwrap();
-        assert!(matches!(again, Outcome::Unchanged(_)), "{again:?}");
+        assert!(matches!(again, Outcome::Unchanged { .. }), "{again:?}");
         let err = switch(&c, &store, &open(&key), &now()).await.unwrap_err();
         assert!(matches!(err, Error::Closed), "{err}");
         let forced = Options {
@@ -483,5 +510,78 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, Error::Remote(_)), "{err}");
         assert_eq!(store.bytes(TOGGLE_PATH), None);
+    }
+
+    /// A CDN whose first invalidation fails (after the toggle was written).
+    #[derive(Default)]
+    struct FlakyCdn {
+        calls: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Cdn for FlakyCdn {
+        async fn invalidate(&self, _: &[String], reference: &str) -> Result<String, RemoteError> {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push(reference.to_string());
+            if calls.len() == 1 {
+                return Err(RemoteError::new(
+                    crate::store::ErrorKind::Unreachable,
+                    "timed out",
+                ));
+            }
+            Ok(format!("I{}", reference.len()))
+        }
+
+        async fn completed(&self, _: &str) -> Result<bool, RemoteError> {
+            Ok(true)
+        }
+
+        async fn warm(&self) -> Result<(), RemoteError> {
+            Ok(())
+        }
+
+        fn describe(&self) -> String {
+            "flaky".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rerun_invalidates_what_a_failed_run_left_uninvalidated() {
+        let c = config(-5, 3600);
+        let store = MemoryStore::default();
+        let cdn = FlakyCdn::default();
+        let opts = now();
+        let close = || {
+            run(
+                &c,
+                &store,
+                Some(&cdn),
+                &Action::Close,
+                &opts,
+                std::future::pending(),
+                |_| {},
+            )
+        };
+        assert!(
+            matches!(close().await, Err(Error::Remote(_))),
+            "the invalidation failed"
+        );
+        assert_eq!(
+            Live::read(&store.bytes(TOGGLE_PATH).unwrap()).state_name(),
+            "ended"
+        );
+        let again = close().await.unwrap();
+        let Outcome::Unchanged {
+            invalidation: Some(_),
+            ..
+        } = again
+        else {
+            panic!("{again:?}")
+        };
+        let calls = cdn.calls.lock().unwrap();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(
+            calls[0], calls[1],
+            "the same caller reference: never two invalidations"
+        );
     }
 }

@@ -10,11 +10,25 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
+use percent_encoding::utf8_percent_encode;
 
 use super::live::{self, LiveBody};
 use super::preview::{cookie_user, PreviewSale, USER_COOKIE};
 use super::{Event, Served, Shared};
 use crate::config::headers::TOGGLE_PATH;
+
+/// What a redirect's path must encode (a request path decoded may hold any of it).
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'%');
 
 type Body = Either<Full<Bytes>, LiveBody>;
 
@@ -122,16 +136,30 @@ fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
         return file(&served, &rel, StatusCode::OK, head);
     }
     // `/items/x` → `/items/x/`, as a static host with index documents does.
-    let dir_index = format!("{rel}/index.html");
-    if !rel.is_empty() && !rel.ends_with("index.html") && served.files.get(&dir_index).is_some() {
+    if let Some(location) = redirect_to_directory(&served, req.uri().path()) {
         let mut r = plain(StatusCode::MOVED_PERMANENTLY, "");
-        let location = format!("{}/", req.uri().path());
         if let Ok(v) = HeaderValue::from_str(&location) {
             r.headers_mut().insert(header::LOCATION, v);
         }
         return r;
     }
     not_found(&served, head)
+}
+
+/// Where a request for a directory without its `/` goes: built from the
+/// normalised path, so `//items/x` never becomes `//items/x/` (to a browser,
+/// a URL on the host `items`).
+fn redirect_to_directory(served: &Served, path: &str) -> Option<String> {
+    let rel = request_path(path, &served.base_path)?;
+    let dir_index = format!("{rel}/index.html");
+    (!rel.is_empty() && !rel.ends_with("index.html") && served.files.get(&dir_index).is_some())
+        .then(|| {
+            format!(
+                "{}{}/",
+                served.base_path,
+                utf8_percent_encode(&rel, PATH_SEGMENT)
+            )
+        })
 }
 
 /// The output path a request path names, or `None` for anything that is not a
@@ -228,6 +256,28 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirects_stay_on_this_host() {
+        let served = Served {
+            root: std::path::PathBuf::from("/nonexistent"),
+            base_path: "/".into(),
+            files: crate::site::manifest::Manifest::new(
+                "t",
+                vec![crate::site::manifest::Entry {
+                    path: "items/mug-01/index.html".into(),
+                    sha256: String::new(),
+                    size: 0,
+                    class: crate::config::headers::Class::Page,
+                    headers: Default::default(),
+                }],
+            ),
+        };
+        for path in ["/items/mug-01", "//items/mug-01", "//items//mug-01"] {
+            let r = redirect_to_directory(&served, path).unwrap_or_else(|| panic!("{path}"));
+            assert_eq!(r, "/items/mug-01/", "{path}");
+        }
+    }
 
     #[test]
     fn request_paths_stay_inside() {

@@ -331,6 +331,12 @@ fn scan_secrets(dir: &Path, secrets: &[Secret], report: &mut Report) {
                 line_of(at)
             ));
         }
+        if let Some(why) = key_material(&file, &bytes) {
+            report.error(format!(
+                "{}: {why}; it must never be published (keep keys next to site.toml, outside static/)",
+                file.display()
+            ));
+        }
         if let Some(at) = memmem::find(&bytes, b"PRIVATE KEY-----") {
             report.error(format!(
                 "{}:{}: contains a private key; remove it",
@@ -339,6 +345,22 @@ fn scan_secrets(dir: &Path, secrets: &[Secret], report: &mut Report) {
             ));
         }
     }
+}
+
+/// Why a file looks like a key, if it does: named like one, or holding
+/// exactly what `flashsale keygen` writes (64 hexadecimal characters).
+fn key_material(path: &Path, bytes: &[u8]) -> Option<&'static str> {
+    let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+    let stem_ext = |ext: &str| {
+        // Fingerprinted assets keep the extension: gate.0123456789abcdef.key
+        name.ends_with(ext)
+    };
+    if stem_ext(".key") || stem_ext(".pem") {
+        return Some("a key file");
+    }
+    let text = bytes.trim_ascii();
+    (text.len() == 64 && text.iter().all(|b| b.is_ascii_hexdigit()))
+        .then_some("holds 64 hexadecimal characters, what `flashsale keygen` writes")
 }
 
 /// Position of an `AKIA…`/`ASIA…` access key id (20 capitals and digits).

@@ -82,7 +82,10 @@ A light **enamel mug** for coffee outdoors.
         ("site.toml".into(), site.into_bytes()),
         ("items/mug-01.md".into(), item.as_bytes().to_vec()),
         ("static/images/mug.svg".into(), IMAGE.as_bytes().to_vec()),
-        (".gitignore".into(), b"/public/\n".to_vec()),
+        (
+            ".gitignore".into(),
+            b"/public/\n# Gate and cookie keys: never in version control.\n*.key\n".to_vec(),
+        ),
     ];
     for (path, bytes) in Theme::builtin_files() {
         if !path.starts_with("static/") {

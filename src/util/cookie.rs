@@ -7,14 +7,22 @@ use hyper::header::{HeaderMap, COOKIE};
 
 /// The value of the first cookie called `name`, borrowed from the headers.
 pub(crate) fn find<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    all(headers, name).next()
+}
+
+/// Every value of the cookies called `name`, in order.
+pub(crate) fn all<'a, 'n>(
+    headers: &'a HeaderMap,
+    name: &'n str,
+) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|c| c.name_raw() == Some(name))
-        .and_then(|c| c.value_raw())
+        .filter(move |c| c.name_raw() == Some(name))
+        .filter_map(|c| c.value_raw())
         .map(|v| {
             v.strip_prefix('"')
                 .and_then(|v| v.strip_suffix('"'))

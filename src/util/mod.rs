@@ -5,6 +5,7 @@
 pub(crate) mod cookie;
 pub(crate) mod diag;
 pub(crate) mod duration;
+pub(crate) mod fd;
 pub(crate) mod fs;
 pub(crate) mod http;
 pub(crate) mod prometheus;

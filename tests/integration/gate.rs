@@ -419,7 +419,7 @@ fn outside_the_window_is_403_by_the_gates_clock() {
 #[test]
 fn signed_cookies_identify_and_forged_ones_are_refused() {
     let s = GateSale::new("identity_cookie = \"shop_user\"");
-    s.sale.write("cookie.key", "shop-secret-key");
+    s.sale.write("cookie.key", "shop-secret-key-0123");
     let gate = GateProc::start(&s, &["--quota", "5", "--cookie-key-file", "cookie.key"]);
     let url = gate.url(&s);
     let agent = http();
@@ -433,7 +433,7 @@ fn signed_cookies_identify_and_forged_ones_are_refused() {
         Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap()),
         Err(e) => panic!("{e}"),
     };
-    let good = flashsale::gate::sign_cookie(b"shop-secret-key", "alice");
+    let good = flashsale::gate::sign_cookie(b"shop-secret-key-0123", "alice");
     assert!(send(&good).1.contains("won"));
     assert_eq!(send(&good.replace("alice", "mallory")).0, 401);
     assert_eq!(

@@ -8,6 +8,7 @@ mod browser;
 mod build;
 mod fleet;
 mod gate;
+mod hardening;
 mod publish;
 mod sale_day;
 mod serve;

@@ -1,0 +1,482 @@
+//! The gate, the keys and the switch under hostile and unlucky conditions,
+//! through the real binary: a flood of slow bodies, connection caps, short
+//! cookie keys, an order system that refuses a winner for good, a journal
+//! with a torn tail, keys where they would be published, a switch that
+//! raced a close, and redirects that would leave the host.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::gate::{order, GateProc, GateSale};
+
+/// Lets this test process hold thousands of sockets.
+fn raise_open_files() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on a struct we own.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max.min(65_536);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_flood_of_slow_bodies_never_stops_a_customer() {
+    raise_open_files();
+    let s = GateSale::new("");
+    let gate = GateProc::start(&s, &["--quota", "10", "--body-timeout", "2s"]);
+    let url = gate.url(&s);
+    let path = url.trim_start_matches(&gate.base).to_string();
+    let addr = gate.base.trim_start_matches("http://").to_string();
+    let before = rss_kib(gate.child.id());
+    // Headers complete, a body promised and barely begun.
+    let slow: Vec<TcpStream> = (0..2000)
+        .map(|i| {
+            let mut c = TcpStream::connect(&addr).unwrap();
+            let req = format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nX-User-Id: slow-{i}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nsku="
+            );
+            c.write_all(req.as_bytes()).unwrap();
+            c
+        })
+        .collect();
+    let flooded = Instant::now();
+    let peak = rss_kib(gate.child.id());
+    // /healthz answers all along.
+    let healthy = Arc::new(AtomicBool::new(true));
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (healthy, stop, base) = (healthy.clone(), stop.clone(), gate.base.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if get(&format!("{base}/healthz")).0 != 200 {
+                    healthy.store(false, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let started = Instant::now();
+    let (status, body, _) = order(&http(), &url, Some("a-real-customer"), "A-1", true);
+    let took = started.elapsed();
+    assert!(status == 200 && body.contains("won"), "{status} {body}");
+    assert!(
+        took < Duration::from_secs(1),
+        "the customer waited {took:?}"
+    );
+    // After the body timeout every slow connection was answered 408 and closed.
+    std::thread::sleep(Duration::from_millis(2500).saturating_sub(flooded.elapsed()));
+    let mut closed = 0;
+    for mut c in slow {
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut answer = Vec::new();
+        if c.read_to_end(&mut answer).is_ok()
+            && String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 408")
+        {
+            closed += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    watcher.join().unwrap();
+    assert!(
+        healthy.load(Ordering::Relaxed),
+        "/healthz failed during the flood"
+    );
+    assert_eq!(closed, 2000, "slow connections answered 408 and closed");
+    let after = rss_kib(gate.child.id());
+    eprintln!("2,000 slow bodies: RSS {before} KiB before, {peak} KiB with them open, {after} KiB after; a customer answered in {took:?}");
+    assert_eq!(
+        gate.metric("flashsale_gate_requests_total{sale=\"test-sale\",gate=") as usize,
+        2001
+    );
+    assert_eq!(
+        gate.metric_where("flashsale_gate_requests_total", &["outcome=\"too_slow\""]),
+        2000.0
+    );
+    let limits = gate.wait_for_log("gate_limits");
+    assert!(
+        limits["open_files"].as_u64().unwrap() >= limits["open_files_before"].as_u64().unwrap()
+    );
+}
+
+#[test]
+fn connections_over_the_cap_are_closed_at_once() {
+    let s = GateSale::new("");
+    let gate = GateProc::start(&s, &["--quota", "10", "--max-connections-per-client", "20"]);
+    let addr = gate.base.trim_start_matches("http://").to_string();
+    let held: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(&addr).unwrap())
+        .collect();
+    // The gate counts a connection once it accepted it: let it catch up.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut over = TcpStream::connect(&addr).unwrap();
+    over.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let _ = over.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut buf = Vec::new();
+    let _ = over.read_to_end(&mut buf);
+    assert!(
+        buf.is_empty(),
+        "over the cap, yet answered: {}",
+        String::from_utf8_lossy(&buf)
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        gate.metric_where(
+            "flashsale_gate_connections_refused_total",
+            &["cap=\"per_client\""]
+        ),
+        1.0
+    );
+    assert_eq!(get(&format!("{}/healthz", gate.base)).0, 200, "room again");
+}
+
+#[test]
+fn a_cookie_key_too_short_to_be_secret_is_refused() {
+    let s = GateSale::new("identity_cookie = \"shop_user\"");
+    s.sale.write("empty.key", "");
+    s.sale.write("short.key", "0123456789\n");
+    for file in ["empty.key", "short.key"] {
+        let out = Command::new(bin())
+            .args(["gate", "--listen", "127.0.0.1:0", "--key-file", "gate.key"])
+            .args(["--journal", "j", "--cookie-key-file", file])
+            .current_dir(s.sale.path())
+            .output()
+            .unwrap();
+        let err = fails(out);
+        assert!(
+            err.contains("a cookie key must be at least 16"),
+            "{file}: {err}"
+        );
+        assert!(!err.contains("0123456789"), "the key was printed: {err}");
+    }
+    let out = Command::new(bin())
+        .args([
+            "gate",
+            "--listen",
+            "127.0.0.1:0",
+            "--key-file",
+            "gate.key",
+            "--journal",
+            "j",
+        ])
+        .env("FLASHSALE_COOKIE_KEY", "short")
+        .current_dir(s.sale.path())
+        .output()
+        .unwrap();
+    assert!(fails(out).contains("$FLASHSALE_COOKIE_KEY holds 5 bytes"));
+}
+
+/// An order system that answers each delivery as `status` says (by how many
+/// came before and the order id), and records what it got.
+struct OrderSystem {
+    base: String,
+    got: Arc<Mutex<Vec<(String, u16)>>>,
+}
+
+fn order_system(status: impl Fn(&str) -> u16 + Send + 'static) -> OrderSystem {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g2 = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut key, mut len, mut line) = (String::new(), 0, String::new());
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let l = line.trim_end().to_ascii_lowercase();
+                if l.is_empty() {
+                    break;
+                }
+                if let Some(v) = l.strip_prefix("idempotency-key:") {
+                    key = v.trim().to_string();
+                }
+                if let Some(v) = l.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let code = status(&key);
+            g2.lock().unwrap().push((key, code));
+            let mut s = stream;
+            let _ = write!(
+                s,
+                "HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    OrderSystem { base, got }
+}
+
+#[test]
+fn a_winner_refused_for_good_goes_to_the_dead_letters_and_the_rest_go_on() {
+    let s = GateSale::new("");
+    let refuse = Arc::new(Mutex::new(None::<String>));
+    let accept_all = Arc::new(AtomicBool::new(false));
+    let sys = {
+        let (refuse, accept_all) = (refuse.clone(), accept_all.clone());
+        order_system(move |key| {
+            let mut r = refuse.lock().unwrap();
+            let first = r.get_or_insert_with(|| key.to_string());
+            if *first == key && !accept_all.load(Ordering::Relaxed) {
+                400
+            } else {
+                200
+            }
+        })
+    };
+    let forward = format!("{}/orders", sys.base);
+    let gate = GateProc::start(
+        &s,
+        &["--quota", "5", "--forward", &forward, "--gate-id", "g1"],
+    );
+    let url = gate.url(&s);
+    let agent = http();
+    for u in ["a", "b", "c"] {
+        assert!(order(&agent, &url, Some(u), "A-1", true).1.contains("won"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sys
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, st)| *st == 200)
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the winners after a refused one were never forwarded: {:?}",
+            sys.got.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let dead = gate.wait_for_log("forward_dead_letter");
+    assert_eq!(dead["status"], 400);
+    assert_eq!(
+        gate.metric("flashsale_gate_forward_dead_letters_total"),
+        1.0
+    );
+    let letters = s.sale.read("journal/dead-letters.jsonl");
+    let refused = refuse.lock().unwrap().clone().unwrap();
+    assert!(letters.to_lowercase().contains(&refused), "{letters}");
+    let mode = std::fs::metadata(s.journal().join("dead-letters.jsonl")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+    // The order system is fixed: the dead letters are sent again on request.
+    assert!(gate.terminate().success());
+    accept_all.store(true, Ordering::Relaxed);
+    let again = GateProc::start(
+        &s,
+        &[
+            "--quota",
+            "5",
+            "--forward",
+            &forward,
+            "--resend-dead-letters",
+        ],
+    );
+    again.wait_for_log("forward_dead_letters_resent");
+    let accepted: Vec<String> = sys
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, st)| *st == 200)
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert!(accepted.contains(&refused), "{accepted:?}");
+    assert!(!s.journal().join("dead-letters.jsonl").exists());
+}
+
+#[test]
+fn a_torn_journal_is_repaired_on_request_keeping_every_winner_before_it() {
+    let s = GateSale::new("");
+    let gate = GateProc::start(&s, &["--quota", "5", "--gate-id", "g1"]);
+    let url = gate.url(&s);
+    let won = order(&http(), &url, Some("alice"), "A-1", true).1;
+    assert!(won.contains("won"));
+    assert!(gate.terminate().success());
+    let journal = s.journal().join("winners.jsonl");
+    let mode = std::fs::metadata(&journal).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600,
+        "customer ids: 0600"
+    );
+    // A power cut on XFS: a run of NULs, then a line.
+    let mut bytes = std::fs::read(&journal).unwrap();
+    bytes.extend_from_slice(&[0u8; 512]);
+    bytes.extend_from_slice(b"{\"order\":\"g1-000009\",\"sale\":\"test-sale\",\"sku\":\"A-1\",\"user\":\"zed\",\"time\":\"x\",\"gate\":\"g1\"}\n");
+    std::fs::write(&journal, bytes).unwrap();
+    let start = |extra: &[&str]| {
+        Command::new(bin())
+            .args([
+                "gate",
+                "--listen",
+                "127.0.0.1:0",
+                "--key-file",
+                "gate.key",
+                "--journal",
+            ])
+            .arg(s.journal())
+            .args(extra)
+            .current_dir(s.sale.path())
+            .output()
+            .unwrap()
+    };
+    let err = fails(start(&["--quota", "5"]));
+    assert!(err.contains("--repair-journal"), "{err}");
+    let repaired = ok(start(&["--repair-journal"]));
+    assert!(
+        repaired.contains("kept 1 winners; set aside ")
+            && repaired.contains("(1 line that may be a winner) in "),
+        "{repaired}"
+    );
+    let gate = GateProc::start(&s, &["--quota", "5"]);
+    assert_eq!(
+        order(&http(), &gate.url(&s), Some("alice"), "A-1", true).1,
+        won
+    );
+}
+
+#[test]
+fn gate_ids_that_would_break_answers_are_refused() {
+    let s = GateSale::new("");
+    let out = Command::new(bin())
+        .args([
+            "gate",
+            "--listen",
+            "127.0.0.1:0",
+            "--key-file",
+            "gate.key",
+            "--journal",
+            "j",
+        ])
+        .args(["--gate-id", "x\"<b>"])
+        .current_dir(s.sale.path())
+        .output()
+        .unwrap();
+    assert!(fails(out).contains("cannot be a gate id"));
+}
+
+#[test]
+fn a_waiting_open_does_not_reopen_a_sale_closed_meanwhile() {
+    let sale = Sale::with_times(&in_secs(-5), &in_secs(3600));
+    ok(sale.run(&["build", "-q"]));
+    let target = tempfile::tempdir().unwrap();
+    let t = format!("dir:{}", target.path().display());
+    ok(sale.run(&["publish", "-q", "--target", &t]));
+    ok(sale.run(&["keygen", "k.key"]));
+    let opener = Command::new(bin())
+        .args([
+            "open",
+            "--at",
+            &in_secs(3),
+            "--target",
+            &t,
+            "--key-file",
+            "k.key",
+        ])
+        .current_dir(sale.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    ok(sale.run(&["close", "--now", "--target", &t]));
+    let err = fails(opener.wait_with_output().unwrap());
+    assert!(
+        err.contains("sale.js is `ended`") && err.contains("--force"),
+        "{err}"
+    );
+    let live = std::fs::read_to_string(target.path().join("sale.js")).unwrap();
+    assert!(live.contains("\"state\":\"ended\""), "{live}");
+}
+
+#[test]
+fn keys_stay_out_of_what_is_published() {
+    let sale = Sale::new();
+    let err = fails(sale.run(&["keygen", "static/gate.key"]));
+    assert!(err.contains("static/"), "{err}");
+    // A key copied there by hand is found by `check` on its own.
+    ok(run(sale.path(), &["keygen", "gate.key"]));
+    let key = sale.read("gate.key");
+    sale.write("static/copied.key", &key);
+    let err = fails(sale.run(&["check"]));
+    assert!(
+        err.contains("a key file") && err.contains("copied."),
+        "{err}"
+    );
+    std::fs::remove_file(sale.path().join("static/copied.key")).unwrap();
+    sale.write("static/notes.txt", &key);
+    let err = fails(sale.run(&["check"]));
+    assert!(err.contains("what `flashsale keygen` writes"), "{err}");
+    // A new sale ignores keys in git; a key others can read is warned about.
+    let dir = tempfile::tempdir().unwrap();
+    ok(run(dir.path(), &["new", "fresh"]));
+    assert!(std::fs::read_to_string(dir.path().join("fresh/.gitignore"))
+        .unwrap()
+        .contains("*.key"));
+    std::fs::remove_file(sale.path().join("static/notes.txt")).unwrap();
+    let p = sale.path().join("gate.key");
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let out = sale.run(&[
+        "open",
+        "--now",
+        "--target",
+        &format!("dir:{}", target.path().display()),
+        "--key-file",
+        "gate.key",
+    ]);
+    assert!(
+        stderr(&out).contains("readable by others (mode 0644)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn serve_redirects_stay_on_its_host() {
+    let sale = Sale::new();
+    let server = Server::start(sale.path(), &["--no-watch"]);
+    let addr = server.base.trim_start_matches("http://");
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.write_all(b"GET //items/a-1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 301"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("location: /items/a-1/\r\n"),
+        "{answer}"
+    );
+}
