@@ -11,6 +11,7 @@
 //! - `ledger`: the stock a fleet of gates shares, on Redis;
 //! - `serve`: the local preview, with the whole sale in-process;
 //! - `loadtest`: the rehearsal's simulated customers;
+//! - `capacity`: the sale day's request rates on paper, against published limits;
 //! - `util`: small helpers that know nothing of sales;
 //! - `cmd`: the command line, which only turns flags into library calls.
 //!
@@ -18,6 +19,7 @@
 //! outside: the toggle format and order token ([`sale`]), the signed identity
 //! cookie ([`gate::sign_cookie`]), and the program itself ([`cmd::main`]).
 
+mod capacity;
 pub mod cmd;
 mod config;
 pub mod gate;

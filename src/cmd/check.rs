@@ -24,8 +24,10 @@ pub(super) struct CheckArgs {
     /// (the value of $FLASHSALE_GATE_KEY and AWS variables always are).
     #[arg(long, value_name = "PATH")]
     key_file: Option<PathBuf>,
-    /// Also check the CloudFront distribution of [publish]: a minimum TTL above
-    /// 0 for sale.js would make the buy button switch on late.
+    /// Also check how the CloudFront distribution of [publish] caches sale.js:
+    /// fails when every poll would reach the origin (caching disabled, the
+    /// query string or cookies in the cache key) or when the edge would keep
+    /// it longer than 2 s (the button would switch on late).
     #[arg(long)]
     remote: bool,
     #[command(flatten)]
@@ -76,7 +78,8 @@ pub(super) fn run(g: &Global, a: CheckArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Warns when CloudFront would cache the toggle despite its `no-cache`.
+/// Fails when CloudFront would pass every poll of sale.js to the origin, or
+/// keep it so long that pages switch late.
 fn check_remote(g: &Global, config: &Config, aws: &AwsArgs) -> anyhow::Result<()> {
     let Some(publish) = &config.publish else {
         anyhow::bail!(
@@ -90,17 +93,29 @@ fn check_remote(g: &Global, config: &Config, aws: &AwsArgs) -> anyhow::Result<()
     };
     let toggle = format!("{}sale.js", config.base_path);
     let rt = tokio::runtime::Runtime::new()?;
-    let (behaviour, ttl) = rt.block_on(async {
+    let caching = rt.block_on(async {
         let (_, cdn) = connect(config, "s3", aws).await?;
         let cdn = cdn.expect("a distribution_id gives a CloudFront client");
-        anyhow::Ok(cdn.min_ttl_for(&toggle).await?)
+        anyhow::Ok(cdn.toggle_caching(&toggle).await?)
     })?;
-    if ttl > 0 {
-        eprintln!(
-            "warning: CloudFront distribution {id}: {behaviour} serves {toggle} with a minimum TTL of {ttl} s, so edges may keep the old toggle that long despite its no-cache header and the buy button would switch on late; give {toggle} a cache behaviour whose cache policy has MinTTL 0 (e.g. the managed CachingDisabled policy)"
-        );
-    } else {
-        g.say(format!("CloudFront distribution {id}: {behaviour} has minimum TTL 0 for {toggle}: the toggle's no-cache is honoured."));
+    let problems = caching.problems(&toggle);
+    for p in &problems {
+        eprintln!("error: CloudFront distribution {id}: {p}");
     }
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "check --remote found {} problem{} with how CloudFront distribution {id} caches {toggle}",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        );
+    }
+    g.say(format!(
+        "CloudFront distribution {id}: {} ({}) keeps {toggle} {} s at the edge, query string and cookies out of the cache key{}: the origin sees about one poll per edge cache per {} s.",
+        caching.behaviour,
+        caching.source,
+        caching.edge_seconds(),
+        if caching.origin_shield { ", Origin Shield on" } else { "" },
+        caching.edge_seconds(),
+    ));
     Ok(())
 }

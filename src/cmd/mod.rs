@@ -4,6 +4,7 @@
 //! the countdown, the report) in `switch`. No sale logic lives here.
 
 mod build;
+mod capacity;
 mod check;
 mod close;
 mod gate;
@@ -57,6 +58,7 @@ enum Command {
     Gate(gate::GateArgs),
     Ledger(ledger::LedgerArgs),
     Rehearse(rehearse::RehearseArgs),
+    Capacity(capacity::CapacityArgs),
 }
 
 /// The program: parses the command line, runs the subcommand, and exits 0 on
@@ -77,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Gate(a) => gate::run(g, a),
         Command::Ledger(a) => ledger::run(g, a),
         Command::Rehearse(a) => rehearse::run(g, a),
+        Command::Capacity(a) => capacity::run(g, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,7 +15,15 @@ pub(crate) const TOGGLE_PATH: &str = "sale.js";
 
 pub(crate) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 pub(crate) const PAGE: &str = "public, max-age=60";
-pub(crate) const NO_CACHE: &str = "no-cache, no-store, max-age=0, must-revalidate";
+/// The toggle's: a browser never uses a stored copy (`max-age=0` with
+/// `must-revalidate`; the runtime also fetches with a random `v` and
+/// `cache: "no-store"`), while a shared cache — the CDN — may answer from one
+/// for a second (`s-maxage=1`), so the origin sees about one request per edge
+/// cache per second however many pages poll. Not `no-store`: CloudFront and
+/// Varnish would then pass every poll to the origin.
+pub(crate) const TOGGLE: &str = "public, max-age=0, s-maxage=1, must-revalidate";
+/// The `s-maxage` of [`TOGGLE`]: how long a shared cache may answer from its copy.
+pub(crate) const TOGGLE_SHARED_SECONDS: i64 = 1;
 
 /// Headers an object store keeps with an object (and so the only ones a rule may set).
 const SETTABLE: &[&str] = &[
@@ -33,7 +41,7 @@ pub(crate) enum Class {
     Asset,
     /// An HTML page.
     Page,
-    /// `sale.js`: must never be served stale.
+    /// `sale.js`: never cached by browsers, at most a second by the CDN.
     Toggle,
     /// Anything else (none today; kept for user files a theme may add).
     Other,
@@ -97,7 +105,7 @@ impl RuleError {
                 SETTABLE.join(", ")
             ),
             RuleError::BadValue(_) => "write the value on one line".to_string(),
-            RuleError::CachesToggle(_) => format!("the toggle must never be cached (it is always `{NO_CACHE}`): use a pattern that does not match {TOGGLE_PATH}, e.g. `*.html`"),
+            RuleError::CachesToggle(_) => format!("the toggle's caching is fixed (always `{TOGGLE}`: browsers never keep it, a CDN at most a second): use a pattern that does not match {TOGGLE_PATH}, e.g. `*.html`"),
         }
     }
 }
@@ -143,7 +151,7 @@ pub(crate) fn for_path(path: &str, rules: &[HeaderRule]) -> BTreeMap<String, Str
     let cache = match Class::of(path) {
         Class::Asset => IMMUTABLE,
         Class::Page | Class::Other => PAGE,
-        Class::Toggle => NO_CACHE,
+        Class::Toggle => TOGGLE,
     };
     h.insert("Cache-Control".to_string(), cache.to_string());
     for rule in rules {
@@ -180,7 +188,8 @@ mod tests {
         assert_eq!(h["Content-Type"], "text/css; charset=utf-8");
         assert_eq!(for_path("items/a/index.html", &[])["Cache-Control"], PAGE);
         let t = for_path("sale.js", &[]);
-        assert_eq!(t["Cache-Control"], NO_CACHE);
+        assert_eq!(t["Cache-Control"], TOGGLE);
+        assert!(TOGGLE.contains(&format!("s-maxage={TOGGLE_SHARED_SECONDS},")));
         assert_eq!(t["Content-Type"], "text/javascript; charset=utf-8");
         assert_eq!(
             for_path("assets/a.1.svg", &[])["Content-Type"],
@@ -198,7 +207,7 @@ mod tests {
             for_path("items/a/index.html", std::slice::from_ref(&r))["Cache-Control"],
             "public, max-age=5"
         );
-        assert_eq!(for_path("sale.js", &[r])["Cache-Control"], NO_CACHE);
+        assert_eq!(for_path("sale.js", &[r])["Cache-Control"], TOGGLE);
     }
 
     #[test]

@@ -346,7 +346,7 @@ mod tests {
         );
         assert!(minted_for(&key, "demo", &first));
         let headers = store.headers(TOGGLE_PATH).unwrap();
-        assert_eq!(headers["Cache-Control"], headers::NO_CACHE);
+        assert_eq!(headers["Cache-Control"], headers::TOGGLE);
         // Again: the live URL is ours, so nothing changes.
         let again = switch(&c, &store, &open(&key), &now()).await.unwrap();
         assert!(

@@ -1,8 +1,9 @@
-//! CloudFront: invalidations, and the minimum TTL a distribution applies to a
-//! path (what `check --remote` reads).
+//! CloudFront: invalidations, and how a distribution caches the toggle (what
+//! `check --remote` and `capacity --remote` read).
 
 use aws_config::SdkConfig;
 
+use super::edge::{managed_policy, ToggleCaching};
 use super::s3::describe;
 use super::{Cdn, ErrorKind, RemoteError};
 
@@ -20,11 +21,11 @@ impl CloudFront {
         }
     }
 
-    /// The minimum TTL the distribution applies to `path`, and which cache
-    /// behaviour says so. Above 0, CloudFront may keep a copy despite `no-cache`.
-    /// Reads the legacy per-behaviour TTL when there is no cache policy.
-    #[allow(deprecated)]
-    pub(crate) async fn min_ttl_for(&self, path: &str) -> Result<(String, i64), RemoteError> {
+    /// How the distribution caches `path` (the toggle): the cache behaviour
+    /// that matches it, its TTL bounds and cache key (from its cache policy,
+    /// or its legacy settings without one), and whether its origin has
+    /// Origin Shield. Managed policies flashsale knows are not looked up.
+    pub(crate) async fn toggle_caching(&self, path: &str) -> Result<ToggleCaching, RemoteError> {
         let out = self
             .client
             .get_distribution_config()
@@ -44,37 +45,158 @@ impl CloudFront {
             .unwrap_or_default()
             .iter()
             .find(|b| cloudfront_match(b.path_pattern(), path));
-        let (name, legacy, policy) = match behaviour {
+        #[allow(deprecated)]
+        let (name, settings) = match behaviour {
             Some(b) => (
                 format!("cache behaviour `{}`", b.path_pattern()),
-                b.min_ttl(),
-                b.cache_policy_id(),
+                Settings {
+                    origin: b.target_origin_id(),
+                    policy: b.cache_policy_id(),
+                    min_ttl: b.min_ttl(),
+                    max_ttl: b.max_ttl(),
+                    forwarded: b.forwarded_values(),
+                },
             ),
             None => {
-                let d = cfg.default_cache_behavior();
+                let d = cfg.default_cache_behavior().ok_or_else(|| {
+                    RemoteError::new(
+                        ErrorKind::Other,
+                        format!("{}: no default cache behaviour", self.describe()),
+                    )
+                })?;
                 (
                     "the default cache behaviour".to_string(),
-                    d.and_then(|d| d.min_ttl()),
-                    d.and_then(|d| d.cache_policy_id()),
+                    Settings {
+                        origin: d.target_origin_id(),
+                        policy: d.cache_policy_id(),
+                        min_ttl: d.min_ttl(),
+                        max_ttl: d.max_ttl(),
+                        forwarded: d.forwarded_values(),
+                    },
                 )
             }
         };
-        let ttl = match policy.filter(|p| !p.is_empty()) {
-            Some(policy) => {
-                let out = self
-                    .client
-                    .get_cache_policy()
-                    .id(policy)
-                    .send()
-                    .await
-                    .map_err(|e| describe("GetCachePolicy", &self.describe(), &e))?;
-                out.cache_policy()
-                    .and_then(|p| p.cache_policy_config())
-                    .map_or(0, |c| c.min_ttl())
-            }
-            None => legacy.unwrap_or(0),
+        let origin_shield = cfg
+            .origins()
+            .map(|o| o.items())
+            .unwrap_or_default()
+            .iter()
+            .find(|o| o.id() == settings.origin)
+            .and_then(|o| o.origin_shield())
+            .is_some_and(|s| s.enabled());
+        let mut caching = match settings.policy.filter(|p| !p.is_empty()) {
+            Some(id) => match managed_policy(id) {
+                Some((policy, min_ttl, max_ttl, query)) => ToggleCaching {
+                    behaviour: name,
+                    source: format!("the managed cache policy {policy}"),
+                    policy: true,
+                    min_ttl,
+                    max_ttl,
+                    query_in_key: query.then(|| "QueryStringBehavior all".to_string()),
+                    cookies_in_key: None,
+                    origin_shield,
+                },
+                None => self.policy_caching(name, id).await?,
+            },
+            None => legacy_caching(name, &settings),
         };
-        Ok((name, ttl))
+        caching.origin_shield = origin_shield;
+        Ok(caching)
+    }
+
+    /// A cache policy's TTLs and cache key, read with GetCachePolicy.
+    async fn policy_caching(
+        &self,
+        behaviour: String,
+        id: &str,
+    ) -> Result<ToggleCaching, RemoteError> {
+        use aws_sdk_cloudfront::types::{
+            CachePolicyCookieBehavior as C, CachePolicyQueryStringBehavior as Q,
+        };
+        let out = self
+            .client
+            .get_cache_policy()
+            .id(id)
+            .send()
+            .await
+            .map_err(|e| describe("GetCachePolicy", &format!("cache policy {id}"), &e))?;
+        let cfg = out
+            .cache_policy()
+            .and_then(|p| p.cache_policy_config())
+            .ok_or_else(|| {
+                RemoteError::new(
+                    ErrorKind::Other,
+                    format!("cache policy {id}: no configuration returned"),
+                )
+            })?;
+        let key = cfg.parameters_in_cache_key_and_forwarded_to_origin();
+        let query_in_key = key.and_then(|k| k.query_strings_config()).and_then(|q| {
+            let names: Vec<&str> = q
+                .query_strings()
+                .map(|n| n.items().iter().map(String::as_str).collect())
+                .unwrap_or_default();
+            match q.query_string_behavior() {
+                Q::None => None,
+                Q::Whitelist if !names.contains(&"v") => None,
+                Q::AllExcept if names.contains(&"v") => None,
+                other => Some(format!("QueryStringBehavior {}", other.as_str())),
+            }
+        });
+        let cookies_in_key = key
+            .and_then(|k| k.cookies_config())
+            .map(|c| c.cookie_behavior())
+            .filter(|b| **b != C::None)
+            .map(|b| format!("CookieBehavior {}", b.as_str()));
+        Ok(ToggleCaching {
+            behaviour,
+            source: format!("cache policy {} ({id})", cfg.name()),
+            policy: true,
+            min_ttl: cfg.min_ttl(),
+            max_ttl: cfg.max_ttl().unwrap_or(LEGACY_MAX_TTL),
+            query_in_key,
+            cookies_in_key,
+            origin_shield: false,
+        })
+    }
+}
+
+/// CloudFront's default MaxTTL when a behaviour does not set one (one year).
+const LEGACY_MAX_TTL: i64 = 31_536_000;
+
+/// What a cache behaviour (default or per path: two SDK types) says about caching.
+struct Settings<'a> {
+    origin: &'a str,
+    policy: Option<&'a str>,
+    min_ttl: Option<i64>,
+    max_ttl: Option<i64>,
+    forwarded: Option<&'a aws_sdk_cloudfront::types::ForwardedValues>,
+}
+
+/// A behaviour without a cache policy: its legacy TTLs and forwarded values.
+fn legacy_caching(behaviour: String, s: &Settings<'_>) -> ToggleCaching {
+    use aws_sdk_cloudfront::types::ItemSelection;
+    let query_in_key = s.forwarded.filter(|f| f.query_string()).and_then(|f| {
+        let keys: Vec<&str> = f
+            .query_string_cache_keys()
+            .map(|k| k.items().iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        (keys.is_empty() || keys.contains(&"v")).then(|| "QueryString true".to_string())
+    });
+    let cookies_in_key = s
+        .forwarded
+        .and_then(|f| f.cookies())
+        .map(|c| c.forward())
+        .filter(|f| **f != ItemSelection::None)
+        .map(|f| format!("Cookies Forward {}", f.as_str()));
+    ToggleCaching {
+        behaviour,
+        source: "its legacy cache settings".to_string(),
+        policy: false,
+        min_ttl: s.min_ttl.unwrap_or(0),
+        max_ttl: s.max_ttl.unwrap_or(LEGACY_MAX_TTL),
+        query_in_key,
+        cookies_in_key,
+        origin_shield: false,
     }
 }
 

@@ -10,6 +10,7 @@
 mod cloudfront;
 mod dir;
 mod dry_run;
+pub(crate) mod edge;
 mod memory;
 mod s3;
 mod target;

@@ -94,7 +94,7 @@ fn build_writes_pages_assets_toggle_and_manifest() {
     };
     assert_eq!(
         by_path("sale.js")["headers"]["Cache-Control"],
-        "no-cache, no-store, max-age=0, must-revalidate"
+        "public, max-age=0, s-maxage=1, must-revalidate"
     );
     assert_eq!(
         by_path("index.html")["headers"]["Cache-Control"],

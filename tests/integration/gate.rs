@@ -841,7 +841,7 @@ fn close_when_sold_out_closes_once_every_gate_is_sold_out() {
     let sale = Sale::with_times(&in_secs(-60), &in_secs(3600));
     std::fs::remove_file(sale.path().join("items/b-2.md")).unwrap();
     std::fs::remove_file(sale.path().join("items/c-3.md")).unwrap();
-    let s = crate::common::moto::Setup::with(sale, 0);
+    let s = crate::common::moto::Setup::with(sale);
     ok(s.sale.run(&["keygen", "gate.key"]));
     s.publish_json(&[]);
     let env = s.moto.env();

@@ -54,7 +54,7 @@ fn first_publish_sets_headers_per_file_class() {
     let toggle = s.head("sale.js").unwrap();
     assert_eq!(
         toggle.cache_control(),
-        Some("no-cache, no-store, max-age=0, must-revalidate")
+        Some("public, max-age=0, s-maxage=1, must-revalidate")
     );
     assert_eq!(
         toggle.content_type(),
@@ -375,7 +375,7 @@ fn a_publish_killed_half_way_converges_when_run_again() {
             &item_md(&format!("X-{i:03}"), &format!("Thing {i}"), "1.00"),
         );
     }
-    let s = Setup::with(sale, 0);
+    let s = Setup::with(sale);
     let total = s.manifest()["files"].as_array().unwrap().len();
     let mut child = Command::new(bin())
         .args(["publish", "--concurrency", "1"])
@@ -452,7 +452,7 @@ fn publishes_to_a_directory_with_a_headers_sidecar() {
     .unwrap();
     assert_eq!(
         sidecar["headers"]["Cache-Control"],
-        "no-cache, no-store, max-age=0, must-revalidate"
+        "public, max-age=0, s-maxage=1, must-revalidate"
     );
     assert!(out["not_invalidated"].as_array().is_some());
     let again: Value =
@@ -461,34 +461,70 @@ fn publishes_to_a_directory_with_a_headers_sidecar() {
 }
 
 #[test]
-fn check_remote_warns_when_cloudfront_would_cache_the_toggle() {
-    let s = Setup::with(Sale::new(), 30);
-    let out = Command::new(bin())
-        .args(["check", "--remote"])
-        .current_dir(s.sale.path())
-        .envs(s.moto.env())
-        .output()
-        .unwrap();
+fn check_remote_fails_when_cloudfront_would_not_shield_the_origin_from_the_polls() {
+    use crate::common::moto::{create_distribution, Edge};
+    let s = Setup::new();
+    let check = |toggle: Option<Edge>| {
+        let id = create_distribution(&s.moto, toggle);
+        let toml = s.sale.read("site.toml");
+        let (head, tail) = toml.split_once("distribution_id = \"").unwrap();
+        let tail = &tail[tail.find('"').unwrap()..];
+        s.sale.write(
+            "site.toml",
+            &format!("{head}distribution_id = \"{id}{tail}"),
+        );
+        Command::new(bin())
+            .args(["check", "--remote"])
+            .current_dir(s.sale.path())
+            .envs(s.moto.env())
+            .output()
+            .unwrap()
+    };
+    // The managed CachingDisabled policy: every poll goes to the bucket.
+    let err = fails(check(Some(Edge {
+        policy: Some("4135ea2d-6df8-44a3-9df3-4b5a84be39ad"),
+        ..Edge::LEGACY
+    })));
     assert!(
-        out.status.success(),
-        "a warning is not a failure: {}",
-        stderr(&out)
-    );
-    let err = stderr(&out);
-    assert!(
-        err.contains("minimum TTL of 30 s") && err.contains("sale.js") && err.contains("MinTTL 0"),
+        err.contains("cache behaviour `/sale.js`")
+            && err.contains("CachingDisabled")
+            && err.contains("MaxTTL is 0")
+            && err.contains("every poll"),
         "{err}"
     );
-
-    let s = Setup::with(Sale::new(), 0);
-    let out = Command::new(bin())
-        .args(["check", "--remote"])
-        .current_dir(s.sale.path())
-        .envs(s.moto.env())
-        .output()
-        .unwrap();
-    let text = ok(out);
-    assert!(text.contains("minimum TTL 0"), "{text}");
+    // The random `v` in the cache key.
+    let err = fails(check(Some(Edge {
+        query_string: true,
+        ..Edge::LEGACY
+    })));
+    assert!(
+        err.contains("query string in the cache key (QueryString true)"),
+        "{err}"
+    );
+    // Kept 30 s despite s-maxage=1.
+    let err = fails(check(Some(Edge {
+        min_ttl: 30,
+        ..Edge::LEGACY
+    })));
+    assert!(err.contains("MinTTL 30") && err.contains("0 or 1"), "{err}");
+    // What the README recommends passes, and says what the origin will see.
+    let text = ok(check(Some(Edge {
+        policy: Some("658327ea-f89d-4fab-a63d-7e88639e58f6"),
+        origin_shield: true,
+        ..Edge::LEGACY
+    })));
+    assert!(
+        text.contains("managed cache policy CachingOptimized")
+            && text.contains("keeps /sale.js 1 s")
+            && text.contains("Origin Shield on"),
+        "{text}"
+    );
+    // No behaviour of its own: the default one's legacy settings decide.
+    let text = ok(check(None));
+    assert!(
+        text.contains("the default cache behaviour (its legacy cache settings) keeps /sale.js 1 s"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -511,4 +547,68 @@ fn reset_toggle_replaces_an_ended_toggle_for_a_new_sale() {
         s.sale.read("public/sale.js")
     );
     assert!(s.invalidations()[0].contains(&"/sale.js".to_string()));
+}
+
+#[test]
+fn capacity_reads_how_the_distribution_caches_the_toggle_and_warns_at_published_limits() {
+    use crate::common::moto::{create_distribution, Edge};
+    let s = Setup::new();
+    let capacity = |viewers: &str, extra: &[&str]| {
+        let out = Command::new(bin())
+            .args(["capacity", "--json", "--viewers", viewers])
+            .args(extra)
+            .current_dir(s.sale.path())
+            .envs(s.moto.env())
+            .output()
+            .unwrap();
+        let warnings = stderr(&out);
+        let json: Value = serde_json::from_str(&ok(out)).unwrap();
+        (json, warnings)
+    };
+    let use_distribution = |toggle: Edge| {
+        let id = create_distribution(&s.moto, Some(toggle));
+        let toml = s.sale.read("site.toml");
+        let (head, tail) = toml.split_once("distribution_id = \"").unwrap();
+        let tail = &tail[tail.find('"').unwrap()..];
+        s.sale.write(
+            "site.toml",
+            &format!("{head}distribution_id = \"{id}{tail}"),
+        );
+    };
+
+    // On paper, with the README's set-up: the origin sees the 13 regional
+    // caches, however many pages; a million pages cross CloudFront's quota.
+    let (small, w) = capacity("10000", &[]);
+    assert_eq!(small["outcome"]["toggle_edge_per_s"], 5000.0);
+    assert_eq!(small["outcome"]["toggle_origin_per_s"], 13.0);
+    assert!(w.is_empty(), "{w}");
+    let (big, w) = capacity("1000000", &[]);
+    assert_eq!(big["outcome"]["toggle_origin_per_s"], 13.0);
+    assert!(
+        w.contains("CloudFront requests per second") && w.contains("2.0x"),
+        "{w}"
+    );
+    assert!(w.contains("run more gates"), "{w}");
+
+    // Caching disabled for /sale.js: every poll reaches S3, 9x its limit.
+    use_distribution(Edge {
+        policy: Some("4135ea2d-6df8-44a3-9df3-4b5a84be39ad"),
+        ..Edge::LEGACY
+    });
+    let (j, w) = capacity("100000", &["--remote"]);
+    assert_eq!(j["outcome"]["toggle_origin_per_s"], 50000.0);
+    assert!(w.contains("S3 GET/HEAD") && w.contains("9.1x"), "{w}");
+
+    // Cached, with Origin Shield: one cache asks the origin, once a second.
+    use_distribution(Edge {
+        policy: Some("658327ea-f89d-4fab-a63d-7e88639e58f6"),
+        origin_shield: true,
+        ..Edge::LEGACY
+    });
+    let (j, w) = capacity("100000", &["--remote"]);
+    assert_eq!(j["outcome"]["toggle_origin_per_s"], 1.0);
+    assert!(!w.contains("S3"), "{w}");
+
+    let err = fails(s.sale.run(&["capacity", "--viewers", "0"]));
+    assert!(err.contains("--viewers must be at least 1"), "{err}");
 }

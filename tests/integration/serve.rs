@@ -45,7 +45,7 @@ fn serves_every_file_with_the_manifest_headers() {
     assert_eq!(status, 200);
     assert_eq!(
         headers["cache-control"],
-        "no-cache, no-store, max-age=0, must-revalidate"
+        "public, max-age=0, s-maxage=1, must-revalidate"
     );
     assert!(String::from_utf8_lossy(&body).contains("pending"));
     let (status, _, body) = get(&server.url("/no/such/page/"));

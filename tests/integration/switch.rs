@@ -66,7 +66,7 @@ fn everything(s: &Setup) -> Vec<(String, String)> {
 
 #[test]
 fn open_mints_a_url_that_exists_nowhere_before_and_verifies_after() {
-    let s = Setup::with(Sale::with_times(&in_secs(-5), &in_secs(3600)), 0);
+    let s = Setup::with(Sale::with_times(&in_secs(-5), &in_secs(3600)));
     let key = keygen(&s);
     let key_hex = std::fs::read_to_string(s.sale.path().join("gate.key"))
         .unwrap()
@@ -136,7 +136,7 @@ fn open_mints_a_url_that_exists_nowhere_before_and_verifies_after() {
     let head = s.head("sale.js").unwrap();
     assert_eq!(
         head.cache_control(),
-        Some("no-cache, no-store, max-age=0, must-revalidate")
+        Some("public, max-age=0, s-maxage=1, must-revalidate")
     );
     assert_eq!(head.content_type(), Some("text/javascript; charset=utf-8"));
     assert_eq!(s.invalidations()[0], ["/sale.js"]);
@@ -203,7 +203,7 @@ fn open_mints_a_url_that_exists_nowhere_before_and_verifies_after() {
 #[test]
 fn open_at_a_time_switches_within_a_second_and_never_early() {
     let start_in = 4;
-    let s = Setup::with(Sale::with_times(&in_secs(start_in), &in_secs(3600)), 0);
+    let s = Setup::with(Sale::with_times(&in_secs(start_in), &in_secs(3600)));
     keygen(&s);
     s.publish_json(&[]);
     let start_ms = {
@@ -247,7 +247,7 @@ fn open_at_a_time_switches_within_a_second_and_never_early() {
 
 #[test]
 fn key_problems_are_clear_errors() {
-    let s = Setup::with(Sale::with_times(&in_secs(-5), &in_secs(3600)), 0);
+    let s = Setup::with(Sale::with_times(&in_secs(-5), &in_secs(3600)));
     s.sale.write("bad.key", "this is not a key at all");
     let err = fails(run_in(&s, &["open", "--now", "--key-file", "bad.key"]));
     assert!(
@@ -309,7 +309,7 @@ fn open_and_close_work_on_a_directory_target() {
     let sidecar =
         std::fs::read_to_string(Path::new(target.path()).join(".flashsale/objects/sale.js.json"))
             .unwrap();
-    assert!(sidecar.contains("no-cache, no-store"), "{sidecar}");
+    assert!(sidecar.contains("s-maxage=1"), "{sidecar}");
     ok(sale.run(&["close", "--now", "--target", &t]));
     assert!(std::fs::read_to_string(target.path().join("sale.js"))
         .unwrap()

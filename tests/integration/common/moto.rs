@@ -203,14 +203,14 @@ pub(crate) struct Setup {
 
 impl Setup {
     pub(crate) fn new() -> Setup {
-        Self::with(Sale::new(), 0)
+        Self::with(Sale::new())
     }
 
-    pub(crate) fn with(sale: Sale, min_ttl: i64) -> Setup {
+    pub(crate) fn with(sale: Sale) -> Setup {
         let moto = Moto::start();
         rt().block_on(moto.s3().create_bucket().bucket(BUCKET).send())
             .unwrap();
-        let distribution = create_distribution(&moto, min_ttl);
+        let distribution = create_distribution(&moto, None);
         add_publish_section(&sale, &moto.endpoint, Some(&distribution));
         ok(sale.run(&["build", "-q"]));
         Setup {
@@ -334,35 +334,88 @@ pub(crate) fn add_publish_section(sale: &Sale, endpoint: &str, distribution: Opt
     sale.write("site.toml", &toml);
 }
 
-pub(crate) fn create_distribution(moto: &Moto, min_ttl: i64) -> String {
+/// How a test distribution caches `/sale.js` (its own cache behaviour).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Edge {
+    /// A cache policy ID; without one, the legacy TTLs and forwarded values below.
+    pub(crate) policy: Option<&'static str>,
+    pub(crate) min_ttl: i64,
+    pub(crate) max_ttl: i64,
+    pub(crate) query_string: bool,
+    pub(crate) origin_shield: bool,
+}
+
+impl Edge {
+    /// Legacy settings that cache for the origin's s-maxage, no query string in the key.
+    pub(crate) const LEGACY: Edge = Edge {
+        policy: None,
+        min_ttl: 0,
+        max_ttl: 31_536_000,
+        query_string: false,
+        origin_shield: false,
+    };
+}
+
+/// A distribution in front of the bucket whose default behaviour caches by the
+/// origin's headers; with `toggle`, `/sale.js` has a behaviour of its own.
+#[allow(deprecated)]
+pub(crate) fn create_distribution(moto: &Moto, toggle: Option<Edge>) -> String {
     use aws_sdk_cloudfront::types::*;
     let origin = Origin::builder()
         .id("s3")
         .domain_name(format!("{BUCKET}.s3.amazonaws.com"))
         .s3_origin_config(S3OriginConfig::builder().origin_access_identity("").build())
-        .build()
-        .unwrap();
-    #[allow(deprecated)]
-    let behaviour = DefaultCacheBehavior::builder()
-        .target_origin_id("s3")
-        .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
-        .min_ttl(min_ttl)
-        .forwarded_values(
-            ForwardedValues::builder()
-                .query_string(false)
-                .cookies(
-                    CookiePreference::builder()
-                        .forward(ItemSelection::None)
-                        .build()
-                        .unwrap(),
-                )
+        .origin_shield(
+            OriginShield::builder()
+                .enabled(toggle.is_some_and(|e| e.origin_shield))
+                .origin_shield_region("eu-central-1")
                 .build()
                 .unwrap(),
         )
         .build()
         .unwrap();
+    let forwarded = |query: bool| {
+        ForwardedValues::builder()
+            .query_string(query)
+            .cookies(
+                CookiePreference::builder()
+                    .forward(ItemSelection::None)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    };
+    let edge = Edge::LEGACY;
+    let behaviour = DefaultCacheBehavior::builder()
+        .target_origin_id("s3")
+        .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
+        .min_ttl(edge.min_ttl)
+        .max_ttl(edge.max_ttl)
+        .forwarded_values(forwarded(edge.query_string))
+        .build()
+        .unwrap();
+    let mut behaviours = CacheBehaviors::builder().quantity(0);
+    if let Some(e) = toggle {
+        let b = CacheBehavior::builder()
+            .path_pattern("/sale.js")
+            .target_origin_id("s3")
+            .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps);
+        let b = match e.policy {
+            Some(id) => b.cache_policy_id(id),
+            None => b
+                .min_ttl(e.min_ttl)
+                .max_ttl(e.max_ttl)
+                .forwarded_values(forwarded(e.query_string)),
+        };
+        behaviours = behaviours.quantity(1).items(b.build().unwrap());
+    }
     let config = DistributionConfig::builder()
-        .caller_reference(format!("test-{}", std::process::id()))
+        .caller_reference({
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            format!("test-{}-{n}", std::process::id())
+        })
         .origins(
             Origins::builder()
                 .quantity(1)
@@ -371,6 +424,7 @@ pub(crate) fn create_distribution(moto: &Moto, min_ttl: i64) -> String {
                 .unwrap(),
         )
         .default_cache_behavior(behaviour)
+        .cache_behaviors(behaviours.build().unwrap())
         .comment("flashsale test")
         .enabled(true)
         .build()

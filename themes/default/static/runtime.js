@@ -1,5 +1,6 @@
 /* flashsale page runtime: countdown, toggle polling with jitter, clock-skew
-   correction from the Date header, and the buy button. No dependencies. */
+   correction from the Date and Age headers, backoff under pressure, and the
+   buy button. No dependencies. */
 (function () {
   'use strict';
   var body = document.body, data = body.dataset;
@@ -8,6 +9,8 @@
   // Server minus client clock, narrowed by every response: the server's clock read
   // `date` (1 s resolution) at some moment between our send (t0) and receipt (t1).
   var lo = -Infinity, hi = Infinity, skew = 0;
+  // Failed polls in a row (429, 503, no answer): the next waits longer.
+  var failures = 0;
   // Each client's own offset around the start, so polls spread over 3 s.
   var jitter = Math.random() * 3000;
 
@@ -15,9 +18,13 @@
   function each(sel, f) { Array.prototype.forEach.call(document.querySelectorAll(sel), f); }
   function text(sel, s) { each(sel, function (e) { e.textContent = s; }); }
 
-  function learnClock(date, t0, t1) {
+  // A cached answer carries the origin's Date and its Age in the cache (both
+  // whole seconds): the server's clock read date + age at receipt, give or
+  // take the two roundings.
+  function learnClock(date, age, t0, t1) {
     if (isNaN(date)) return;
-    var l = date - t1, h = date + 1000 - t0;
+    date += age * 1000;
+    var l = date - t1, h = date + (age > 0 ? 2000 : 1000) - t0;
     if (l > hi || h < lo) { lo = l; hi = h; } // the server clock jumped: start over
     else { lo = Math.max(lo, l); hi = Math.min(hi, h); }
     skew = (lo + hi) / 2;
@@ -29,12 +36,17 @@
     var sep = toggleUrl.indexOf('?') < 0 ? '?' : '&';
     return fetch(toggleUrl + sep + 'v=' + Math.random().toString(36).slice(2), { cache: 'no-store' })
       .then(function (r) {
-        learnClock(Date.parse(r.headers.get('Date') || ''), t0, Date.now());
+        var age = parseInt(r.headers.get('Age') || '0', 10) || 0;
+        learnClock(Date.parse(r.headers.get('Date') || ''), age, t0, Date.now());
         if (!r.ok) throw new Error('toggle: HTTP ' + r.status);
         return r.text();
       })
-      .then(function (s) { apply(JSON.parse(s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')))); })
-      .catch(function () { /* a missed poll is retried by the next one */ })
+      .then(function (s) {
+        apply(JSON.parse(s.slice(s.indexOf('(') + 1, s.lastIndexOf(')'))));
+        failures = 0;
+      })
+      // Throttled or unreachable: the next poll waits longer (see schedule).
+      .catch(function () { failures += 1; })
       .then(schedule);
   }
 
@@ -62,9 +74,19 @@
   // When to ask for the toggle next: near the start every client polls at its
   // own random moments; far from it nobody polls, but we wake up at least
   // once a minute so a suspended laptop does not sleep through the start.
+  // After failures, exponential backoff with full jitter: 1, 2, 4 ... up to
+  // 30 s, so a throttled origin or CDN is not hammered by every page at once.
+  function backoff(n) {
+    return Math.random() * Math.min(30000, 1000 * Math.pow(2, n));
+  }
+
   function schedule() {
     clearTimeout(timer);
     if (state === 'ended') return;
+    if (failures > 0) {
+      timer = setTimeout(fetchToggle, Math.max(500, backoff(failures)));
+      return;
+    }
     var delay, fetchNext = true;
     if (state === 'open') {
       // Watch for "ended": sold out any time, and closed soon after the end.
@@ -97,9 +119,26 @@
   // JavaScript (or fetch) the form posts itself and the gate redirects.
   var answers = {
     401: 'Please sign in to the shop first, then try again.',
-    403: 'The sale is not open right now.',
-    429: 'Too many attempts: wait a moment, then try again.'
+    403: 'The sale is not open right now.'
   };
+  // Busy gates (429, 503, no answer): the button comes back after a wait that
+  // doubles with each busy answer, so nobody's clicks become a storm.
+  var busy = 0;
+  function retryLater(button, what) {
+    busy += 1;
+    var wait = 1000 + backoff(busy);
+    var until = Date.now() + wait;
+    (function countdown() {
+      var left = Math.ceil((until - Date.now()) / 1000);
+      if (left > 0) {
+        text('[data-result]', what + ' Try again in ' + left + ' s.');
+        setTimeout(countdown, 250);
+      } else {
+        text('[data-result]', what + ' Try again now.');
+        if (button && state === 'open') button.disabled = false;
+      }
+    })();
+  }
   each('[data-order-form]', function (form) {
     form.addEventListener('submit', function (e) {
       if (!window.fetch || !form.action || state !== 'open') return;
@@ -116,6 +155,11 @@
       }).then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (j) { j.code = r.status; return j; });
       }).then(function (j) {
+        if (j.code === 429 || j.code === 503) {
+          retryLater(button, 'The gate is busy.');
+          return;
+        }
+        busy = 0;
         if (j.status === 'won' || j.status === 'sold_out') {
           body.setAttribute('data-outcome', j.status);
           text('[data-result]', j.status === 'won'
@@ -125,19 +169,16 @@
           clearTimeout(timer);
           timer = setTimeout(fetchToggle, 1000 + Math.random() * 2000);
         } else {
-
           text('[data-result]', answers[j.code] || 'Something went wrong; please try again.');
           if (button) button.disabled = false;
         }
       }).catch(function () {
-        text('[data-result]', 'Network problem: please try again.');
-        if (button) button.disabled = false;
+        retryLater(button, 'Network problem.');
       });
     });
   });
 
   document.addEventListener('visibilitychange', function () {
-
     if (!document.hidden && state !== 'ended') setTimeout(fetchToggle, Math.random() * 1000);
   });
   // Exposed for tests and for a theme's own scripts.

@@ -1,0 +1,293 @@
+//! The sale day on paper: from the number of open pages, the page runtime's
+//! polling schedule and the CDN's caching of the toggle, the request rates at
+//! the edge, at the origin and at the gates in the first seconds, against the
+//! providers' published limits. What `flashsale capacity` prints.
+//!
+//! The order burst comes from a simulation of the runtime's schedule (not a
+//! formula), so it follows `runtime.js` if that changes: a unit test holds the
+//! constants below to the script.
+
+use serde::Serialize;
+
+/// Near the start a page polls every 1–3 s (`runtime.js`: `1000 + Math.random() * 2000`).
+pub(crate) const POLL_MIN_S: f64 = 1.0;
+pub(crate) const POLL_MAX_S: f64 = 3.0;
+/// Each page starts polling at its own moment in [start − 2 s, start + 1 s]
+/// (`runtime.js`: `start - 2000 + jitter`, jitter up to 3000 ms).
+pub(crate) const FIRST_POLL_FROM_S: f64 = -2.0;
+pub(crate) const FIRST_POLL_SPREAD_S: f64 = 3.0;
+
+/// A published limit and where it is published.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Limit {
+    pub(crate) per_second: f64,
+    pub(crate) what: &'static str,
+    pub(crate) source: &'static str,
+}
+
+/// Amazon S3: "at least 5,500 GET/HEAD requests per second per partitioned prefix".
+pub(crate) const S3_GETS: Limit = Limit {
+    per_second: 5_500.0,
+    what: "S3 GET/HEAD requests per second per partitioned prefix",
+    source:
+        "Amazon S3 User Guide, \"Best practices design patterns: optimizing Amazon S3 performance\"",
+};
+/// CloudFront: 250,000 requests per second per distribution (a default quota, adjustable).
+pub(crate) const CLOUDFRONT_REQUESTS: Limit = Limit {
+    per_second: 250_000.0,
+    what: "CloudFront requests per second per distribution (default quota, adjustable)",
+    source: "Amazon CloudFront Developer Guide, \"Quotas\", general quotas on distributions",
+};
+
+/// What the model is given.
+#[derive(Debug, Clone)]
+pub(crate) struct Inputs {
+    /// Pages open at the start.
+    pub(crate) viewers: u64,
+    /// How many of them press the button as soon as it switches on.
+    pub(crate) clickers: u64,
+    /// Seconds an edge answers from its copy of the toggle (0: never).
+    pub(crate) edge_seconds: i64,
+    /// Whether every poll reaches the origin (caching off, or a per-request
+    /// value in the cache key).
+    pub(crate) forwards_every_poll: bool,
+    /// Caches that ask the origin on their own (regional edge caches, or 1
+    /// with Origin Shield).
+    pub(crate) origin_caches: u32,
+    /// Gates sharing the stock, and what one answers per second.
+    pub(crate) gates: u32,
+    pub(crate) gate_rate: f64,
+    /// Units on sale, all items together.
+    pub(crate) stock: u64,
+}
+
+/// What the model says.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Outcome {
+    /// Toggle polls per second at the edge near the start.
+    pub(crate) toggle_edge_per_s: f64,
+    /// Toggle requests per second reaching the origin (the bucket).
+    pub(crate) toggle_origin_per_s: f64,
+    /// Orders per second at the gates in the busiest second after the switch.
+    pub(crate) orders_peak_per_s: f64,
+    /// Orders in the first 5 s after the switch.
+    pub(crate) orders_first_5s: f64,
+    /// Seconds from the toggle's PUT until the last page has seen `open`.
+    pub(crate) last_page_sees_open_s: f64,
+    /// What all gates answer per second.
+    pub(crate) gates_per_s: f64,
+    /// Each published limit crossed, as a sentence with what to do.
+    pub(crate) warnings: Vec<String>,
+}
+
+/// Runs the model.
+pub(crate) fn model(i: &Inputs) -> Outcome {
+    let mean_poll = (POLL_MIN_S + POLL_MAX_S) / 2.0;
+    let toggle_edge_per_s = i.viewers as f64 / mean_poll;
+    let toggle_origin_per_s = if i.forwards_every_poll {
+        toggle_edge_per_s
+    } else {
+        // One refresh per cache per edge time, and never more than the polls.
+        (f64::from(i.origin_caches) / i.edge_seconds as f64).min(toggle_edge_per_s)
+    };
+    let edge_delay = if i.forwards_every_poll {
+        0.0
+    } else {
+        i.edge_seconds as f64
+    };
+    let burst = simulate(edge_delay, 200_000);
+    let scale = i.clickers as f64 / burst.pages as f64;
+    let gates_per_s = f64::from(i.gates) * i.gate_rate;
+    let mut out = Outcome {
+        toggle_edge_per_s,
+        toggle_origin_per_s,
+        orders_peak_per_s: burst.peak_per_s as f64 * scale,
+        orders_first_5s: burst.first_5s as f64 * scale,
+        last_page_sees_open_s: burst.last_s,
+        gates_per_s,
+        warnings: Vec::new(),
+    };
+    if toggle_edge_per_s > CLOUDFRONT_REQUESTS.per_second {
+        out.warnings.push(format!(
+            "toggle polls at the edge ({}/s) cross the {} ({}/s, {:.1}x): ask AWS to raise \"Request rate per distribution\" in Service Quotas well before the sale, or serve the toggle from a second distribution",
+            thousands(toggle_edge_per_s),
+            CLOUDFRONT_REQUESTS.what,
+            thousands(CLOUDFRONT_REQUESTS.per_second),
+            toggle_edge_per_s / CLOUDFRONT_REQUESTS.per_second
+        ));
+    }
+    if toggle_origin_per_s > S3_GETS.per_second {
+        out.warnings.push(format!(
+            "toggle requests at the origin ({}/s) cross the {} ({}/s, {:.1}x): S3 answers 503 Slow Down; let the CDN cache sale.js for a second with the query string out of the cache key (`flashsale check --remote` says which setting)",
+            thousands(toggle_origin_per_s),
+            S3_GETS.what,
+            thousands(S3_GETS.per_second),
+            toggle_origin_per_s / S3_GETS.per_second
+        ));
+    }
+    if out.orders_peak_per_s > gates_per_s {
+        out.warnings.push(format!(
+            "orders in the busiest second ({}/s) exceed what {} gate{} ({}/s, {:.1}x): run more gates (`gates` in [gate]), or expect 503s that the page runtime retries with backoff",
+            thousands(out.orders_peak_per_s),
+            i.gates,
+            if i.gates == 1 { " answers" } else { "s answer" },
+            thousands(gates_per_s),
+            out.orders_peak_per_s / gates_per_s
+        ));
+    }
+    out
+}
+
+/// The order burst from `pages` simulated pages.
+struct Burst {
+    pages: u64,
+    /// Pages first seeing `open` in the busiest 1 s window.
+    peak_per_s: u64,
+    first_5s: u64,
+    last_s: f64,
+}
+
+/// Each page polls on the runtime's schedule; the edge's copy turns `open`
+/// at a uniformly random moment within `edge_delay` of the PUT (at 0, the
+/// start). A page sees `open` at its first poll after that, and clicks then.
+fn simulate(edge_delay: f64, pages: u64) -> Burst {
+    const BIN: f64 = 0.01;
+    const SPAN: f64 = 30.0;
+    let mut bins = vec![0u64; (SPAN / BIN) as usize];
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut last: f64 = 0.0;
+    for _ in 0..pages {
+        let switch = rng.unit() * edge_delay;
+        let mut t = FIRST_POLL_FROM_S + rng.unit() * FIRST_POLL_SPREAD_S;
+        while t < switch {
+            t += POLL_MIN_S + rng.unit() * (POLL_MAX_S - POLL_MIN_S);
+        }
+        last = last.max(t);
+        let bin = ((t.max(0.0) / BIN) as usize).min(bins.len() - 1);
+        bins[bin] += 1;
+    }
+    let window = (1.0 / BIN) as usize;
+    let mut sum: u64 = bins[..window].iter().sum();
+    let mut peak = sum;
+    for k in window..bins.len() {
+        sum = sum + bins[k] - bins[k - window];
+        peak = peak.max(sum);
+    }
+    Burst {
+        pages,
+        peak_per_s: peak,
+        first_5s: bins[..(5.0 / BIN) as usize].iter().sum(),
+        last_s: last,
+    }
+}
+
+/// A fixed-seed generator, so the same inputs always print the same figures.
+struct XorShift(u64);
+
+impl XorShift {
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// `1234567.8` as `1,234,568`.
+pub(crate) fn thousands(x: f64) -> String {
+    let n = x.round() as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (k, c) in s.chars().enumerate() {
+        if k > 0 && (s.len() - k).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(viewers: u64) -> Inputs {
+        Inputs {
+            viewers,
+            clickers: viewers,
+            edge_seconds: 1,
+            forwards_every_poll: false,
+            origin_caches: 13,
+            gates: 10,
+            gate_rate: 45_000.0,
+            stock: 100,
+        }
+    }
+
+    #[test]
+    fn the_constants_follow_the_runtime() {
+        let js = include_str!("../themes/default/static/runtime.js");
+        assert!(js.contains("1000 + Math.random() * 2000"), "poll interval");
+        assert!(js.contains("Math.random() * 3000"), "first-poll jitter");
+        assert!(js.contains("start - 2000 + jitter"), "first poll");
+    }
+
+    #[test]
+    fn a_cached_toggle_keeps_the_origin_flat_whatever_the_crowd() {
+        let small = model(&inputs(10_000));
+        let big = model(&inputs(1_000_000));
+        assert_eq!(small.toggle_edge_per_s, 5_000.0);
+        assert_eq!(big.toggle_edge_per_s, 500_000.0);
+        assert_eq!(small.toggle_origin_per_s, 13.0);
+        assert_eq!(big.toggle_origin_per_s, 13.0);
+        // 500,000/s is twice CloudFront's default quota: one warning, about it.
+        assert_eq!(big.warnings.len(), 1, "{:?}", big.warnings);
+        assert!(big.warnings[0].contains("2.0x"), "{:?}", big.warnings);
+        assert!(small.warnings.is_empty(), "{:?}", small.warnings);
+    }
+
+    #[test]
+    fn an_uncached_toggle_sends_every_poll_to_s3() {
+        let mut i = inputs(100_000);
+        i.forwards_every_poll = true;
+        i.edge_seconds = 0;
+        let o = model(&i);
+        assert_eq!(o.toggle_origin_per_s, 50_000.0);
+        assert!(
+            o.warnings
+                .iter()
+                .any(|w| w.contains("9.1x") && w.contains("S3")),
+            "{:?}",
+            o.warnings
+        );
+    }
+
+    #[test]
+    fn the_burst_spreads_over_the_poll_interval_plus_the_edge_time() {
+        let o = model(&inputs(1_000_000));
+        // Every page has seen `open` within the edge time plus one poll interval.
+        assert!(
+            o.last_page_sees_open_s <= 1.0 + POLL_MAX_S,
+            "{}",
+            o.last_page_sees_open_s
+        );
+        // Nobody clicks twice: at most everyone within 5 s, at least most of them.
+        assert!(o.orders_first_5s <= 1_000_000.5 && o.orders_first_5s > 990_000.0);
+        // The busiest second holds more than an even spread, less than everyone.
+        assert!(
+            o.orders_peak_per_s > 250_000.0 && o.orders_peak_per_s < 700_000.0,
+            "{}",
+            o.orders_peak_per_s
+        );
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(1_234_567.4), "1,234,567");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(0.0), "0");
+    }
+}

@@ -1,0 +1,198 @@
+//! `flashsale capacity`.
+
+use clap::Args;
+
+use super::prelude::{connect, AwsArgs, Global};
+use crate::capacity::{self, thousands, Inputs, CLOUDFRONT_REQUESTS, S3_GETS};
+use crate::site::Site;
+
+/// Before a sale: the request rates N open pages cause, on paper, against the
+/// published limits of S3, CloudFront and your gates.
+///
+/// From the page runtime's schedule (each page polls sale.js every 1–3 s from
+/// its own moment around the start) and how the CDN caches sale.js, it prints
+/// toggle polls/s at the edge, toggle requests/s at the origin (the bucket),
+/// the orders/s at the gates in the busiest second after the switch, and how
+/// long until every page has seen `open`; and a warning, with what to do,
+/// for each limit crossed. Without --remote it assumes the README's CloudFront
+/// set-up (sale.js cached 1 s, query string out of the cache key).
+#[derive(Args, Debug)]
+pub(super) struct CapacityArgs {
+    /// Pages open at the start of the sale.
+    #[arg(long, value_name = "N")]
+    viewers: u64,
+    /// How many of them press the button the moment it switches on
+    /// (default: all of them).
+    #[arg(long, value_name = "N")]
+    clickers: Option<u64>,
+    /// Read how the CloudFront distribution of [publish] caches sale.js, and
+    /// whether its origin has Origin Shield, instead of assuming.
+    #[arg(long)]
+    remote: bool,
+    /// Caches that ask the origin on their own: CloudFront's regional edge
+    /// caches (13 at the time of writing), or 1 with Origin Shield.
+    #[arg(long, value_name = "N", default_value_t = 13)]
+    origin_caches: u32,
+    /// Orders/s one gate answers once its quota is gone (nearly every order of
+    /// a rush is a loser). The default is what bench/fleet.sh measured on the
+    /// 2-core CI machine kind (sold-out path, two gates sharing the cores with
+    /// wrk): run it on your gate machines and pass yours.
+    #[arg(long, value_name = "N", default_value_t = 45_000)]
+    gate_rate: u32,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+pub(super) fn run(g: &Global, a: CapacityArgs) -> anyhow::Result<()> {
+    if a.viewers == 0 {
+        anyhow::bail!("--viewers must be at least 1");
+    }
+    let site = Site::from_config(g.sale()?)?;
+    let config = &site.config;
+    let toggle = format!("{}sale.js", config.base_path);
+    let mut inputs = Inputs {
+        viewers: a.viewers,
+        clickers: a.clickers.unwrap_or(a.viewers).min(a.viewers),
+        edge_seconds: crate::config::headers::TOGGLE_SHARED_SECONDS,
+        forwards_every_poll: false,
+        origin_caches: a.origin_caches.max(1),
+        gates: config.gate.gates,
+        gate_rate: f64::from(a.gate_rate),
+        stock: site.items.iter().map(|i| u64::from(i.stock)).sum(),
+    };
+    let mut edge = format!(
+        "assumed: {toggle} cached {} s at the edge, query string out of the cache key, {} caches asking the origin (--remote reads your distribution)",
+        inputs.edge_seconds, inputs.origin_caches
+    );
+    if a.remote {
+        let Some(id) = config
+            .publish
+            .as_ref()
+            .and_then(|p| p.distribution_id.clone())
+        else {
+            anyhow::bail!(
+                "{}: --remote needs `distribution_id` in [publish]",
+                config.path.display()
+            );
+        };
+        let rt = tokio::runtime::Runtime::new()?;
+        let caching = rt.block_on(async {
+            let (_, cdn) = connect(config, "s3", &a.aws).await?;
+            let cdn = cdn.expect("a distribution_id gives a CloudFront client");
+            anyhow::Ok(cdn.toggle_caching(&toggle).await?)
+        })?;
+        inputs.edge_seconds = caching.edge_seconds();
+        inputs.forwards_every_poll = caching.forwards_every_poll();
+        if caching.origin_shield {
+            inputs.origin_caches = 1;
+        }
+        edge = format!(
+            "CloudFront distribution {id}: {} ({}){}{}",
+            caching.behaviour,
+            caching.source,
+            if inputs.forwards_every_poll {
+                ": every poll is forwarded to the origin".to_string()
+            } else {
+                format!(": {toggle} cached {} s at the edge", inputs.edge_seconds)
+            },
+            if caching.origin_shield {
+                ", Origin Shield on (1 cache asks the origin)"
+            } else {
+                ""
+            }
+        );
+    }
+    let out = capacity::model(&inputs);
+    if a.json {
+        let limits = [&S3_GETS, &CLOUDFRONT_REQUESTS];
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "viewers": inputs.viewers,
+                "clickers": inputs.clickers,
+                "edge": edge,
+                "gates": inputs.gates,
+                "gate_rate": inputs.gate_rate,
+                "stock": inputs.stock,
+                "outcome": out,
+                "limits": limits,
+            }))?
+        );
+    } else if !g.quiet {
+        let row = |what: &str, value: String, note: String| {
+            println!("  {what:<38} {value:>12}  {note}");
+        };
+        println!(
+            "Capacity of `{}` for {} open pages ({} clicking at once)",
+            config.name,
+            thousands(inputs.viewers as f64),
+            thousands(inputs.clickers as f64)
+        );
+        println!("  {edge}");
+        println!();
+        let mark = |x: f64, limit: f64| if x > limit { "OVER" } else { "ok" };
+        row(
+            "toggle polls at the edge",
+            format!("{}/s", thousands(out.toggle_edge_per_s)),
+            format!(
+                "{} [1] limit {}/s per distribution",
+                mark(out.toggle_edge_per_s, CLOUDFRONT_REQUESTS.per_second),
+                thousands(CLOUDFRONT_REQUESTS.per_second)
+            ),
+        );
+        row(
+            "toggle requests at the origin (S3)",
+            format!("{}/s", thousands(out.toggle_origin_per_s)),
+            format!(
+                "{} [2] limit {}/s per prefix",
+                mark(out.toggle_origin_per_s, S3_GETS.per_second),
+                thousands(S3_GETS.per_second)
+            ),
+        );
+        row(
+            "orders at the gates, busiest second",
+            format!("{}/s", thousands(out.orders_peak_per_s)),
+            format!(
+                "{} [3] {} gate{} x {}/s = {}/s; at most {} win",
+                mark(out.orders_peak_per_s, out.gates_per_s),
+                inputs.gates,
+                if inputs.gates == 1 { "" } else { "s" },
+                thousands(inputs.gate_rate),
+                thousands(out.gates_per_s),
+                thousands(inputs.stock as f64)
+            ),
+        );
+        row(
+            "orders in the first 5 s",
+            thousands(out.orders_first_5s),
+            String::new(),
+        );
+        row(
+            "every page has seen `open`",
+            format!("{:.1} s", out.last_page_sees_open_s),
+            format!(
+                "after the toggle's PUT (edge time {} s + one poll, 1-3 s)",
+                if inputs.forwards_every_poll {
+                    0
+                } else {
+                    inputs.edge_seconds
+                }
+            ),
+        );
+        println!();
+        println!(
+            "  [1] {}: {}",
+            CLOUDFRONT_REQUESTS.what, CLOUDFRONT_REQUESTS.source
+        );
+        println!("  [2] {}: {}", S3_GETS.what, S3_GETS.source);
+        println!("  [3] --gate-rate: measured by bench/fleet.sh (README, Benchmarks); `gates` from [gate]");
+        println!("  Page loads (HTML, assets) are not counted: they are spread over the minutes before the start.");
+    }
+    for w in &out.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
+}
