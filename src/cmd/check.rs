@@ -98,6 +98,9 @@ fn check_remote(g: &Global, config: &Config, aws: &AwsArgs) -> anyhow::Result<()
         let cdn = cdn.expect("a distribution_id gives a CloudFront client");
         anyhow::Ok(cdn.toggle_caching(&toggle).await?)
     })?;
+    for w in caching.warnings(&toggle) {
+        eprintln!("warning: CloudFront distribution {id}: {w}");
+    }
     let problems = caching.problems(&toggle);
     for p in &problems {
         eprintln!("error: CloudFront distribution {id}: {p}");

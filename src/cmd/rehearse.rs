@@ -5,12 +5,19 @@ use std::time::Duration;
 use clap::Args;
 
 use super::prelude::{duration, Global};
-use crate::loadtest::{self, Report};
+use crate::loadtest::{self, viewers, Report};
 
 /// Rehearse sale day: N simulated customers (distinct ids) poll sale.js with
 /// jitter the way the page does, order as soon as it opens, and the outcome
 /// is reported: requests/s, latency percentiles, winners, sold-out answers,
 /// errors, time from open to sold out, and whether any unit was oversold.
+///
+/// With --viewers instead: a crowd of pages that only poll sale.js (every
+/// 1–3 s, about N/2 polls/s) for --duration, through the CDN or a cache
+/// standing in for one; run `flashsale open` meanwhile to see how long the
+/// last page waits for the switch. Reports polls/s, latency from the moment
+/// each poll was due (the generator's own lag included), answers from a
+/// cache's copy, and when pages first saw the new state.
 ///
 /// Run it against `flashsale serve --opens-in 30s` or a staging deployment.
 /// Talks only to loopback addresses and hosts named with --allow-host. Items
@@ -23,6 +30,12 @@ pub(super) struct RehearseArgs {
     /// Simulated customers.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     customers: u64,
+    /// Pages that only poll sale.js, instead of customers who order.
+    #[arg(long, value_name = "N", conflicts_with_all = ["customers", "gates"], value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    viewers: Option<u64>,
+    /// With --viewers: how long they poll.
+    #[arg(long, default_value = "30s", value_parser = duration, requires = "viewers")]
+    duration: Duration,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     concurrency: u64,
@@ -43,6 +56,9 @@ pub(super) struct RehearseArgs {
 }
 
 pub(super) fn run(g: &Global, a: RehearseArgs) -> anyhow::Result<()> {
+    if let Some(viewers) = a.viewers {
+        return run_viewers(g, &a, viewers);
+    }
     let config = g.sale()?;
     let items = crate::site::items(&config)?;
     let opts = loadtest::Options {
@@ -84,6 +100,74 @@ pub(super) fn run(g: &Global, a: RehearseArgs) -> anyhow::Result<()> {
                 ""
             }
         );
+    }
+    Ok(())
+}
+
+/// The crowd in front of the CDN.
+fn run_viewers(g: &Global, a: &RehearseArgs, viewers: u64) -> anyhow::Result<()> {
+    if a.duration > a.max_duration {
+        anyhow::bail!(
+            "--duration {} is longer than --max-duration {}",
+            crate::util::duration::words(a.duration),
+            crate::util::duration::words(a.max_duration)
+        );
+    }
+    let opts = viewers::Options {
+        url: a.url.clone(),
+        viewers: viewers as usize,
+        duration: a.duration,
+        concurrency: a.concurrency as usize,
+        allow_hosts: a.allow_host.clone(),
+    };
+    if !a.json {
+        g.say(format!(
+            "{} pages polling {}sale.js for {} (about {} polls/s, {} in flight at most)...",
+            viewers,
+            a.url.trim_end_matches('/').to_string() + "/",
+            crate::util::duration::words(a.duration),
+            viewers / 2,
+            a.concurrency
+        ));
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    let r = rt.block_on(viewers::run(opts))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        let spread = r
+            .first_switch_unix_ms
+            .zip(r.last_switch_unix_ms)
+            .map_or("-".to_string(), |(a, b)| format!("{} ms", b - a));
+        println!("pages               {}", r.viewers);
+        println!(
+            "polls               {} in {:.1} s ({:.0}/s)",
+            r.polls, r.seconds, r.polls_per_second
+        );
+        println!(
+            "latency             p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (from when each poll was due; generator lag up to {:.0} ms)",
+            r.latency.p50_ms, r.latency.p99_ms, r.latency.max_ms, r.max_lag_ms
+        );
+        println!("answers             {:?} (by HTTP status)", r.statuses);
+        println!("oldest answer       Age {} s", r.max_age_s);
+        println!(
+            "switch              {} of {} pages saw the toggle change from `{}`; first to last {spread}",
+            r.pages_switched,
+            r.viewers,
+            r.first_state.as_deref().unwrap_or("-")
+        );
+        println!(
+            "errors              {}{}",
+            r.errors,
+            if r.error_samples.is_empty() {
+                String::new()
+            } else {
+                format!(" e.g. {:?}", r.error_samples)
+            }
+        );
+    }
+    if r.errors > 0 {
+        anyhow::bail!("{} polls failed", r.errors);
     }
     Ok(())
 }

@@ -53,6 +53,7 @@ impl CloudFront {
                     origin: b.target_origin_id(),
                     policy: b.cache_policy_id(),
                     min_ttl: b.min_ttl(),
+                    default_ttl: b.default_ttl(),
                     max_ttl: b.max_ttl(),
                     forwarded: b.forwarded_values(),
                 },
@@ -70,6 +71,7 @@ impl CloudFront {
                         origin: d.target_origin_id(),
                         policy: d.cache_policy_id(),
                         min_ttl: d.min_ttl(),
+                        default_ttl: d.default_ttl(),
                         max_ttl: d.max_ttl(),
                         forwarded: d.forwarded_values(),
                     },
@@ -86,13 +88,16 @@ impl CloudFront {
             .is_some_and(|s| s.enabled());
         let mut caching = match settings.policy.filter(|p| !p.is_empty()) {
             Some(id) => match managed_policy(id) {
-                Some((policy, min_ttl, max_ttl, query)) => ToggleCaching {
+                Some(p) => ToggleCaching {
                     behaviour: name,
-                    source: format!("the managed cache policy {policy}"),
+                    source: format!("the managed cache policy {}", p.name),
                     policy: true,
-                    min_ttl,
-                    max_ttl,
-                    query_in_key: query.then(|| "QueryStringBehavior all".to_string()),
+                    min_ttl: p.min_ttl,
+                    default_ttl: p.default_ttl,
+                    max_ttl: p.max_ttl,
+                    query_in_key: p
+                        .query_in_key
+                        .then(|| "QueryStringBehavior all".to_string()),
                     cookies_in_key: None,
                     origin_shield,
                 },
@@ -152,6 +157,7 @@ impl CloudFront {
             source: format!("cache policy {} ({id})", cfg.name()),
             policy: true,
             min_ttl: cfg.min_ttl(),
+            default_ttl: cfg.default_ttl().unwrap_or(LEGACY_DEFAULT_TTL),
             max_ttl: cfg.max_ttl().unwrap_or(LEGACY_MAX_TTL),
             query_in_key,
             cookies_in_key,
@@ -160,14 +166,17 @@ impl CloudFront {
     }
 }
 
-/// CloudFront's default MaxTTL when a behaviour does not set one (one year).
+/// CloudFront's defaults when a behaviour does not set them: MaxTTL one year,
+/// DefaultTTL one day.
 const LEGACY_MAX_TTL: i64 = 31_536_000;
+const LEGACY_DEFAULT_TTL: i64 = 86_400;
 
 /// What a cache behaviour (default or per path: two SDK types) says about caching.
 struct Settings<'a> {
     origin: &'a str,
     policy: Option<&'a str>,
     min_ttl: Option<i64>,
+    default_ttl: Option<i64>,
     max_ttl: Option<i64>,
     forwarded: Option<&'a aws_sdk_cloudfront::types::ForwardedValues>,
 }
@@ -193,6 +202,7 @@ fn legacy_caching(behaviour: String, s: &Settings<'_>) -> ToggleCaching {
         source: "its legacy cache settings".to_string(),
         policy: false,
         min_ttl: s.min_ttl.unwrap_or(0),
+        default_ttl: s.default_ttl.unwrap_or(LEGACY_DEFAULT_TTL),
         max_ttl: s.max_ttl.unwrap_or(LEGACY_MAX_TTL),
         query_in_key,
         cookies_in_key,

@@ -14,11 +14,12 @@ pub(crate) const MAX_EDGE_SECONDS: i64 = 2;
 
 /// CloudFront's managed cache policies flashsale knows without asking (their
 /// IDs are fixed and documented in "Use managed cache policies", CloudFront
-/// Developer Guide): name, id, MinTTL, MaxTTL, query strings in the key.
-pub(crate) const MANAGED_POLICIES: &[(&str, &str, i64, i64, bool)] = &[
+/// Developer Guide): name, id, MinTTL, DefaultTTL, MaxTTL, query strings in the key.
+pub(crate) const MANAGED_POLICIES: &[(&str, &str, i64, i64, i64, bool)] = &[
     (
         "CachingDisabled",
         "4135ea2d-6df8-44a3-9df3-4b5a84be39ad",
+        0,
         0,
         0,
         false,
@@ -27,6 +28,7 @@ pub(crate) const MANAGED_POLICIES: &[(&str, &str, i64, i64, bool)] = &[
         "CachingOptimized",
         "658327ea-f89d-4fab-a63d-7e88639e58f6",
         1,
+        86400,
         31536000,
         false,
     ),
@@ -34,6 +36,7 @@ pub(crate) const MANAGED_POLICIES: &[(&str, &str, i64, i64, bool)] = &[
         "CachingOptimizedForUncompressedObjects",
         "b2884449-e4de-46a7-ac36-70bc7f1ddd6d",
         1,
+        86400,
         31536000,
         false,
     ),
@@ -50,6 +53,8 @@ pub(crate) struct ToggleCaching {
     /// Whether `source` is a cache policy (its settings are named differently).
     pub(crate) policy: bool,
     pub(crate) min_ttl: i64,
+    /// What the edge applies when a response has no Cache-Control.
+    pub(crate) default_ttl: i64,
     pub(crate) max_ttl: i64,
     /// The setting that puts the query string in the cache key, if one does.
     pub(crate) query_in_key: Option<String>,
@@ -112,14 +117,44 @@ impl ToggleCaching {
         }
         out
     }
+
+    /// What holds today but may not: each naming the setting to change.
+    pub(crate) fn warnings(&self, toggle: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.edge_seconds() > 0 && self.default_ttl.min(self.max_ttl) > MAX_EDGE_SECONDS {
+            out.push(format!(
+                "{} ({}) keeps a response without Cache-Control {} s (DefaultTTL): when the origin revalidates {toggle} with a 304 Not Modified that omits Cache-Control, the edge keeps the old toggle that long (until open's invalidation lands); set DefaultTTL and MaxTTL to 1 (the README's flashsale-toggle cache policy)",
+                self.behaviour,
+                self.source,
+                self.default_ttl.min(self.max_ttl)
+            ));
+        }
+        out
+    }
+}
+
+/// A managed cache policy's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ManagedPolicy {
+    pub(crate) name: &'static str,
+    pub(crate) min_ttl: i64,
+    pub(crate) default_ttl: i64,
+    pub(crate) max_ttl: i64,
+    pub(crate) query_in_key: bool,
 }
 
 /// The managed policy with this ID, if flashsale knows it.
-pub(crate) fn managed_policy(id: &str) -> Option<(&'static str, i64, i64, bool)> {
+pub(crate) fn managed_policy(id: &str) -> Option<ManagedPolicy> {
     MANAGED_POLICIES
         .iter()
         .find(|p| p.1.eq_ignore_ascii_case(id))
-        .map(|p| (p.0, p.2, p.3, p.4))
+        .map(|p| ManagedPolicy {
+            name: p.0,
+            min_ttl: p.2,
+            default_ttl: p.3,
+            max_ttl: p.4,
+            query_in_key: p.5,
+        })
 }
 
 #[cfg(test)]
@@ -132,6 +167,7 @@ mod tests {
             source: "its legacy cache settings".into(),
             policy: false,
             min_ttl: min,
+            default_ttl: 1,
             max_ttl: max,
             query_in_key: None,
             cookies_in_key: None,
@@ -174,6 +210,21 @@ mod tests {
     }
 
     #[test]
+    fn a_long_default_ttl_warns_about_revalidations_without_cache_control() {
+        let mut c = caching(1, 31536000);
+        c.default_ttl = 86400;
+        assert!(c.problems("/sale.js").is_empty());
+        let w = c.warnings("/sale.js");
+        assert!(
+            w.len() == 1 && w[0].contains("86400 s (DefaultTTL)") && w[0].contains("304"),
+            "{w:?}"
+        );
+        c.max_ttl = 1;
+        assert!(c.warnings("/sale.js").is_empty());
+        assert!(caching(0, 0).warnings("/sale.js").is_empty());
+    }
+
+    #[test]
     fn a_long_minimum_ttl_fails() {
         let c = caching(30, 86400);
         assert!(!c.forwards_every_poll());
@@ -186,15 +237,13 @@ mod tests {
 
     #[test]
     fn managed_policies_are_known_by_id() {
-        let (name, min, max, query) =
-            managed_policy("4135EA2D-6df8-44a3-9df3-4b5a84be39ad").unwrap();
-        assert_eq!((name, min, max, query), ("CachingDisabled", 0, 0, false));
+        let p = managed_policy("4135EA2D-6df8-44a3-9df3-4b5a84be39ad").unwrap();
         assert_eq!(
-            managed_policy("658327ea-f89d-4fab-a63d-7e88639e58f6")
-                .unwrap()
-                .0,
-            "CachingOptimized"
+            (p.name, p.min_ttl, p.max_ttl, p.query_in_key),
+            ("CachingDisabled", 0, 0, false)
         );
+        let p = managed_policy("658327ea-f89d-4fab-a63d-7e88639e58f6").unwrap();
+        assert_eq!((p.name, p.default_ttl), ("CachingOptimized", 86400));
         assert!(managed_policy("00000000-0000-0000-0000-000000000000").is_none());
     }
 }

@@ -17,6 +17,8 @@ pub(crate) struct Response {
     pub(crate) status: u16,
     /// The `Date` header, if any.
     pub(crate) date: Option<String>,
+    /// The `Age` header (seconds in a shared cache), if any.
+    pub(crate) age: Option<u64>,
     pub(crate) body: Vec<u8>,
 }
 
@@ -111,13 +113,23 @@ impl Client {
                 .get(hyper::header::DATE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
+            let age = resp
+                .headers()
+                .get(hyper::header::AGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok());
             let body = Limited::new(resp.into_body(), self.max_body)
                 .collect()
                 .await
                 .map_err(|e| HttpError::Body(e.to_string()))?
                 .to_bytes()
                 .to_vec();
-            Ok(Response { status, date, body })
+            Ok(Response {
+                status,
+                date,
+                age,
+                body,
+            })
         };
         tokio::time::timeout(timeout, work)
             .await

@@ -6,6 +6,7 @@ mod common;
 
 mod browser;
 mod build;
+mod edge;
 mod fleet;
 mod gate;
 mod hardening;

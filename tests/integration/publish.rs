@@ -504,23 +504,34 @@ fn check_remote_fails_when_cloudfront_would_not_shield_the_origin_from_the_polls
     // Kept 30 s despite s-maxage=1.
     let err = fails(check(Some(Edge {
         min_ttl: 30,
+        max_ttl: 86_400,
         ..Edge::LEGACY
     })));
     assert!(err.contains("MinTTL 30") && err.contains("0 or 1"), "{err}");
-    // What the README recommends passes, and says what the origin will see.
-    let text = ok(check(Some(Edge {
+    // CachingOptimized passes, with a warning: a 304 without Cache-Control
+    // would be kept a day.
+    let out = check(Some(Edge {
         policy: Some("658327ea-f89d-4fab-a63d-7e88639e58f6"),
         origin_shield: true,
         ..Edge::LEGACY
-    })));
+    }));
+    let warning = stderr(&out);
+    let text = ok(out);
     assert!(
         text.contains("managed cache policy CachingOptimized")
             && text.contains("keeps /sale.js 1 s")
             && text.contains("Origin Shield on"),
         "{text}"
     );
-    // No behaviour of its own: the default one's legacy settings decide.
-    let text = ok(check(None));
+    assert!(
+        warning.contains("86400 s (DefaultTTL)") && warning.contains("flashsale-toggle"),
+        "{warning}"
+    );
+    // What the README recommends (MinTTL 0, DefaultTTL 1, MaxTTL 1) passes
+    // without a word; here as the default behaviour's legacy settings.
+    let out = check(None);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    let text = ok(out);
     assert!(
         text.contains("the default cache behaviour (its legacy cache settings) keeps /sale.js 1 s"),
         "{text}"

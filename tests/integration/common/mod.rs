@@ -4,6 +4,7 @@
 
 pub(crate) mod moto;
 pub(crate) mod redis;
+pub(crate) mod varnish;
 pub(crate) mod webdriver;
 
 use std::collections::BTreeMap;

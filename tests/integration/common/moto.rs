@@ -340,17 +340,20 @@ pub(crate) struct Edge {
     /// A cache policy ID; without one, the legacy TTLs and forwarded values below.
     pub(crate) policy: Option<&'static str>,
     pub(crate) min_ttl: i64,
+    pub(crate) default_ttl: i64,
     pub(crate) max_ttl: i64,
     pub(crate) query_string: bool,
     pub(crate) origin_shield: bool,
 }
 
 impl Edge {
-    /// Legacy settings that cache for the origin's s-maxage, no query string in the key.
+    /// The README's `flashsale-toggle` policy in legacy settings: at most 1 s
+    /// whatever the origin says, no query string in the key.
     pub(crate) const LEGACY: Edge = Edge {
         policy: None,
         min_ttl: 0,
-        max_ttl: 31_536_000,
+        default_ttl: 1,
+        max_ttl: 1,
         query_string: false,
         origin_shield: false,
     };
@@ -391,6 +394,7 @@ pub(crate) fn create_distribution(moto: &Moto, toggle: Option<Edge>) -> String {
         .target_origin_id("s3")
         .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
         .min_ttl(edge.min_ttl)
+        .default_ttl(edge.default_ttl)
         .max_ttl(edge.max_ttl)
         .forwarded_values(forwarded(edge.query_string))
         .build()
@@ -405,6 +409,7 @@ pub(crate) fn create_distribution(moto: &Moto, toggle: Option<Edge>) -> String {
             Some(id) => b.cache_policy_id(id),
             None => b
                 .min_ttl(e.min_ttl)
+                .default_ttl(e.default_ttl)
                 .max_ttl(e.max_ttl)
                 .forwarded_values(forwarded(e.query_string)),
         };

@@ -6,6 +6,11 @@
 //! winners, sold-out answers, errors, time from open to sold out, and whether
 //! any unit was oversold. Bounded in customers, concurrency and time; it talks
 //! only to loopback addresses and hosts given explicitly.
+//!
+//! `viewers` is the other half of a sale day: pages that only poll the toggle,
+//! as a crowd in front of a CDN does.
+
+pub(crate) mod viewers;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -54,7 +59,7 @@ pub(crate) struct Latency {
     pub(crate) max_ms: f64,
 }
 
-fn latency(mut v: Vec<f64>) -> Latency {
+pub(super) fn latency(mut v: Vec<f64>) -> Latency {
     if v.is_empty() {
         return Latency::default();
     }
@@ -141,11 +146,11 @@ impl Tally {
 }
 
 /// The host of an http(s) URL, lowercased; IPv6 without brackets.
-fn host_of(url: &str) -> Option<Host<String>> {
+pub(super) fn host_of(url: &str) -> Option<Host<String>> {
     Url::parse(url).ok()?.host().map(|h| h.to_owned())
 }
 
-fn is_loopback(host: &Host<String>) -> bool {
+pub(super) fn is_loopback(host: &Host<String>) -> bool {
     match host {
         Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
         Host::Ipv4(ip) => ip.is_loopback(),
@@ -345,27 +350,32 @@ async fn customer(
     }
 }
 
-pub(crate) async fn run(opts: Options) -> Result<Report, Error> {
-    let url_host = host_of(&opts.url);
+/// Refuses a URL that is not plain HTTP to loopback or a named host.
+pub(super) fn check_target(url: &str, allow_hosts: &[String]) -> Result<(), Error> {
+    let url_host = host_of(url);
     let named = url_host.as_ref().is_some_and(|host| {
-        opts.allow_hosts
+        allow_hosts
             .iter()
             .any(|h| host.to_string().eq_ignore_ascii_case(h))
     });
     if !(url_host.as_ref().is_some_and(is_loopback) || named)
-        || !(opts.url.starts_with("http://") || opts.url.starts_with("https://"))
+        || !(url.starts_with("http://") || url.starts_with("https://"))
     {
         return Err(Error::Refused(format!(
-            "{}: rehearse only talks to loopback addresses and hosts named with --allow-host",
-            opts.url
+            "{url}: rehearse only talks to loopback addresses and hosts named with --allow-host"
         )));
     }
-    if opts.url.starts_with("https://") {
+    if url.starts_with("https://") {
         return Err(Error::Refused(
             "rehearse speaks plain HTTP (a local or staging deployment); give an http:// URL"
                 .into(),
         ));
     }
+    Ok(())
+}
+
+pub(crate) async fn run(opts: Options) -> Result<Report, Error> {
+    check_target(&opts.url, &opts.allow_hosts)?;
     if opts.items.is_empty() {
         return Err(Error::Refused("the sale has no items".into()));
     }
