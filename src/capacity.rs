@@ -109,7 +109,7 @@ pub(crate) fn model(i: &Inputs) -> Outcome {
     };
     if toggle_edge_per_s > CLOUDFRONT_REQUESTS.per_second {
         out.warnings.push(format!(
-            "toggle polls at the edge ({}/s) cross the {} ({}/s, {:.1}x): ask AWS to raise \"Request rate per distribution\" in Service Quotas well before the sale, or serve the toggle from a second distribution",
+            "toggle polls at the edge ({}/s) cross the {} ({}/s, {:.1}x): ask AWS to raise \"Request rate per distribution\" (Service Quotas, CloudFront) weeks before the sale",
             thousands(toggle_edge_per_s),
             CLOUDFRONT_REQUESTS.what,
             thousands(CLOUDFRONT_REQUESTS.per_second),
