@@ -227,6 +227,9 @@ struct Origin {
     port: u16,
     status: Arc<AtomicU16>,
     polls: Arc<Mutex<Vec<Instant>>>,
+    /// What `POST /o/...` (the gate) answers, and how many came.
+    gate: Arc<AtomicU16>,
+    orders: Arc<Mutex<usize>>,
 }
 
 impl Origin {
@@ -235,18 +238,22 @@ impl Origin {
         let port = listener.local_addr().unwrap().port();
         let status = Arc::new(AtomicU16::new(200));
         let polls = Arc::new(Mutex::new(Vec::new()));
-        let (st, pl) = (status.clone(), polls.clone());
+        let gate = Arc::new(AtomicU16::new(503));
+        let orders = Arc::new(Mutex::new(0));
+        let shared = (status.clone(), polls.clone(), gate.clone(), orders.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let (public, st, pl) = (public.clone(), st.clone(), pl.clone());
-                std::thread::spawn(move || serve_one(stream, &public, &st, &pl));
+                let (public, (st, pl, g, o)) = (public.clone(), shared.clone());
+                std::thread::spawn(move || serve_one(stream, &public, &st, &pl, &g, &o));
             }
         });
         Origin {
             port,
             status,
             polls,
+            gate,
+            orders,
         }
     }
 
@@ -261,6 +268,8 @@ fn serve_one(
     public: &Path,
     status: &AtomicU16,
     polls: &Mutex<Vec<Instant>>,
+    gate: &AtomicU16,
+    orders: &Mutex<usize>,
 ) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     loop {
@@ -285,7 +294,17 @@ fn serve_one(
         let mut body = vec![0; length];
         let _ = reader.read_exact(&mut body);
         let path = path.split('?').next().unwrap().to_string();
-        let (code, kind, bytes) = if path == "/sale.js" {
+        let (code, kind, bytes) = if line.starts_with("POST /o/") {
+            *orders.lock().unwrap() += 1;
+            match gate.load(Ordering::SeqCst) {
+                200 => (
+                    200,
+                    "application/json",
+                    br#"{"status":"won","order":"T-1"}"#.to_vec(),
+                ),
+                code => (code, "application/json", br#"{"error":"busy"}"#.to_vec()),
+            }
+        } else if path == "/sale.js" {
             polls.lock().unwrap().push(Instant::now());
             match status.load(Ordering::SeqCst) {
                 200 => (
@@ -389,4 +408,57 @@ fn the_page_backs_off_while_the_toggle_answers_503_and_recovers_on_200() {
         recovered >= 3,
         "after a good answer the page polls every 1-3 s again: {recovered} in 10 s"
     );
+}
+
+#[test]
+fn a_busy_gate_keeps_the_button_off_for_a_growing_wait_then_takes_the_order() {
+    let sale = Sale::with_times(&in_secs(-5), &in_secs(3600));
+    ok(sale.run(&["build", "-q"]));
+    let public = sale.path().join("public");
+    let origin = Origin::start(public.clone());
+    let order = format!(
+        "http://127.0.0.1:{}/o/test-sale/00112233445566778899aabbccddeeff.0123",
+        origin.port
+    );
+    let toggle = flashsale::sale::Toggle::switched(flashsale::sale::State::Open {
+        order,
+        end: now_ms() + 3_600_000,
+    });
+    std::fs::write(public.join("sale.js"), toggle.to_script()).unwrap();
+    let browser = Browser::start();
+    browser.goto(&format!("http://127.0.0.1:{}/items/a-1/", origin.port));
+    let enabled = "return document.querySelector('[data-buy]').disabled === false";
+    browser.wait_until(enabled, Duration::from_secs(10));
+
+    // 503: the button goes off, the page says when to try again, and comes
+    // back on by itself; the second wait may be longer (it doubles, jittered).
+    for round in 1..=2u32 {
+        browser.click("[data-buy]");
+        browser.wait_until(
+            "return document.querySelector('[data-result]').textContent.indexOf('The gate is busy. Try again in') === 0",
+            Duration::from_secs(5),
+        );
+        assert_eq!(
+            browser.eval("return document.querySelector('[data-buy]').disabled"),
+            true,
+            "round {round}: the button stays off while the gate is busy"
+        );
+        // At most 1 s + 2^round s (full jitter), plus this test's polling.
+        let waited = browser.wait_until(enabled, Duration::from_secs(1 + (1 << round) + 2));
+        eprintln!("round {round}: the button came back after {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(600),
+            "no wait at all: {waited:?}"
+        );
+    }
+    assert_eq!(*origin.orders.lock().unwrap(), 2, "one request per click");
+
+    // The gate recovers: the next click wins.
+    origin.gate.store(200, Ordering::SeqCst);
+    browser.click("[data-buy]");
+    browser.wait_until(
+        "return document.querySelector('[data-result]').textContent.indexOf('You got it! Your order number is T-1') === 0",
+        Duration::from_secs(5),
+    );
+    assert_eq!(*origin.orders.lock().unwrap(), 3);
 }
