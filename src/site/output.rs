@@ -10,6 +10,13 @@
 //! not exist yet (a first build is a handful of renames), and file by file
 //! otherwise. Staging in a mirrored tree also keeps parallel writers out of
 //! each other's way: ext4 serialises file creation per directory.
+//!
+//! The staging root and each directory directly below it (`items/`,
+//! `assets/`) ask the file system to spread their subdirectories
+//! ([`spread_subdirectories`]): after `rm -rf public`, 10,000 item directories
+//! created next to where the old ones were deleted cost ext4 seconds of
+//! scanning past recently deleted inodes; spread, a clean build after a
+//! delete costs what a build into a fresh directory does.
 
 use std::collections::HashSet;
 use std::io;
@@ -19,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::headers::{self, Class, HeaderRule};
 use crate::site::manifest::{self, Entry, Manifest};
-use crate::util::fs::write_atomically;
+use crate::util::fs::{spread_subdirectories, write_atomically};
 
 const STAGING: &str = ".flashsale-staging";
 
@@ -44,6 +51,8 @@ pub(crate) struct Output {
     root: PathBuf,
     staging: PathBuf,
     committed: bool,
+    /// Directories directly below the staging root, created (and spread) once.
+    tops: std::sync::Mutex<HashSet<std::ffi::OsString>>,
 }
 
 impl Output {
@@ -55,10 +64,12 @@ impl Output {
             std::fs::remove_dir_all(&staging)?;
         }
         std::fs::create_dir(&staging)?;
+        spread_subdirectories(&staging);
         Ok(Output {
             root: root.to_path_buf(),
             staging,
             committed: false,
+            tops: Default::default(),
         })
     }
 
@@ -91,6 +102,7 @@ impl Output {
         if !same {
             let staged = self.staging.join(path);
             if let Some(parent) = staged.parent() {
+                self.make_top(path)?;
                 std::fs::create_dir_all(parent)?;
             }
             std::fs::write(&staged, bytes)?;
@@ -99,6 +111,26 @@ impl Output {
             entry,
             changed: !same,
         })
+    }
+
+    /// Creates the staging directory directly below the root that `path`
+    /// lies in (`items/` for `items/x/index.html`), once, spreading its
+    /// subdirectories; before any of them exists.
+    fn make_top(&self, path: &str) -> io::Result<()> {
+        let mut parts = Path::new(path).components();
+        let (Some(top), Some(_)) = (parts.next(), parts.next()) else {
+            return Ok(());
+        };
+        let mut tops = self.tops.lock().expect("tops lock");
+        if tops.insert(top.as_os_str().to_os_string()) {
+            let dir = self.staging.join(top);
+            match std::fs::create_dir(&dir) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+            spread_subdirectories(&dir);
+        }
+        Ok(())
     }
 
     /// Moves staged files into place, removes `removed` (or, with `None`, every
@@ -223,5 +255,37 @@ fn remove_empty_parents(root: &Path, path: &Path) {
             break;
         }
         dir = d.parent();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::fs::tests::{has_topdir_flag, on_ext};
+
+    #[test]
+    fn a_build_spreads_the_item_directories_and_moves_them_into_place() {
+        let dir = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target")).unwrap();
+        let root = dir.path().join("public");
+        let out = Output::open(&root).unwrap();
+        let staged: Vec<Staged> = ["items/a/index.html", "items/b/index.html", "index.html"]
+            .iter()
+            .map(|p| out.stage(p, p.as_bytes(), &[]).unwrap())
+            .collect();
+        let entries = staged.iter().map(|s| s.entry.clone()).collect();
+        let changes = out
+            .commit(staged, None, &Manifest::new("t", entries))
+            .unwrap();
+        assert_eq!(changes.written.len(), 3);
+        assert_eq!(
+            std::fs::read_to_string(root.join("items/b/index.html")).unwrap(),
+            "items/b/index.html"
+        );
+        assert!(!root.join(STAGING).exists());
+        if on_ext(&root) {
+            // The item directories were created below a spreading `items/`.
+            assert_eq!(has_topdir_flag(&root.join("items")), Some(true));
+            assert_eq!(has_topdir_flag(&root.join("items/a")), Some(false));
+        }
     }
 }
