@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Gate load benchmark: wrk against the gate and a minimal hyper server. See bench/gate.py.
-#   bench/gate.sh [SECONDS] [CONNECTIONS]
+# Gate load benchmark: the gate against a minimal hyper server, closed loop (wrk),
+# open model at 50/80/95 % of the maximum, and a start spike. See bench/gate.py.
+#   bench/gate.sh [SECONDS] [CONNECTIONS] [SPIKE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --quiet --bin flashsale --example minimal_http
+cargo build --release --quiet --bin flashsale --example minimal_http --example openload
 exec python3 bench/gate.py "$@"

@@ -39,6 +39,27 @@ const MAX_SKU: usize = 64;
 
 type Answer = Response<Full<Bytes>>;
 
+/// The order token last found authentic. Every customer posts to the same
+/// order URL, so its MAC is checked once rather than per request (that check
+/// was ~9 % of the gate's CPU under load). Compared in constant time all the
+/// same; a different token, or a forged one, goes through the MAC as before.
+#[derive(Default)]
+pub(super) struct KnownToken(std::sync::RwLock<Option<Box<str>>>);
+
+impl KnownToken {
+    fn is(&self, token: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let known = self.0.read().unwrap_or_else(|e| e.into_inner());
+        known
+            .as_deref()
+            .is_some_and(|k| bool::from(k.as_bytes().ct_eq(token.as_bytes())))
+    }
+
+    fn remember(&self, token: &str) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(token.into());
+    }
+}
+
 impl<L: Admission> Gate<L> {
     /// Answers one request.
     pub(crate) async fn handle<B>(self: &Arc<Self>, req: Request<B>, peer: SocketAddr) -> Answer
@@ -107,7 +128,15 @@ impl<L: Admission> Gate<L> {
         let Some((url_sale, token)) = rest.split_once('/') else {
             return refuse(Outcome::NotFound, StatusCode::NOT_FOUND, "not found\n");
         };
-        if authentic(&self.key, &self.sale, url_sale, token).is_err() {
+        if url_sale != self.sale
+            || !(self.known_token.is(token) || {
+                let ok = authentic(&self.key, &self.sale, url_sale, token).is_ok();
+                if ok {
+                    self.known_token.remember(token);
+                }
+                ok
+            })
+        {
             return refuse(Outcome::NotFound, StatusCode::NOT_FOUND, "not found\n");
         }
         let user = match self.identify.user(&parts.headers) {

@@ -147,6 +147,8 @@ pub(crate) struct Gate<L: Admission = Stock> {
     sale: String,
     window: Window,
     key: GateKey,
+    /// The order token last verified, so the MAC is not recomputed per request.
+    known_token: http::KnownToken,
     identify: Identify,
     stock: L,
     journal: Journal,
@@ -282,6 +284,7 @@ impl Gate {
                 tolerance_ms: config.gate.tolerance_ms,
             },
             key: opts.key,
+            known_token: http::KnownToken::default(),
             identify: Identify::new(config.gate.identity.clone(), opts.cookie_key)?,
             stock: ledger,
             journal,

@@ -176,6 +176,38 @@ async fn every_refusal_has_its_status() {
 }
 
 #[tokio::test]
+async fn a_token_already_verified_does_not_let_forgeries_or_other_sales_through() {
+    let f = gate(-60, 3600, "").await;
+    let path = f.path();
+    let (status, text) = f.order(&path, Some("u1"), "sku=A").await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    // The gate now remembers this token; one hex digit off is still a forgery.
+    let mut flipped = path.clone().into_bytes();
+    let last = flipped.len() - 1;
+    flipped[last] = if flipped[last] == b'0' { b'1' } else { b'0' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    let token = path.rsplit('/').next().unwrap();
+    let other_key = GateKey::generate().mint("demo");
+    for p in [
+        flipped,
+        format!("/o/other/{token}"),
+        format!("/o/demo/{other_key}"),
+        format!("/o/demo/{token}x"),
+    ] {
+        assert_eq!(
+            f.order(&p, Some("u2"), "sku=A").await.0,
+            StatusCode::NOT_FOUND,
+            "{p}"
+        );
+    }
+    // Another token minted with the key (a re-open) still works, and so does the first.
+    let (status, text) = f.order(&f.path(), Some("u3"), "sku=B").await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let (status, text) = f.order(&path, Some("u4"), "sku=B").await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+}
+
+#[tokio::test]
 async fn outside_the_window_is_403_by_the_gates_clock() {
     let early = gate(600, 3600, "").await;
     assert_eq!(
