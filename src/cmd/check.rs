@@ -34,8 +34,26 @@ pub(super) struct CheckArgs {
     aws: AwsArgs,
 }
 
+/// `site.toml` has problems: the other files are checked all the same (with a
+/// stand-in configuration), so one run reports the problems of every file.
+fn with_other_files(g: &Global, e: anyhow::Error) -> anyhow::Error {
+    let Ok(mut problems) = e.downcast::<crate::util::diag::Diagnostics>() else {
+        unreachable!("Global::sale fails with diagnostics")
+    };
+    if let Some(stand_in) = Config::stand_in(&g.config) {
+        if let Err(crate::site::Error::Input(more)) = Site::from_config(stand_in) {
+            problems.0.extend(more.0);
+        }
+    }
+    problems.into()
+}
+
 pub(super) fn run(g: &Global, a: CheckArgs) -> anyhow::Result<()> {
-    let mut site = Site::from_config(g.sale()?)?;
+    let config = match g.sale() {
+        Ok(c) => c,
+        Err(e) => return Err(with_other_files(g, e)),
+    };
+    let mut site = Site::from_config(config)?;
     let mut secrets = Secret::from_env();
     if let Some(path) = &a.key_file {
         let bytes = std::fs::read(path)

@@ -148,6 +148,12 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
             config.name,
             a.journal.display()
         );
+        if a.forward.is_none() && config.gate.forward.is_none() {
+            g.say(format!(
+                "note: no order system to forward winners to ([gate] forward or --forward): they are only journaled in {}",
+                a.journal.join("winners.jsonl").display()
+            ));
+        }
         for c in gate.counts() {
             g.detail(format!(
                 "  {}: {} of {} admitted",

@@ -89,7 +89,7 @@ async fn go<R: Remote, C: Cdn>(
     remote: R,
     cdn: Option<C>,
 ) -> anyhow::Result<()> {
-    let progress = Lines::new(g, a.json);
+    let progress = Lines::new(g, a.json, a.dry_run);
     if a.dry_run {
         let remote = DryRun(remote);
         let cdn = cdn.map(DryRunCdn);
@@ -146,7 +146,8 @@ fn report(
         }
     };
     if dry_run {
-        g.say(format!("Plan for {} (dry run: nothing written)", o.target));
+        // The target's description already says "(dry run)".
+        g.say(format!("Plan for {}: nothing is written", o.target));
         let show = |label: &str, keys: &[String]| {
             for k in keys.iter().take(50) {
                 g.say(format!("  {label} {k}"));
@@ -218,15 +219,18 @@ fn report(
 /// A progress bar on a terminal, a few plain lines otherwise, nothing with -q or --json.
 struct Lines {
     quiet: bool,
+    /// Phases are said as what would happen.
+    dry_run: bool,
     bar: Mutex<Option<indicatif::ProgressBar>>,
     plain: Mutex<(String, usize)>,
     done: AtomicUsize,
 }
 
 impl Lines {
-    fn new(g: &Global, json: bool) -> Lines {
+    fn new(g: &Global, json: bool, dry_run: bool) -> Lines {
         Lines {
             quiet: g.quiet || json,
+            dry_run,
             bar: Mutex::new(None),
             plain: Mutex::new((String::new(), 0)),
             done: AtomicUsize::new(0),
@@ -234,11 +238,30 @@ impl Lines {
     }
 }
 
+/// A phase's name in a dry run: what would be done, not what is being done.
+fn would(name: &str) -> String {
+    for (doing, would) in [
+        ("uploading ", "would upload "),
+        ("deleting", "would delete"),
+        ("deleted ", "would delete "),
+    ] {
+        if let Some(rest) = name.strip_prefix(doing) {
+            return format!("{would}{rest}");
+        }
+    }
+    name.to_string()
+}
+
 impl Progress for Lines {
     fn phase(&self, name: &str, total: usize) {
         if self.quiet {
             return;
         }
+        let name = &if self.dry_run {
+            would(name)
+        } else {
+            name.to_string()
+        };
         self.finish();
         self.done.store(0, Ordering::Relaxed);
         if std::io::stderr().is_terminal() {
@@ -289,6 +312,11 @@ impl Progress for Lines {
 
     fn note(&self, message: &str) {
         if !self.quiet {
+            let message = if self.dry_run {
+                would(message)
+            } else {
+                message.to_string()
+            };
             eprintln!("  {message}");
         }
     }

@@ -195,7 +195,10 @@ fn print_report(r: &Report) {
     if !r.refused.is_empty() {
         println!("refused             {:?} (by HTTP status)", r.refused);
     }
-    println!("too late            {}", r.too_late);
+    println!(
+        "too late            {} (first saw sale.js `ended`, so never ordered)",
+        r.too_late
+    );
     println!(
         "errors              {}{}",
         r.errors,

@@ -103,9 +103,27 @@ pub(super) fn run(g: &Global, a: ServeArgs) -> anyhow::Result<()> {
                 serve::Error::Gate(crate::gate::Error::Ledger(crate::ledger::LedgerError::HasWinners { .. })) => anyhow::anyhow!("{e}\n  = help: a rehearsal ledger can be emptied with `flashsale ledger clear --yes --ledger URL`"),
                 e => e.into(),
             }),
-            _ = tokio::signal::ctrl_c() => Ok(()),
+            _ = stop_signal() => Ok(()),
         }
     })
+    // The runtime ends here, with every task: a preview's temporary journal
+    // is removed as its last holder goes.
+}
+
+/// Ctrl-C, or SIGTERM (a supervisor, `kill`): either stops serving cleanly.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 fn report(g: &Global, e: Event) {
@@ -125,9 +143,10 @@ fn report(g: &Global, e: Event) {
             report.changes.written.len(),
             report.changes.removed.len()
         )),
-        Event::SaleScheduled { start, end, journal } => g.say(format!(
-            "Sale opens at {start} and ends at {end}; orders go to the gate at /o/ on this port (journal: {})",
-            journal.display()
+        Event::SaleScheduled { start, end, journal, temporary } => g.say(format!(
+            "Sale opens at {start} and ends at {end}; orders go to the gate at /o/ on this port (journal: {}{})",
+            journal.display(),
+            if temporary { ", removed at exit; --journal DIR keeps one" } else { "" }
         )),
         Event::Switched { state, why } => println!("sale.js is now `{state}` ({why})"),
         Event::Failed(msg) => eprintln!("error: {msg}\n(still serving the last good build)"),

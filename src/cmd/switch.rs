@@ -84,6 +84,9 @@ pub(super) fn run(
         let outcome = outcome.map_err(|e| match e {
             Error::Closed => anyhow::anyhow!("{e}; pass --force to open it again"),
             Error::Over { .. } => anyhow::anyhow!("{e}; change `end`, or pass --force"),
+            Error::Early { .. } => anyhow::anyhow!(
+                "{e}; without --now or --at, `open` waits for the start; or change `start`, or pass --force"
+            ),
             e => e.into(),
         })?;
         match outcome {

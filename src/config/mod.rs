@@ -159,12 +159,31 @@ impl Config {
         Self::parse(path, source)
     }
 
+    /// When `path` has problems, a configuration good enough to find and
+    /// check the sale's other files (items, templates, static files): its
+    /// `items_dir` and `theme` if they are plain strings, placeholders for
+    /// the rest. `None` if it is not even TOML. For `check`, so one run
+    /// reports the problems of every file.
+    pub(crate) fn stand_in(path: &Path) -> Option<Config> {
+        let source = std::fs::read_to_string(path).ok()?;
+        let raw: toml::Table = toml::from_str(&source).ok()?;
+        let mut text = String::from(
+            "name = \"stand-in\"\nbase_url = \"https://stand-in.invalid/\"\n\
+             start = 2000-01-01T00:00:00Z\nend = 2000-01-01T01:00:00Z\ncurrency = \"EUR\"\n",
+        );
+        for key in ["items_dir", "theme"] {
+            if let Some(toml::Value::String(v)) = raw.get(key) {
+                text.push_str(&format!("{key} = {}\n", toml::Value::String(v.clone())));
+            }
+        }
+        text.push_str("[gate]\nurl = \"https://gate.stand-in.invalid\"\n");
+        Self::parse(path, text).ok()
+    }
+
     /// Checks configuration text as if it had been read from `path`.
     pub(crate) fn parse(path: &Path, source: String) -> Result<Config, Diagnostics> {
-        let raw: RawSite = toml::from_str(&source).map_err(|e| {
-            let keys = keys_for_error(&source, &e);
-            diag::from_toml(path, &source, &e, keys)
-        })?;
+        let raw: RawSite =
+            diag::parse_toml(path, &source, 0, &source, |e| keys_for_error(&source, e))?;
         let root = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())

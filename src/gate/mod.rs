@@ -372,7 +372,7 @@ impl<L: Admission> Gate<L> {
             let counts = self.counts();
             if !counts.is_empty() && counts.iter().all(|c| c.remaining() == 0) {
                 let sold: u32 = counts.iter().map(|c| c.admitted).sum();
-                return format!("sold out ({sold} units)");
+                return format!("sold out, {sold} units");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -96,6 +96,12 @@ pub(crate) enum Error {
     /// Opening after the sale's end.
     #[error("the sale ended at {end} (site.toml `end`): nothing to open")]
     Over { end: String },
+    /// Opening before the sale's window: every gate would refuse the orders.
+    #[error(
+        "opening at {at} is before the sale's start, {start} (site.toml `start`): the gates \
+         refuse every order until then (403), so pages would show a buy button that always fails"
+    )]
+    Early { at: String, start: String },
     /// Opening a sale whose live toggle says `ended`.
     #[error("sale.js is `ended`: the sale was closed")]
     Closed,
@@ -169,6 +175,27 @@ pub(crate) fn decide(
     }
 }
 
+/// Refuses to open at `at` when the gates would refuse every order then: after
+/// the end, or before the start by more than the gates' clock tolerance.
+fn outside_window(config: &Config, at: SystemTime) -> Result<(), Error> {
+    if at > SystemTime::from(config.end) {
+        return Err(Error::Over {
+            end: config.end.to_rfc3339(),
+        });
+    }
+    let tolerance = Duration::from_millis(config.gate.tolerance_ms.max(0) as u64);
+    if at + tolerance < SystemTime::from(config.start) {
+        let at: chrono::DateTime<chrono::Utc> = at.into();
+        return Err(Error::Early {
+            at: at
+                .with_timezone(config.start.offset())
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            start: config.start.to_rfc3339(),
+        });
+    }
+    Ok(())
+}
+
 /// Nothing to write; the live toggle's invalidation is asked for again.
 async fn unchanged<C: Cdn>(config: &Config, cdn: Option<&C>, live: Live) -> Result<Outcome, Error> {
     let invalidation = match (cdn, &live) {
@@ -203,13 +230,8 @@ pub(crate) async fn run<R: Remote, C: Cdn>(
     early: impl Future<Output = String>,
     mut tick: impl FnMut(Duration),
 ) -> Result<Outcome, Error> {
-    if matches!(action, Action::Open { .. })
-        && !opts.force
-        && SystemTime::now() > SystemTime::from(config.end)
-    {
-        return Err(Error::Over {
-            end: config.end.to_rfc3339(),
-        });
+    if matches!(action, Action::Open { .. }) && !opts.force {
+        outside_window(config, opts.at.max(SystemTime::now()))?;
     }
     if let Some(cdn) = cdn {
         cdn.warm().await?;

@@ -119,7 +119,8 @@ async fn with_sale(
 
 fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
     if req.uri().path() == live::PATH {
-        return live::stream(&shared.live);
+        let failed = shared.failed.lock().expect("lock poisoned").clone();
+        return live::stream(&shared.live, failed);
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");

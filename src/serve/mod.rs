@@ -18,7 +18,6 @@ pub(crate) use preview::SaleOptions;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -52,6 +51,8 @@ pub(crate) enum Event {
         start: String,
         end: String,
         journal: PathBuf,
+        /// Removed at exit (no --journal was given).
+        temporary: bool,
     },
     Request {
         method: String,
@@ -98,8 +99,9 @@ struct Shared {
     sale: Option<(Arc<PreviewSale>, SaleOptions, String)>,
 
     live: broadcast::Sender<String>,
-    /// The last rebuild failed (open pages show its error).
-    failed: AtomicBool,
+    /// The last rebuild's error, until a build succeeds: open pages, and
+    /// pages opened meanwhile, show it over the previous build.
+    failed: std::sync::Mutex<Option<String>>,
     notify: Notify,
 }
 
@@ -137,13 +139,18 @@ pub(crate) async fn run(
         full: true,
         because: Vec::new(),
     });
+    let mut _journal_cleanup = None;
     let sale = match &sale_cfg {
         Some((sale_opts, origin)) => {
             let preview = Arc::new(PreviewSale::start(&site.config, &site.items, sale_opts).await?);
+            if preview.temporary() {
+                _journal_cleanup = Some(preview::RemoveOnDrop(preview.journal().clone()));
+            }
             notify(Event::SaleScheduled {
                 start: site.config.start.to_rfc3339(),
                 end: site.config.end.to_rfc3339(),
                 journal: preview.journal().clone(),
+                temporary: preview.temporary(),
             });
             let n = notify.clone();
             tokio::spawn(preview.clone().run(site.config.clone(), move |state, why| {
@@ -158,7 +165,7 @@ pub(crate) async fn run(
         served: RwLock::new(Arc::new(served(&site))),
         sale,
         live,
-        failed: AtomicBool::new(false),
+        failed: std::sync::Mutex::new(None),
         notify: notify.clone(),
     });
     if opts.watch {

@@ -120,6 +120,11 @@ impl PreviewSale {
         &self.journal
     }
 
+    /// Whether the journal is removed when the preview ends.
+    pub(crate) fn temporary(&self) -> bool {
+        self.temporary
+    }
+
     /// Opens at the start, closes at the end or when every unit is sold.
     /// `said` hears each switch: (state, why).
     pub(crate) async fn run(self: Arc<Self>, config: Config, said: impl Fn(&'static str, String)) {
@@ -167,11 +172,14 @@ impl PreviewSale {
     }
 }
 
-impl Drop for PreviewSale {
+/// Removes a temporary journal when dropped. `serve::run` holds it, so it
+/// goes when serving stops (Ctrl-C, SIGTERM), although the gate, the file
+/// watcher and open connections may still hold the preview.
+pub(crate) struct RemoveOnDrop(pub(crate) PathBuf);
+
+impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
-        if self.temporary {
-            let _ = std::fs::remove_dir_all(&self.journal);
-        }
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

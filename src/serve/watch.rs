@@ -3,7 +3,6 @@
 //! edit affects (item files alone: only their pages).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -151,7 +150,7 @@ fn rebuild(site: &mut Site, config_path: &Path, paths: &[PathBuf], shared: &Shar
         Ok((report, _))
             if report.changes.written.is_empty()
                 && report.changes.removed.is_empty()
-                && !shared.failed.load(Ordering::Relaxed) => {}
+                && shared.failed.lock().expect("lock poisoned").is_none() => {}
         Ok((report, full)) => {
             *shared.served.write().expect("lock poisoned") = Arc::new(served(site));
             let base = &site.config.base_path;
@@ -167,7 +166,7 @@ fn rebuild(site: &mut Site, config_path: &Path, paths: &[PathBuf], shared: &Shar
                         .map(|p| url_of(base, p))
                         .collect()
                 };
-            shared.failed.store(false, Ordering::Relaxed);
+            *shared.failed.lock().expect("lock poisoned") = None;
             let _ = shared
                 .live
                 .send(serde_json::json!({ "changed": changed }).to_string());
@@ -179,7 +178,7 @@ fn rebuild(site: &mut Site, config_path: &Path, paths: &[PathBuf], shared: &Shar
         }
         Err(e) => {
             let text = e.to_string();
-            shared.failed.store(true, Ordering::Relaxed);
+            *shared.failed.lock().expect("lock poisoned") = Some(text.clone());
             let _ = shared
                 .live
                 .send(serde_json::json!({ "error": text }).to_string());

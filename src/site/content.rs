@@ -116,21 +116,8 @@ pub(crate) fn load_file(
         .map_err(|e| Diagnostic::in_file(path, format!("cannot read item: {e}")))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let (front, body, front_offset) = split_front_matter(path, text)?;
-    let raw: RawItem = toml::from_str(front).map_err(|e| {
-        // Report against the whole file so line numbers are the file's own.
-        let shifted = e
-            .span()
-            .map(|s| s.start + front_offset..s.end + front_offset);
-        let d = diag::from_toml(path, text, &e, ITEM_KEYS);
-        match shifted {
-            Some(span) => {
-                let mut moved = Diagnostic::at_span(path, text, span, d.message.clone());
-                moved.help = d.help;
-                moved
-            }
-            None => d,
-        }
-    })?;
+    // Reported against the whole file so line numbers are the file's own.
+    let raw: RawItem = diag::parse_toml(path, text, front_offset, front, |_| ITEM_KEYS)?;
     if let Some(desc) = &raw.description {
         let span = desc.span().start + front_offset..desc.span().end + front_offset;
         return Err(Diagnostic::at_span(
@@ -383,6 +370,14 @@ pub(crate) fn valid_slug(slug: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
 }
 
+/// A problem at an item's position, with its line quoted when the file reads.
+fn framed(item: &Item, message: String) -> Diagnostic {
+    match std::fs::read_to_string(&item.file) {
+        Ok(src) => Diagnostic::at_line(&item.file, &src, item.at.0, item.at.1, message),
+        Err(_) => Diagnostic::at_position(&item.file, item.at.0, item.at.1, message),
+    }
+}
+
 /// SKUs and slugs must be unique across inline and file items.
 pub(crate) fn check_unique(items: &[Item]) -> Result<(), Diagnostics> {
     let mut problems = Diagnostics::default();
@@ -391,13 +386,7 @@ pub(crate) fn check_unique(items: &[Item]) -> Result<(), Diagnostics> {
     for item in items {
         if let Some(first) = skus.insert(&item.sku, item) {
             problems.push(
-                Diagnostic::at_position(
-                    &item.file,
-                    item.at.0,
-                    item.at.1,
-                    format!("SKU `{}` is used twice", item.sku),
-                )
-                .with_help(format!(
+                framed(item, format!("SKU `{}` is used twice", item.sku)).with_help(format!(
                     "it is also the SKU of `{}` in {}; give every item its own SKU",
                     first.title,
                     first.file.display()
@@ -406,10 +395,8 @@ pub(crate) fn check_unique(items: &[Item]) -> Result<(), Diagnostics> {
         }
         if let Some(first) = slugs.insert(&item.slug, item) {
             problems.push(
-                Diagnostic::at_position(
-                    &item.file,
-                    item.at.0,
-                    item.at.1,
+                framed(
+                    item,
                     format!("two items would be published at items/{}/", item.slug),
                 )
                 .with_help(format!(

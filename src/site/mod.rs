@@ -103,9 +103,19 @@ impl Site {
     pub(crate) fn from_config(config: Config) -> Result<Site, Error> {
         let theme = Theme::load(&config)?;
         let assets = Arc::new(Assets::build(&theme.statics, &config.base_path)?);
-        let templates = Templates::new(&theme, assets.clone())?;
+        // Templates and items are checked both, and their problems reported together.
+        let templates = Templates::new(&theme, assets.clone());
         let statics: HashSet<String> = assets.logical_paths().cloned().collect();
-        let items = content::load(&config, &statics)?;
+        let items = content::load(&config, &statics);
+        let (templates, items) = match (templates, items) {
+            (Ok(t), Ok(i)) => (t, i),
+            (t, i) => {
+                let mut all = Diagnostics::default();
+                all.0.extend(t.err());
+                all.0.extend(i.err().map(|d| d.0).unwrap_or_default());
+                return Err(Error::Input(all));
+            }
+        };
         let site_ctx = SiteContext::new(&config);
         let manifest = Manifest::new(&config.name, Vec::new());
         Ok(Site {

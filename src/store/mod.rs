@@ -2,18 +2,27 @@
 //! the CDN in front of it ([`Cdn`]), with their implementations: S3 and
 //! CloudFront through the AWS SDK, a local directory, a dry run that writes
 //! nothing, and an in-memory store (the preview's toggle, and tests that make
-//! a store fail at the Nth call).
+//! a store fail at the Nth call). Without the `aws` cargo feature, `no_aws`
+//! stands in for S3 and CloudFront: their types exist but none can be made.
 //!
 //! `publish` and `sale::switch` work on any of them, so a dry run, a directory
 //! target and the preview take the same code paths as S3.
 
+#[cfg(feature = "aws")]
 mod cloudfront;
 mod dir;
 mod dry_run;
 pub(crate) mod edge;
 mod memory;
+#[cfg(not(feature = "aws"))]
+mod no_aws;
+#[cfg(feature = "aws")]
 mod s3;
 mod target;
+#[cfg(not(feature = "aws"))]
+use no_aws as cloudfront;
+#[cfg(not(feature = "aws"))]
+use no_aws as s3;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -26,8 +35,7 @@ pub(crate) use cloudfront::CloudFront;
 pub(crate) use dir::DirRemote;
 pub(crate) use dry_run::{DryRun, DryRunCdn};
 pub(crate) use memory::MemoryStore;
-pub(crate) use s3::{AwsError, AwsFlags};
-pub(crate) use target::{Target, TargetError};
+pub(crate) use target::{AwsError, AwsFlags, Target, TargetError};
 
 /// Why a store or CDN operation failed, in one line a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -13,23 +13,22 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, MetadataDirective, ObjectIdentifier};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use super::target::{AwsError, AwsFlags};
 use super::{ErrorKind, Known, Listed, Remote, RemoteError};
 use crate::config::PublishConfig;
 use crate::util::root_cause;
 
-/// Overrides from the command line.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct AwsFlags {
-    pub(crate) profile: Option<String>,
-    pub(crate) region: Option<String>,
-    pub(crate) endpoint_url: Option<String>,
-}
-
 /// Resolves region, endpoint and credentials once; fails early and plainly.
 pub(crate) async fn load(cfg: &PublishConfig, flags: &AwsFlags) -> Result<SdkConfig, AwsError> {
+    // rustls on ring, as flashsale's own HTTP client (no aws-lc to compile).
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https)
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(5)
@@ -63,15 +62,6 @@ pub(crate) async fn load(cfg: &PublishConfig, flags: &AwsFlags) -> Result<SdkCon
         .await
         .map_err(|_| AwsError::NoCredentials)?;
     Ok(shared)
-}
-
-/// Why AWS cannot be talked to at all.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum AwsError {
-    #[error("no AWS region: set `region` in [publish], or AWS_REGION")]
-    NoRegion,
-    #[error("no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile, or run where a role provides them")]
-    NoCredentials,
 }
 
 /// One line for an SDK error: what failed, why, and what to do.

@@ -208,14 +208,63 @@ impl std::error::Error for Diagnostics {}
 ///
 /// `known` lists example lines for fields of the table being read, used to say
 /// what to write for a missing field and to suggest the nearest name for a typo.
+/// Parses `part` (which starts at byte `offset` of the file's text `whole`)
+/// as `T`. When a key is unknown, its line is blanked and the text parsed
+/// again, so every unknown key of the file is reported in one run; any other
+/// error ends the search (after blanking, it could be an artefact). `known`
+/// gives the keys to suggest for an error.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    whole: &str,
+    offset: usize,
+    part: &str,
+    known: impl Fn(&toml::de::Error) -> &'static [(&'static str, &'static str)],
+) -> Result<T, Diagnostics> {
+    let first = match toml::from_str::<T>(part) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let unknown = |e: &toml::de::Error| e.message().starts_with("unknown field");
+    let mut problems = Diagnostics(vec![from_toml(file, whole, offset, &first, known(&first))]);
+    let mut masked = part.as_bytes().to_vec();
+    let mut err = first;
+    for _ in 0..32 {
+        let Some(span) = err.span().filter(|_| unknown(&err)) else {
+            break;
+        };
+        // Spaces for the key's line, byte for byte: spans stay the file's own.
+        let start = masked[..span.start.min(masked.len())]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        for b in masked[start..].iter_mut().take_while(|b| **b != b'\n') {
+            *b = b' ';
+        }
+        let Ok(text) = std::str::from_utf8(&masked) else {
+            break;
+        };
+        match toml::from_str::<T>(text) {
+            Err(e) if unknown(&e) && e.span() != err.span() => {
+                problems.push(from_toml(file, whole, offset, &e, known(&e)));
+                err = e;
+            }
+            _ => break,
+        }
+    }
+    Err(problems)
+}
+
 pub(crate) fn from_toml(
     file: &Path,
     src: &str,
+    offset: usize,
     err: &toml::de::Error,
     known: &[(&str, &str)],
 ) -> Diagnostic {
     let message = err.message().trim().to_string();
-    let span = err.span().unwrap_or(0..0);
+    let span = err
+        .span()
+        .map_or(offset..offset, |s| s.start + offset..s.end + offset);
     let mut d = Diagnostic::at_span(file, src, span, first_line(&message));
     if let Some(field) = between(&message, "unknown field `", "`") {
         let names: Vec<&str> = known.iter().map(|(k, _)| *k).collect();

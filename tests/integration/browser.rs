@@ -91,8 +91,11 @@ fn page_follows_the_toggle_without_reloading() {
         }),
     );
     browser.assert_turns_ended_without_reload();
-    let status = browser.eval("return document.querySelector('[data-status]').textContent");
-    assert_eq!(status, "This sale has ended.");
+    assert_eq!(
+        browser.eval("return document.querySelector('[data-status]').hidden"),
+        true,
+        "the ended message replaces the status"
+    );
     browser.screenshot(&out_dir().join("browser-ended.png"));
 }
 
@@ -155,4 +158,45 @@ fn open_and_close_commands_switch_a_page_already_open() {
 
     ok(sale.run(&["close", "--now", "--target", &target]));
     browser.assert_turns_ended_without_reload();
+}
+
+#[test]
+fn a_broken_edit_shows_in_the_page_until_it_is_fixed() {
+    let sale = Sale::new();
+    let server = Server::start(sale.path(), &[]);
+    let browser = Browser::start();
+    let page = server.url("/items/b-2/");
+    browser.goto(&page);
+    let overlay =
+        "var o = document.getElementById('flashsale-error'); return o ? o.textContent : ''";
+    assert_eq!(browser.eval(overlay), "");
+    // Wait for the live-reload stream before editing.
+    std::thread::sleep(Duration::from_millis(500));
+    sale.write(
+        "items/b-2.md",
+        &item_md("B-2", "Beta", "2.50").replace("stock = 10", "stok = 10"),
+    );
+    browser.wait_until(
+        "var o = document.getElementById('flashsale-error'); return !!o && o.textContent.indexOf('stok') >= 0",
+        Duration::from_secs(10),
+    );
+    let shown = browser.eval(overlay);
+    let shown = shown.as_str().unwrap();
+    assert!(
+        shown.contains("does not build") && shown.contains("items/b-2.md:6:1"),
+        "{shown}"
+    );
+    browser.screenshot(&out_dir().join("browser-build-error.png"));
+    // A page opened while the build is broken shows it too.
+    browser.goto(&server.url("/"));
+    browser.wait_until(
+        "var o = document.getElementById('flashsale-error'); return !!o && o.textContent.indexOf('stok') >= 0",
+        Duration::from_secs(10),
+    );
+    // Fixed: the page reloads without it.
+    sale.write("items/b-2.md", &item_md("B-2", "Beta", "2.50"));
+    browser.wait_until(
+        "return document.readyState === 'complete' && !document.getElementById('flashsale-error')",
+        Duration::from_secs(10),
+    );
 }

@@ -477,3 +477,43 @@ fn the_demo_and_every_example_pass_check() {
         assert!(out.contains("no secrets found"), "{out}");
     }
 }
+
+#[test]
+fn check_reports_mistakes_in_three_files_in_one_run() {
+    let sale = Sale::new();
+    sale.write(
+        "site.toml",
+        &sale.read("site.toml").replace("currency", "curency"),
+    );
+    sale.write(
+        "items/b-2.md",
+        &item_md("B-2", "Beta", "2.50")
+            .replace("stock = 10", "stok = 10")
+            .replace("\nprice = ", "\nprise = "),
+    );
+    sale.write(
+        "templates/item.html",
+        "{% extends \"base.html\" %}{% block main %}\n{% if %}\n{% endblock main %}",
+    );
+    let err = fails(sale.run(&["check"]));
+    for (file, word) in [
+        ("site.toml:", "curency"),
+        ("items/b-2.md:", "stok"),
+        ("items/b-2.md:", "prise"),
+        ("templates/item.html:2:", "{% if %}"),
+    ] {
+        // Reported, with its line quoted under it.
+        let quoted = err.match_indices(file).any(|(at, _)| {
+            err[at..]
+                .lines()
+                .take(4)
+                .any(|l| l.contains('|') && l.contains(word))
+        });
+        assert!(
+            quoted,
+            "{file} {word}: not reported with a code frame:\n{err}"
+        );
+    }
+    // Both unknown keys of the item, not only the first.
+    assert!(err.contains("4 problems found"), "{err}");
+}

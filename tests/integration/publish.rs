@@ -244,11 +244,19 @@ fn publish_never_overwrites_a_live_toggle() {
 #[test]
 fn dry_run_prints_the_plan_and_writes_nothing() {
     let s = Setup::new();
-    let out = ok(s.publish(&["--dry-run"]));
+    let o = s.publish(&["--dry-run"]);
+    let (progress, out) = (stderr(&o), ok(o));
     assert!(
         out.contains("dry run") && out.contains("upload  items/a-1/index.html"),
         "{out}"
     );
+    assert_eq!(out.matches("dry run").count(), 1, "said once: {out}");
+    // Progress speaks of what would be done, never as if it were being done.
+    assert!(
+        progress.contains("would upload pages") && progress.contains("would upload the toggle"),
+        "{progress}"
+    );
+    assert!(!progress.contains("uploading"), "{progress}");
     assert!(s.keys().is_empty(), "a dry run wrote to the bucket");
     assert!(s.invalidations().is_empty(), "a dry run invalidated");
     let plan: Value = serde_json::from_str(&ok(s.publish(&["--dry-run", "--json"]))).unwrap();

@@ -181,3 +181,94 @@ fn rehearse_ten_thousand_customers_for_a_hundred_units() {
     );
     assert!(err.contains("loopback"), "{err}");
 }
+
+/// Copies what the demo at the root of the repository needs (its
+/// `site.toml` and `static/`) into a fresh directory, unchanged.
+fn demo_as_shipped() -> tempfile::TempDir {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(repo.join("site.toml"), dir.path().join("site.toml")).unwrap();
+    for e in walkdir::WalkDir::new(repo.join("static")) {
+        let e = e.unwrap();
+        let to = dir.path().join(e.path().strip_prefix(repo).unwrap());
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&to).unwrap();
+        } else {
+            std::fs::copy(e.path(), &to).unwrap();
+        }
+    }
+    dir
+}
+
+#[test]
+fn the_demo_as_shipped_two_profiles_see_the_whole_sale() {
+    let demo = demo_as_shipped();
+    let tmp = tempfile::tempdir().unwrap();
+    let opens_in = 12;
+    // As the README says, with a shorter countdown.
+    let mut server = Server::start_with_env(
+        demo.path(),
+        &["--no-watch", "--opens-in", &format!("{opens_in}s")],
+        &[("TMPDIR", tmp.path())],
+    );
+    let page = server.url("/items/mug-01/");
+    let alice = Browser::start();
+    let bob = Browser::start();
+    for b in [&alice, &bob] {
+        b.goto(&page);
+        b.wait_until("return document.body.dataset.state === 'pending' && !document.querySelector('[data-countdown]').hidden", Duration::from_secs(15));
+        assert_eq!(
+            b.eval("return document.querySelector('[data-stock]').textContent"),
+            "1 at this price · one per customer"
+        );
+        b.eval("window.__sameLoad = true; return true");
+    }
+    for b in [&alice, &bob] {
+        b.wait_until(
+            "return document.querySelector('[data-buy]').disabled === false",
+            Duration::from_secs(opens_in + 10),
+        );
+    }
+    // One mug: Alice wins it, Bob is too late.
+    alice.click("[data-buy]");
+    alice.wait_until(
+        "return document.body.dataset.outcome === 'won'",
+        Duration::from_secs(10),
+    );
+    bob.click("[data-buy]");
+    bob.wait_until(
+        "return document.body.dataset.outcome === 'sold_out'",
+        Duration::from_secs(10),
+    );
+    let result = bob.eval("return document.querySelector('[data-result]').textContent");
+    assert!(result.as_str().unwrap().starts_with("Too late"), "{result}");
+    assert_eq!(
+        bob.eval("return document.querySelector('[data-stock]').textContent"),
+        "Sold out"
+    );
+    // The other items' units go to other customers (the preview's gate takes
+    // X-User-Id as a trusted proxy's); the last one ends the sale early.
+    let order = alice.eval("return document.querySelector('[data-order-form]').action");
+    let order = order.as_str().unwrap();
+    for (n, sku) in ["SOCK-3P", "SOCK-3P", "LAMP-01", "LAMP-01"]
+        .iter()
+        .enumerate()
+    {
+        let resp = http()
+            .post(order)
+            .set("Accept", "application/json")
+            .set("X-User-Id", &format!("shopper-{n}"))
+            .send_form(&[("sku", sku), ("quantity", "1")])
+            .unwrap();
+        let v: Value = resp.into_json().unwrap();
+        assert_eq!(v["status"], "won", "{sku}: {v}");
+    }
+    for b in [&alice, &bob] {
+        b.assert_turns_ended_without_reload();
+    }
+    server.wait_for_line("now `ended`", Duration::from_secs(5));
+    // Stopped, the preview leaves no journal behind.
+    assert!(server.stop(), "serve did not stop on SIGTERM");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

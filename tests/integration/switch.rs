@@ -315,3 +315,47 @@ fn open_and_close_work_on_a_directory_target() {
         .unwrap()
         .contains("\"state\":\"ended\""));
 }
+
+#[test]
+fn open_outside_the_window_is_refused_unless_forced() {
+    // A week before the start: the gates would answer every order 403.
+    let sale = Sale::with_times(&in_secs(7 * 24 * 3600), &in_secs(7 * 24 * 3600 + 1800));
+    ok(sale.run(&["build", "-q"]));
+    let target = tempfile::tempdir().unwrap();
+    let t = format!("dir:{}", target.path().display());
+    ok(sale.run(&["publish", "-q", "--target", &t]));
+    ok(run(sale.path(), &["keygen", "k"]));
+    let toggle = || std::fs::read_to_string(target.path().join("sale.js")).unwrap();
+    let before = toggle();
+    for when in [vec!["--now"], vec!["--at", &in_secs(60)]] {
+        let mut args = vec!["open", "--target", &t, "--key-file", "k"];
+        args.extend(when.iter().copied());
+        let err = fails(sale.run(&args));
+        assert!(
+            err.contains("before the sale's start")
+                && err.contains("site.toml `start`")
+                && err.contains("403")
+                && err.contains("--force"),
+            "{err}"
+        );
+        assert_eq!(toggle(), before, "a refused open changed nothing");
+    }
+    ok(sale.run(&[
+        "open",
+        "--now",
+        "--force",
+        "--target",
+        &t,
+        "--key-file",
+        "k",
+    ]));
+    assert!(toggle().contains("\"state\":\"open\""), "{}", toggle());
+
+    // After the end too.
+    let over = Sale::with_times(&in_secs(-3600), &in_secs(-60));
+    ok(over.run(&["build", "-q"]));
+    ok(over.run(&["publish", "-q", "--target", &t, "--reset-toggle"]));
+    ok(run(over.path(), &["keygen", "k"]));
+    let err = fails(over.run(&["open", "--now", "--target", &t, "--key-file", "k"]));
+    assert!(err.contains("ended") && err.contains("--force"), "{err}");
+}

@@ -177,9 +177,14 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(dir: &Path, extra: &[&str]) -> Server {
+        Self::start_with_env(dir, extra, &[])
+    }
+
+    pub(crate) fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Server {
         let mut child = Command::new(bin())
             .args(["serve", "--port", "0"])
             .args(extra)
+            .envs(env.iter().copied())
             .current_dir(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -238,10 +243,29 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
+impl Server {
+    /// Stops the server as a supervisor would (SIGTERM), SIGKILL after 5 s;
+    /// returns whether it exited on its own.
+    pub(crate) fn stop(&mut self) -> bool {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        false
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Cleanly, so nothing the server made (a preview's journal) is left behind.
+        self.stop();
     }
 }
 

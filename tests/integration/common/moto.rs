@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use serde_json::Value;
 
 use super::{bin, ok, Sale};
@@ -172,6 +173,12 @@ pub(crate) fn sdk_config(endpoint: &str, key: &str, secret: &str) -> SdkConfig {
     let creds = aws_credential_types::Credentials::new(key, secret, None, None, "test");
     rt().block_on(
         aws_config::defaults(BehaviorVersion::latest())
+            // flashsale's own choice: rustls on ring (see Cargo.toml).
+            .http_client(
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(Provider::Rustls(CryptoMode::Ring))
+                    .build_https(),
+            )
             .region(Region::new("us-east-1"))
             .credentials_provider(creds)
             .endpoint_url(endpoint)

@@ -148,6 +148,17 @@ impl Browser {
             self.eval("return document.querySelector('[data-ended]').hidden"),
             false
         );
+        // Said once (innerText leaves out what is hidden), and no stock left.
+        assert_eq!(
+            self.eval("return document.body.innerText.split('This sale has ended.').length - 1"),
+            1,
+            "{}",
+            self.eval("return document.body.innerText")
+        );
+        assert_eq!(
+            self.eval("var s = document.querySelector('[data-stock]'); return !s || s.textContent === 'Sold out'"),
+            true
+        );
     }
 
     pub(crate) fn screenshot(&self, path: &std::path::Path) {

@@ -64,10 +64,11 @@
     } else {
       each('[data-buy]', function (b) { b.disabled = true; });
     }
-    if (state === 'ended') {
-      each('[data-ended]', function (e) { e.hidden = false; });
-      text('[data-status]', 'This sale has ended.');
-    }
+    // Ended: its own message (with a link) replaces the status, once; the
+    // stock line says what is left: nothing.
+    each('[data-ended]', function (e) { e.hidden = state !== 'ended'; });
+    each('[data-status]', function (e) { e.hidden = state === 'ended'; });
+    if (state === 'ended') text('[data-stock]', 'Sold out');
     tick();
   }
 
@@ -101,6 +102,18 @@
   }
 
   function pad(n) { return (n < 10 ? '0' : '') + n; }
+
+  // The start in the reader's own time zone (the page says it in the
+  // announced zone, for readers without JavaScript).
+  each('[data-status] time', function (e) {
+    var t = Date.parse(e.getAttribute('datetime'));
+    if (isNaN(t) || !window.Intl) return;
+    try {
+      e.textContent = new Intl.DateTimeFormat(document.documentElement.lang || undefined, {
+        weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit', timeZoneName: 'short'
+      }).format(new Date(t));
+    } catch (err) { /* keep the announced time */ }
+  });
 
   function tick() {
     clearTimeout(ticker);
@@ -164,7 +177,8 @@
           body.setAttribute('data-outcome', j.status);
           text('[data-result]', j.status === 'won'
             ? 'You got it! Your order number is ' + j.order + '.'
-            : 'Sold out: every unit has found its buyer.');
+            : 'Too late: every unit has found its buyer.');
+          if (j.status === 'sold_out') text('[data-stock]', 'Sold out');
           // The sale may be ending: look at the toggle again soon.
           clearTimeout(timer);
           timer = setTimeout(fetchToggle, 1000 + Math.random() * 2000);
