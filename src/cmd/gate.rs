@@ -142,18 +142,20 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
         let listener = gate::bind(a.listen).await?;
         let addr = listener.local_addr()?;
         let identity = gate.identity();
+        // On stderr, before the address line: scripts read that line first
+        // from stdout, and may stop reading after it.
+        if !g.quiet && a.forward.is_none() && config.gate.forward.is_none() {
+            eprintln!(
+                "note: no order system to forward winners to ([gate] forward or --forward): they are only journaled in {}",
+                a.journal.join("winners.jsonl").display()
+            );
+        }
         // Printed even with --quiet: scripts read the address from here.
         println!(
             "Gate listening on http://{addr}/ for sale `{}`; journal {}; identity from {identity}",
             config.name,
             a.journal.display()
         );
-        if a.forward.is_none() && config.gate.forward.is_none() {
-            g.say(format!(
-                "note: no order system to forward winners to ([gate] forward or --forward): they are only journaled in {}",
-                a.journal.join("winners.jsonl").display()
-            ));
-        }
         for c in gate.counts() {
             g.detail(format!(
                 "  {}: {} of {} admitted",

@@ -196,6 +196,19 @@ pub(crate) fn order(
 fn exactly_the_quota_wins_under_concurrency_and_each_user_once() {
     let s = GateSale::new("");
     let gate = GateProc::start(&s, &["--quota", "100"]);
+    // No order system configured: the gate says where the winners go instead.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let said = loop {
+        let said = gate.err.lock().unwrap().join("\n");
+        if said.contains("no order system") || Instant::now() > deadline {
+            break said;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        said.contains("no order system") && said.contains("winners.jsonl"),
+        "{said}"
+    );
     let url = gate.url(&s);
     let results = Arc::new(Mutex::new(Vec::new()));
     let threads: Vec<_> = (0..32)
