@@ -4,9 +4,11 @@
 //! preview all go through here, so they cannot disagree on a format or a
 //! policy.
 //!
-//! The toggle format and the order token are the crate's public API: a shop
-//! verifies order URLs with them, and the tests read toggles through them.
+//! The toggle format, the order token and the start draw are the crate's
+//! public API: a shop verifies order URLs and draws with them, and the tests
+//! read toggles through them.
 
+pub mod draw;
 mod schedule;
 pub(crate) mod switch;
 mod toggle;

@@ -66,6 +66,16 @@ impl GateKey {
         }
     }
 
+    /// HMAC-SHA256 under this key of the parts, in order: what other values
+    /// derived from the key (the start draw's seed) are made with.
+    pub(crate) fn derive(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        for p in parts {
+            mac.update(p);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
     fn mac(&self, sale: &str, nonce: &str) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(sale.as_bytes());
