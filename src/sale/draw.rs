@@ -3,9 +3,10 @@
 //! random, not to whoever arrived first. This module is the draw itself, pure
 //! and public, so a shop (or `flashsale draw verify`) can recompute it.
 //!
-//! **Seed.** `HMAC-SHA256(key, "draw|<sale>|<nonce>")`, the nonce being the
-//! order token's: every gate of a fleet computes the same seed from the gate
-//! key and the order URL, without talking to each other. Its commitment,
+//! **Seed.** `HMAC-SHA256(key, "draw|<sale>|<round>")`, the round naming the
+//! draw (the sale's start, so a re-opened order URL does not change it): every
+//! gate of a fleet computes the same seed from the gate key, without talking
+//! to the others. Its commitment,
 //! `SHA-256(seed)`, can be published before the draw (by `open`, in the gate's
 //! start log); the seed itself after it. Knowing the seed tells nothing of the
 //! key: it is an HMAC output.
@@ -34,9 +35,9 @@ impl fmt::Debug for Seed {
 }
 
 impl Seed {
-    /// The seed of `sale`'s draw for the order token nonce `nonce`.
-    pub fn derive(key: &GateKey, sale: &str, nonce: &str) -> Seed {
-        Seed(key.derive(&[b"draw|", sale.as_bytes(), b"|", nonce.as_bytes()]))
+    /// The seed of `sale`'s draw named `round` (the sale's start).
+    pub fn derive(key: &GateKey, sale: &str, round: &str) -> Seed {
+        Seed(key.derive(&[b"draw|", sale.as_bytes(), b"|", round.as_bytes()]))
     }
 
     /// A revealed seed, as [`Seed::to_hex`] wrote it.
@@ -142,23 +143,20 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_comes_from_the_key_and_the_token_and_matches_its_commitment() {
+    fn the_seed_comes_from_the_key_and_the_round_and_matches_its_commitment() {
         let key = GateKey::generate();
-        let a = Seed::derive(&key, "winter", "00ff");
+        let start = "2026-12-12T20:00:00+08:00";
+        let a = Seed::derive(&key, "winter", start);
         assert_eq!(
             a,
-            Seed::derive(&key, "winter", "00ff"),
+            Seed::derive(&key, "winter", start),
             "every gate gets the same"
         );
-        assert_ne!(
-            a,
-            Seed::derive(&key, "winter", "00fe"),
-            "a re-open draws anew"
-        );
-        assert_ne!(a, Seed::derive(&GateKey::generate(), "winter", "00ff"));
+        assert_ne!(a, Seed::derive(&key, "winter", "2026-12-13T20:00:00+08:00"));
+        assert_ne!(a, Seed::derive(&GateKey::generate(), "winter", start));
         let revealed = Seed::from_hex(&a.to_hex()).unwrap();
         assert!(revealed.opens(&a.commitment()));
-        assert!(!Seed::derive(&key, "other", "00ff").opens(&a.commitment()));
+        assert!(!Seed::derive(&key, "other", start).opens(&a.commitment()));
         assert!(
             !format!("{a:?}").contains(&a.to_hex()),
             "Debug never shows the seed"
