@@ -30,8 +30,14 @@ pub(super) struct RehearseArgs {
     /// Simulated customers.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     customers: u64,
+    /// Besides the customers: bots, scripts that poll sale.js every 10 ms from
+    /// just before the start and order the instant it opens, as a script on a
+    /// machine next to the gates would. The report shows their share of the
+    /// winners against their share of the customers.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    bots: u64,
     /// Pages that only poll sale.js, instead of customers who order.
-    #[arg(long, value_name = "N", conflicts_with_all = ["customers", "gates"], value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, value_name = "N", conflicts_with_all = ["customers", "gates", "bots"], value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     viewers: Option<u64>,
     /// With --viewers: how long they poll.
     #[arg(long, default_value = "30s", value_parser = duration, requires = "viewers")]
@@ -64,6 +70,7 @@ pub(super) fn run(g: &Global, a: RehearseArgs) -> anyhow::Result<()> {
     let opts = loadtest::Options {
         url: a.url.clone(),
         customers: a.customers as usize,
+        bots: a.bots as usize,
         concurrency: a.concurrency as usize,
         max_duration: a.max_duration,
         allow_hosts: a.allow_host.clone(),
@@ -175,6 +182,21 @@ fn run_viewers(g: &Global, a: &RehearseArgs, viewers: u64) -> anyhow::Result<()>
 fn print_report(r: &Report) {
     let ms = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v} ms"));
     println!("customers           {}", r.customers);
+    if r.bots > 0 {
+        let all = (r.customers + r.bots) as f64;
+        println!(
+            "bots                {} ({:.1} % of those ordering) won {} of {} units ({:.1} %)",
+            r.bots,
+            100.0 * r.bots as f64 / all,
+            r.bot_winners,
+            r.winners,
+            if r.winners > 0 {
+                100.0 * r.bot_winners as f64 / r.winners as f64
+            } else {
+                0.0
+            }
+        );
+    }
     println!(
         "requests            {} in {:.1} s ({:.0}/s overall; orders {:.0}/s during the rush)",
         r.requests, r.seconds, r.requests_per_second, r.orders_per_second

@@ -29,6 +29,9 @@ pub(crate) struct Options {
     /// Where the sale's pages are served (`sale.js` is fetched from here).
     pub(crate) url: String,
     pub(crate) customers: usize,
+    /// Besides the customers: scripts that poll `sale.js` every 10 ms from
+    /// just before the start and order the instant it opens.
+    pub(crate) bots: usize,
     /// Requests in flight at once.
     pub(crate) concurrency: usize,
     /// Give up after this long.
@@ -78,6 +81,9 @@ pub(super) fn latency(mut v: Vec<f64>) -> Latency {
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct Report {
     pub(crate) customers: usize,
+    pub(crate) bots: usize,
+    /// Winners among the bots.
+    pub(crate) bot_winners: usize,
     pub(crate) requests: usize,
     pub(crate) seconds: f64,
     pub(crate) requests_per_second: f64,
@@ -171,6 +177,9 @@ fn allowed(url: &str, opts: &Options) -> bool {
             .any(|h| host.to_string().eq_ignore_ascii_case(h))
 }
 
+/// The user ids of bots start with this.
+const BOT_PREFIX: &str = "bot-";
+
 /// Bounded in time: a generator that waited forever would not be one.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -193,9 +202,16 @@ async fn send(
     Ok((r.status, r.body))
 }
 
-/// One customer: watch the toggle, order when it opens.
+/// How often a bot polls, and how long before the start it begins.
+const BOT_POLL: Duration = Duration::from_millis(10);
+const BOT_LEAD_MS: i64 = 200;
+
+/// One customer: watch the toggle, order when it opens. A bot polls every
+/// 10 ms from just before the start instead of as the page does.
+#[allow(clippy::too_many_arguments)]
 async fn customer(
     i: usize,
+    bot: bool,
     run: &str,
     opts: &Options,
     http: &Client,
@@ -251,6 +267,13 @@ async fn customer(
                 tally.lock().expect("tally lock").too_late += 1;
                 return;
             }
+            Some(State::Pending { start }) if bot => {
+                let now_ms = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let due = start - BOT_LEAD_MS - now_ms;
+                Duration::from_millis(due.max(0) as u64).max(BOT_POLL)
+            }
             Some(State::Pending { start }) if first => {
                 // Like the page: each customer's own moment in [start - 2 s, start + 1 s].
                 let now_ms = SystemTime::now()
@@ -259,6 +282,7 @@ async fn customer(
                 let due = start - 2000 + jitter.as_millis() as i64 - now_ms;
                 Duration::from_millis(due.max(0) as u64)
             }
+            _ if bot => BOT_POLL,
             _ => Duration::from_millis(1000 + random::below(2000)),
         };
         first = false;
@@ -281,7 +305,11 @@ async fn customer(
         ));
         return;
     }
-    let user = format!("rehearsal-{run}-{i}");
+    let user = if bot {
+        format!("{BOT_PREFIX}{run}-{i}")
+    } else {
+        format!("rehearsal-{run}-{i}")
+    };
     let (sku, _) = &opts.items[i % opts.items.len()];
     let headers = [
         ("x-user-id", user.as_str()),
@@ -388,7 +416,8 @@ pub(crate) async fn run(opts: Options) -> Result<Report, Error> {
     let started = Instant::now();
     let deadline = started + opts.max_duration;
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..opts.customers {
+    for i in 0..opts.customers + opts.bots {
+        let bot = i >= opts.customers;
         let (opts, http, gate, tally, run_id) = (
             opts.clone(),
             http.clone(),
@@ -396,9 +425,9 @@ pub(crate) async fn run(opts: Options) -> Result<Report, Error> {
             tally.clone(),
             run_id.clone(),
         );
-        tasks.spawn(
-            async move { customer(i, &run_id, &opts, &http, &gate, &tally, deadline).await },
-        );
+        tasks.spawn(async move {
+            customer(i, bot, &run_id, &opts, &http, &gate, &tally, deadline).await
+        });
     }
     let timed_out = tokio::time::timeout(opts.max_duration + Duration::from_secs(35), async {
         while tasks.join_next().await.is_some() {}
@@ -428,8 +457,15 @@ pub(crate) async fn run(opts: Options) -> Result<Report, Error> {
         .first_order
         .zip(t.last_answer)
         .map_or(0.0, |(a, b)| b.saturating_duration_since(a).as_secs_f64());
+    let bot_winners = t
+        .won
+        .iter()
+        .filter(|(user, _, _)| user.starts_with(BOT_PREFIX))
+        .count();
     Ok(Report {
         customers: opts.customers,
+        bots: opts.bots,
+        bot_winners,
         requests: t.requests,
         seconds,
         requests_per_second: t.requests as f64 / seconds.max(1e-9),
@@ -465,6 +501,7 @@ mod tests {
         let opts = Options {
             url: "http://127.0.0.1:3000/".into(),
             customers: 1,
+            bots: 0,
             concurrency: 1,
             max_duration: Duration::from_secs(1),
             allow_hosts: vec!["staging.example.com".into()],

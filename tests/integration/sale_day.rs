@@ -272,3 +272,37 @@ fn the_demo_as_shipped_two_profiles_see_the_whole_sale() {
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// First come, first served, as today: bots that poll every 10 ms take far
+/// more than their share of the units. (A fair start is issue 15's draw.)
+#[test]
+fn bots_polling_every_10_ms_win_far_more_than_their_share_first_come_first_served() {
+    let sale = mug_sale(100);
+    let server = Server::start(sale.path(), &["--no-watch", "--opens-in", "6s"]);
+    let text = ok(std::process::Command::new(bin())
+        .args([
+            "rehearse",
+            "--json",
+            "--customers",
+            "2000",
+            "--bots",
+            "200",
+            "--max-duration",
+            "1m",
+            "--url",
+            &server.url("/"),
+        ])
+        .current_dir(sale.path())
+        .output()
+        .unwrap());
+    let r: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(r["winners"], 100, "{text}");
+    assert_eq!(r["oversold"], false, "{text}");
+    assert_eq!(r["duplicate_winners"], 0, "{text}");
+    assert_eq!(r["bots"], 200, "{text}");
+    let bots_won = r["bot_winners"].as_u64().unwrap();
+    // Bots are 200 of 2,200 (9.1 %); page-like customers spread their first
+    // poll after the start over seconds, bots see `open` within 10 ms.
+    eprintln!("bots won {bots_won} of 100 units, being 9.1 % of those ordering");
+    assert!(bots_won >= 50, "bots won only {bots_won} of 100: {text}");
+}
