@@ -168,37 +168,30 @@ def main():
 
     g_max = sustainable(pinned_gate, sale.path, int(g["rps"] * 1.5))
     m_max = sustainable(pinned_peer, sale.path, int(m["rps"] * 1.5))
+    def both(sale, args):
+        """openload against a fresh pinned gate (with its journal's winner
+        count), then against a fresh pinned minimal server, same arguments."""
+        gate, addr, journal = sale.gate(pin=True)
+        try:
+            g = openload(f"http://{addr}{sale.path}", args)
+        finally:
+            stop(gate)
+        g["journal_winners"] = winners_in(journal)
+        peer, paddr = pinned_peer()
+        try:
+            m = openload(f"http://{paddr}{sale.path}", args)
+        finally:
+            stop(peer)
+        return g, m
+
     levels = []
     for pct in (50, 80, 95):
         rate = round(g_max * pct / 100)
-        args = ["--rate", str(rate), "--duration", str(seconds), "--connections", "256"]
-        gate, addr, journal = sale.gate(pin=True)
-        try:
-            go = openload(f"http://{addr}{sale.path}", args)
-        finally:
-            stop(gate)
-        go["journal_winners"] = winners_in(journal)
-        peer, paddr = pinned_peer()
-        try:
-            mo = openload(f"http://{paddr}{sale.path}", args)
-        finally:
-            stop(peer)
+        go, mo = both(sale, ["--rate", str(rate), "--duration", str(seconds), "--connections", "256"])
         levels.append((pct, rate, go, mo))
 
     # 3. The start spike: N customers within 1 s of the start, 100 units.
-    spike_sale = Sale(work, 100)
-    args = ["--spike", str(spike), "--within", "1", "--connections", "256"]
-    gate, addr, journal = spike_sale.gate(pin=True)
-    try:
-        gs = openload(f"http://{addr}{spike_sale.path}", args)
-    finally:
-        stop(gate)
-    gs["journal_winners"] = winners_in(journal)
-    peer, paddr = pinned_peer()
-    try:
-        ms = openload(f"http://{paddr}{spike_sale.path}", args)
-    finally:
-        stop(peer)
+    gs, ms = both(Sale(work, 100), ["--spike", str(spike), "--within", "1", "--connections", "256"])
 
     print(f"\n1. Closed loop: wrk -t2 -c{conns} -d{seconds}s, a new user id per request, on loopback (load generator and server share the 2 cores)")
     print(f"{'':34} {'requests/s':>11} {'p50':>9} {'p99':>9} {'non-2xx':>8}")

@@ -5,9 +5,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-/// Writes `path` through a temporary file in the same directory and a rename,
-/// so readers see the old or the new contents, never a part.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// `path`'s directory (made if missing) and a temporary name beside `path`.
+fn temp_beside(path: &Path) -> io::Result<(&Path, std::path::PathBuf)> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -17,7 +16,16 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}{TMP_MARK}{}", std::process::id()));
+    Ok((
+        dir,
+        dir.join(format!(".{name}{TMP_MARK}{}", std::process::id())),
+    ))
+}
+
+/// Writes `path` through a temporary file in the same directory and a rename,
+/// so readers see the old or the new contents, never a part.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let (_, tmp) = temp_beside(path)?;
     std::fs::write(&tmp, bytes)?;
     if let Err(e) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);
@@ -30,16 +38,7 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// fsynced before the rename and its directory after, so a power cut leaves
 /// the old contents or the new, never none.
 pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}{TMP_MARK}{}", std::process::id()));
+    let (dir, tmp) = temp_beside(path)?;
     let written = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
