@@ -23,6 +23,7 @@ pub(crate) const GATE_KEYS: &[(&str, &str)] = &[
         "ended_url = \"https://sale.example.com/ended.html\"",
     ),
     ("tolerance", "tolerance = \"2s\""),
+    ("fair_window", "fair_window = \"4s\""),
     ("rate_limit", "rate_limit = 5"),
     ("client_ip_header", "client_ip_header = \"X-Forwarded-For\""),
     ("client_ip_hops", "client_ip_hops = 1"),
@@ -41,6 +42,7 @@ pub(crate) struct RawGate {
     confirm_url: Option<Spanned<String>>,
     ended_url: Option<Spanned<String>>,
     tolerance: Option<Spanned<String>>,
+    fair_window: Option<Spanned<String>>,
     rate_limit: Option<Spanned<i64>>,
     client_ip_header: Option<Spanned<String>>,
     client_ip_hops: Option<Spanned<i64>>,
@@ -64,6 +66,9 @@ pub(crate) struct GateConfig {
     pub(crate) ended_url: String,
     /// Clock tolerance around the sale window, in milliseconds.
     pub(crate) tolerance_ms: i64,
+    /// A fair start: orders in the first this many milliseconds after the
+    /// start are entries of a draw (`sale::draw`); `None`: first come, first served.
+    pub(crate) fair_window_ms: Option<i64>,
     /// Requests per second per client (token bucket, burst of twice that); `None`: no limit.
     pub(crate) rate_limit: Option<u32>,
     /// A header set by a trusted proxy that names the client's address.
@@ -136,6 +141,19 @@ impl RawGate {
                 }
             },
         };
+        let fair_window_ms = self.fair_window.as_ref().and_then(|w| {
+            match crate::util::duration::parse(w.get_ref()) {
+                Ok(d) if d.as_millis() > 0 && d <= MAX_FAIR_WINDOW => Some(d.as_millis() as i64),
+                _ => {
+                    cx.push(
+                        w.span(),
+                        format!("`{}` is not a fair-start window", w.get_ref()),
+                        "write a duration above zero and at most 30 s, e.g. `fair_window = \"4s\"` (every page sees `open` within 3 s of the start); remove the line for first come, first served",
+                    );
+                    None
+                }
+            }
+        });
         let ledger = self.ledger.as_ref().map(|l| {
             let ok = url::Url::parse(l.get_ref())
                 .is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some());
@@ -157,6 +175,7 @@ impl RawGate {
             confirm_url,
             ended_url,
             tolerance_ms,
+            fair_window_ms,
             rate_limit,
             client_ip_header: self.client_ip_header.as_ref().map(|h| h.get_ref().clone()),
             client_ip_hops: match positive(cx, &self.client_ip_hops, "client_ip_hops", "1") {
@@ -175,6 +194,10 @@ impl RawGate {
         }
     }
 }
+
+/// The longest fair-start window: entrants' requests are held that long, and
+/// proxies in front of the gates must wait for them.
+pub(crate) const MAX_FAIR_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A whole number of at least 1, if given.
 fn positive(cx: &mut Checker, v: &Option<Spanned<i64>>, key: &str, example: &str) -> Option<u32> {

@@ -16,6 +16,7 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::Body;
@@ -24,6 +25,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::admission::{Admission, Ticket, Verdict};
+use super::draw::{Entered, Phase, DRAW_GRACE};
 use super::identity::Ambiguous;
 use super::journal::{JournalError, Winner};
 use super::metrics::Outcome;
@@ -249,19 +251,45 @@ impl<L: Admission> Gate<L> {
         if self.journal.failed() || self.draining.load(Ordering::Relaxed) {
             return unavailable();
         }
-        let next_order = || {
-            let n = self.order_seq.fetch_add(1, Ordering::Relaxed) + 1;
-            format!("{}-{n:06}", self.gate_id)
-        };
-        match self.stock.admit(&sku, user, next_order).await {
+        // A fair start: in the window this order is an entry, held until the
+        // draw; after it, nobody is admitted before the draw is done.
+        let mut entrant = false;
+        if let Some(d) = self.draw.as_ref().filter(|d| d.phase() != Phase::Done) {
+            if !d.sells(&sku) {
+                return refuse(Outcome::NotFound, StatusCode::NOT_FOUND, "no such item\n");
+            }
+            match d.enter(&sku, user).await {
+                Ok(Entered::Yes) => entrant = true,
+                Ok(Entered::No) => {}
+                Err(_) => return unavailable(),
+            }
+            let left = Duration::from_millis((d.until_ms - now).max(0) as u64);
+            if !d
+                .done(tokio::time::Instant::now() + left + DRAW_GRACE)
+                .await
+            {
+                return unavailable();
+            }
+        }
+        match self.stock.admit(&sku, user, || self.next_order()).await {
             Verdict::NoSuchItem => {
                 refuse(Outcome::NotFound, StatusCode::NOT_FOUND, "no such item\n")
             }
-            Verdict::SoldOut => (Outcome::SoldOut, self.lost(json)),
+            Verdict::SoldOut
+                if entrant || self.draw.as_ref().is_some_and(|d| d.entered(&sku, user)) =>
+            {
+                (Outcome::NotDrawn, self.lost(json, "not_drawn"))
+            }
+            Verdict::SoldOut => (Outcome::SoldOut, self.lost(json, "sold_out")),
             Verdict::Repeat(t) => {
                 // The first answer may still be waiting for the disk: never acknowledge before it.
                 if t.is_durable().await {
-                    (Outcome::Repeat, self.won(&t, json))
+                    let drawn = if entrant {
+                        Outcome::Won
+                    } else {
+                        Outcome::Repeat
+                    };
+                    (drawn, self.won(&t, json))
                 } else {
                     unavailable()
                 }
@@ -283,7 +311,7 @@ impl<L: Admission> Gate<L> {
 
     /// Journals a winner (fsynced) before it is answered, and tells the
     /// admission it is on disk.
-    async fn record(
+    pub(super) async fn record(
         self: &Arc<Self>,
         t: &Ticket,
         sku: &str,
@@ -346,10 +374,16 @@ impl<L: Admission> Gate<L> {
         self.cors(r)
     }
 
-    fn lost(&self, json: bool) -> Answer {
+    /// Everyone else's answer: `status` is `sold_out`, or `not_drawn` for an
+    /// entrant of a fair start's draw.
+    fn lost(&self, json: bool, status: &'static str) -> Answer {
         let mut r = if json {
+            let body = match status {
+                "not_drawn" => &b"{\"status\":\"not_drawn\"}"[..],
+                _ => &b"{\"status\":\"sold_out\"}"[..],
+            };
             with_type(
-                Response::new(Full::new(Bytes::from_static(b"{\"status\":\"sold_out\"}"))),
+                Response::new(Full::new(Bytes::from_static(body))),
                 "application/json",
             )
         } else {

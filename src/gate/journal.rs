@@ -4,6 +4,9 @@
 //!
 //! On start the journal is replayed; a last line torn by a crash (never
 //! fsynced, so never acknowledged) is cut off before appending again.
+//!
+//! The same machinery keeps a fair start's entries (`entries.jsonl`, see
+//! `gate::draw`): a [`Journal`] is generic over the line it writes.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -13,6 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tokio::sync::watch;
 
 pub(crate) use crate::sale::Winner;
@@ -83,10 +88,14 @@ struct Durable {
 }
 
 /// Called with each batch right after it is durable (the forwarder listens).
-pub(super) type OnDurable = Box<dyn Fn(&[Winner]) + Send>;
+pub(super) type OnDurable<T> = Box<dyn Fn(&[T]) + Send>;
 
-pub(super) struct Journal {
-    queue: Mutex<(u64, mpsc::Sender<(u64, Winner)>)>,
+/// What a journal holds, one JSON line each.
+pub(super) trait Line: Serialize + DeserializeOwned + Send + 'static {}
+impl<T: Serialize + DeserializeOwned + Send + 'static> Line for T {}
+
+pub(super) struct Journal<T: Line = Winner> {
+    queue: Mutex<(u64, mpsc::Sender<(u64, T)>)>,
     durable: watch::Receiver<Durable>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// fsync latencies in microseconds, for metrics.
@@ -122,7 +131,13 @@ impl FsyncStats {
 
 /// Reads every winner in `dir`'s journal, repairing a torn last line.
 pub(super) fn replay(dir: &Path) -> Result<Vec<Winner>, JournalError> {
-    let path = dir.join(FILE_NAME);
+    replay_file(&dir.join(FILE_NAME))
+}
+
+/// Reads every line of the journal at `path` (none if there is no file),
+/// cutting off a torn last line.
+pub(super) fn replay_file<T: Line>(path: &Path) -> Result<Vec<T>, JournalError> {
+    let path = path.to_path_buf();
     let io = |error| JournalError::Io {
         path: path.clone(),
         error,
@@ -141,7 +156,7 @@ pub(super) fn replay(dir: &Path) -> Result<Vec<Winner>, JournalError> {
         let Some(end) = rest.iter().position(|b| *b == b'\n') else {
             break; // no newline: a write cut short by a crash
         };
-        match serde_json::from_slice::<Winner>(&rest[..end]) {
+        match serde_json::from_slice::<T>(&rest[..end]) {
             Ok(w) => winners.push(w),
             Err(e) => {
                 return Err(JournalError::Corrupt {
@@ -227,17 +242,29 @@ pub(crate) fn repair(dir: &Path) -> Result<Repaired, JournalError> {
     })
 }
 
-impl Journal {
+impl Journal<Winner> {
     /// Opens (creating) `dir/winners.jsonl` for appending, after [`replay`]
     /// has read and repaired it. `on_durable` sees every new batch once it is
     /// on disk, on the writer thread (a slow `on_durable` delays the next batch).
-    pub(super) fn open(dir: &Path, on_durable: OnDurable) -> Result<Journal, JournalError> {
+    pub(super) fn open(dir: &Path, on_durable: OnDurable<Winner>) -> Result<Self, JournalError> {
+        Self::open_file(dir, FILE_NAME, on_durable)
+    }
+}
+
+impl<T: Line> Journal<T> {
+    /// Opens (creating) `dir/<name>` for appending, after [`replay_file`]
+    /// has read and repaired it.
+    pub(super) fn open_file(
+        dir: &Path,
+        name: &str,
+        on_durable: OnDurable<T>,
+    ) -> Result<Self, JournalError> {
         let io_at = |p: &Path| {
             let p = p.to_path_buf();
             move |error| JournalError::Io { path: p, error }
         };
         crate::util::fs::create_dir_durably(dir).map_err(io_at(dir))?;
-        let path = dir.join(FILE_NAME);
+        let path = dir.join(name);
         let existed = path.exists();
         // Customer ids: for the gate's user only.
         let file = OpenOptions::new()
@@ -256,8 +283,8 @@ impl Journal {
     }
 
     /// Starts the writer thread on `sink` (the file at `path`).
-    fn start(sink: impl Sink, path: &Path, on_durable: OnDurable) -> Result<Journal, JournalError> {
-        let (tx, rx) = mpsc::channel::<(u64, Winner)>();
+    fn start(sink: impl Sink, path: &Path, on_durable: OnDurable<T>) -> Result<Self, JournalError> {
+        let (tx, rx) = mpsc::channel::<(u64, T)>();
         let (durable_tx, durable_rx) = watch::channel(Durable {
             seq: 0,
             failed: false,
@@ -280,9 +307,15 @@ impl Journal {
         })
     }
 
-    /// Appends a winner; resolves once it is on disk (or the journal failed).
-    pub(super) async fn append(&self, winner: Winner) -> Result<(), JournalError> {
-        let seq = {
+    /// Appends a line; resolves once it is on disk (or the journal failed).
+    pub(super) async fn append(&self, winner: T) -> Result<(), JournalError> {
+        let seq = self.enqueue(winner)?;
+        self.wait(seq).await
+    }
+
+    /// Queues a line for the next write; its number, for [`Self::wait`].
+    pub(super) fn enqueue(&self, winner: T) -> Result<u64, JournalError> {
+        Ok({
             // Numbering and queueing under one lock keeps the file in seq order,
             // so "durable up to n" means every record up to n.
             let mut q = self.queue.lock().expect("journal lock poisoned");
@@ -290,11 +323,11 @@ impl Journal {
             let seq = q.0;
             q.1.send((seq, winner)).map_err(|_| JournalError::Failed)?;
             seq
-        };
-        self.wait(seq).await
+        })
     }
 
-    async fn wait(&self, seq: u64) -> Result<(), JournalError> {
+    /// Resolves once every line up to `seq` is on disk (or the journal failed).
+    pub(super) async fn wait(&self, seq: u64) -> Result<(), JournalError> {
         let mut rx = self.durable.clone();
         let d = *rx
             .wait_for(|d| d.seq >= seq || d.failed)
@@ -353,12 +386,12 @@ impl Sink for File {
     }
 }
 
-fn write_loop(
+fn write_loop<T: Line>(
     mut file: impl Sink,
-    rx: mpsc::Receiver<(u64, Winner)>,
+    rx: mpsc::Receiver<(u64, T)>,
     durable: watch::Sender<Durable>,
     stats: Arc<FsyncStats>,
-    on_durable: OnDurable,
+    on_durable: OnDurable<T>,
 ) {
     // The length of what is on disk and acknowledged.
     let mut durable_len = file.len();
@@ -367,7 +400,7 @@ fn write_loop(
         batch.extend(rx.try_iter());
         let mut buf = Vec::with_capacity(batch.len() * 160);
         for (_, w) in &batch {
-            serde_json::to_writer(&mut buf, w).expect("a winner serialises");
+            serde_json::to_writer(&mut buf, w).expect("a journal line serialises");
             buf.push(b'\n');
         }
         let started = Instant::now();
@@ -377,7 +410,7 @@ fn write_loop(
             Ok(()) => {
                 durable_len += buf.len() as u64;
                 let last = batch.last().map_or(0, |(s, _)| *s);
-                let winners: Vec<Winner> = batch.into_iter().map(|(_, w)| w).collect();
+                let winners: Vec<T> = batch.into_iter().map(|(_, w)| w).collect();
                 durable.send_modify(|d| d.seq = last);
                 on_durable(&winners);
             }

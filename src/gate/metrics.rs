@@ -21,6 +21,8 @@ pub(crate) const CONNECTIONS: &str = "flashsale_gate_connections";
 pub(crate) const CONNECTIONS_REFUSED: &str = "flashsale_gate_connections_refused_total";
 pub(crate) const LEDGER_UP: &str = "flashsale_gate_ledger_up";
 pub(crate) const LEDGER_CALLS: &str = "flashsale_gate_ledger_calls_total";
+pub(crate) const DRAW_ENTRIES: &str = "flashsale_gate_draw_entries";
+pub(crate) const DRAW_DONE: &str = "flashsale_gate_draw_done";
 
 /// The outcome of one order request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +30,8 @@ pub(crate) enum Outcome {
     Won,
     Repeat,
     SoldOut,
+    /// An entrant of a fair start's draw who was not drawn.
+    NotDrawn,
     NotFound,
     OutsideWindow,
     NoIdentity,
@@ -40,10 +44,11 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    const ALL: [Outcome; 12] = [
+    const ALL: [Outcome; 13] = [
         Outcome::Won,
         Outcome::Repeat,
         Outcome::SoldOut,
+        Outcome::NotDrawn,
         Outcome::NotFound,
         Outcome::OutsideWindow,
         Outcome::NoIdentity,
@@ -60,6 +65,7 @@ impl Outcome {
             Outcome::Won => "won",
             Outcome::Repeat => "repeat",
             Outcome::SoldOut => "sold_out",
+            Outcome::NotDrawn => "not_drawn",
             Outcome::NotFound => "not_found",
             Outcome::OutsideWindow => "outside_window",
             Outcome::NoIdentity => "no_identity",
@@ -173,6 +179,24 @@ pub(crate) fn render<L: Admission>(gate: &Gate<L>) -> String {
             LEDGER_CALLS,
             &[base[0], base[1], ("kind", "upkeep")],
             upkeep,
+        );
+    }
+    if let Some(d) = &gate.draw {
+        w.family(
+            DRAW_ENTRIES,
+            Kind::Gauge,
+            "Entries of the fair start's draw at this gate (each customer once per item).",
+        );
+        w.sample(DRAW_ENTRIES, &base, d.count() as u64);
+        w.family(
+            DRAW_DONE,
+            Kind::Gauge,
+            "1 once the fair start's draw is done and entrants have their answers.",
+        );
+        w.sample(
+            DRAW_DONE,
+            &base,
+            u8::from(d.phase() == super::draw::Phase::Done),
         );
     }
     if let Some(fw) = &gate.forwarder {

@@ -10,6 +10,7 @@
 //! gates from outside). This file assembles a gate from the configuration.
 
 mod admission;
+mod draw;
 mod forward;
 mod http;
 mod identity;
@@ -61,6 +62,8 @@ pub(crate) enum Error {
     NoCookieKey,
     #[error("`{0}` cannot be a gate id: use 1 to 32 letters, digits and '-'")]
     BadGateId(String),
+    #[error("`fair_window` with a shared `ledger` is not built yet: run the fleet first come, first served, or one gate with a fair start")]
+    FairFleet,
     #[error("gate id `{gate}` is live in the ledger (its last heartbeat {ago_ms} ms ago): give each gate its own id")]
     GateIdTaken { gate: String, ago_ms: u64 },
     #[error(transparent)]
@@ -151,6 +154,8 @@ pub(crate) struct Gate<L: Admission = Stock> {
     known_token: http::KnownToken,
     identify: Identify,
     stock: L,
+    /// A fair start's draw (`[gate] fair_window`).
+    draw: Option<draw::StartDraw>,
     journal: Journal,
     forwarder: Option<Forwarding>,
     gate_id: String,
@@ -231,6 +236,28 @@ impl Gate {
                 Stock::Local(local)
             }
         };
+        let start_draw = match config.gate.fair_window_ms {
+            None => None,
+            Some(_) if config.gate.ledger.is_some() => return Err(Error::FairFleet),
+            Some(window) => {
+                let (d, entries) = draw::StartDraw::open(
+                    &opts.journal_dir,
+                    crate::sale::draw::Seed::of(&opts.key, config),
+                    config.start.timestamp_millis() + window,
+                    &gate_id,
+                    stock.iter().map(|(s, _)| s.clone()).collect(),
+                )?;
+                tracing::info!(
+                    commitment = d.commitment(),
+                    until = %chrono::DateTime::from_timestamp_millis(d.until_ms)
+                        .unwrap_or_default()
+                        .with_timezone(config.start.offset()),
+                    replayed = entries,
+                    "fair_start: orders until then are entries of a draw; the seed's SHA-256 is the commitment"
+                );
+                Some(d)
+            }
+        };
         let forward_url = opts.forward.clone().or_else(|| config.gate.forward.clone());
         let opts_resend = opts.resend_dead_letters;
         let forwarder = match forward_url {
@@ -287,6 +314,7 @@ impl Gate {
             known_token: http::KnownToken::default(),
             identify: Identify::new(config.gate.identity.clone(), opts.cookie_key)?,
             stock: ledger,
+            draw: start_draw,
             journal,
             forwarder,
             gate_id: gate_id.clone(),
@@ -339,6 +367,9 @@ impl Gate {
         if let Stock::Shared(s) = &gate.stock {
             tokio::spawn(s.clone().run());
         }
+        if gate.draw.is_some() {
+            tokio::spawn(draw::run(Arc::downgrade(&gate)));
+        }
         Ok(gate)
     }
 }
@@ -353,7 +384,19 @@ impl<L: Admission> Gate<L> {
     pub(crate) fn drain(&self) {
         self.draining
             .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(d) = &self.draw {
+            d.stop();
+        }
         self.journal.close();
+    }
+
+    /// A new winner's order id: `<gate id>-<number>`.
+    fn next_order(&self) -> String {
+        let n = self
+            .order_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        format!("{}-{n:06}", self.gate_id)
     }
 
     /// Where user ids come from, for the start-up line.

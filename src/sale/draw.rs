@@ -17,9 +17,10 @@
 //! of the order entries arrived in (so of who was fastest), and the same on
 //! every gate and in every recomputation.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::GateKey;
@@ -38,6 +39,11 @@ impl Seed {
     /// The seed of `sale`'s draw named `round` (the sale's start).
     pub fn derive(key: &GateKey, sale: &str, round: &str) -> Seed {
         Seed(key.derive(&[b"draw|", sale.as_bytes(), b"|", round.as_bytes()]))
+    }
+
+    /// The seed of `config`'s sale: its round is the sale's start.
+    pub(crate) fn of(key: &GateKey, config: &crate::config::Config) -> Seed {
+        Seed::derive(key, &config.name, &config.start.to_rfc3339())
     }
 
     /// A revealed seed, as [`Seed::to_hex`] wrote it.
@@ -92,6 +98,111 @@ pub fn draw<'a>(
     ranked.into_iter().take(units).map(|(_, u)| u).collect()
 }
 
+/// One line of a gate's `entries.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Line {
+    /// An order that arrived in the window: `user` entered `sku`'s draw.
+    Entry {
+        sku: String,
+        user: String,
+        /// RFC 3339, UTC, milliseconds, by the gate's clock.
+        time: String,
+        gate: String,
+    },
+    /// `drawn`'s draw began: `units` units among `entrants` entrants, under
+    /// the seed whose commitment is `commitment`.
+    Drawn {
+        drawn: String,
+        units: u32,
+        entrants: u32,
+        commitment: String,
+    },
+    /// The draw is done: its seed, revealed.
+    Seed { seed: String },
+}
+
+/// One item's draw, recomputed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub sku: String,
+    pub units: u32,
+    /// Entrants found in the entries (each once).
+    pub entrants: usize,
+    /// Entrants the gate counted when it drew (a larger number: entries lost).
+    pub entrants_at_draw: u32,
+    /// Whom the draw picks, in ticket order.
+    pub expected: Vec<String>,
+    /// Entrants the winners' journals name as winners of the item.
+    pub published: Vec<String>,
+}
+
+impl Check {
+    /// The published winners are exactly the drawn ones, from every entry.
+    pub fn holds(&self) -> bool {
+        let mut expected = self.expected.clone();
+        expected.sort();
+        self.entrants as u32 == self.entrants_at_draw && expected == self.published
+    }
+}
+
+/// Recomputes every item's draw recorded in `lines` (the entries of one gate
+/// or of several) under `seed`, next to `winners` ((sku, user) pairs from the
+/// winners' journals; winners who were not entrants came after the draw, first
+/// come first served, and are left out).
+pub fn verify<'a>(
+    seed: &Seed,
+    lines: &[Line],
+    winners: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<Check> {
+    let mut entrants: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut draws: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
+    for line in lines {
+        match line {
+            Line::Entry { sku, user, .. } => {
+                entrants.entry(sku).or_default().insert(user);
+            }
+            Line::Drawn {
+                drawn,
+                units,
+                entrants,
+                ..
+            } => {
+                let d = draws.entry(drawn).or_insert((*units, *entrants));
+                // Several gates of a fleet: the largest count drawn over.
+                *d = (d.0.max(*units), d.1.max(*entrants));
+            }
+            Line::Seed { .. } => {}
+        }
+    }
+    let mut won: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (sku, user) in winners {
+        if entrants.get(sku).is_some_and(|e| e.contains(user)) {
+            won.entry(sku).or_default().insert(user);
+        }
+    }
+    draws
+        .into_iter()
+        .map(|(sku, (units, at_draw))| {
+            let those = entrants.get(sku).cloned().unwrap_or_default();
+            Check {
+                sku: sku.to_string(),
+                units,
+                entrants: those.len(),
+                entrants_at_draw: at_draw,
+                expected: draw(seed, sku, those.iter().copied(), units as usize)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+                published: won
+                    .get(sku)
+                    .map(|w| w.iter().map(|u| u.to_string()).collect())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +251,48 @@ mod tests {
             .map(|&w| (f64::from(w) - expected).powi(2) / expected)
             .sum();
         assert!(chi2 < 27.88, "wins {wins:?}, chi-square {chi2:.1}");
+    }
+
+    #[test]
+    fn verify_recomputes_a_draw_and_names_a_tampered_one() {
+        let s = seed(7);
+        let entry = |user: &str| Line::Entry {
+            sku: "MUG".into(),
+            user: user.into(),
+            time: "2026-12-12T12:00:00.100Z".into(),
+            gate: "g1".into(),
+        };
+        let users: Vec<String> = (0..30).map(|i| format!("u{i}")).collect();
+        let mut lines: Vec<Line> = users.iter().map(|u| entry(u)).collect();
+        lines.push(Line::Drawn {
+            drawn: "MUG".into(),
+            units: 3,
+            entrants: 30,
+            commitment: s.commitment(),
+        });
+        let drawn = draw(&s, "MUG", users.iter().map(String::as_str), 3);
+        // A late customer won a leftover unit: not part of the draw.
+        let mut winners: Vec<(&str, &str)> = drawn.iter().map(|u| ("MUG", *u)).collect();
+        winners.push(("MUG", "late-customer"));
+        let checks = verify(&s, &lines, winners.clone());
+        assert_eq!(checks.len(), 1);
+        assert!(checks[0].holds(), "{checks:?}");
+        // One winner swapped for an entrant who was not drawn.
+        let other = users.iter().find(|u| !drawn.contains(&u.as_str())).unwrap();
+        winners[0] = ("MUG", other);
+        assert!(!verify(&s, &lines, winners.clone())[0].holds());
+        // Another seed draws others.
+        assert!(!verify(&seed(8), &lines, drawn.iter().map(|u| ("MUG", *u)))[0].holds());
+        // An entry missing from the record: the count at the draw says so.
+        assert!(!verify(&s, &lines[1..], drawn.iter().map(|u| ("MUG", *u)))[0].holds());
+        // Lines read back as they were written.
+        for l in &lines[29..] {
+            let text = serde_json::to_string(l).unwrap();
+            assert_eq!(&serde_json::from_str::<Line>(&text).unwrap(), l);
+        }
+        let seed_line = Line::Seed { seed: s.to_hex() };
+        let text = serde_json::to_string(&seed_line).unwrap();
+        assert_eq!(serde_json::from_str::<Line>(&text).unwrap(), seed_line);
     }
 
     #[test]

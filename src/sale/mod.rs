@@ -16,7 +16,7 @@ mod token;
 mod winner;
 
 pub(crate) use schedule::wait_until;
-pub use toggle::{State, Toggle, MAX_TOGGLE_BYTES};
+pub use toggle::{Draw, State, Toggle, MAX_TOGGLE_BYTES};
 pub(crate) use token::{authentic, minted_for};
 pub use token::{order_url, parse_order_url, verify, GateKey, KeyError, Refusal, Window, KEY_ENV};
 pub(crate) use winner::Winner;

@@ -15,7 +15,8 @@
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{minted_for, order_url, wait_until, GateKey, State, Toggle};
+use super::draw::Seed;
+use super::{minted_for, order_url, wait_until, Draw, GateKey, State, Toggle};
 use crate::config::headers::{self, TOGGLE_PATH};
 use crate::config::Config;
 use crate::store::{wait_completed, Cdn, Known, Remote, RemoteError, WaitError};
@@ -166,6 +167,10 @@ pub(crate) fn decide(
             Ok(Some(Toggle::switched(State::Open {
                 order: order_url(&config.gate.url, &config.name, &token),
                 end: config.end.timestamp_millis(),
+                draw: config.gate.fair_window_ms.map(|w| Draw {
+                    until: config.start.timestamp_millis() + w,
+                    commitment: Seed::of(key, config).commitment(),
+                }),
             })))
         }
         (Action::Close, Some(State::Ended { .. })) => Ok(None),

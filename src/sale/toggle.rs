@@ -25,9 +25,26 @@ pub enum State {
     /// Before the start: count down to `start` (Unix milliseconds).
     Pending { start: i64 },
     /// On sale: the buy form posts to `order`, until `end` (Unix milliseconds).
-    Open { order: String, end: i64 },
+    Open {
+        order: String,
+        end: i64,
+        /// A fair start: orders until `draw.until` are entries of a draw.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        draw: Option<Draw>,
+    },
     /// Over (time is up or sold out): send visitors to `ended`.
     Ended { ended: String },
+}
+
+/// A fair start's draw, as the open toggle announces it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Draw {
+    /// Orders until then (Unix milliseconds, the gates' clock) are entries;
+    /// their answers come once the draw is done, shortly after.
+    pub until: i64,
+    /// `SHA-256(seed)` of the draw (`sale::draw::Seed::commitment`): the seed
+    /// is revealed after the draw, and anyone can check it opens this.
+    pub commitment: String,
 }
 
 impl Toggle {
@@ -87,6 +104,15 @@ mod tests {
             State::Open {
                 order: "https://gate.example.com/o/demo/ab.cd".into(),
                 end: 1_796_000_600_000,
+                draw: None,
+            },
+            State::Open {
+                order: "https://gate.example.com/o/demo/ab.cd".into(),
+                end: 1_796_000_600_000,
+                draw: Some(Draw {
+                    until: 1_796_000_004_000,
+                    commitment: "ab".repeat(32),
+                }),
             },
             State::Ended {
                 ended: "/ended.html".into(),

@@ -61,6 +61,7 @@ fn page_follows_the_toggle_without_reloading() {
         &Toggle::switched(State::Open {
             order: order.into(),
             end: end_ms,
+            draw: None,
         }),
     );
     let waited = browser.wait_until(

@@ -423,6 +423,7 @@ fn a_busy_gate_keeps_the_button_off_for_a_growing_wait_then_takes_the_order() {
     let toggle = flashsale::sale::Toggle::switched(flashsale::sale::State::Open {
         order,
         end: now_ms() + 3_600_000,
+        draw: None,
     });
     std::fs::write(public.join("sale.js"), toggle.to_script()).unwrap();
     let browser = Browser::start();

@@ -225,6 +225,7 @@ fn publish_never_overwrites_a_live_toggle() {
     let open = flashsale::sale::Toggle::switched(flashsale::sale::State::Open {
         order: "https://gate.example.com/o/x/y.z".into(),
         end: 1,
+        draw: None,
     });
     s.put_toggle(&open);
     s.sale.write(
