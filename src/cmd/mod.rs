@@ -7,6 +7,7 @@ mod build;
 mod capacity;
 mod check;
 mod close;
+mod draw;
 mod gate;
 mod keygen;
 mod ledger;
@@ -55,6 +56,7 @@ enum Command {
     Open(open::OpenArgs),
     Close(close::CloseArgs),
     Status(status::StatusArgs),
+    Draw(draw::DrawArgs),
     Gate(gate::GateArgs),
     Ledger(ledger::LedgerArgs),
     Rehearse(rehearse::RehearseArgs),
@@ -76,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Open(a) => open::run(g, a),
         Command::Close(a) => close::run(g, a),
         Command::Status(a) => status::run(g, a),
+        Command::Draw(a) => draw::run(g, a),
         Command::Gate(a) => gate::run(g, a),
         Command::Ledger(a) => ledger::run(g, a),
         Command::Rehearse(a) => rehearse::run(g, a),

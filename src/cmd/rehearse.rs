@@ -67,11 +67,23 @@ pub(super) fn run(g: &Global, a: RehearseArgs) -> anyhow::Result<()> {
     }
     let config = g.sale()?;
     let items = crate::site::items(&config)?;
+    // A fair start holds each entry until the draw: every customer needs a
+    // request in flight at once, as each real one has their own.
+    let everyone = (a.customers + a.bots).min(10_000);
+    let concurrency = match config.gate.fair_window_ms {
+        Some(_) if a.concurrency < everyone => {
+            if !a.json {
+                g.say(format!("A fair start holds every entry until the draw: {everyone} requests in flight at most (--concurrency {} raised)", a.concurrency));
+            }
+            everyone
+        }
+        _ => a.concurrency,
+    };
     let opts = loadtest::Options {
         url: a.url.clone(),
         customers: a.customers as usize,
         bots: a.bots as usize,
-        concurrency: a.concurrency as usize,
+        concurrency: concurrency as usize,
         max_duration: a.max_duration,
         allow_hosts: a.allow_host.clone(),
         gates: a.gates.clone(),
@@ -83,7 +95,7 @@ pub(super) fn run(g: &Global, a: RehearseArgs) -> anyhow::Result<()> {
     if !a.json {
         g.say(format!(
             "Rehearsing `{}` at {} with {} customers ({} in flight at most)...",
-            config.name, a.url, a.customers, a.concurrency
+            config.name, a.url, a.customers, concurrency
         ));
     }
     let rt = tokio::runtime::Runtime::new()?;
@@ -214,6 +226,16 @@ fn print_report(r: &Report) {
         r.winners, r.stock
     );
     println!("sold out answers    {}", r.sold_out);
+    if r.entrants > 0 {
+        let share = |part: usize, all: usize| 100.0 * part as f64 / all.max(1) as f64;
+        println!(
+            "fair start          {} entrants ({} bots, {:.1} %), {} not drawn",
+            r.entrants,
+            r.bot_entrants,
+            share(r.bot_entrants, r.entrants),
+            r.not_drawn
+        );
+    }
     if !r.refused.is_empty() {
         println!("refused             {:?} (by HTTP status)", r.refused);
     }

@@ -30,7 +30,7 @@ use super::journal::{Journal, JournalError};
 use super::Gate;
 use crate::sale::draw::{self, Line, Seed};
 
-pub(super) const FILE_NAME: &str = "entries.jsonl";
+pub(crate) const FILE_NAME: &str = "entries.jsonl";
 
 /// Entries a gate keeps at most (identities are authenticated, so this is a
 /// bound on memory, not the real limit); further ones are answered busy.

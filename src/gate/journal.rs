@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 pub(crate) use crate::sale::Winner;
 
-pub(super) const FILE_NAME: &str = "winners.jsonl";
+pub(crate) const FILE_NAME: &str = "winners.jsonl";
 
 /// An exclusive hold on a journal directory: one live gate per journal.
 /// Released when the gate's process ends, however it ends.
@@ -91,7 +91,7 @@ struct Durable {
 pub(super) type OnDurable<T> = Box<dyn Fn(&[T]) + Send>;
 
 /// What a journal holds, one JSON line each.
-pub(super) trait Line: Serialize + DeserializeOwned + Send + 'static {}
+pub(crate) trait Line: Serialize + DeserializeOwned + Send + 'static {}
 impl<T: Serialize + DeserializeOwned + Send + 'static> Line for T {}
 
 pub(super) struct Journal<T: Line = Winner> {
@@ -137,17 +137,33 @@ pub(super) fn replay(dir: &Path) -> Result<Vec<Winner>, JournalError> {
 /// Reads every line of the journal at `path` (none if there is no file),
 /// cutting off a torn last line.
 pub(super) fn replay_file<T: Line>(path: &Path) -> Result<Vec<T>, JournalError> {
-    let path = path.to_path_buf();
-    let io = |error| JournalError::Io {
-        path: path.clone(),
-        error,
-    };
-    let bytes = match std::fs::read(&path) {
+    let (lines, good, len) = read_file(path)?;
+    if good < len {
+        let io = |error| JournalError::Io {
+            path: path.to_path_buf(),
+            error,
+        };
+        let f = OpenOptions::new().write(true).open(path).map_err(io)?;
+        f.set_len(good).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    Ok(lines)
+}
+
+/// Reads every complete line of the journal at `path` without changing it
+/// (none if there is no file); also the length of those lines and the file's.
+pub(crate) fn read_file<T: Line>(path: &Path) -> Result<(Vec<T>, u64, u64), JournalError> {
+    let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io(e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0, 0)),
+        Err(error) => {
+            return Err(JournalError::Io {
+                path: path.to_path_buf(),
+                error,
+            })
+        }
     };
-    let mut winners = Vec::new();
+    let mut lines = Vec::new();
     let mut good = 0;
     let mut rest = &bytes[..];
     let mut line_no = 0;
@@ -157,10 +173,10 @@ pub(super) fn replay_file<T: Line>(path: &Path) -> Result<Vec<T>, JournalError> 
             break; // no newline: a write cut short by a crash
         };
         match serde_json::from_slice::<T>(&rest[..end]) {
-            Ok(w) => winners.push(w),
+            Ok(w) => lines.push(w),
             Err(e) => {
                 return Err(JournalError::Corrupt {
-                    path,
+                    path: path.to_path_buf(),
                     line: line_no,
                     why: e.to_string(),
                 });
@@ -169,12 +185,7 @@ pub(super) fn replay_file<T: Line>(path: &Path) -> Result<Vec<T>, JournalError> 
         good += end + 1;
         rest = &rest[end + 1..];
     }
-    if good < bytes.len() {
-        let f = OpenOptions::new().write(true).open(&path).map_err(io)?;
-        f.set_len(good as u64).map_err(io)?;
-        f.sync_all().map_err(io)?;
-    }
-    Ok(winners)
+    Ok((lines, good as u64, bytes.len() as u64))
 }
 
 /// What a repair set aside.

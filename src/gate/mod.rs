@@ -35,10 +35,14 @@ use hyper::header::HeaderValue;
 use crate::config::Config;
 use crate::sale::{GateKey, Window};
 pub(crate) use admission::{Admission, ItemCount, LocalStock, Stock};
+pub(crate) use draw::FILE_NAME as ENTRIES_FILE;
 use forward::Forwarder;
 pub use identity::sign_cookie;
 use identity::Identify;
-pub(crate) use journal::{hold as hold_journal, repair as repair_journal, Winner};
+pub(crate) use journal::{
+    hold as hold_journal, read_file as read_journal, repair as repair_journal, Winner,
+    FILE_NAME as WINNERS_FILE,
+};
 use journal::{Journal, JournalError};
 use limit::RateLimiter;
 pub(crate) use server::{bind, serve, Limits};

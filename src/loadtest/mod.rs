@@ -93,6 +93,12 @@ pub(crate) struct Report {
     pub(crate) orders: Latency,
     pub(crate) winners: usize,
     pub(crate) sold_out: usize,
+    /// A fair start: customers whose order was an entry of the draw (sent
+    /// before its end and answered by it: won or not drawn), and the bots among them.
+    pub(crate) entrants: usize,
+    pub(crate) bot_entrants: usize,
+    /// Entrants the draw did not pick.
+    pub(crate) not_drawn: usize,
     /// Refusals by HTTP status (403 outside the window, 429, ...).
     pub(crate) refused: BTreeMap<u16, usize>,
     /// Transport errors and unexpected answers.
@@ -130,6 +136,9 @@ struct Tally {
     order_ms: Vec<f64>,
     won: Vec<(String, String, String)>,
     sold_out: usize,
+    /// Users whose order was a fair start's entry.
+    entrants: Vec<String>,
+    not_drawn: usize,
     refused: BTreeMap<u16, usize>,
     errors: usize,
     samples: Vec<String>,
@@ -177,11 +186,17 @@ fn allowed(url: &str, opts: &Options) -> bool {
             .any(|h| host.to_string().eq_ignore_ascii_case(h))
 }
 
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// The user ids of bots start with this.
 const BOT_PREFIX: &str = "bot-";
 
 /// Bounded in time: a generator that waited forever would not be one.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(45);
 
 async fn send(
     http: &Client,
@@ -222,7 +237,7 @@ async fn customer(
     let toggle_url = format!("{}/sale.js", opts.url.trim_end_matches('/'));
     let jitter = Duration::from_millis(random::below(3000));
     let mut first = true;
-    let order_url = loop {
+    let (order_url, draw_until) = loop {
         if Instant::now() > deadline {
             return;
         }
@@ -258,10 +273,10 @@ async fn customer(
             }
         };
         let wait = match toggle.map(|t| t.state) {
-            Some(State::Open { order, .. }) => {
+            Some(State::Open { order, draw, .. }) => {
                 let mut t = tally.lock().expect("tally lock");
                 t.first_open.get_or_insert_with(Instant::now);
-                break order;
+                break (order, draw.map(|d| d.until));
             }
             Some(State::Ended { .. }) => {
                 tally.lock().expect("tally lock").too_late += 1;
@@ -317,16 +332,17 @@ async fn customer(
         ("content-type", "application/x-www-form-urlencoded"),
     ];
     let form = format!("sku={sku}&quantity=1");
-    let (answer, started) = {
+    let (answer, started, entry) = {
         let _permit = gate.acquire().await.expect("semaphore open");
         let started = Instant::now();
+        let entry = draw_until.is_some_and(|until| unix_ms() < until);
         tally
             .lock()
             .expect("tally lock")
             .first_order
             .get_or_insert(started);
         let answer = send(http, hyper::Method::POST, &order_url, &headers, &form).await;
-        (answer, started)
+        (answer, started, entry)
     };
     let now = Instant::now();
     let mut t = tally.lock().expect("tally lock");
@@ -337,6 +353,7 @@ async fn customer(
     let outcome = match &answer {
         Ok((200, body)) if body.starts_with(b"{\"status\":\"won\"") => 0,
         Ok((200, body)) if body.starts_with(b"{\"status\":\"sold_out\"") => 1,
+        Ok((200, body)) if body.starts_with(b"{\"status\":\"not_drawn\"") => 1,
         _ => 2,
     };
     if let Some(g) = gate_name {
@@ -353,6 +370,9 @@ async fn customer(
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             match v["status"].as_str() {
                 Some("won") => {
+                    if entry {
+                        t.entrants.push(user.clone());
+                    }
                     t.won.push((
                         user,
                         sku.clone(),
@@ -362,6 +382,11 @@ async fn customer(
                 }
                 Some("sold_out") => {
                     t.sold_out += 1;
+                    t.first_sold_out.get_or_insert(now);
+                }
+                Some("not_drawn") => {
+                    t.not_drawn += 1;
+                    t.entrants.push(user);
                     t.first_sold_out.get_or_insert(now);
                 }
                 _ => t.error(format!(
@@ -478,6 +503,13 @@ pub(crate) async fn run(opts: Options) -> Result<Report, Error> {
         winners: t.won.len(),
         orders: latency(t.order_ms),
         sold_out: t.sold_out,
+        entrants: t.entrants.len(),
+        bot_entrants: t
+            .entrants
+            .iter()
+            .filter(|u| u.starts_with(BOT_PREFIX))
+            .count(),
+        not_drawn: t.not_drawn,
         refused: t.refused,
         errors: t.errors,
         error_samples: t.samples,

@@ -278,6 +278,21 @@ fn the_demo_as_shipped_two_profiles_see_the_whole_sale() {
 #[test]
 fn bots_polling_every_10_ms_win_far_more_than_their_share_first_come_first_served() {
     let sale = mug_sale(100);
+    let r = rehearse_with_bots(&sale);
+    let bots_won = r["bot_winners"].as_u64().unwrap();
+    // Bots are 200 of 2,200 (9.1 %); page-like customers spread their first
+    // poll after the start over seconds, bots see `open` within 10 ms.
+    eprintln!(
+        "first come, first served: bots won {bots_won} of 100 units, being 9.1 % of those ordering"
+    );
+    assert!(bots_won >= 50, "bots won only {bots_won} of 100: {r}");
+    assert_eq!(r["entrants"], 0, "no draw without fair_window: {r}");
+}
+
+/// 2,000 page-like customers and 200 bots order the demo's mug (100 units)
+/// from `serve --opens-in 6s`; the rehearsal's report, checked for the
+/// invariants every sale keeps.
+fn rehearse_with_bots(sale: &Sale) -> Value {
     let server = Server::start(sale.path(), &["--no-watch", "--opens-in", "6s"]);
     let text = ok(std::process::Command::new(bin())
         .args([
@@ -298,11 +313,81 @@ fn bots_polling_every_10_ms_win_far_more_than_their_share_first_come_first_serve
     let r: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(r["winners"], 100, "{text}");
     assert_eq!(r["oversold"], false, "{text}");
-    assert_eq!(r["duplicate_winners"], 0, "{text}");
+    assert_eq!(r["duplicate_winners"], 0, "nobody twice: {text}");
+    assert_eq!(r["errors"], 0, "{text}");
     assert_eq!(r["bots"], 200, "{text}");
+    r
+}
+
+/// The two-sided acceptance region at level `alpha` of the number of bots
+/// among `n` winners drawn without replacement from `entrants` of whom `bots`
+/// are bots: Hypergeometric(entrants, bots, n), computed exactly in f64.
+/// (A draw is sampling without replacement; the binomial the issue names is
+/// its with-replacement approximation, and slightly wider.)
+fn hypergeometric_region(entrants: u64, bots: u64, n: u64, alpha: f64) -> (u64, u64) {
+    // ln C(a, b), summed: the numbers here are small enough.
+    let ln_choose = |a: u64, b: u64| -> f64 {
+        (0..b)
+            .map(|i| ((a - i) as f64).ln() - ((i + 1) as f64).ln())
+            .sum()
+    };
+    let pmf = |k: u64| -> f64 {
+        if k > bots || n - k > entrants - bots {
+            return 0.0;
+        }
+        (ln_choose(bots, k) + ln_choose(entrants - bots, n - k) - ln_choose(entrants, n)).exp()
+    };
+    let (mut lo, mut below) = (0, 0.0);
+    while below + pmf(lo) <= alpha / 2.0 {
+        below += pmf(lo);
+        lo += 1;
+    }
+    let (mut hi, mut above) = (n, 0.0);
+    while above + pmf(hi) <= alpha / 2.0 {
+        above += pmf(hi);
+        hi -= 1;
+    }
+    (lo, hi)
+}
+
+#[test]
+fn the_region_of_the_fairness_test_is_the_hypergeometric_one() {
+    // 2,200 entrants, 200 bots, 100 drawn: mean 9.09, sd 2.78.
+    let (lo, hi) = hypergeometric_region(2200, 200, 100, 0.01);
+    assert!(
+        (2..=3).contains(&lo) && (16..=17).contains(&hi),
+        "{lo}..={hi}"
+    );
+    // Everyone a bot: exactly n.
+    assert_eq!(hypergeometric_region(50, 50, 10, 0.01), (10, 10));
+}
+
+#[test]
+fn with_a_fair_start_bots_win_their_share_of_the_entrants() {
+    let sale = mug_sale(100);
+    // A 4 s window: every page-like customer has polled sale.js by then
+    // (first poll by start + 1 s, then every 1–3 s).
+    let toml = sale.read("site.toml");
+    sale.write(
+        "site.toml",
+        &toml.replace("[gate]\n", "[gate]\nfair_window = \"4s\"\n"),
+    );
+    assert!(sale.read("site.toml").contains("fair_window"));
+    let r = rehearse_with_bots(&sale);
+    let entrants = r["entrants"].as_u64().unwrap();
+    let bot_entrants = r["bot_entrants"].as_u64().unwrap();
     let bots_won = r["bot_winners"].as_u64().unwrap();
-    // Bots are 200 of 2,200 (9.1 %); page-like customers spread their first
-    // poll after the start over seconds, bots see `open` within 10 ms.
-    eprintln!("bots won {bots_won} of 100 units, being 9.1 % of those ordering");
-    assert!(bots_won >= 50, "bots won only {bots_won} of 100: {text}");
+    assert_eq!(entrants, 2200, "everyone ordered within the window: {r}");
+    assert_eq!(bot_entrants, 200, "{r}");
+    // Every winner an entrant: the entrants are the winners and the not drawn.
+    assert_eq!(r["not_drawn"].as_u64().unwrap(), entrants - 100, "{r}");
+    let (lo, hi) = hypergeometric_region(entrants, bot_entrants, 100, 0.01);
+    eprintln!(
+        "fair start: bots won {bots_won} of 100 units, being {:.1} % of the entrants; 1 % region {lo}..={hi}",
+        100.0 * bot_entrants as f64 / entrants as f64
+    );
+    assert!(
+        (lo..=hi).contains(&bots_won),
+        "bots won {bots_won} of 100: outside {lo}..={hi}, the two-sided 1 % region for their share: {r}"
+    );
 }

@@ -6,6 +6,8 @@
   var body = document.body, data = body.dataset;
   var start = +data.saleStart, end = +data.saleEnd, toggleUrl = data.toggle;
   var state = 'pending', version = '', timer = 0, ticker = 0;
+  // A fair start: orders until drawUntil are entries of a draw (see the gate).
+  var drawUntil = 0;
   // Server minus client clock, narrowed by every response: the server's clock read
   // `date` (1 s resolution) at some moment between our send (t0) and receipt (t1).
   var lo = -Infinity, hi = Infinity, skew = 0;
@@ -58,6 +60,7 @@
     if (state === 'pending' && t.start) start = t.start;
     if (state === 'open') {
       if (t.end) end = t.end;
+      drawUntil = t.draw ? t.draw.until : 0;
       each('[data-order-form]', function (f) { f.action = t.order; });
       each('[data-buy]', function (b) { b.disabled = false; });
       text('[data-status]', 'On sale now!');
@@ -102,6 +105,11 @@
   }
 
   function pad(n) { return (n < 10 ? '0' : '') + n; }
+  // A moment as the reader's wall clock shows it, to the second.
+  function clock(ms) {
+    var d = new Date(ms);
+    return pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds());
+  }
 
   // The start in the reader's own time zone (the page says it in the
   // announced zone, for readers without JavaScript).
@@ -158,7 +166,12 @@
       e.preventDefault();
       var button = form.querySelector('[data-buy]');
       if (button) button.disabled = true;
-      text('[data-result]', 'Sending your order…');
+      // In a fair start's window the answer comes when the draw is done.
+      var entering = drawUntil && now() < drawUntil;
+      if (entering) body.setAttribute('data-outcome', 'entered');
+      text('[data-result]', entering
+        ? 'You\u2019re in the draw \u2014 result at ' + clock(drawUntil) + '.'
+        : 'Sending your order…');
       each('[data-result]', function (r) { r.hidden = false; });
       fetch(form.action, {
         method: 'POST',
@@ -173,12 +186,14 @@
           return;
         }
         busy = 0;
-        if (j.status === 'won' || j.status === 'sold_out') {
+        if (j.status === 'won' || j.status === 'sold_out' || j.status === 'not_drawn') {
           body.setAttribute('data-outcome', j.status);
           text('[data-result]', j.status === 'won'
             ? 'You got it! Your order number is ' + j.order + '.'
-            : 'Too late: every unit has found its buyer.');
-          if (j.status === 'sold_out') text('[data-stock]', 'Sold out');
+            : j.status === 'not_drawn'
+              ? 'Not drawn this time: the draw gave every unit to other entrants.'
+              : 'Too late: every unit has found its buyer.');
+          if (j.status !== 'won') text('[data-stock]', 'Sold out');
           // The sale may be ending: look at the toggle again soon.
           clearTimeout(timer);
           timer = setTimeout(fetchToggle, 1000 + Math.random() * 2000);
