@@ -266,7 +266,11 @@ pub(super) async fn run<L: Admission>(gate: std::sync::Weak<Gate<L>>) {
             });
         }
         Err(e) => {
-            tracing::error!(error = %e, "draw_failed: entrants are answered 503; their entries stand and the draw is made on restart");
+            tracing::error!(
+                error = %e,
+                hint = "entrants are answered 503; their entries stand and the gate draws when it starts again",
+                "draw_failed"
+            );
             d.stop();
         }
     }
@@ -333,7 +337,8 @@ async fn draw_all<L: Admission>(gate: &Arc<Gate<L>>, d: &StartDraw) -> Result<()
     tracing::info!(
         seed,
         commitment = d.seed.commitment(),
-        "draw_done: the seed is revealed; `flashsale draw verify --journal DIR` recomputes the draw"
+        hint = "the seed is revealed; `flashsale draw verify --journal DIR` recomputes the draw",
+        "draw_done"
     );
     Ok(())
 }

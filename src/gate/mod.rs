@@ -257,7 +257,8 @@ impl Gate {
                         .unwrap_or_default()
                         .with_timezone(config.start.offset()),
                     replayed = entries,
-                    "fair_start: orders until then are entries of a draw; the seed's SHA-256 is the commitment"
+                    hint = "orders until then are entries of a draw; the commitment is the SHA-256 of its seed",
+                    "fair_start"
                 );
                 Some(d)
             }

@@ -1,0 +1,154 @@
+//! A fair start through the real `flashsale gate`: entries held until the
+//! draw, a kill -9 during the window, the draw made once, and
+//! `flashsale draw verify` agreeing with the published winners.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::gate::{order, GateProc, GateSale};
+use serde_json::Value;
+
+/// Orders `users` at once in threads (each held until the draw); their answers.
+fn order_all(url: &str, users: &[String]) -> Vec<std::thread::JoinHandle<(String, u16, String)>> {
+    users
+        .iter()
+        .map(|u| {
+            let (url, u) = (url.to_string(), u.clone());
+            std::thread::spawn(move || {
+                let (status, body, _) = order(&http(), &url, Some(&u), "A-1", true);
+                (u, status, body)
+            })
+        })
+        .collect()
+}
+
+fn lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_gate_killed_during_the_window_loses_no_entry_and_draws_once() {
+    // Started a second ago; entries for 7 s more (the client waits 10 s).
+    let s = GateSale::with_times(&in_secs(-1), &in_secs(3600), "fair_window = \"8s\"");
+    let mut gate = GateProc::start(&s, &["--quota", "5", "--gate-id", "g1"]);
+    let started = gate.wait_for_log("fair_start");
+    let commitment = started["commitment"].as_str().unwrap().to_string();
+    let url = gate.url(&s);
+    let first: Vec<String> = (0..30).map(|i| format!("early-{i}")).collect();
+    let held = order_all(&url, &first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gate.metric("flashsale_gate_draw_entries") < 30.0 {
+        assert!(Instant::now() < deadline, "30 entries never arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Every entry was answered by nobody yet: they wait for the draw.
+    gate.kill9();
+    for h in held {
+        let (u, status, _) = h.join().unwrap();
+        assert_eq!(status, 0, "{u}: the connection died with the gate");
+    }
+    let entries = s.journal().join("entries.jsonl");
+    assert_eq!(
+        lines(&entries).len(),
+        30,
+        "every entry on disk before kill -9"
+    );
+    // Back during the window: the entries are back, and more come.
+    let gate = GateProc::start(&s, &["--quota", "5", "--gate-id", "g1"]);
+    let back = gate.wait_for_log("fair_start");
+    assert_eq!(back["replayed"], 30, "{back}");
+    let url = gate.url(&s);
+    let second: Vec<String> = (0..20).map(|i| format!("later-{i}")).collect();
+    let everyone: Vec<String> = first.iter().chain(&second).cloned().collect();
+    // The first 30 ask again (their first requests died), the 20 new ones too.
+    let answers: Vec<(String, u16, String)> = order_all(&url, &everyone)
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    let won: BTreeSet<&str> = answers
+        .iter()
+        .filter(|(_, st, b)| *st == 200 && b.contains("\"won\""))
+        .map(|(u, _, _)| u.as_str())
+        .collect();
+    let not_drawn = answers
+        .iter()
+        .filter(|(_, st, b)| *st == 200 && b == "{\"status\":\"not_drawn\"}")
+        .count();
+    assert_eq!(won.len(), 5, "{answers:?}");
+    assert_eq!(not_drawn, 45, "{answers:?}");
+    let done = gate.wait_for_log("draw_done");
+    // The record: 50 entries (none lost), one draw of A-1, the seed.
+    let record = lines(&entries);
+    let users: BTreeSet<&str> = record.iter().filter_map(|l| l["user"].as_str()).collect();
+    assert_eq!(users.len(), 50, "no entry lost, none twice");
+    let draws: Vec<&Value> = record.iter().filter(|l| l["drawn"] == "A-1").collect();
+    assert_eq!(draws.len(), 1, "{record:?}");
+    assert_eq!(
+        (draws[0]["units"].as_u64(), draws[0]["entrants"].as_u64()),
+        (Some(5), Some(50))
+    );
+    let winners: BTreeSet<String> = s
+        .winners()
+        .iter()
+        .map(|w| w["user"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        winners,
+        won.iter().map(|u| u.to_string()).collect::<BTreeSet<_>>()
+    );
+    // Killed after the draw and back: nothing is drawn again.
+    drop(gate);
+    let gate = GateProc::start(&s, &["--quota", "5", "--gate-id", "g1"]);
+    gate.wait_for_log("draw_done");
+    let again = order(&http(), &gate.url(&s), Some("late"), "A-1", true);
+    assert_eq!(again.1, "{\"status\":\"sold_out\"}");
+    assert_eq!(s.winners().len(), 5, "the same five winners");
+    assert_eq!(
+        lines(&entries)
+            .iter()
+            .filter(|l| l["drawn"] == "A-1")
+            .count(),
+        1
+    );
+    drop(gate);
+    // draw verify recomputes the draw from the journal and the seed, and the
+    // seed opens the commitment the gate announced at its start.
+    let seed = done["seed"].as_str().unwrap();
+    let out = ok(s.sale.run(&[
+        "draw",
+        "verify",
+        "--journal",
+        "journal",
+        "--seed",
+        seed,
+        "--commitment",
+        &commitment,
+    ]));
+    assert!(
+        out.contains("A-1: 5 units among 50 entrants: the 5 published winners are the draw's"),
+        "{out}"
+    );
+    assert!(out.contains("opens commitment"), "{out}");
+    // A tampered record does not verify: one winner swapped for a loser.
+    let journal = s.journal().join("winners.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let loser = everyone.iter().find(|u| !won.contains(u.as_str())).unwrap();
+    let first_winner = won.iter().next().unwrap();
+    std::fs::write(
+        &journal,
+        text.replace(&format!("\"{first_winner}\""), &format!("\"{loser}\"")),
+    )
+    .unwrap();
+    let out = s.sale.run(&["draw", "verify", "--journal", "journal"]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("DOES NOT FOLLOW") && said.contains(loser.as_str()),
+        "{said}"
+    );
+}
