@@ -122,6 +122,80 @@ fn a_whole_sale_in_the_browser() {
 }
 
 #[test]
+fn a_fair_start_in_the_browser_shows_the_draw_then_its_result() {
+    // One mug, two shoppers who both click within the 6 s window.
+    let sale = mug_sale(1);
+    let toml = sale.read("site.toml");
+    sale.write(
+        "site.toml",
+        &toml.replace("[gate]\n", "[gate]\nfair_window = \"6s\"\n"),
+    );
+    let server = Server::start(sale.path(), &["--no-watch", "--opens-in", "10s"]);
+    let page = server.url("/items/mug-01/");
+    let alice = Browser::start();
+    let bob = Browser::start();
+    for b in [&alice, &bob] {
+        b.goto(&page);
+        b.wait_until(
+            "return document.querySelector('[data-buy]').disabled === false",
+            Duration::from_secs(25),
+        );
+        b.eval("window.__sameLoad = true; return true");
+        b.click("[data-buy]");
+    }
+    for b in [&alice, &bob] {
+        // Entered: the page says so and when the result comes.
+        b.wait_until(
+            "return document.body.dataset.outcome === 'entered'",
+            Duration::from_secs(5),
+        );
+        let said = b.eval("return document.querySelector('[data-result]').textContent");
+        let said = said.as_str().unwrap();
+        assert!(
+            said.starts_with("You\u{2019}re in the draw \u{2014} result at "),
+            "{said}"
+        );
+        let time = said.trim_end_matches('.').rsplit(' ').next().unwrap();
+        assert!(
+            time.len() == 8 && time.as_bytes()[2] == b':' && time.as_bytes()[5] == b':',
+            "HH:MM:SS: {said}"
+        );
+    }
+    alice.screenshot(&shots().join("sale-draw-entered.png"));
+    // The draw: one of them wins the mug, the other is not drawn, no reload.
+    let mut outcomes = Vec::new();
+    for b in [&alice, &bob] {
+        b.wait_until(
+            "return ['won', 'not_drawn'].indexOf(document.body.dataset.outcome) >= 0",
+            Duration::from_secs(15),
+        );
+        assert_eq!(
+            b.eval("return window.__sameLoad === true"),
+            true,
+            "reloaded"
+        );
+        let outcome = b.eval("return document.body.dataset.outcome");
+        let said = b.eval("return document.querySelector('[data-result]').textContent");
+        if outcome == "won" {
+            assert!(
+                said.as_str()
+                    .unwrap()
+                    .contains("Your order number is preview-"),
+                "{said}"
+            );
+        } else {
+            assert_eq!(
+                said,
+                "Not drawn this time: the draw gave every unit to other entrants."
+            );
+        }
+        outcomes.push(outcome.as_str().unwrap().to_string());
+    }
+    outcomes.sort();
+    assert_eq!(outcomes, ["not_drawn", "won"]);
+}
+
+#[test]
 fn rehearse_ten_thousand_customers_for_a_hundred_units() {
     let sale = mug_sale(100);
     let server = Server::start(sale.path(), &["--no-watch", "--opens-in", "6s"]);
