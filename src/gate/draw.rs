@@ -17,6 +17,14 @@
 //! The draw is idempotent: drawing again admits the same entrants (already
 //! winners: repeats), so a gate killed during the window or the draw draws
 //! again on restart from its journals, with the units it recorded first.
+//!
+//! A fleet on a shared ledger: entries go to the ledger too (`enter`, refused
+//! once the item's entries are closed), and one draw per item covers the
+//! fleet: the gate that takes the item's lease closes its entries (fixing the
+//! units), draws, takes the drawn through the ledger and marks it done; the
+//! others wait for `done`, then answer their entrants (the drawn ones adopt
+//! their order here). A drawing gate that dies loses its lease after
+//! `ledger::DRAW_LEASE` and another draws the same winners.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -28,7 +36,19 @@ use tokio::sync::watch;
 use super::admission::{Admission, Verdict};
 use super::journal::{Journal, JournalError};
 use super::Gate;
+use crate::ledger::{Ledger, LedgerError};
 use crate::sale::draw::{self, Line, Seed};
+
+/// Why an entry or a draw failed (the entrant is answered 503).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum DrawError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("the draw cannot admit (the ledger is not up)")]
+    Unavailable,
+}
 
 pub(crate) const FILE_NAME: &str = "entries.jsonl";
 
@@ -60,6 +80,9 @@ struct Entries {
     last_seq: u64,
     /// Units each item's draw began with (a replayed `Drawn` line).
     drawn: HashMap<String, u32>,
+    /// A fleet: every gate's entrants, read once the item is drawn (so the
+    /// answers after the draw never ask the ledger who entered).
+    fleet: HashMap<String, HashSet<Arc<str>>>,
 }
 
 /// What happened to an order that arrived while the draw was on.
@@ -79,6 +102,8 @@ pub(super) struct StartDraw {
     journal: Journal<Line>,
     entries: Mutex<Entries>,
     phase: watch::Sender<Phase>,
+    /// The fleet's ledger, when the gates share one: one draw for all.
+    fleet: Option<Ledger>,
 }
 
 impl StartDraw {
@@ -89,6 +114,7 @@ impl StartDraw {
         until_ms: i64,
         gate_id: &str,
         skus: Vec<String>,
+        fleet: Option<Ledger>,
     ) -> Result<(StartDraw, usize), JournalError> {
         let replayed: Vec<Line> = super::journal::replay_file(&dir.join(FILE_NAME))?;
         let mut entries = Entries {
@@ -97,6 +123,7 @@ impl StartDraw {
             count: 0,
             last_seq: 0,
             drawn: HashMap::new(),
+            fleet: HashMap::new(),
         };
         for line in &replayed {
             match line {
@@ -124,6 +151,7 @@ impl StartDraw {
                 journal,
                 entries: Mutex::new(entries),
                 phase: watch::channel(Phase::Entering).0,
+                fleet,
             },
             count,
         ))
@@ -137,10 +165,11 @@ impl StartDraw {
         *self.phase.borrow()
     }
 
-    /// Whether `user` entered `sku`'s draw.
+    /// Whether `user` entered `sku`'s draw (here, or at any gate of a fleet).
     pub(super) fn entered(&self, sku: &str, user: &str) -> bool {
         let e = self.entries.lock().expect("entries lock poisoned");
         e.by_sku.get(sku).is_some_and(|s| s.contains(user))
+            || e.fleet.get(sku).is_some_and(|s| s.contains(user))
     }
 
     /// Entries so far, for `/metrics`.
@@ -156,9 +185,9 @@ impl StartDraw {
     /// Enters `user` into `sku`'s draw unless the window is over; resolves
     /// once the entry is on disk. An entrant entering again is an entry
     /// already (and waits for nothing).
-    pub(super) async fn enter(&self, sku: &str, user: &str) -> Result<Entered, JournalError> {
-        let seq = {
-            let mut e = self.entries.lock().expect("entries lock poisoned");
+    pub(super) async fn enter(&self, sku: &str, user: &str) -> Result<Entered, DrawError> {
+        {
+            let e = self.entries.lock().expect("entries lock poisoned");
             if e.closed || chrono::Utc::now().timestamp_millis() >= self.until_ms {
                 return Ok(Entered::No);
             }
@@ -166,7 +195,23 @@ impl StartDraw {
                 return Ok(Entered::Yes);
             }
             if e.count >= MAX_ENTRIES {
-                return Err(JournalError::Failed);
+                return Err(DrawError::Unavailable);
+            }
+        }
+        // A fleet: the ledger's entries are the draw's; once it closed them
+        // (a gate whose clock is ahead began the draw) this order is late.
+        if let Some(ledger) = &self.fleet {
+            if !ledger.enter(sku, user).await? {
+                return Ok(Entered::No);
+            }
+        }
+        let seq = {
+            let mut e = self.entries.lock().expect("entries lock poisoned");
+            if e.by_sku.get(sku).is_some_and(|s| s.contains(user)) {
+                return Ok(Entered::Yes);
+            }
+            if e.closed && self.fleet.is_none() {
+                return Ok(Entered::No);
             }
             // Queued under the lock, so the draw (which closes under it)
             // waits for every entry it counts.
@@ -212,7 +257,7 @@ impl StartDraw {
     /// Closes the entries and returns each item's entrants and the units its
     /// draw began with (if it began before a restart), once every entry
     /// counted is on disk.
-    async fn close(&self) -> Result<Vec<(String, Vec<Arc<str>>, Option<u32>)>, JournalError> {
+    async fn close(&self) -> Result<Vec<(String, Vec<Arc<str>>, Option<u32>)>, DrawError> {
         let (seq, items) = {
             let mut e = self.entries.lock().expect("entries lock poisoned");
             e.closed = true;
@@ -255,7 +300,18 @@ pub(super) async fn run<L: Admission>(gate: std::sync::Weak<Gate<L>>) {
         }
     };
     let Some(d) = gate.draw.as_ref() else { return };
-    match draw_all(&gate, d).await {
+    let mut result = draw_all(&gate, d).await;
+    // A fleet's ledger may be away for a moment: try again while entrants wait.
+    let give_up = tokio::time::Instant::now() + DRAW_GRACE;
+    while result.is_err() && d.fleet.is_some() && tokio::time::Instant::now() < give_up {
+        if d.phase() == Phase::Stopped {
+            return;
+        }
+        tracing::warn!(error = %result.as_ref().err().expect("an error"), "draw_retry");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        result = draw_all(&gate, d).await;
+    }
+    match result {
         Ok(()) => {
             d.phase.send_if_modified(|p| {
                 let go = *p == Phase::Entering;
@@ -276,60 +332,53 @@ pub(super) async fn run<L: Admission>(gate: std::sync::Weak<Gate<L>>) {
     }
 }
 
-async fn draw_all<L: Admission>(gate: &Arc<Gate<L>>, d: &StartDraw) -> Result<(), JournalError> {
+async fn draw_all<L: Admission>(gate: &Arc<Gate<L>>, d: &StartDraw) -> Result<(), DrawError> {
     let items = d.close().await?;
-    let remaining: BTreeMap<String, u32> = gate
-        .stock
-        .counts()
-        .into_iter()
-        .map(|c| (c.sku.clone(), c.remaining()))
-        .collect();
-    for (sku, entrants, recorded) in items {
-        let units = match recorded {
-            Some(u) => u,
-            None => {
-                let units = remaining.get(&sku).copied().unwrap_or(0);
-                d.journal
-                    .append(Line::Drawn {
-                        drawn: sku.clone(),
-                        units,
-                        entrants: entrants.len() as u32,
-                        commitment: d.seed.commitment(),
-                    })
-                    .await?;
-                units
+    match &d.fleet {
+        None => {
+            let remaining: BTreeMap<String, u32> = gate
+                .stock
+                .counts()
+                .into_iter()
+                .map(|c| (c.sku.clone(), c.remaining()))
+                .collect();
+            for (sku, entrants, recorded) in items {
+                let entrants: Vec<String> = entrants.iter().map(|u| u.to_string()).collect();
+                let units = match recorded {
+                    Some(u) => u,
+                    None => {
+                        let units = remaining.get(&sku).copied().unwrap_or(0);
+                        d.record_draw(&sku, units, entrants.len()).await?;
+                        units
+                    }
+                };
+                draw_item(gate, d, &sku, &entrants, units).await?;
             }
-        };
-        let winners = draw::draw(&d.seed, &sku, entrants.iter().map(|u| &**u), units as usize);
-        let mut fresh = 0;
-        // Admitted in ticket order, journaled together (one group commit).
-        let mut writes = Vec::new();
-        for user in &winners {
-            let next_order = || gate.next_order();
-            match gate.stock.admit(&sku, user, next_order).await {
-                Verdict::Won(t) | Verdict::Adopt(t) => {
-                    fresh += 1;
-                    let (gate, sku, user) = (gate.clone(), sku.clone(), user.to_string());
-                    writes.push(tokio::spawn(
-                        async move { gate.record(&t, &sku, &user).await },
-                    ));
+        }
+        Some(ledger) => {
+            for (sku, _, _) in items {
+                // Until the fleet's draw of this item is done, by this gate or another.
+                while !ledger.drawn(&sku).await? {
+                    if !ledger.lease_draw(&sku, &d.gate_id).await? {
+                        if d.phase() == Phase::Stopped {
+                            return Err(DrawError::Unavailable);
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                    let (units, entrants) = ledger.close_entries(&sku).await?;
+                    d.record_draw(&sku, units, entrants.len()).await?;
+                    draw_item(gate, d, &sku, &entrants, units).await?;
+                    ledger.draw_done(&sku).await?;
                 }
-                Verdict::Repeat(_) => {} // drawn before a restart
-                Verdict::SoldOut | Verdict::NoSuchItem => break,
-                Verdict::Unavailable => return Err(JournalError::Failed),
+                let (_, everyone) = ledger.close_entries(&sku).await?;
+                d.entries
+                    .lock()
+                    .expect("entries lock poisoned")
+                    .fleet
+                    .insert(sku, everyone.into_iter().map(Into::into).collect());
             }
         }
-        for w in writes {
-            w.await.unwrap_or(Err(JournalError::Failed))?;
-        }
-        tracing::info!(
-            sku,
-            entrants = entrants.len(),
-            units,
-            drawn = winners.len(),
-            admitted_now = fresh,
-            "draw"
-        );
     }
     let seed = d.seed.to_hex();
     // Revealed once the draw is done, for `flashsale draw verify`.
@@ -339,6 +388,66 @@ async fn draw_all<L: Admission>(gate: &Arc<Gate<L>>, d: &StartDraw) -> Result<()
         commitment = d.seed.commitment(),
         hint = "the seed is revealed; `flashsale draw verify --journal DIR` recomputes the draw",
         "draw_done"
+    );
+    Ok(())
+}
+
+impl StartDraw {
+    /// Records, before anyone is admitted, the units `sku`'s draw is for.
+    async fn record_draw(&self, sku: &str, units: u32, entrants: usize) -> Result<(), DrawError> {
+        self.journal
+            .append(Line::Drawn {
+                drawn: sku.to_string(),
+                units,
+                entrants: entrants as u32,
+                commitment: self.seed.commitment(),
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// Draws `units` of `sku` among `entrants` and admits the drawn, in ticket
+/// order, journaling them together (one group commit).
+async fn draw_item<L: Admission>(
+    gate: &Arc<Gate<L>>,
+    d: &StartDraw,
+    sku: &str,
+    entrants: &[String],
+    units: u32,
+) -> Result<(), DrawError> {
+    let winners = draw::draw(
+        &d.seed,
+        sku,
+        entrants.iter().map(String::as_str),
+        units as usize,
+    );
+    let mut fresh = 0;
+    let mut writes = Vec::new();
+    for user in &winners {
+        match gate.stock.admit(sku, user, || gate.next_order()).await {
+            Verdict::Won(t) | Verdict::Adopt(t) => {
+                fresh += 1;
+                let (gate, sku, user) = (gate.clone(), sku.to_string(), user.to_string());
+                writes.push(tokio::spawn(
+                    async move { gate.record(&t, &sku, &user).await },
+                ));
+            }
+            Verdict::Repeat(_) => {} // drawn before a restart or a takeover
+            Verdict::SoldOut | Verdict::NoSuchItem => break,
+            Verdict::Unavailable => return Err(DrawError::Unavailable),
+        }
+    }
+    for w in writes {
+        w.await.unwrap_or(Err(JournalError::Failed))?;
+    }
+    tracing::info!(
+        sku,
+        entrants = entrants.len(),
+        units,
+        drawn = winners.len(),
+        admitted_now = fresh,
+        "draw"
     );
     Ok(())
 }

@@ -275,12 +275,12 @@ impl<L: Admission> Gate<L> {
             Verdict::NoSuchItem => {
                 refuse(Outcome::NotFound, StatusCode::NOT_FOUND, "no such item\n")
             }
-            Verdict::SoldOut
-                if entrant || self.draw.as_ref().is_some_and(|d| d.entered(&sku, user)) =>
-            {
-                (Outcome::NotDrawn, self.lost(json, "not_drawn"))
-            }
-            Verdict::SoldOut => (Outcome::SoldOut, self.lost(json, "sold_out")),
+            Verdict::SoldOut => match &self.draw {
+                Some(d) if entrant || d.entered(&sku, user) => {
+                    (Outcome::NotDrawn, self.lost(json, "not_drawn"))
+                }
+                _ => (Outcome::SoldOut, self.lost(json, "sold_out")),
+            },
             Verdict::Repeat(t) => {
                 // The first answer may still be waiting for the disk: never acknowledge before it.
                 if t.is_durable().await {

@@ -66,8 +66,6 @@ pub(crate) enum Error {
     NoCookieKey,
     #[error("`{0}` cannot be a gate id: use 1 to 32 letters, digits and '-'")]
     BadGateId(String),
-    #[error("`fair_window` with a shared `ledger` is not built yet: run the fleet first come, first served, or one gate with a fair start")]
-    FairFleet,
     #[error("gate id `{gate}` is live in the ledger (its last heartbeat {ago_ms} ms ago): give each gate its own id")]
     GateIdTaken { gate: String, ago_ms: u64 },
     #[error(transparent)]
@@ -242,7 +240,6 @@ impl Gate {
         };
         let start_draw = match config.gate.fair_window_ms {
             None => None,
-            Some(_) if config.gate.ledger.is_some() => return Err(Error::FairFleet),
             Some(window) => {
                 let (d, entries) = draw::StartDraw::open(
                     &opts.journal_dir,
@@ -250,6 +247,10 @@ impl Gate {
                     config.start.timestamp_millis() + window,
                     &gate_id,
                     stock.iter().map(|(s, _)| s.clone()).collect(),
+                    match &config.gate.ledger {
+                        Some(url) => Some(crate::ledger::Ledger::new(url, &config.name)?),
+                        None => None,
+                    },
                 )?;
                 tracing::info!(
                     commitment = d.commitment(),

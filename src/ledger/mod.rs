@@ -12,6 +12,11 @@
 //! epoch vanished was lost (a Redis restarted empty) and admits nobody until
 //! it is loaded again.
 //!
+//! A fair start (`gate::draw`) adds, per item: `fs:{S}:entries:<sku>` (a set of
+//! entrants), `fs:{S}:draw:<sku>` (`units` once the entries are closed, `done`
+//! once the drawn are taken) and `fs:{S}:drawlease:<sku>` (the gate drawing,
+//! expiring), so one draw per item covers the fleet.
+//!
 //! `gate::shared` admits through it; `cmd/ledger.rs` loads, reports and
 //! exports with it.
 
@@ -122,6 +127,12 @@ static TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scrip
 static REASSERT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/reassert.lua")));
 static STATUS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/status.lua")));
+static ENTER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/enter.lua")));
+static CLOSE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/close.lua")));
+
+/// A gate drawing an item holds its lease this long; if it dies, another
+/// gate takes the draw over after it (drawing the same winners).
+pub(crate) const DRAW_LEASE: Duration = Duration::from_secs(5);
 
 /// How long one ledger call may take before it counts as failed (fail closed).
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -292,6 +303,73 @@ impl Ledger {
             items,
             gates,
         })
+    }
+
+    /// Enters `user` into `sku`'s draw; `false` once its entries are closed.
+    pub(crate) async fn enter(&self, sku: &str, user: &str) -> Result<bool, LedgerError> {
+        let mut con = self.con.clone();
+        let n: u8 = ENTER
+            .prepare_invoke()
+            .key(self.key(&format!("entries:{sku}")))
+            .key(self.key(&format!("draw:{sku}")))
+            .arg(user)
+            .invoke_async(&mut con)
+            .await
+            .map_err(|e| self.down(e))?;
+        Ok(n == 1)
+    }
+
+    /// Whether `sku`'s draw is done (every drawn entrant taken).
+    pub(crate) async fn drawn(&self, sku: &str) -> Result<bool, LedgerError> {
+        let mut con = self.con.clone();
+        con.hexists(self.key(&format!("draw:{sku}")), "done")
+            .await
+            .map_err(|e| self.down(e))
+    }
+
+    /// Takes the lease on `sku`'s draw for `gate` ([`DRAW_LEASE`]); `false`
+    /// if another gate holds it.
+    pub(crate) async fn lease_draw(&self, sku: &str, gate: &str) -> Result<bool, LedgerError> {
+        let mut con = self.con.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.key(&format!("drawlease:{sku}")))
+            .arg(gate)
+            .arg("NX")
+            .arg("PX")
+            .arg(DRAW_LEASE.as_millis() as u64)
+            .query_async(&mut con)
+            .await
+            .map_err(|e| self.down(e))?;
+        Ok(set.is_some())
+    }
+
+    /// Closes `sku`'s entries: the units its draw is for, and its entrants.
+    pub(crate) async fn close_entries(&self, sku: &str) -> Result<(u32, Vec<String>), LedgerError> {
+        let mut con = self.con.clone();
+        let reply: Vec<String> = CLOSE
+            .prepare_invoke()
+            .key(self.key(&format!("entries:{sku}")))
+            .key(self.key(&format!("draw:{sku}")))
+            .key(self.key("meta"))
+            .key(self.key(&format!("w:{sku}")))
+            .arg(sku)
+            .invoke_async(&mut con)
+            .await
+            .map_err(|e| self.down(e))?;
+        let mut it = reply.into_iter();
+        let units = it
+            .next()
+            .and_then(|u| u.parse().ok())
+            .ok_or_else(|| self.protocol("close answered no units"))?;
+        Ok((units, it.collect()))
+    }
+
+    /// Marks `sku`'s draw done: the gates answer their entrants.
+    pub(crate) async fn draw_done(&self, sku: &str) -> Result<(), LedgerError> {
+        let mut con = self.con.clone();
+        con.hset::<_, _, _, ()>(self.key(&format!("draw:{sku}")), "done", "1")
+            .await
+            .map_err(|e| self.down(e))
     }
 
     /// Every winner of `sku`.

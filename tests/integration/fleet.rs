@@ -575,3 +575,114 @@ fn unsafe_redis_settings_are_warned_about_and_the_password_never_shown() {
         "{refused}"
     );
 }
+
+#[test]
+fn a_fair_start_across_the_fleet_draws_once_even_when_a_gate_dies_in_the_window() {
+    // Entries from a second before the start (the gates' tolerance is 2 s)
+    // until 8 s from now; the stock of A-1 is 10 for the whole fleet.
+    let s = GateSale::with_times(&in_secs(1), &in_secs(3600), "fair_window = \"7s\"");
+    let redis = Redis::start();
+    ok(s.sale.run(&["ledger", "load", "--ledger", &redis.url()]));
+    let dir = s.sale.path().to_path_buf();
+    let start = |i: usize| {
+        GateProc::start_in(
+            &dir,
+            &dir.join(format!("j{i}")),
+            &["--ledger", &redis.url(), "--gate-id", &format!("g{i}")],
+        )
+    };
+    let mut gates: Vec<GateProc> = (1..=3).map(start).collect();
+    for g in &gates {
+        wait_healthy(g);
+    }
+    let token = s.key.mint("test-sale");
+    let url = |g: &GateProc| sale::order_url(&g.base, "test-sale", &token);
+    // 30 entrants at each gate, held until the draw.
+    let mut held = Vec::new();
+    for (i, g) in gates.iter().enumerate() {
+        for n in 0..30 {
+            let (url, user) = (url(g), format!("u{i}-{n}"));
+            held.push(std::thread::spawn(move || {
+                let (st, body, _) = order(&http(), &url, Some(&user), "A-1", true);
+                (user, st, body)
+            }));
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for g in &gates {
+        while g.metric("flashsale_gate_draw_entries") < 30.0 {
+            assert!(Instant::now() < deadline, "entries never arrived");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // g1 dies in the window: its entries are in the ledger already.
+    gates[0].kill9();
+    let mut answers: Vec<(String, u16, String)> =
+        held.into_iter().map(|h| h.join().unwrap()).collect();
+    // g1's entrants ask again at g2 once the draw is done.
+    gates[1].wait_for_log("draw_done");
+    gates[2].wait_for_log("draw_done");
+    for a in answers.iter_mut().filter(|a| a.0.starts_with("u0-")) {
+        assert_eq!(a.1, 0, "{a:?}: g1 died with the request");
+        let (st, body, _) = order(&http(), &url(&gates[1]), Some(&a.0), "A-1", true);
+        (a.1, a.2) = (st, body);
+    }
+    let won: BTreeSet<&str> = answers
+        .iter()
+        .filter(|a| a.1 == 200 && a.2.contains("\"won\""))
+        .map(|a| a.0.as_str())
+        .collect();
+    let not_drawn = answers
+        .iter()
+        .filter(|a| a.1 == 200 && a.2 == "{\"status\":\"not_drawn\"}")
+        .count();
+    assert_eq!((won.len(), not_drawn), (10, 80), "{answers:?}");
+    // One draw for the fleet: exactly one gate recorded drawing A-1.
+    let journal = |i: usize, f: &str| -> Vec<Value> {
+        std::fs::read_to_string(dir.join(format!("j{i}/{f}")))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let draws: usize = (1..=3)
+        .map(|i| {
+            journal(i, "entries.jsonl")
+                .iter()
+                .filter(|l| l["drawn"] == "A-1")
+                .count()
+        })
+        .sum();
+    assert_eq!(draws, 1, "one draw of A-1 in the fleet");
+    // The ledger's winners are the drawn entrants.
+    let out = ok(s.sale.run(&["ledger", "export", "--ledger", &redis.url()]));
+    let ledger: BTreeSet<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["user"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        ledger,
+        won.iter().map(|u| u.to_string()).collect::<BTreeSet<_>>()
+    );
+    // draw verify over the three journals recomputes the same winners.
+    drop(gates);
+    let out = ok(s.sale.run(&[
+        "draw",
+        "verify",
+        "--journal",
+        "j1",
+        "--journal",
+        "j2",
+        "--journal",
+        "j3",
+    ]));
+    assert!(
+        out.contains("A-1: 10 units among 90 entrants: the 10 published winners are the draw's"),
+        "{out}"
+    );
+}
