@@ -303,11 +303,14 @@ pub(super) async fn run<L: Admission>(gate: std::sync::Weak<Gate<L>>) {
     let mut result = draw_all(&gate, d).await;
     // A fleet's ledger may be away for a moment: try again while entrants wait.
     let give_up = tokio::time::Instant::now() + DRAW_GRACE;
-    while result.is_err() && d.fleet.is_some() && tokio::time::Instant::now() < give_up {
+    while let Err(e) = &result {
+        if d.fleet.is_none() || tokio::time::Instant::now() >= give_up {
+            break;
+        }
         if d.phase() == Phase::Stopped {
             return;
         }
-        tracing::warn!(error = %result.as_ref().err().expect("an error"), "draw_retry");
+        tracing::warn!(error = %e, "draw_retry");
         tokio::time::sleep(Duration::from_millis(200)).await;
         result = draw_all(&gate, d).await;
     }
