@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use clap::Args;
@@ -193,9 +193,9 @@ fn report(g: &Global, a: &SwitchArgs, verb: &str, s: &Switched, target: &str, cd
         .duration_since(s.put_started)
         .unwrap_or_default()
         .as_millis();
-    let order = match &s.toggle.state {
-        State::Open { order, .. } => Some(order.clone()),
-        _ => None,
+    let (order, draw) = match &s.toggle.state {
+        State::Open { order, draw, .. } => (Some(order.clone()), draw.clone()),
+        _ => (None, None),
     };
     let why = match &s.reason {
         Reason::Scheduled => None,
@@ -208,6 +208,10 @@ fn report(g: &Global, a: &SwitchArgs, verb: &str, s: &Switched, target: &str, cd
             "state": s.toggle.state_name(),
             "version": s.toggle.v,
             "order_url": order,
+            "draw": draw.as_ref().map(|d| serde_json::json!({
+                "until": rfc3339(UNIX_EPOCH + Duration::from_millis(d.until.max(0) as u64)),
+                "commitment": d.commitment,
+            })),
             "target": target,
             "scheduled": rfc3339(s.due),
             "switched": rfc3339(s.put_done),
@@ -237,6 +241,13 @@ fn report(g: &Global, a: &SwitchArgs, verb: &str, s: &Switched, target: &str, cd
     ));
     if let Some(order) = order {
         g.say(format!("  order URL: {order}"));
+    }
+    if let Some(d) = draw {
+        g.say(format!(
+            "  fair start: orders until {} are entries of a draw; its commitment (SHA-256 of the seed) is {}",
+            rfc3339(UNIX_EPOCH + Duration::from_millis(d.until.max(0) as u64)),
+            d.commitment
+        ));
     }
     match (&s.invalidation, cdn) {
         (Some(id), _) => g.say(format!(

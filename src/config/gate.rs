@@ -91,7 +91,8 @@ pub(crate) enum Identity {
 }
 
 impl RawGate {
-    pub(crate) fn check(&self, base_url: &str, cx: &mut Checker) -> GateConfig {
+    /// `length_ms`: the sale's length (a fair start's window must be shorter).
+    pub(crate) fn check(&self, base_url: &str, length_ms: i64, cx: &mut Checker) -> GateConfig {
         let url = self.url.get_ref().trim_end_matches('/').to_string();
         if http_url(&url).is_none() {
             cx.push(
@@ -143,6 +144,14 @@ impl RawGate {
         };
         let fair_window_ms = self.fair_window.as_ref().and_then(|w| {
             match crate::util::duration::parse(w.get_ref()) {
+                Ok(d) if d.as_millis() as i64 >= length_ms && length_ms > 0 => {
+                    cx.push(
+                        w.span(),
+                        format!("a fair-start window of `{}` is as long as the sale", w.get_ref()),
+                        "the draw is at the window's end, so the window must be a short part of the sale: e.g. `fair_window = \"4s\"`",
+                    );
+                    None
+                }
                 Ok(d) if d.as_millis() > 0 && d <= MAX_FAIR_WINDOW => Some(d.as_millis() as i64),
                 _ => {
                     cx.push(

@@ -195,7 +195,8 @@ impl Config {
             problems: Diagnostics::default(),
         };
         let site = raw.check(&root, &mut cx);
-        let gate = raw.gate.get_ref().check(&site.base_url, &mut cx);
+        let length_ms = (site.end - site.start).num_milliseconds();
+        let gate = raw.gate.get_ref().check(&site.base_url, length_ms, &mut cx);
         let publish = raw.publish.as_ref().map(|p| p.get_ref().check(&mut cx));
         let headers = check_header_rules(&raw.headers, &mut cx);
         let problems = cx.problems;
@@ -518,6 +519,28 @@ stock = 3
         let err = parse(&src).unwrap_err().to_string();
         assert!(err.contains("unknown key `colour`"), "{err}");
         assert!(err.contains("sku"), "{err}");
+    }
+
+    #[test]
+    fn a_fair_window_is_short_and_shorter_than_the_sale() {
+        let with = |w: &str| GOOD.replace("[gate]\n", &format!("[gate]\nfair_window = \"{w}\"\n"));
+        assert_eq!(parse(&with("4s")).unwrap().gate.fair_window_ms, Some(4_000));
+        assert_eq!(parse(GOOD).unwrap().gate.fair_window_ms, None);
+        for (w, says) in [
+            ("0s", "not a fair-start window"),
+            ("31s", "at most 30 s"),
+            ("soon", "not a fair-start window"),
+        ] {
+            let err = parse(&with(w)).unwrap_err().to_string();
+            assert!(
+                err.contains(says) && err.contains("site.toml:8:15"),
+                "{w}: {err}"
+            );
+        }
+        // A 20 s sale cannot have a 20 s window.
+        let short = with("20s").replace("20:30:00+08:00", "20:00:20+08:00");
+        let err = parse(&short).unwrap_err().to_string();
+        assert!(err.contains("as long as the sale"), "{err}");
     }
 
     #[test]
