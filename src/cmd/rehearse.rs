@@ -235,6 +235,10 @@ fn print_report(r: &Report) {
             share(r.bot_entrants, r.entrants),
             r.not_drawn
         );
+        println!(
+            "draw answers        p50 {:.0} ms, p99 {:.0} ms, last {:.0} ms after the window closed",
+            r.draw_answers.p50_ms, r.draw_answers.p99_ms, r.draw_answers.max_ms
+        );
     }
     if !r.refused.is_empty() {
         println!("refused             {:?} (by HTTP status)", r.refused);

@@ -99,6 +99,8 @@ pub(crate) struct Report {
     pub(crate) bot_entrants: usize,
     /// Entrants the draw did not pick.
     pub(crate) not_drawn: usize,
+    /// Entrants' answers after the window's end: the draw and the way back.
+    pub(crate) draw_answers: Latency,
     /// Refusals by HTTP status (403 outside the window, 429, ...).
     pub(crate) refused: BTreeMap<u16, usize>,
     /// Transport errors and unexpected answers.
@@ -139,6 +141,8 @@ struct Tally {
     /// Users whose order was a fair start's entry.
     entrants: Vec<String>,
     not_drawn: usize,
+    /// Per entrant: its answer's arrival after the window's end, in ms.
+    after_window_ms: Vec<f64>,
     refused: BTreeMap<u16, usize>,
     errors: usize,
     samples: Vec<String>,
@@ -345,6 +349,7 @@ async fn customer(
         (answer, started, entry)
     };
     let now = Instant::now();
+    let answered_unix_ms = unix_ms();
     let mut t = tally.lock().expect("tally lock");
     t.requests += 1;
     t.order_ms
@@ -370,8 +375,9 @@ async fn customer(
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             match v["status"].as_str() {
                 Some("won") => {
-                    if entry {
+                    if let (true, Some(until)) = (entry, draw_until) {
                         t.entrants.push(user.clone());
+                        t.after_window_ms.push((answered_unix_ms - until) as f64);
                     }
                     t.won.push((
                         user,
@@ -386,6 +392,9 @@ async fn customer(
                 }
                 Some("not_drawn") => {
                     t.not_drawn += 1;
+                    if let Some(until) = draw_until {
+                        t.after_window_ms.push((answered_unix_ms - until) as f64);
+                    }
                     t.entrants.push(user);
                     t.first_sold_out.get_or_insert(now);
                 }
@@ -510,6 +519,7 @@ pub(crate) async fn run(opts: Options) -> Result<Report, Error> {
             .filter(|u| u.starts_with(BOT_PREFIX))
             .count(),
         not_drawn: t.not_drawn,
+        draw_answers: latency(t.after_window_ms),
         refused: t.refused,
         errors: t.errors,
         error_samples: t.samples,
