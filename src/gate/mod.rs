@@ -4,7 +4,8 @@
 //!
 //! The parts, each in its file: `http` (the request handler and its refusal
 //! ladder), `identity` (header or signed cookie), `limit` (per-client rate
-//! limit), `ledger` (who gets a unit), `journal` (winners on disk, group
+//! limit), `admission` and `shared` (who gets a unit), `draw` (a fair
+//! start's entries and draw), `journal` (winners and entries on disk, group
 //! commit), `forward` (winners to the order system), `metrics` (`/metrics`),
 //! `server` (sockets, timeouts, graceful shutdown) and `watch` (reading other
 //! gates from outside). This file assembles a gate from the configuration.
