@@ -35,6 +35,10 @@ pub(crate) const DEFAULT_THEME: &str = "default";
 const SITE_KEYS: &[(&str, &str)] = &[
     ("name", "name = \"winter-2026\""),
     ("title", "title = \"Winter Flash Sale\""),
+    (
+        "description",
+        "description = \"Ten winter favourites at up to 75 % off, for one hour.\"",
+    ),
     ("base_url", "base_url = \"https://sale.example.com/\""),
     ("start", "start = 2026-12-12T20:00:00+08:00"),
     ("end", "end = 2026-12-12T20:30:00+08:00"),
@@ -61,6 +65,9 @@ pub(crate) struct Config {
     /// The sale's identifier, used in order URLs: lowercase letters, digits, `-`.
     pub(crate) name: String,
     pub(crate) title: String,
+    /// What search results and shared links say about the sale (listing and
+    /// ended pages); `None`: one is made from the title and the start.
+    pub(crate) description: Option<String>,
     pub(crate) base_url: String,
     /// The path part of `base_url`, always starting and ending with `/`.
     pub(crate) base_path: String,
@@ -84,6 +91,7 @@ pub(crate) struct Config {
 struct RawSite {
     name: Spanned<String>,
     title: Option<String>,
+    description: Option<String>,
     base_url: Spanned<String>,
     start: Spanned<RawTime>,
     end: Spanned<RawTime>,
@@ -205,6 +213,10 @@ impl Config {
             root,
             name: site.name,
             title: raw.title.unwrap_or_else(|| raw.name.into_inner()),
+            description: raw
+                .description
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty()),
             base_url: site.base_url,
             base_path: site.base_path,
             start: site.start,

@@ -17,6 +17,9 @@ pub(crate) struct Asset {
     /// Path in the output, e.g. `assets/style.0123456789abcdef.css`.
     pub(crate) output: String,
     pub(crate) bytes: Vec<u8>,
+    /// An image's intrinsic width and height in CSS pixels, read at build
+    /// time so pages can reserve its box before it loads (no layout shift).
+    pub(crate) size: Option<(u32, u32)>,
 }
 
 /// Logical static path (`style.css`, `images/mug.svg`) to its fingerprinted asset.
@@ -73,7 +76,15 @@ impl Assets {
 
     fn insert(&mut self, s: &StaticSource, bytes: Vec<u8>) {
         let output = fingerprinted_name(&s.logical, &bytes);
-        self.map.insert(s.logical.clone(), Asset { output, bytes });
+        let size = image_size(&s.logical, &bytes);
+        self.map.insert(
+            s.logical.clone(),
+            Asset {
+                output,
+                bytes,
+                size,
+            },
+        );
     }
 
     pub(crate) fn get(&self, logical: &str) -> Option<&Asset> {
@@ -86,9 +97,70 @@ impl Assets {
             .map(|a| format!("{}{}", self.base_path, a.output))
     }
 
+    /// An image's width and height, when the file says.
+    pub(crate) fn size(&self, logical: &str) -> Option<(u32, u32)> {
+        self.get(logical)?.size
+    }
+
     pub(crate) fn logical_paths(&self) -> impl Iterator<Item = &String> {
         self.map.keys()
     }
+}
+
+/// The intrinsic size of an image file: raster formats from their header
+/// (`imagesize`), SVG from the root element's `width`/`height` (plain or
+/// `px`) or else its `viewBox`.
+fn image_size(logical: &str, bytes: &[u8]) -> Option<(u32, u32)> {
+    let ext = logical.rsplit_once('.')?.1.to_ascii_lowercase();
+    match ext.as_str() {
+        "svg" => svg_size(std::str::from_utf8(bytes).ok()?),
+        "png" | "jpg" | "jpeg" | "gif" | "webp" | "avif" | "bmp" | "ico" => {
+            let s = imagesize::blob_size(bytes).ok()?;
+            Some((u32::try_from(s.width).ok()?, u32::try_from(s.height).ok()?))
+        }
+        _ => None,
+    }
+}
+
+fn svg_size(text: &str) -> Option<(u32, u32)> {
+    let start = text.find("<svg")?;
+    let tag = &text[start..start + text[start..].find('>')?];
+    let attr = |name: &str| -> Option<&str> {
+        let mut rest = tag;
+        loop {
+            let at = rest.find(name)?;
+            let before = rest[..at].chars().last();
+            let after = &rest[at + name.len()..];
+            if before.is_some_and(char::is_whitespace) {
+                if let Some(v) = after.trim_start().strip_prefix('=') {
+                    let v = v.trim_start();
+                    let quote = v.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+                    let v = &v[1..];
+                    return Some(&v[..v.find(quote)?]);
+                }
+            }
+            rest = after;
+        }
+    };
+    let px = |v: &str| -> Option<f64> {
+        let n: f64 = v.trim().trim_end_matches("px").trim().parse().ok()?;
+        (n > 0.0).then_some(n)
+    };
+    let (w, h) = match (attr("width").and_then(px), attr("height").and_then(px)) {
+        (Some(w), Some(h)) => (w, h),
+        _ => {
+            let v: Vec<f64> = attr("viewBox")?
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|p| !p.is_empty())
+                .map(|p| p.parse().ok())
+                .collect::<Option<_>>()?;
+            match v[..] {
+                [_, _, w, h] if w > 0.0 && h > 0.0 => (w, h),
+                _ => return None,
+            }
+        }
+    };
+    Some((w.round().max(1.0) as u32, h.round().max(1.0) as u32))
 }
 
 /// `assets/<dir>/<stem>.<16 hex>.<ext>` (the last extension only).
@@ -256,5 +328,36 @@ mod tests {
         let err = Assets::build(&statics, "/").unwrap_err().to_string();
         assert!(err.contains("static/style.css:2:"), "{err}");
         assert!(err.contains("nope.png"), "{err}");
+    }
+
+    #[test]
+    fn image_sizes_come_from_the_file() {
+        let svg = |t: &str| image_size("a.svg", t.as_bytes());
+        assert_eq!(
+            svg("<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 400 300\">"),
+            Some((400, 300))
+        );
+        assert_eq!(
+            svg("<?xml version=\"1.0\"?>\n<svg width=\"64px\" height='32' viewBox=\"0 0 1 1\">"),
+            Some((64, 32))
+        );
+        // A relative size falls back to the viewBox; no size at all: unknown.
+        assert_eq!(
+            svg("<svg width=\"100%\" height=\"100%\" viewBox=\"0,0,16,9\">"),
+            Some((16, 9))
+        );
+        assert_eq!(svg("<svg xmlns=\"http://www.w3.org/2000/svg\">"), None);
+        assert_eq!(
+            svg("<svg stroke-width=\"2\" viewBox=\"0 0 10 20\">"),
+            Some((10, 20))
+        );
+        // A 3x2 PNG's header.
+        let png = [
+            0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, b'I', b'H', b'D', b'R', 0,
+            0, 0, 3, 0, 0, 0, 2, 8, 6, 0, 0, 0,
+        ];
+        assert_eq!(image_size("p.png", &png), Some((3, 2)));
+        assert_eq!(image_size("p.png", b"not a png"), None);
+        assert_eq!(image_size("notes.txt", b"x"), None);
     }
 }

@@ -205,8 +205,11 @@ impl Site {
                 let item = &self.items[*i];
                 let summary = ItemSummary::new(item, &self.config, &self.assets);
                 let mut ctx = self.context(&summary.url);
+                let (meta, product) = render::item_page_values(item, &summary, &self.config);
                 ctx.insert("item", &summary);
                 ctx.insert("description", &render::markdown(&item.description));
+                ctx.insert("meta_description", &meta);
+                ctx.insert("structured_data", &product);
                 html("item.html", ctx)
             }
             Product::Ended => html("ended.html", self.context(&self.site_ctx.ended_url)),

@@ -45,6 +45,7 @@ impl Templates {
             return Err(template_error(&origins, &name, &e));
         }
         tera.register_function("asset", AssetUrl(assets));
+        tera.register_filter("json_ld", json_ld);
         Ok(Templates { tera, origins })
     }
 
@@ -188,6 +189,80 @@ fn one_line(s: &str) -> String {
     s.lines().collect::<Vec<_>>().join(": ")
 }
 
+/// A value as JSON that is safe inside `<script type="application/ld+json">`:
+/// `<`, `>` and `&` written as `\u003c`, `\u003e`, `\u0026` (the same
+/// characters to a JSON reader; never `</script>` or an entity to HTML).
+/// Use it with `| safe`.
+fn json_ld(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let text = serde_json::to_string(value).map_err(|e| tera::Error::msg(e.to_string()))?;
+    Ok(Value::String(
+        text.replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026"),
+    ))
+}
+
+/// Longest meta description: what search results show.
+const DESCRIPTION_CHARS: usize = 155;
+
+/// A Markdown description as one line of plain text for `<meta
+/// name="description">` and sharing cards: markup dropped, whitespace
+/// collapsed, cut at a word boundary with `…` past [`DESCRIPTION_CHARS`].
+pub(crate) fn plain_summary(md: &str) -> String {
+    use pulldown_cmark::{Event, Tag, TagEnd};
+    // Paragraphs, headings and list items, in order; tables and code blocks
+    // say little in a search result and are left out.
+    let mut blocks: Vec<(bool, String)> = Vec::new();
+    let (mut current, mut in_item, mut skip) = (String::new(), false, 0u32);
+    for event in Parser::new_ext(md, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH) {
+        match event {
+            Event::Start(Tag::Table(_) | Tag::CodeBlock(_)) => skip += 1,
+            Event::End(TagEnd::Table | TagEnd::CodeBlock) => skip = skip.saturating_sub(1),
+            Event::Start(Tag::Item) => in_item = true,
+            Event::Text(t) | Event::Code(t) if skip == 0 => current.push_str(&t),
+            Event::SoftBreak | Event::HardBreak if skip == 0 => current.push(' '),
+            Event::End(TagEnd::Paragraph | TagEnd::Heading(_) | TagEnd::Item) if skip == 0 => {
+                let text = current.split_whitespace().collect::<Vec<_>>().join(" ");
+                if !text.is_empty() {
+                    blocks.push((in_item, text));
+                }
+                current.clear();
+                if matches!(event, Event::End(TagEnd::Item)) {
+                    in_item = false;
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut text = String::new();
+    let mut last_item = false;
+    for (item, block) in blocks {
+        if !text.is_empty() {
+            let closed = text.ends_with(['.', '!', '?', ':', ';', '…']);
+            text.push_str(match (closed, last_item && item) {
+                (true, _) => " ",
+                (false, true) => ", ",
+                (false, false) => ". ",
+            });
+        }
+        text.push_str(&block);
+        last_item = item;
+    }
+    let mut out = String::new();
+    for w in text.split_whitespace() {
+        let extra = usize::from(!out.is_empty()) + w.chars().count();
+        if out.chars().count() + extra > DESCRIPTION_CHARS - 1 {
+            out.push('…');
+            return out;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(w);
+    }
+    out
+}
+
 /// Markdown to HTML: CommonMark plus tables and strikethrough.
 pub(crate) fn markdown(md: &str) -> String {
     let mut opts = Options::empty();
@@ -203,6 +278,8 @@ pub(crate) fn markdown(md: &str) -> String {
 pub(crate) struct SiteContext {
     pub(crate) name: String,
     pub(crate) title: String,
+    /// For `<meta name="description">` on the listing and ended pages.
+    pub(crate) description: String,
     pub(crate) language: String,
     pub(crate) base_url: String,
     /// `https://host`, for absolute links (canonical URLs).
@@ -225,6 +302,14 @@ impl SiteContext {
         SiteContext {
             name: c.name.clone(),
             title: c.title.clone(),
+            description: c.description.clone().unwrap_or_else(|| {
+                format!(
+                    "{}: a flash sale, {} until {}. A few units at a low price, one per customer.",
+                    c.title,
+                    in_words(&c.start),
+                    in_words(&c.end)
+                )
+            }),
             language: c.language.clone(),
             base_url: c.base_url.clone(),
             origin: origin(&c.base_url),
@@ -277,11 +362,31 @@ pub(crate) struct ItemSummary {
     pub(crate) discount_percent: Option<i64>,
     pub(crate) stock: u32,
     pub(crate) image_url: Option<String>,
+    /// The image's size, when its file says (pages reserve its box).
+    pub(crate) image_width: Option<u32>,
+    pub(crate) image_height: Option<u32>,
+    /// The image as an absolute URL on `base_url` (sharing cards, structured data).
+    pub(crate) image_abs_url: Option<String>,
 }
 
 impl ItemSummary {
     pub(crate) fn new(item: &Item, config: &Config, assets: &Assets) -> ItemSummary {
         let cur = &config.currency;
+        let image_url = item.image.as_ref().map(|i| {
+            if i.starts_with("http://") || i.starts_with("https://") {
+                i.clone()
+            } else {
+                assets.url(i).unwrap_or_default()
+            }
+        });
+        let size = item.image.as_ref().and_then(|i| assets.size(i));
+        let image_abs_url = image_url.as_ref().map(|u| {
+            if u.starts_with('/') {
+                format!("{}{u}", origin(&config.base_url))
+            } else {
+                u.clone()
+            }
+        });
         ItemSummary {
             sku: item.sku.clone(),
             slug: item.slug.clone(),
@@ -295,15 +400,66 @@ impl ItemSummary {
                 100 - (item.price.0 * 100 + o.0 - 1) / o.0
             }),
             stock: item.stock,
-            image_url: item.image.as_ref().map(|i| {
-                if i.starts_with("http://") || i.starts_with("https://") {
-                    i.clone()
-                } else {
-                    assets.url(i).unwrap_or_default()
-                }
-            }),
+            image_url,
+            image_width: size.map(|s| s.0),
+            image_height: size.map(|s| s.1),
+            image_abs_url,
         }
     }
+}
+
+/// What an item page alone carries: its description for search results and
+/// sharing, and schema.org `Product` data (rendered with the `json_ld` filter).
+pub(crate) fn item_page_values(
+    item: &Item,
+    summary: &ItemSummary,
+    config: &Config,
+) -> (String, serde_json::Value) {
+    let mut description = plain_summary(&item.description);
+    if description.is_empty() {
+        description = format!(
+            "{} for {} in the {} flash sale, {}.",
+            item.title,
+            summary.price,
+            config.title,
+            in_words(&config.start)
+        );
+    }
+    let url = format!("{}{}", origin(&config.base_url), summary.url);
+    let mut offer = serde_json::json!({
+        "@type": "Offer",
+        "url": url,
+        "price": summary.price_value,
+        "priceCurrency": config.currency.code,
+        // A static page: it describes the sale, not the moment (the toggle
+        // switches the page, never its data). Before the start: a pre-order.
+        "availability": "https://schema.org/PreOrder",
+        "availabilityStarts": config.start.to_rfc3339(),
+        "availabilityEnds": config.end.to_rfc3339(),
+        "priceValidUntil": config.end.format("%Y-%m-%d").to_string(),
+        "inventoryLevel": {"@type": "QuantitativeValue", "value": summary.stock},
+    });
+    if let Some(max) = item.original_price {
+        offer["priceSpecification"] = serde_json::json!({
+            "@type": "UnitPriceSpecification",
+            "priceType": "https://schema.org/StrikethroughPrice",
+            "price": config.currency.plain(max),
+            "priceCurrency": config.currency.code,
+        });
+    }
+    let mut product = serde_json::json!({
+        "@context": "https://schema.org",
+        "@type": "Product",
+        "name": item.title,
+        "sku": item.sku,
+        "description": description,
+        "url": url,
+        "offers": offer,
+    });
+    if let Some(img) = &summary.image_abs_url {
+        product["image"] = serde_json::json!([img]);
+    }
+    (description, product)
 }
 
 /// One listing page's place among all of them.
@@ -389,5 +545,21 @@ mod tests {
             .to_string();
         assert!(err.starts_with("templates/item.html:2:"), "{err}");
         assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn a_description_becomes_one_plain_line() {
+        let md = "A light **enamel mug** for `coffee`.\n\n- 350 ml\n- dishwasher safe\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nMade in Portugal";
+        assert_eq!(
+            plain_summary(md),
+            "A light enamel mug for coffee. 350 ml, dishwasher safe. Made in Portugal"
+        );
+        let long = "word ".repeat(100);
+        let cut = plain_summary(&long);
+        assert!(
+            cut.ends_with("word…") && cut.chars().count() <= DESCRIPTION_CHARS,
+            "{cut}"
+        );
+        assert_eq!(plain_summary(""), "");
     }
 }

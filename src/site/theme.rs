@@ -25,6 +25,7 @@ pub(crate) const BUILTIN: &[(&str, &[u8])] = builtin!(
     "critical.css",
     "static/style.css",
     "static/runtime.js",
+    "static/favicon.svg",
 );
 
 /// A template's text and where it came from.
