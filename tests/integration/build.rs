@@ -142,6 +142,94 @@ fn build_writes_pages_assets_toggle_and_manifest() {
     assert_eq!(listed, on_disk);
 }
 
+/// The `content` of the first `<meta {attr}="{name}" content="...">`, HTML-decoded.
+fn meta(page: &str, attr: &str, name: &str) -> String {
+    let start = format!("<meta {attr}=\"{name}\" content=\"");
+    let at = page
+        .find(&start)
+        .unwrap_or_else(|| panic!("no {name}: {page}"))
+        + start.len();
+    let raw = &page[at..at + page[at..].find('"').unwrap()];
+    // The five entities the page's escaping writes; `&amp;` last.
+    raw.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+#[test]
+fn item_pages_carry_a_description_sharing_tags_and_product_data_escaped() {
+    let sale = Sale::new();
+    let title = "Mug \\\"Camp\\\" <b>bold</b> & Co's";
+    let md = sale
+        .read("items/a-1.md")
+        .replace("title = \"Alpha\"", &format!("title = \"{title}\""));
+    sale.write("items/a-1.md", &md);
+    ok(sale.run(&["build"]));
+    let title = "Mug \"Camp\" <b>bold</b> & Co's";
+    let page = sale.read("public/items/a-1/index.html");
+    // Never raw in the markup.
+    assert!(!page.contains("<b>bold"), "{page}");
+    assert!(!page.contains("\"Camp\""), "{page}");
+    assert_eq!(meta(&page, "property", "og:title"), title);
+    assert_eq!(meta(&page, "name", "twitter:title"), title);
+    let description = meta(&page, "name", "description");
+    // The Markdown description as plain text (its table left out).
+    assert_eq!(description, "A fine Alpha.");
+    assert_eq!(meta(&page, "property", "og:description"), description);
+    assert_eq!(
+        meta(&page, "property", "og:url"),
+        "https://sale.example.com/items/a-1/"
+    );
+    let image = meta(&page, "property", "og:image");
+    assert!(
+        image.starts_with("https://sale.example.com/assets/img/a.") && image.ends_with(".svg"),
+        "absolute, fingerprinted: {image}"
+    );
+    assert_eq!(meta(&page, "property", "og:image:width"), "10");
+    assert_eq!(meta(&page, "property", "product:price:amount"), "1.50");
+    assert_eq!(meta(&page, "property", "product:price:currency"), "EUR");
+    // JSON-LD: parses, carries the price and currency, and the title comes
+    // back exactly (its `<` and `&` escaped for the script element).
+    let open = "<script type=\"application/ld+json\">";
+    let at = page.find(open).expect("a JSON-LD block") + open.len();
+    let json = &page[at..at + page[at..].find("</script>").unwrap()];
+    assert!(!json.contains('<') && !json.contains('&'), "{json}");
+    let ld: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(ld["@type"], "Product");
+    assert_eq!(ld["name"], title);
+    assert_eq!(ld["sku"], "A-1");
+    assert_eq!(ld["offers"]["price"], "1.50");
+    assert_eq!(ld["offers"]["priceCurrency"], "EUR");
+    assert_eq!(ld["offers"]["priceValidUntil"], "2030-01-01");
+    assert_eq!(ld["offers"]["availability"], "https://schema.org/PreOrder");
+    assert_eq!(ld["image"][0].as_str(), Some(image.as_str()));
+    // The image's box is reserved (its size read from the file), here and in the listing.
+    assert!(page.contains("width=\"10\" height=\"10\""), "{page}");
+    let listing = sale.read("public/index.html");
+    assert!(
+        listing.contains("width=\"10\" height=\"10\" loading=\"lazy\""),
+        "{listing}"
+    );
+    // Every page: a description and the favicon, which exists.
+    for f in [
+        "index.html",
+        "ended.html",
+        "404.html",
+        "items/a-1/index.html",
+    ] {
+        let p = sale.read(&format!("public/{f}"));
+        assert!(!meta(&p, "name", "description").is_empty(), "{f}");
+        let at = p.find("<link rel=\"icon\" href=\"").expect("favicon") + 23;
+        let href = &p[at..at + p[at..].find('"').unwrap()];
+        assert!(
+            sale.path().join("public").join(&href[1..]).is_file(),
+            "{f}: {href}"
+        );
+    }
+}
+
 #[test]
 fn css_urls_and_header_rules_follow_the_config() {
     let sale = Sale::new();

@@ -196,6 +196,53 @@ fn a_fair_start_in_the_browser_shows_the_draw_then_its_result() {
 }
 
 #[test]
+fn axe_finds_no_accessibility_violation_in_any_state_of_the_pages() {
+    // The demo's mug, one unit: pending, open, won, ended in one sitting.
+    let sale = mug_sale(1);
+    let server = Server::start(sale.path(), &["--no-watch", "--opens-in", "15s"]);
+    let b = Browser::start();
+    let check = |page: &str, state: &str| {
+        let found = b.axe_violations();
+        assert!(found.is_empty(), "{page} ({state}): {found:#?}");
+        eprintln!("axe: {page} ({state}): no violations");
+    };
+    b.goto(&server.url("/"));
+    b.wait_until(
+        "return !document.querySelector('[data-countdown]').hidden",
+        Duration::from_secs(10),
+    );
+    check("listing", "pending");
+    b.goto(&server.url("/items/mug-01/"));
+    b.wait_until(
+        "return document.body.dataset.state === 'pending' && !document.querySelector('[data-countdown]').hidden",
+        Duration::from_secs(10),
+    );
+    check("item", "pending");
+    b.eval("window.__sameLoad = true; return true");
+    b.wait_until(
+        "return document.querySelector('[data-buy]').disabled === false",
+        Duration::from_secs(30),
+    );
+    check("item", "open");
+    b.click("[data-buy]");
+    b.wait_until(
+        "return document.body.dataset.outcome === 'won'",
+        Duration::from_secs(10),
+    );
+    check("item", "won");
+    b.assert_turns_ended_without_reload();
+    check("item", "ended");
+    b.goto(&server.url("/"));
+    b.wait_until(
+        "return document.body.dataset.state === 'ended'",
+        Duration::from_secs(10),
+    );
+    check("listing", "ended");
+    b.goto(&server.url("/ended.html"));
+    check("ended.html", "ended");
+}
+
+#[test]
 fn rehearse_ten_thousand_customers_for_a_hundred_units() {
     let sale = mug_sale(100);
     let server = Server::start(sale.path(), &["--no-watch", "--opens-in", "6s"]);

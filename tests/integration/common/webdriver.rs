@@ -98,6 +98,26 @@ impl Browser {
         self.post("execute/sync", json!({ "script": script, "args": [] }))
     }
 
+    /// Runs axe-core (npm, installed by scripts/test into target/npm) on the
+    /// page as it is now, every WCAG 2 A/AA rule and best practice; returns
+    /// each violation as `rule: selector, selector (help)`.
+    #[track_caller]
+    pub(crate) fn axe_violations(&self) -> Vec<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/npm/node_modules/axe-core/axe.min.js");
+        let source = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}; scripts/test installs axe-core", path.display()));
+        self.post(
+            "execute/sync",
+            json!({ "script": "if (!window.axe) { (0, eval)(arguments[0]); } window.__axe = null; axe.run(document).then(function (r) { window.__axe = r.violations.map(function (v) { return v.id + ': ' + v.nodes.map(function (n) { return n.target.join(' '); }).join(', ') + ' (' + v.help + ')'; }); }, function (e) { window.__axe = ['axe failed: ' + e]; }); return true;", "args": [source] }),
+        );
+        self.wait_until(
+            "return Array.isArray(window.__axe)",
+            Duration::from_secs(30),
+        );
+        serde_json::from_value(self.eval("return window.__axe")).unwrap()
+    }
+
     /// Polls `script` until it returns true, up to `timeout`; returns the time it took.
     #[track_caller]
     pub(crate) fn wait_until(&self, script: &str, timeout: Duration) -> Duration {
