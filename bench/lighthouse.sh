@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Lighthouse audit of the demo sale, as a shop's web team would run it:
+# Lighthouse 12.2.3 (npm, pinned: 13.x wants Node 22, Debian has 20) with
+# Debian's Chromium, mobile emulation (Lighthouse's default: a mid-range phone,
+# throttled 4G), against `flashsale serve` on the repository's site.toml. The
+# item page, the listing page and ended.html, RUNS times each; prints the four
+# category scores and the cumulative layout shift of every run and the lowest
+# of each. Goal: 1.00 in all four categories on all three pages.
+#
+#   bench/lighthouse.sh [RUNS]      (default 3)
+#
+# Scores are absolute (0 to 1), so there is no peer to divide by; the page
+# weight next to them is what `flashsale check` holds to its 14 KiB budget.
+
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-3}
+npm_dir=target/bench-npm
+if [ ! -x "$npm_dir/node_modules/.bin/lighthouse" ]; then
+  echo "== installing lighthouse 12.2.3 into $npm_dir (npm)"
+  mkdir -p "$npm_dir"
+  npm install --prefix "$npm_dir" --no-audit --no-fund --silent -E lighthouse@12.2.3
+fi
+command -v chromium >/dev/null || { echo "installing chromium (Debian package)"; apt-get install -y -qq chromium >/dev/null; }
+cargo build --release --quiet
+work=$(mktemp -d)
+pid=""
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+cp site.toml "$work/"
+cp -r static themes "$work/"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+target/release/flashsale -c "$work/site.toml" serve --no-watch --port "$port" >"$work/serve.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$port/" >/dev/null && break
+  sleep 0.1
+done
+echo "== $(chromium --version 2>/dev/null | head -1); lighthouse $("$npm_dir/node_modules/.bin/lighthouse" --version)"
+target/release/flashsale -c "$work/site.toml" check
+python3 bench/lighthouse.py "http://127.0.0.1:$port" "$runs" "$npm_dir/node_modules/.bin/lighthouse"
