@@ -7,6 +7,7 @@ mod common;
 mod browser;
 mod build;
 mod edge;
+mod examples;
 mod fair;
 mod fleet;
 mod gate;
