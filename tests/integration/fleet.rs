@@ -686,3 +686,96 @@ fn a_fair_start_across_the_fleet_draws_once_even_when_a_gate_dies_in_the_window(
         "{out}"
     );
 }
+
+#[test]
+fn a_draw_begun_by_a_gate_that_died_is_taken_over_once_with_its_units() {
+    // The window closed 25 s ago. A gate ("ghost") had closed A-1's entries
+    // (fixing 4 units among 20 entrants) and held the draw's lease when it
+    // died; the lease has 3 s left.
+    let s = GateSale::with_times(&in_secs(-30), &in_secs(3600), "fair_window = \"5s\"");
+    let redis = Redis::start();
+    ok(s.sale.run(&["ledger", "load", "--ledger", &redis.url()]));
+    let entrants: Vec<String> = (0..20).map(|i| format!("e{i}")).collect();
+    let key = |k: &str| format!("fs:{{test-sale}}:{k}");
+    assert_eq!(
+        redis.command(&format!(
+            "SADD {} {}",
+            key("entries:A-1"),
+            entrants.join(" ")
+        )),
+        ":20"
+    );
+    assert_eq!(
+        redis.command(&format!("HSET {} units 4", key("draw:A-1"))),
+        ":1"
+    );
+    assert_eq!(
+        redis.command(&format!("SET {} ghost PX 3000", key("drawlease:A-1"))),
+        "+OK"
+    );
+    // Two gates come up after the window: both reach the draw at once.
+    let started = Instant::now();
+    let dir = s.sale.path().to_path_buf();
+    let gates: Vec<GateProc> = (1..=2)
+        .map(|i| {
+            GateProc::start_in(
+                &dir,
+                &dir.join(format!("j{i}")),
+                &["--ledger", &redis.url(), "--gate-id", &format!("g{i}")],
+            )
+        })
+        .collect();
+    for g in &gates {
+        g.wait_for_log("draw_done");
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(2500),
+        "nobody drew while the dead gate's lease held: {:?}",
+        started.elapsed()
+    );
+    // One draw, with the units the dead gate fixed, among the ledger's entrants.
+    let drawn: Vec<Value> = (1..=2)
+        .flat_map(|i| {
+            std::fs::read_to_string(dir.join(format!("j{i}/entries.jsonl")))
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .filter(|l| l["drawn"] == "A-1")
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(drawn.len(), 1, "{drawn:?}");
+    assert_eq!(
+        (drawn[0]["units"].as_u64(), drawn[0]["entrants"].as_u64()),
+        (Some(4), Some(20))
+    );
+    let out = ok(s.sale.run(&["ledger", "export", "--ledger", &redis.url()]));
+    let won: BTreeSet<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["sku"] == "A-1")
+        .map(|v| v["user"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(won.len(), 4, "{out}");
+    assert!(won.iter().all(|u| entrants.contains(u)), "{won:?}");
+    // Every entrant gets their answer at either gate (they entered at the
+    // dead one): the drawn their order; the draw was for 4 of the 10 units,
+    // so the next 6 to ask get the leftovers, first come first served, and
+    // the rest are "not drawn".
+    let mut answers = (0, 0);
+    let mut leftovers = 0;
+    for (n, user) in entrants.iter().enumerate() {
+        let url = sale::order_url(&gates[n % 2].base, "test-sale", &s.key.mint("test-sale"));
+        let (status, body, _) = order(&http(), &url, Some(user), "A-1", true);
+        assert_eq!(status, 200, "{user}: {body}");
+        if body.contains("\"won\"") {
+            leftovers += usize::from(!won.contains(user));
+            answers.0 += 1;
+        } else {
+            assert_eq!(body, "{\"status\":\"not_drawn\"}", "{user}");
+            answers.1 += 1;
+        }
+    }
+    assert_eq!(answers, (10, 10));
+    assert_eq!(leftovers, 6, "the 4 drawn were among the winners");
+}
