@@ -19,7 +19,8 @@ use crate::util::http::Client;
 /// bucket has it, and as the CDN serves it at base_url (if it answers).
 ///
 /// With a key (--key-file or $FLASHSALE_GATE_KEY) it also says whether the
-/// live order URL verifies.
+/// live order URL verifies, and (a fair start) whether the draw's commitment
+/// in sale.js is the one the gates' key makes.
 #[derive(Args, Debug)]
 pub(super) struct StatusArgs {
     /// `s3` (the [publish] section) or `dir:PATH`.
@@ -147,6 +148,22 @@ pub(super) fn run(g: &Global, a: StatusArgs) -> anyhow::Result<()> {
                 }
             )),
         }
+        if let Some(d) = v.get("draw").filter(|d| d.is_object()) {
+            let until =
+                chrono::DateTime::from_timestamp_millis(d["until_ms"].as_i64().unwrap_or(0))
+                    .map_or_else(String::new, |t| {
+                        t.with_timezone(config.start.offset()).to_rfc3339()
+                    });
+            g.say(format!(
+                "    fair start: orders until {until} are entries of a draw; commitment {}{}",
+                d["commitment"].as_str().unwrap_or("?"),
+                match d["commitment_matches_key"].as_bool() {
+                    Some(true) => " (the gates' key makes it)",
+                    Some(false) => " (NOT this key's: the gates would draw with another seed)",
+                    None => "",
+                }
+            ));
+        }
     }
     Ok(())
 }
@@ -166,10 +183,18 @@ fn describe_live(
         Live::Unreadable(e) => json!({ "target": target, "state": "unreadable", "error": e }),
         Live::Toggle(t) => {
             let mut v = json!({ "target": target, "state": t.state_name(), "version": t.v });
-            if let State::Open { order, .. } = &t.state {
+            if let State::Open { order, draw, .. } = &t.state {
                 v["order_url"] = json!(order);
                 if let Some(key) = key {
                     v["order_url_verifies"] = json!(minted_for(key, &config.name, order));
+                }
+                if let Some(d) = draw {
+                    v["draw"] = json!({ "until_ms": d.until, "commitment": d.commitment });
+                    if let Some(key) = key {
+                        // The gates draw with this key's seed: the same commitment?
+                        let seed = crate::sale::draw::Seed::of(key, config);
+                        v["draw"]["commitment_matches_key"] = json!(seed.opens(&d.commitment));
+                    }
                 }
             }
             v

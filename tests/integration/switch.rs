@@ -317,6 +317,52 @@ fn open_and_close_work_on_a_directory_target() {
 }
 
 #[test]
+fn open_announces_a_fair_starts_draw_and_status_checks_its_commitment() {
+    let sale = Sale::with_times(&in_secs(-5), &in_secs(3600));
+    let toml = sale.read("site.toml");
+    sale.write(
+        "site.toml",
+        &toml.replace("[gate]\n", "[gate]\nfair_window = \"4s\"\n"),
+    );
+    ok(sale.run(&["build", "-q"]));
+    let target = tempfile::tempdir().unwrap();
+    let t = format!("dir:{}", target.path().display());
+    ok(sale.run(&["publish", "-q", "--target", &t]));
+    ok(run(sale.path(), &["keygen", "k"]));
+    let said = ok(sale.run(&["open", "--now", "--json", "--target", &t, "--key-file", "k"]));
+    let opened: Value = serde_json::from_str(said.trim()).unwrap();
+    let commitment = opened["draw"]["commitment"].as_str().unwrap().to_string();
+    assert_eq!(commitment.len(), 64, "{opened}");
+    let toggle = flashsale::sale::Toggle::parse_script(
+        &std::fs::read_to_string(target.path().join("sale.js")).unwrap(),
+    )
+    .unwrap();
+    let flashsale::sale::State::Open { draw: Some(d), .. } = toggle.state else {
+        panic!("{toggle:?}")
+    };
+    assert_eq!(d.commitment, commitment);
+    let status = |key: &str| {
+        let out = ok(sale.run(&[
+            "status",
+            "--json",
+            "--no-cdn",
+            "--target",
+            &t,
+            "--key-file",
+            key,
+        ]));
+        serde_json::from_str::<Value>(&out).unwrap()["bucket"]["draw"].clone()
+    };
+    let draw = status("k");
+    assert_eq!(draw["commitment"], commitment.as_str());
+    assert_eq!(draw["until_ms"], d.until);
+    assert_eq!(draw["commitment_matches_key"], true);
+    // Another key would draw with another seed: status says so.
+    ok(run(sale.path(), &["keygen", "other"]));
+    assert_eq!(status("other")["commitment_matches_key"], false);
+}
+
+#[test]
 fn open_outside_the_window_is_refused_unless_forced() {
     // A week before the start: the gates would answer every order 403.
     let sale = Sale::with_times(&in_secs(7 * 24 * 3600), &in_secs(7 * 24 * 3600 + 1800));
