@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use crate::gate::{order, GateProc, GateSale};
+use crate::gate::{order, receiver, GateProc, GateSale};
 use serde_json::Value;
 
 /// Orders `users` at once in threads (each held until the draw); their answers.
@@ -35,7 +35,18 @@ fn lines(path: &std::path::Path) -> Vec<Value> {
 fn a_gate_killed_during_the_window_loses_no_entry_and_draws_once() {
     // Started a second ago; entries for 7 s more (the client waits 10 s).
     let s = GateSale::with_times(&in_secs(-1), &in_secs(3600), "fair_window = \"8s\"");
-    let mut gate = GateProc::start(&s, &["--quota", "5", "--gate-id", "g1"]);
+    // The order system, which gets the drawn winners as any winner.
+    let orders = receiver(0);
+    let forward = format!("{}/orders", orders.base);
+    let args = [
+        "--quota",
+        "5",
+        "--gate-id",
+        "g1",
+        "--forward",
+        forward.as_str(),
+    ];
+    let mut gate = GateProc::start(&s, &args);
     let started = gate.wait_for_log("fair_start");
     let commitment = started["commitment"].as_str().unwrap().to_string();
     let url = gate.url(&s);
@@ -59,7 +70,7 @@ fn a_gate_killed_during_the_window_loses_no_entry_and_draws_once() {
         "every entry on disk before kill -9"
     );
     // Back during the window: the entries are back, and more come.
-    let gate = GateProc::start(&s, &["--quota", "5", "--gate-id", "g1"]);
+    let gate = GateProc::start(&s, &args);
     let back = gate.wait_for_log("fair_start");
     assert_eq!(back["replayed"], 30, "{back}");
     let url = gate.url(&s);
@@ -101,9 +112,33 @@ fn a_gate_killed_during_the_window_loses_no_entry_and_draws_once() {
         winners,
         won.iter().map(|u| u.to_string()).collect::<BTreeSet<_>>()
     );
+    // Forwarded to the order system, each once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let forwarded = loop {
+        let got: BTreeSet<String> = orders
+            .got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, body, _)| {
+                serde_json::from_str::<Value>(body).unwrap()["user"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        if got.len() >= 5 || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        forwarded, winners,
+        "the drawn winners reach the order system"
+    );
     // Killed after the draw and back: nothing is drawn again.
     drop(gate);
-    let gate = GateProc::start(&s, &["--quota", "5", "--gate-id", "g1"]);
+    let gate = GateProc::start(&s, &args);
     gate.wait_for_log("draw_done");
     let again = order(&http(), &gate.url(&s), Some("late"), "A-1", true);
     assert_eq!(again.1, "{\"status\":\"sold_out\"}");
