@@ -130,17 +130,14 @@ fn verify_cmd(a: VerifyArgs) -> anyhow::Result<()> {
         let holds = c.holds();
         ok &= holds;
         println!(
-            "{}: {} unit{} among {} entrant{}: {}",
+            "{}: {} among {}: {}",
             c.sku,
-            c.units,
-            if c.units == 1 { "" } else { "s" },
-            c.entrants,
-            if c.entrants == 1 { "" } else { "s" },
+            count(c.units as usize, "unit"),
+            count(c.entrants, "entrant"),
             if holds {
                 format!(
-                    "the {} published winner{} are the draw's",
-                    c.published.len(),
-                    if c.published.len() == 1 { "" } else { "s" }
+                    "the {} are the draw's",
+                    count(c.published.len(), "published winner")
                 )
             } else {
                 explain(c)
@@ -153,6 +150,19 @@ fn verify_cmd(a: VerifyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Who is in `a` and not in `b`.
+fn but_not<'a>(a: &'a [String], b: &[String]) -> Vec<&'a str> {
+    a.iter()
+        .filter(|u| !b.contains(u))
+        .map(String::as_str)
+        .collect()
+}
+
+/// `1 unit`, `5 units`.
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 /// What is wrong with a draw that does not verify.
 fn explain(c: &crate::sale::draw::Check) -> String {
     let mut why = Vec::new();
@@ -162,18 +172,8 @@ fn explain(c: &crate::sale::draw::Check) -> String {
             c.entrants_at_draw, c.entrants
         ));
     }
-    let missing: Vec<&str> = c
-        .expected
-        .iter()
-        .filter(|u| !c.published.contains(u))
-        .map(String::as_str)
-        .collect();
-    let extra: Vec<&str> = c
-        .published
-        .iter()
-        .filter(|u| !c.expected.contains(u))
-        .map(String::as_str)
-        .collect();
+    let missing = but_not(&c.expected, &c.published);
+    let extra = but_not(&c.published, &c.expected);
     if !missing.is_empty() {
         why.push(format!("drawn but not winners: {}", missing.join(", ")));
     }

@@ -28,7 +28,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -80,10 +80,10 @@ struct Entries {
     last_seq: u64,
     /// Units each item's draw began with (a replayed `Drawn` line).
     drawn: HashMap<String, u32>,
-    /// A fleet: every gate's entrants, read once the item is drawn (so the
-    /// answers after the draw never ask the ledger who entered).
-    fleet: HashMap<String, HashSet<Arc<str>>>,
 }
+
+/// Each item's entrants, fixed once the draw is done (a fleet: every gate's).
+type Entrants = HashMap<String, HashSet<Arc<str>>>;
 
 /// What happened to an order that arrived while the draw was on.
 pub(super) enum Entered {
@@ -102,6 +102,9 @@ pub(super) struct StartDraw {
     journal: Journal<Line>,
     entries: Mutex<Entries>,
     phase: watch::Sender<Phase>,
+    /// Set once every item is drawn: the sold-out flood after the draw asks
+    /// who entered without a lock (nor, in a fleet, the ledger).
+    done: OnceLock<Entrants>,
     /// The fleet's ledger, when the gates share one: one draw for all.
     fleet: Option<Ledger>,
 }
@@ -123,7 +126,6 @@ impl StartDraw {
             count: 0,
             last_seq: 0,
             drawn: HashMap::new(),
-            fleet: HashMap::new(),
         };
         for line in &replayed {
             match line {
@@ -151,6 +153,7 @@ impl StartDraw {
                 journal,
                 entries: Mutex::new(entries),
                 phase: watch::channel(Phase::Entering).0,
+                done: OnceLock::new(),
                 fleet,
             },
             count,
@@ -165,11 +168,19 @@ impl StartDraw {
         *self.phase.borrow()
     }
 
-    /// Whether `user` entered `sku`'s draw (here, or at any gate of a fleet).
+    /// Whether every item is drawn: admission as usual from here on.
+    pub(super) fn is_done(&self) -> bool {
+        self.done.get().is_some()
+    }
+
+    /// Whether `user` entered `sku`'s draw (here, or once drawn, at any gate
+    /// of a fleet).
     pub(super) fn entered(&self, sku: &str, user: &str) -> bool {
-        let e = self.entries.lock().expect("entries lock poisoned");
-        e.by_sku.get(sku).is_some_and(|s| s.contains(user))
-            || e.fleet.get(sku).is_some_and(|s| s.contains(user))
+        let has = |m: &Entrants| m.get(sku).is_some_and(|s| s.contains(user));
+        match self.done.get() {
+            Some(all) => has(all),
+            None => has(&self.entries.lock().expect("entries lock poisoned").by_sku),
+        }
     }
 
     /// Entries so far, for `/metrics`.
@@ -337,6 +348,7 @@ pub(super) async fn run<L: Admission>(gate: std::sync::Weak<Gate<L>>) {
 
 async fn draw_all<L: Admission>(gate: &Arc<Gate<L>>, d: &StartDraw) -> Result<(), DrawError> {
     let items = d.close().await?;
+    let mut all = Entrants::new();
     match &d.fleet {
         None => {
             let remaining: BTreeMap<String, u32> = gate
@@ -356,6 +368,7 @@ async fn draw_all<L: Admission>(gate: &Arc<Gate<L>>, d: &StartDraw) -> Result<()
                     }
                 };
                 draw_item(gate, d, &sku, &entrants, units).await?;
+                all.insert(sku, entrants.into_iter().map(Into::into).collect());
             }
         }
         Some(ledger) => {
@@ -374,18 +387,17 @@ async fn draw_all<L: Admission>(gate: &Arc<Gate<L>>, d: &StartDraw) -> Result<()
                     draw_item(gate, d, &sku, &entrants, units).await?;
                     ledger.draw_done(&sku).await?;
                 }
+                // Every gate's entrants, read once (the answers after the
+                // draw must not ask the ledger who entered).
                 let (_, everyone) = ledger.close_entries(&sku).await?;
-                d.entries
-                    .lock()
-                    .expect("entries lock poisoned")
-                    .fleet
-                    .insert(sku, everyone.into_iter().map(Into::into).collect());
+                all.insert(sku, everyone.into_iter().map(Into::into).collect());
             }
         }
     }
     let seed = d.seed.to_hex();
     // Revealed once the draw is done, for `flashsale draw verify`.
     d.journal.append(Line::Seed { seed: seed.clone() }).await?;
+    let _ = d.done.set(all);
     tracing::info!(
         seed,
         commitment = d.seed.commitment(),

@@ -25,7 +25,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::admission::{Admission, Ticket, Verdict};
-use super::draw::{Entered, Phase, DRAW_GRACE};
+use super::draw::{Entered, DRAW_GRACE};
 use super::identity::Ambiguous;
 use super::journal::{JournalError, Winner};
 use super::metrics::Outcome;
@@ -254,7 +254,7 @@ impl<L: Admission> Gate<L> {
         // A fair start: in the window this order is an entry, held until the
         // draw; after it, nobody is admitted before the draw is done.
         let mut entrant = false;
-        if let Some(d) = self.draw.as_ref().filter(|d| d.phase() != Phase::Done) {
+        if let Some(d) = self.draw.as_ref().filter(|d| !d.is_done()) {
             if !d.sells(&sku) {
                 return refuse(Outcome::NotFound, StatusCode::NOT_FOUND, "no such item\n");
             }

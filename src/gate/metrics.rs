@@ -193,11 +193,7 @@ pub(crate) fn render<L: Admission>(gate: &Gate<L>) -> String {
             Kind::Gauge,
             "1 once the fair start's draw is done and entrants have their answers.",
         );
-        w.sample(
-            DRAW_DONE,
-            &base,
-            u8::from(d.phase() == super::draw::Phase::Done),
-        );
+        w.sample(DRAW_DONE, &base, u8::from(d.is_done()));
     }
     if let Some(fw) = &gate.forwarder {
         w.family(

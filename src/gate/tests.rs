@@ -68,6 +68,16 @@ async fn start(
 }
 
 impl Fixture {
+    /// Stops this gate (SIGTERM's drain) and starts another on the same
+    /// journal and key, the window `-60..3600` s, `extra` in `[gate]`.
+    async fn restart(self, extra: &str, quota: Option<u32>) -> Fixture {
+        self.gate.drain();
+        let Fixture { gate, key, journal } = self;
+        drop(gate);
+        let gate = start(&journal, &key, -60, 3600, extra, None, quota).await;
+        Fixture { gate, key, journal }
+    }
+
     /// The order path of a freshly minted token.
     fn path(&self) -> String {
         let url = order_url("https://gate.example.com", "demo", &self.key.mint("demo"));
@@ -411,12 +421,8 @@ async fn a_restart_with_a_lower_quota_keeps_every_winner() {
     for u in ["a", "b", "c"] {
         orders.push(order_with(&f, &[("x-user-id", u)], "sku=A").await);
     }
-    f.gate.drain();
-    let Fixture { gate, key, journal } = f;
-    drop(gate);
     // Back with a quota of 2 (more gates share the stock now).
-    let gate = start(&journal, &key, -60, 3600, "", None, Some(2)).await;
-    let f = Fixture { gate, key, journal };
+    let f = f.restart("", Some(2)).await;
     for (u, before) in ["a", "b", "c"].iter().zip(&orders) {
         assert_eq!(
             &order_with(&f, &[("x-user-id", u)], "sku=A").await,
@@ -559,22 +565,11 @@ async fn entries_of_a_stopped_gate_are_drawn_on_restart_once() {
     for t in tasks {
         assert_eq!(t.await.unwrap().0, StatusCode::SERVICE_UNAVAILABLE);
     }
-    let Ok(Fixture { gate, key, journal }) = Arc::try_unwrap(f) else {
+    let Ok(f) = Arc::try_unwrap(f) else {
         panic!("the fixture is shared still")
     };
-    drop(gate);
     // Back after the window (a window already over): the draw is made at once.
-    let gate = start(
-        &journal,
-        &key,
-        -60,
-        3600,
-        "fair_window = \"2s\"",
-        None,
-        None,
-    )
-    .await;
-    let f = Fixture { gate, key, journal };
+    let f = f.restart("fair_window = \"2s\"", None).await;
     let mut answers = Vec::new();
     for i in 0..5 {
         answers.push(f.order(&f.path(), Some(&format!("e{i}")), "sku=A").await.1);
@@ -584,22 +579,9 @@ async fn entries_of_a_stopped_gate_are_drawn_on_restart_once() {
         answers.iter().filter(|a| a.contains("not_drawn")).count(),
         3
     );
-    f.gate.drain();
-    let Fixture { gate, key, journal } = f;
-    drop(gate);
-    let first = super::journal::replay(journal.path()).unwrap();
+    let first = super::journal::replay(f.journal.path()).unwrap();
     // Once more: nothing new is drawn.
-    let gate = start(
-        &journal,
-        &key,
-        -60,
-        3600,
-        "fair_window = \"2s\"",
-        None,
-        None,
-    )
-    .await;
-    let f = Fixture { gate, key, journal };
+    let f = f.restart("fair_window = \"2s\"", None).await;
     assert!(f.order(&f.path(), Some("e0"), "sku=A").await.0.is_success());
     assert_eq!(super::journal::replay(f.journal.path()).unwrap(), first);
     let drawn = entries(f.journal.path())

@@ -242,25 +242,27 @@ fn axe_finds_no_accessibility_violation_in_any_state_of_the_pages() {
     check("ended.html", "ended");
 }
 
+/// `flashsale rehearse ARGS --url <server>` in the sale's directory; its output
+/// (the command must succeed).
+fn rehearse(sale: &Sale, server: &Server, args: &[&str]) -> String {
+    ok(std::process::Command::new(bin())
+        .arg("rehearse")
+        .args(args)
+        .args(["--url", &server.url("/")])
+        .current_dir(sale.path())
+        .output()
+        .unwrap())
+}
+
 #[test]
 fn rehearse_ten_thousand_customers_for_a_hundred_units() {
     let sale = mug_sale(100);
     let server = Server::start(sale.path(), &["--no-watch", "--opens-in", "6s"]);
-    let out = std::process::Command::new(bin())
-        .args([
-            "rehearse",
-            "--json",
-            "--customers",
-            "10000",
-            "--max-duration",
-            "2m",
-            "--url",
-            &server.url("/"),
-        ])
-        .current_dir(sale.path())
-        .output()
-        .unwrap();
-    let text = ok(out);
+    let text = rehearse(
+        &sale,
+        &server,
+        &["--json", "--customers", "10000", "--max-duration", "2m"],
+    );
     let r: Value = serde_json::from_str(&text).unwrap();
     eprintln!("{text}");
     assert_eq!(r["winners"], 100, "{text}");
@@ -272,19 +274,11 @@ fn rehearse_ten_thousand_customers_for_a_hundred_units() {
     // The human report too.
     let sale2 = mug_sale(5);
     let server2 = Server::start(sale2.path(), &["--no-watch", "--opens-in", "3s"]);
-    let human = ok(std::process::Command::new(bin())
-        .args([
-            "rehearse",
-            "--customers",
-            "200",
-            "--max-duration",
-            "20s",
-            "--url",
-            &server2.url("/"),
-        ])
-        .current_dir(sale2.path())
-        .output()
-        .unwrap());
+    let human = rehearse(
+        &sale2,
+        &server2,
+        &["--customers", "200", "--max-duration", "20s"],
+    );
     for line in [
         "winners             5 of 5",
         "oversold            no",
@@ -415,9 +409,10 @@ fn bots_polling_every_10_ms_win_far_more_than_their_share_first_come_first_serve
 /// invariants every sale keeps.
 fn rehearse_with_bots(sale: &Sale) -> Value {
     let server = Server::start(sale.path(), &["--no-watch", "--opens-in", "6s"]);
-    let text = ok(std::process::Command::new(bin())
-        .args([
-            "rehearse",
+    let text = rehearse(
+        sale,
+        &server,
+        &[
             "--json",
             "--customers",
             "2000",
@@ -425,12 +420,8 @@ fn rehearse_with_bots(sale: &Sale) -> Value {
             "200",
             "--max-duration",
             "1m",
-            "--url",
-            &server.url("/"),
-        ])
-        .current_dir(sale.path())
-        .output()
-        .unwrap());
+        ],
+    );
     let r: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(r["winners"], 100, "{text}");
     assert_eq!(r["oversold"], false, "{text}");
