@@ -14,7 +14,7 @@ pub(crate) mod viewers;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -190,10 +190,9 @@ fn allowed(url: &str, opts: &Options) -> bool {
             .any(|h| host.to_string().eq_ignore_ascii_case(h))
 }
 
-fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+/// The wall clock in Unix milliseconds (the toggle's times are on it).
+pub(super) fn unix_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// The user ids of bots start with this.
@@ -287,18 +286,12 @@ async fn customer(
                 return;
             }
             Some(State::Pending { start }) if bot => {
-                let now_ms = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64);
-                let due = start - BOT_LEAD_MS - now_ms;
+                let due = start - BOT_LEAD_MS - unix_ms();
                 Duration::from_millis(due.max(0) as u64).max(BOT_POLL)
             }
             Some(State::Pending { start }) if first => {
                 // Like the page: each customer's own moment in [start - 2 s, start + 1 s].
-                let now_ms = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64);
-                let due = start - 2000 + jitter.as_millis() as i64 - now_ms;
+                let due = start - 2000 + jitter.as_millis() as i64 - unix_ms();
                 Duration::from_millis(due.max(0) as u64)
             }
             _ if bot => BOT_POLL,

@@ -13,12 +13,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use super::{check_target, latency, Error, Latency};
+use super::{check_target, latency, unix_ms, Error, Latency};
 use crate::sale::Toggle;
 use crate::util::http::Client;
 use crate::util::random;
@@ -86,13 +86,6 @@ impl Tally {
 
 /// Bounded in time: a poll that hangs is an error, not a stuck page.
 const POLL_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// One page: poll until the end, note when the state first changed.
 async fn page(url: &str, http: &Client, slots: &Semaphore, tally: &Mutex<Tally>, end: Instant) {
     let mut due = Instant::now() + Duration::from_millis(random::below(3000));
