@@ -388,19 +388,29 @@ fn the_demo_as_shipped_two_profiles_see_the_whole_sale() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-/// First come, first served, as today: bots that poll every 10 ms take far
-/// more than their share of the units. (A fair start is issue 15's draw.)
+/// First come, first served (no `fair_window`): bots that poll every 10 ms
+/// take far more than their share of the units. (With a fair start's draw:
+/// the test after the next.)
 #[test]
 fn bots_polling_every_10_ms_win_far_more_than_their_share_first_come_first_served() {
     let sale = mug_sale(100);
     let r = rehearse_with_bots(&sale);
     let bots_won = r["bot_winners"].as_u64().unwrap();
     // Bots are 200 of 2,200 (9.1 %); page-like customers spread their first
-    // poll after the start over seconds, bots see `open` within 10 ms.
+    // poll after the start over seconds, bots see `open` within 10 ms. How
+    // far ahead they get depends on how busy the machine is: 77–85 of 100
+    // alone, 48 with the rest of the suite beside it. The claim is the
+    // order of magnitude: at least three times their share, and above
+    // anything a fair draw gives but once in 200 sales.
+    let (_, fair_hi) = hypergeometric_region(2200, 200, 100, 0.01);
+    let floor = (3 * 100 * 200_u64).div_ceil(2200).max(fair_hi + 1);
     eprintln!(
-        "first come, first served: bots won {bots_won} of 100 units, being 9.1 % of those ordering"
+        "first come, first served: bots won {bots_won} of 100 units, being 9.1 % of those ordering (floor {floor})"
     );
-    assert!(bots_won >= 50, "bots won only {bots_won} of 100: {r}");
+    assert!(
+        bots_won >= floor,
+        "bots won only {bots_won} of 100, under {floor}: {r}"
+    );
     assert_eq!(r["entrants"], 0, "no draw without fair_window: {r}");
 }
 
