@@ -9,6 +9,8 @@
 
 use serde::Serialize;
 
+use crate::gate::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_CLIENT};
+
 /// Near the start a page polls every 1–3 s (`runtime.js`: `1000 + Math.random() * 2000`).
 pub(crate) const POLL_MIN_S: f64 = 1.0;
 pub(crate) const POLL_MAX_S: f64 = 3.0;
@@ -59,6 +61,8 @@ pub(crate) struct Inputs {
     pub(crate) gate_rate: f64,
     /// Units on sale, all items together.
     pub(crate) stock: u64,
+    /// A fair start's window (`fair_window` in [gate]), in seconds.
+    pub(crate) fair_window_s: Option<f64>,
 }
 
 /// What the model says.
@@ -76,8 +80,22 @@ pub(crate) struct Outcome {
     pub(crate) last_page_sees_open_s: f64,
     /// What all gates answer per second.
     pub(crate) gates_per_s: f64,
+    /// With a fair start: the requests the gates hold until the draw.
+    pub(crate) fair_start: Option<FairStart>,
     /// Each published limit crossed, as a sentence with what to do.
     pub(crate) warnings: Vec<String>,
+}
+
+/// A fair start holds every entrant's request until the window closes: one
+/// open connection each, all at once at the window's end.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct FairStart {
+    pub(crate) window_s: f64,
+    /// Clickers who see `open` before the window closes.
+    pub(crate) entrants: f64,
+    /// Connections each gate holds at the window's end (the entrants spread
+    /// evenly over the gates).
+    pub(crate) held_per_gate: f64,
 }
 
 /// Runs the model.
@@ -95,7 +113,7 @@ pub(crate) fn model(i: &Inputs) -> Outcome {
     } else {
         i.edge_seconds as f64
     };
-    let burst = simulate(edge_delay, 200_000);
+    let burst = simulate(edge_delay, i.fair_window_s.unwrap_or(0.0), 200_000);
     let scale = i.clickers as f64 / burst.pages as f64;
     let gates_per_s = f64::from(i.gates) * i.gate_rate;
     let mut out = Outcome {
@@ -105,6 +123,14 @@ pub(crate) fn model(i: &Inputs) -> Outcome {
         orders_first_5s: burst.first_5s as f64 * scale,
         last_page_sees_open_s: burst.last_s,
         gates_per_s,
+        fair_start: i.fair_window_s.map(|window_s| {
+            let entrants = burst.within_window as f64 * scale;
+            FairStart {
+                window_s,
+                entrants,
+                held_per_gate: entrants / f64::from(i.gates.max(1)),
+            }
+        }),
         warnings: Vec::new(),
     };
     if toggle_edge_per_s > CLOUDFRONT_REQUESTS.per_second {
@@ -135,6 +161,26 @@ pub(crate) fn model(i: &Inputs) -> Outcome {
             out.orders_peak_per_s / gates_per_s
         ));
     }
+    if let Some(f) = &out.fair_start {
+        let held = f.held_per_gate.ceil();
+        if held > DEFAULT_MAX_CONNECTIONS as f64 {
+            out.warnings.push(format!(
+                "a fair start holds {} connections per gate at the window's end, more than a gate's default cap ({}, or what its open-file limit allows): run more gates (`gates` in [gate]), or give each gate --max-connections {} and an open-file limit above it (LimitNOFILE)",
+                thousands(held),
+                thousands(DEFAULT_MAX_CONNECTIONS as f64),
+                held
+            ));
+        }
+        if held > DEFAULT_MAX_PER_CLIENT as f64 {
+            out.warnings.push(format!(
+                "a fair start holds {} connections per gate at the window's end, more than --max-connections-per-client allows by default ({}): behind a load balancer every connection is the balancer's, so give each gate --max-connections-per-client {} (and let the balancer wait {} s and more for a response: the window, then the draw)",
+                thousands(held),
+                thousands(DEFAULT_MAX_PER_CLIENT as f64),
+                held,
+                f.window_s
+            ));
+        }
+    }
     out
 }
 
@@ -145,17 +191,20 @@ struct Burst {
     peak_per_s: u64,
     first_5s: u64,
     last_s: f64,
+    /// Pages first seeing `open` before the fair window's end.
+    within_window: u64,
 }
 
 /// Each page polls on the runtime's schedule; the edge's copy turns `open`
 /// at a uniformly random moment within `edge_delay` of the PUT (at 0, the
 /// start). A page sees `open` at its first poll after that, and clicks then.
-fn simulate(edge_delay: f64, pages: u64) -> Burst {
+fn simulate(edge_delay: f64, window: f64, pages: u64) -> Burst {
     const BIN: f64 = 0.01;
     const SPAN: f64 = 30.0;
     let mut bins = vec![0u64; (SPAN / BIN) as usize];
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     let mut last: f64 = 0.0;
+    let mut within_window = 0;
     for _ in 0..pages {
         let switch = rng.unit() * edge_delay;
         let mut t = FIRST_POLL_FROM_S + rng.unit() * FIRST_POLL_SPREAD_S;
@@ -163,6 +212,7 @@ fn simulate(edge_delay: f64, pages: u64) -> Burst {
             t += POLL_MIN_S + rng.unit() * (POLL_MAX_S - POLL_MIN_S);
         }
         last = last.max(t);
+        within_window += u64::from(t < window);
         let bin = ((t.max(0.0) / BIN) as usize).min(bins.len() - 1);
         bins[bin] += 1;
     }
@@ -178,6 +228,7 @@ fn simulate(edge_delay: f64, pages: u64) -> Burst {
         peak_per_s: peak,
         first_5s: bins[..(5.0 / BIN) as usize].iter().sum(),
         last_s: last,
+        within_window,
     }
 }
 
@@ -224,6 +275,7 @@ mod tests {
             gates: 10,
             gate_rate: 45_000.0,
             stock: 100,
+            fair_window_s: None,
         }
     }
 
@@ -282,6 +334,46 @@ mod tests {
             "{}",
             o.orders_peak_per_s
         );
+    }
+
+    #[test]
+    fn a_fair_start_holds_its_entrants_and_warns_at_the_gates_connection_caps() {
+        // No window: no fair start, no held connections.
+        assert!(model(&inputs(100_000)).fair_start.is_none());
+        // A 4 s window covers the edge's second plus one poll (at most 3 s):
+        // every clicker enters, held on 10 gates.
+        let mut i = inputs(100_000);
+        i.fair_window_s = Some(4.0);
+        let o = model(&i);
+        let f = o.fair_start.as_ref().unwrap();
+        assert_eq!(f.entrants.round(), 100_000.0, "{f:?}");
+        assert_eq!(f.held_per_gate.round(), 10_000.0, "{f:?}");
+        // 10,000 per gate: over the per-client default (a balancer's), under
+        // the total cap.
+        assert_eq!(o.warnings.len(), 1, "{:?}", o.warnings);
+        assert!(
+            o.warnings[0].contains("--max-connections-per-client 10000"),
+            "{:?}",
+            o.warnings
+        );
+        // A million on one gate: both caps.
+        let mut i = inputs(1_000_000);
+        i.fair_window_s = Some(4.0);
+        i.gates = 1;
+        let o = model(&i);
+        assert!(
+            o.warnings
+                .iter()
+                .any(|w| w.contains("--max-connections 1000000")),
+            "{:?}",
+            o.warnings
+        );
+        // A 1 s window: only the pages that see `open` within it enter (the
+        // edge's copy turns within 1 s, a page polls every 1–3 s).
+        let mut i = inputs(100_000);
+        i.fair_window_s = Some(1.0);
+        let f = model(&i).fair_start.unwrap();
+        assert!(f.entrants > 5_000.0 && f.entrants < 60_000.0, "{f:?}");
     }
 
     #[test]

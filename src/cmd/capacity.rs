@@ -2,8 +2,10 @@
 
 use clap::Args;
 
-use super::prelude::{connect, AwsArgs, Global};
+use super::prelude::{connect, duration, AwsArgs, Global};
 use crate::capacity::{self, thousands, Inputs, CLOUDFRONT_REQUESTS, S3_GETS};
+use crate::config::MAX_FAIR_WINDOW;
+use crate::gate::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_CLIENT};
 use crate::site::Site;
 
 /// Before a sale: the request rates N open pages cause, on paper, against the
@@ -15,7 +17,9 @@ use crate::site::Site;
 /// the orders/s at the gates in the busiest second after the switch, and how
 /// long until every page has seen `open`; and a warning, with what to do,
 /// for each limit crossed. Without --remote it assumes the README's CloudFront
-/// set-up (sale.js cached 1 s, query string out of the cache key).
+/// set-up (sale.js cached 1 s, query string out of the cache key). With a
+/// fair start ([gate] fair_window, or --fair-window), also the requests each
+/// gate holds until the draw, against the gates' connection caps.
 #[derive(Args, Debug)]
 pub(super) struct CapacityArgs {
     /// Pages open at the start of the sale.
@@ -39,6 +43,10 @@ pub(super) struct CapacityArgs {
     /// wrk): run it on your gate machines and pass yours.
     #[arg(long, value_name = "N", default_value_t = 45_000)]
     gate_rate: u32,
+    /// Model a fair start with this window instead of [gate] fair_window
+    /// ("0s": without one).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    fair_window: Option<std::time::Duration>,
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
@@ -49,6 +57,12 @@ pub(super) struct CapacityArgs {
 pub(super) fn run(g: &Global, a: CapacityArgs) -> anyhow::Result<()> {
     if a.viewers == 0 {
         anyhow::bail!("--viewers must be at least 1");
+    }
+    if a.fair_window.is_some_and(|w| w > MAX_FAIR_WINDOW) {
+        anyhow::bail!(
+            "--fair-window: a gate takes a fair_window of at most {} s; give a shorter one",
+            MAX_FAIR_WINDOW.as_secs()
+        );
     }
     let site = Site::from_config(g.sale()?)?;
     let config = &site.config;
@@ -62,6 +76,11 @@ pub(super) fn run(g: &Global, a: CapacityArgs) -> anyhow::Result<()> {
         gates: config.gate.gates,
         gate_rate: f64::from(a.gate_rate),
         stock: site.items.iter().map(|i| u64::from(i.stock)).sum(),
+        fair_window_s: match a.fair_window {
+            Some(w) if w.is_zero() => None,
+            Some(w) => Some(w.as_secs_f64()),
+            None => config.gate.fair_window_ms.map(|ms| ms as f64 / 1e3),
+        },
     };
     let mut edge = format!(
         "assumed: {toggle} cached {} s at the edge, query string out of the cache key, {} caches asking the origin (--remote reads your distribution)",
@@ -170,6 +189,25 @@ pub(super) fn run(g: &Global, a: CapacityArgs) -> anyhow::Result<()> {
             thousands(out.orders_first_5s),
             String::new(),
         );
+        if let Some(f) = &out.fair_start {
+            let held = f.held_per_gate.ceil();
+            row(
+                "held until the draw, per gate",
+                thousands(held),
+                format!(
+                    "{} [4] {} entrants in the {} s window; caps {} per client, {} in all",
+                    if held > DEFAULT_MAX_PER_CLIENT as f64 {
+                        "OVER"
+                    } else {
+                        "ok"
+                    },
+                    thousands(f.entrants),
+                    f.window_s,
+                    thousands(DEFAULT_MAX_PER_CLIENT as f64),
+                    thousands(DEFAULT_MAX_CONNECTIONS as f64)
+                ),
+            );
+        }
         row(
             "every page has seen `open`",
             format!("{:.1} s", out.last_page_sees_open_s),
@@ -189,6 +227,9 @@ pub(super) fn run(g: &Global, a: CapacityArgs) -> anyhow::Result<()> {
         );
         println!("  [2] {}: {}", S3_GETS.what, S3_GETS.source);
         println!("  [3] --gate-rate: measured by bench/fleet.sh (README, Benchmarks); `gates` from [gate]");
+        if out.fair_start.is_some() {
+            println!("  [4] a gate's defaults: --max-connections-per-client (behind a load balancer, the balancer's connections) and --max-connections (or what the open-file limit allows)");
+        }
         println!("  Page loads (HTML, assets) are not counted: they are spread over the minutes before the start.");
     }
     for w in &out.warnings {

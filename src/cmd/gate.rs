@@ -60,7 +60,7 @@ pub(super) struct GateArgs {
     max_connections: Option<usize>,
     /// Connections open at once from one address. Behind a load balancer every
     /// connection comes from the balancer: give it room.
-    #[arg(long, value_name = "N", default_value_t = 4096)]
+    #[arg(long, value_name = "N", default_value_t = gate::DEFAULT_MAX_PER_CLIENT)]
     max_connections_per_client: usize,
     /// Repair the journal and exit: keep every winner before the first line
     /// that is not one (what a power cut can leave), set the rest aside in
@@ -102,9 +102,9 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
     };
     // A descriptor per connection: take what the system allows.
     let (before, after) = crate::util::fd::raise_open_files(1 << 20).unwrap_or((1024, 1024));
-    let max_connections = a
-        .max_connections
-        .unwrap_or_else(|| (after.saturating_sub(64) as usize).clamp(16, 65_536));
+    let max_connections = a.max_connections.unwrap_or_else(|| {
+        (after.saturating_sub(64) as usize).clamp(16, gate::DEFAULT_MAX_CONNECTIONS)
+    });
     let limits = gate::Limits {
         header_timeout: a.header_timeout,
         max_connections,

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::util::diag::{self, Diagnostic, Diagnostics};
-pub(crate) use gate::{GateConfig, Identity, RawGate, GATE_KEYS};
+pub(crate) use gate::{GateConfig, Identity, RawGate, GATE_KEYS, MAX_FAIR_WINDOW};
 pub(crate) use headers::{HeaderRule, HEADER_KEYS};
 pub(crate) use items::{PriceText, RawItem, ITEM_KEYS};
 use money::Currency;

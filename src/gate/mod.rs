@@ -46,7 +46,7 @@ pub(crate) use journal::{
 };
 use journal::{Journal, JournalError};
 use limit::RateLimiter;
-pub(crate) use server::{bind, serve, Limits};
+pub(crate) use server::{bind, serve, Limits, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_CLIENT};
 use shared::SharedStock;
 
 #[derive(Debug, thiserror::Error)]

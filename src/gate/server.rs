@@ -16,6 +16,12 @@ use tokio::net::TcpListener;
 
 use super::{Error, Gate};
 
+/// `--max-connections-per-client` unless given.
+pub(crate) const DEFAULT_MAX_PER_CLIENT: usize = 4096;
+/// The most connections a gate allows by default, whatever its open-file
+/// limit (`--max-connections` sets any number).
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 65_536;
+
 /// How much a gate lets clients hold at once.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {

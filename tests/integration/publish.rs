@@ -631,4 +631,36 @@ fn capacity_reads_how_the_distribution_caches_the_toggle_and_warns_at_published_
 
     let err = fails(s.sale.run(&["capacity", "--viewers", "0"]));
     assert!(err.contains("--viewers must be at least 1"), "{err}");
+
+    // A fair start in site.toml: every clicker is held until the draw, on
+    // the sale's one gate — over the per-client cap a balancer runs into.
+    let (j, w) = capacity("10000", &[]);
+    assert!(j["outcome"]["fair_start"].is_null(), "{j}");
+    assert!(w.is_empty(), "{w}");
+    let toml = s.sale.read("site.toml");
+    s.sale.write(
+        "site.toml",
+        &toml.replace("[gate]\n", "[gate]\nfair_window = \"4s\"\n"),
+    );
+    let (j, w) = capacity("10000", &[]);
+    let fair = &j["outcome"]["fair_start"];
+    assert_eq!(fair["window_s"], 4.0, "{j}");
+    assert_eq!(fair["entrants"].as_f64().unwrap().round(), 10000.0, "{j}");
+    assert_eq!(fair["held_per_gate"], fair["entrants"], "one gate: {j}");
+    assert!(
+        w.contains("--max-connections-per-client 10000") && !w.contains("--max-connections 1"),
+        "{w}"
+    );
+    // The flag overrides the file: no window, or a shorter one.
+    let (j, w) = capacity("10000", &["--fair-window", "0s"]);
+    assert!(j["outcome"]["fair_start"].is_null(), "{j}");
+    assert!(w.is_empty(), "{w}");
+    let (j, _) = capacity("10000", &["--fair-window", "1s"]);
+    let entrants = j["outcome"]["fair_start"]["entrants"].as_f64().unwrap();
+    assert!(entrants < 9000.0, "a 1 s window leaves pages out: {j}");
+    let err = fails(
+        s.sale
+            .run(&["capacity", "--viewers", "10", "--fair-window", "31s"]),
+    );
+    assert!(err.contains("at most 30 s"), "{err}");
 }
