@@ -39,15 +39,12 @@ pub(super) fn run(g: &Global, a: KeygenArgs) -> anyhow::Result<()> {
                 "the output directory, which is published",
             ),
             (
-                config.root.join("static"),
+                config.in_root("static"),
                 "static/, whose files are published",
             ),
+            (config.in_root("templates"), "templates/, part of the build"),
             (
-                config.root.join("templates"),
-                "templates/, part of the build",
-            ),
-            (
-                config.root.join("themes"),
+                config.in_root("themes"),
                 "themes/, whose files are published",
             ),
         ];

@@ -239,12 +239,22 @@ impl Config {
     /// absolute path a file watcher reports; `None` if it is outside the sale.
     pub(crate) fn local_path(&self, absolute: &Path) -> Option<PathBuf> {
         let root = std::path::absolute(&self.root).ok()?;
-        let rel = absolute.strip_prefix(&root).ok()?;
-        Some(if self.root == Path::new(".") {
-            rel.to_path_buf()
-        } else {
-            self.root.join(rel)
-        })
+        Some(in_root(&self.root, absolute.strip_prefix(&root).ok()?))
+    }
+
+    /// `rel` in the sale's directory, as users are shown it: `templates`, not
+    /// `./templates`, when site.toml is in the current directory.
+    pub(crate) fn in_root(&self, rel: impl AsRef<Path>) -> PathBuf {
+        in_root(&self.root, rel.as_ref())
+    }
+}
+
+/// `rel` under `root`, without a leading `./`.
+fn in_root(root: &Path, rel: &Path) -> PathBuf {
+    if root == Path::new(".") {
+        rel.to_path_buf()
+    } else {
+        root.join(rel)
     }
 }
 
@@ -265,13 +275,7 @@ struct SiteKeys {
 impl RawSite {
     fn check(&self, root: &Path, cx: &mut Checker) -> SiteKeys {
         // Paths are shown to users: `public`, not `./public`.
-        let in_root = |p: &Path| {
-            if root == Path::new(".") {
-                p.to_path_buf()
-            } else {
-                root.join(p)
-            }
-        };
+        let in_root = |p: &Path| in_root(root, p);
         let name = self.name.get_ref().clone();
         if name.is_empty()
             || name.len() > 40
@@ -407,7 +411,7 @@ impl RawSite {
                 t.span(),
                 format!(
                     "theme `{v}` not found: there is no {}",
-                    root.join("themes").join(v).display()
+                    in_root(root, &Path::new("themes").join(v)).display()
                 ),
                 "create that directory, or write `theme = \"default\"` for the built-in theme",
             );
@@ -506,6 +510,21 @@ stock = 3
         assert_eq!(c.gate.url, "https://gate.example.com");
         assert_eq!(c.start.to_rfc3339(), "2026-12-12T20:00:00+08:00");
         assert_eq!(c.inline_items[0].price.get_ref().0, "9.9");
+    }
+
+    #[test]
+    fn paths_are_shown_as_written_without_a_leading_dot() {
+        let here = parse(GOOD).unwrap();
+        assert_eq!(here.in_root("templates"), Path::new("templates"));
+        assert_eq!(here.output_dir, Path::new("public"));
+        let there = Config::parse(Path::new("shop/site.toml"), GOOD.to_string()).unwrap();
+        assert_eq!(there.in_root("templates"), Path::new("shop/templates"));
+        assert_eq!(there.output_dir, Path::new("shop/public"));
+        let abs = std::path::absolute("shop/items/a.md").unwrap();
+        assert_eq!(
+            there.local_path(&abs).unwrap(),
+            Path::new("shop/items/a.md")
+        );
     }
 
     #[test]

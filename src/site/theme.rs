@@ -63,13 +63,13 @@ impl Theme {
                 None => theme.add_template(path.to_string(), text(bytes, &origin)?, origin),
             }
         }
-        let theme_dir = config.root.join("themes").join(&config.theme);
+        let theme_dir = config.in_root(Path::new("themes").join(&config.theme));
         if config.theme != DEFAULT_THEME || theme_dir.is_dir() {
             theme.add_dir_templates(&theme_dir, false)?;
             theme.add_dir_statics(&theme_dir.join("static"))?;
         }
-        theme.add_dir_templates(&config.root.join("templates"), true)?;
-        theme.add_dir_statics(&config.root.join("static"))?;
+        theme.add_dir_templates(&config.in_root("templates"), true)?;
+        theme.add_dir_statics(&config.in_root("static"))?;
         theme.templates.sort_by(|a, b| a.name.cmp(&b.name));
         theme.statics.sort_by(|a, b| a.logical.cmp(&b.logical));
         Ok(theme)
