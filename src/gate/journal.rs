@@ -351,6 +351,13 @@ impl<T: Line> Journal<T> {
         }
     }
 
+    /// Resolves once every line queued so far is on disk (or the journal
+    /// failed): what "every winner admitted until now is recorded" waits for.
+    pub(super) async fn settled(&self) -> Result<(), JournalError> {
+        let seq = self.queue.lock().expect("journal lock poisoned").0;
+        self.wait(seq).await
+    }
+
     pub(super) fn failed(&self) -> bool {
         self.durable.borrow().failed || self.broken.load(Ordering::Relaxed)
     }
@@ -529,6 +536,47 @@ mod tests {
             2,
             "one write for the first winner, one for the 99 queued behind it"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn settled_waits_for_every_line_queued_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Mutex::new(Some(held));
+        let j = Arc::new(
+            Journal::open(
+                dir.path(),
+                Box::new(move |_| {
+                    if let Some(rx) = held.lock().unwrap().take() {
+                        rx.recv().unwrap();
+                    }
+                }),
+            )
+            .unwrap(),
+        );
+        // Nothing queued: settled at once.
+        j.settled().await.unwrap();
+        // The writer holds its first batch; two more lines queue behind it.
+        let first = j.enqueue(winner(0)).unwrap();
+        while j.durable.borrow().seq < first {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        j.enqueue(winner(1)).unwrap();
+        j.enqueue(winner(2)).unwrap();
+        let settled = tokio::spawn({
+            let j = j.clone();
+            async move { j.settled().await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(
+            !settled.is_finished(),
+            "settled before the queued lines were written"
+        );
+        release.send(()).unwrap();
+        settled.await.unwrap().unwrap();
+        assert!(j.durable.borrow().seq >= 3);
+        j.close();
+        assert_eq!(replay(dir.path()).unwrap().len(), 3);
     }
 
     /// A journal file that fails its `n`th append (1-based) after writing

@@ -422,6 +422,9 @@ impl<L: Admission> Gate<L> {
             let counts = self.counts();
             if !counts.is_empty() && counts.iter().all(|c| c.remaining() == 0) {
                 let sold: u32 = counts.iter().map(|c| c.admitted).sum();
+                // The last winners are answered (and logged) once on disk:
+                // "sold out" comes after them.
+                let _ = self.journal.settled().await;
                 return format!("sold out, {sold} units");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
