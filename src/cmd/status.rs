@@ -97,10 +97,7 @@ pub(super) fn run(g: &Global, a: StatusArgs) -> anyhow::Result<()> {
                 config.base_url.trim_end_matches('/'),
                 crate::util::random::hex(6)
             );
-            let answer = match Client::new() {
-                Ok(client) => client.get(&url, Duration::from_secs(5)).await,
-                Err(e) => Err(e),
-            };
+            let answer = Client::new().get(&url, Duration::from_secs(5)).await;
             match answer {
                 Ok(r) if r.status == 200 => {
                     let live = Live::read(&r.body);

@@ -124,8 +124,12 @@ impl Delivery {
         url: &str,
         journal_dir: &Path,
     ) -> Result<Arc<Delivery>, crate::util::http::HttpError> {
+        let client = Client::new();
+        // An order system the gate cannot reach at all is found now, not
+        // at the first winner.
+        client.check(url)?;
         Ok(Arc::new(Delivery {
-            client: Client::new()?,
+            client,
             url: url.to_string(),
             delivered: AtomicU64::new(0),
             attempts_failed: AtomicU64::new(0),

@@ -71,7 +71,7 @@ pub(crate) enum Error {
     GateIdTaken { gate: String, ago_ms: u64 },
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
-    #[error("cannot forward winners: {0}")]
+    #[error("cannot forward winners")]
     Forward(#[from] crate::util::http::HttpError),
     #[error("{}: {error}", path.display())]
     Io {

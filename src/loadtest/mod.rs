@@ -49,8 +49,6 @@ pub(crate) struct Options {
 pub(crate) enum Error {
     #[error("{0}")]
     Refused(String),
-    #[error("{0}")]
-    Failed(String),
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -434,8 +432,7 @@ pub(crate) async fn run(opts: Options) -> Result<Report, Error> {
     if opts.items.is_empty() {
         return Err(Error::Refused("the sale has no items".into()));
     }
-    let http =
-        Client::with_pool(opts.concurrency, 64 * 1024).map_err(|e| Error::Failed(e.to_string()))?;
+    let http = Client::with_pool(opts.concurrency, 64 * 1024);
     let run_id = random::hex(3);
     let opts = Arc::new(opts);
     let gate = Arc::new(Semaphore::new(opts.concurrency.max(1)));

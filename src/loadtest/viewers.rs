@@ -152,8 +152,7 @@ async fn page(url: &str, http: &Client, slots: &Semaphore, tally: &Mutex<Tally>,
 pub(crate) async fn run(opts: Options) -> Result<Report, Error> {
     check_target(&opts.url, &opts.allow_hosts)?;
     let url = format!("{}/sale.js", opts.url.trim_end_matches('/'));
-    let http =
-        Client::with_pool(opts.concurrency, 64 * 1024).map_err(|e| Error::Failed(e.to_string()))?;
+    let http = Client::with_pool(opts.concurrency, 64 * 1024);
     let slots = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let tally = Arc::new(Mutex::new(Tally::default()));
     let started = Instant::now();

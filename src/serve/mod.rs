@@ -78,7 +78,7 @@ pub(crate) enum Error {
         addr: SocketAddr,
         error: std::io::Error,
     },
-    #[error("cannot watch the sale's files: {0}")]
+    #[error("cannot watch the sale's files")]
     Watch(#[from] notify::Error),
     #[error(transparent)]
     Gate(#[from] crate::gate::Error),

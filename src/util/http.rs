@@ -1,7 +1,12 @@
 //! The one HTTP(S) client: the toggle as the CDN serves it, gates' metrics,
 //! the order system's webhook, and the load generator. Bounded in time and
 //! size; connections are pooled and sent without Nagle's delay.
+//!
+//! HTTPS trusts the system's root certificates. A machine without any (a
+//! slim container image) still speaks plain HTTP — an order system on the
+//! same host or network — and refuses each `https://` URL saying why.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,8 +30,8 @@ pub(crate) struct Response {
 /// Why a request got no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum HttpError {
-    #[error("no TLS root certificates on this machine: {0}")]
-    NoRoots(String),
+    #[error("`{url}` needs TLS, but this machine has no root certificates ({why}): install them (Debian: the ca-certificates package) or point SSL_CERT_FILE at a PEM bundle")]
+    NoRoots { url: String, why: String },
     #[error("`{url}` is not a URL: {why}")]
     BadUrl { url: String, why: String },
     #[error("no answer within {} s", .0.as_secs_f64())]
@@ -44,32 +49,63 @@ pub(crate) struct Client {
         Full<Bytes>,
     >,
     max_body: usize,
+    /// Why the system's root certificates could not be loaded, if they could not.
+    no_roots: Option<Arc<str>>,
 }
 
 impl Client {
     /// A client keeping a few idle connections per host, reading at most 1 MiB.
-    pub(crate) fn new() -> Result<Client, HttpError> {
+    pub(crate) fn new() -> Client {
         Self::with_pool(8, 1 << 20)
     }
 
     /// A client keeping up to `idle` connections per host (a load generator
     /// wants one per request in flight), reading at most `max_body` bytes.
-    pub(crate) fn with_pool(idle: usize, max_body: usize) -> Result<Client, HttpError> {
+    pub(crate) fn with_pool(idle: usize, max_body: usize) -> Client {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| HttpError::NoRoots(e.to_string()))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        Ok(Client {
+        let (tls, no_roots) = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+            Ok(tls) => (tls, None),
+            // No roots: nothing can be verified, so nothing https is tried
+            // (`check` and `send` refuse it); plain http works as ever.
+            Err(e) => (
+                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+                    rustls::ClientConfig::builder()
+                        .with_root_certificates(rustls::RootCertStore::empty())
+                        .with_no_client_auth(),
+                ),
+                Some(Arc::from(e.to_string())),
+            ),
+        };
+        let https = tls.https_or_http().enable_http1().wrap_connector(http);
+        Client {
             inner: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
                 .pool_max_idle_per_host(idle)
                 .build(https),
             max_body,
-        })
+            no_roots,
+        }
+    }
+
+    /// Whether requests to `url` can be made at all: it parses, and if it is
+    /// `https://`, this machine has root certificates to verify it with.
+    pub(crate) fn check(&self, url: &str) -> Result<hyper::Uri, HttpError> {
+        let uri: hyper::Uri =
+            url.parse()
+                .map_err(|e: hyper::http::uri::InvalidUri| HttpError::BadUrl {
+                    url: url.to_string(),
+                    why: e.to_string(),
+                })?;
+        match &self.no_roots {
+            Some(why) if uri.scheme() == Some(&hyper::http::uri::Scheme::HTTPS) => {
+                Err(HttpError::NoRoots {
+                    url: url.to_string(),
+                    why: why.to_string(),
+                })
+            }
+            _ => Ok(uri),
+        }
     }
 
     pub(crate) async fn get(&self, url: &str, timeout: Duration) -> Result<Response, HttpError> {
@@ -87,12 +123,7 @@ impl Client {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Response, HttpError> {
-        let uri: hyper::Uri =
-            url.parse()
-                .map_err(|e: hyper::http::uri::InvalidUri| HttpError::BadUrl {
-                    url: url.to_string(),
-                    why: e.to_string(),
-                })?;
+        let uri = self.check(url)?;
         let mut req = hyper::Request::builder().method(method).uri(uri);
         for (k, v) in headers {
             req = req.header(*k, *v);

@@ -68,7 +68,17 @@ impl GateProc {
         journal: &std::path::Path,
         args: &[&str],
     ) -> GateProc {
-        let mut child = Command::new(bin())
+        Self::start_with(dir, journal, args, &mut Command::new(bin()))
+    }
+
+    /// The same, with `command` set up beforehand (its environment).
+    pub(crate) fn start_with(
+        dir: &std::path::Path,
+        journal: &std::path::Path,
+        args: &[&str],
+        command: &mut Command,
+    ) -> GateProc {
+        let mut child = command
             .args(["gate", "--listen", "127.0.0.1:0", "--journal"])
             .arg(journal)
             .args(["--key-file", "gate.key"])
@@ -625,6 +635,62 @@ pub(crate) fn receiver(failures: usize) -> Receiver {
         }
     });
     Receiver { base, got }
+}
+
+/// A slim image without CA certificates: a gate forwards to an order system
+/// over plain HTTP as ever, and one told to forward over HTTPS refuses to
+/// start, saying what to install (it could verify nobody).
+#[test]
+fn without_root_certificates_http_forwarding_works_and_https_is_refused_at_start() {
+    let s = GateSale::new("");
+    let empty = s.sale.path().join("no-roots.pem");
+    std::fs::write(&empty, "").unwrap();
+    // rustls-native-certs reads only these two when either is set.
+    let no_roots = || {
+        let mut c = Command::new(bin());
+        c.env_remove("SSL_CERT_DIR").env("SSL_CERT_FILE", &empty);
+        c
+    };
+    let out = no_roots()
+        .args(["gate", "--listen", "127.0.0.1:0", "--journal"])
+        .arg(s.sale.path().join("journal-https"))
+        .args([
+            "--key-file",
+            "gate.key",
+            "--forward",
+            "https://127.0.0.1:9/orders",
+        ])
+        .current_dir(s.sale.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started: {err}");
+    assert!(
+        err.contains("cannot forward winners")
+            && err.contains("https://127.0.0.1:9/orders")
+            && err.contains("ca-certificates")
+            && err.contains("SSL_CERT_FILE"),
+        "{err}"
+    );
+    assert_eq!(err.matches("needs TLS").count(), 1, "said once: {err}");
+
+    let rx = receiver(0);
+    let gate = GateProc::start_with(
+        s.sale.path(),
+        &s.journal(),
+        &["--quota", "2", "--forward", &format!("{}/orders", rx.base)],
+        &mut no_roots(),
+    );
+    let (status, body, _) = order(&http(), &gate.url(&s), Some("slim"), "A-1", true);
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rx.got.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "never forwarded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_, forwarded, status) = rx.got.lock().unwrap()[0].clone();
+    assert_eq!(status, 200);
+    assert!(forwarded.contains("\"user\":\"slim\""), "{forwarded}");
 }
 
 #[test]
