@@ -61,7 +61,7 @@ pub(crate) struct Inputs {
     pub(crate) gate_rate: f64,
     /// Units on sale, all items together.
     pub(crate) stock: u64,
-    /// A fair start's window (`fair_window` in [gate]), in seconds.
+    /// A fair start's window (`fair_window` in `[gate]`), in seconds.
     pub(crate) fair_window_s: Option<f64>,
 }
 

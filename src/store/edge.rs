@@ -48,7 +48,7 @@ pub(crate) struct ToggleCaching {
     /// Which behaviour applies: "cache behaviour `/sale.js`" or "the default cache behaviour".
     pub(crate) behaviour: String,
     /// Where its TTLs come from: "the managed cache policy CachingOptimized",
-    /// "cache policy <id>", or "its legacy cache settings".
+    /// "cache policy `<id>`", or "its legacy cache settings".
     pub(crate) source: String,
     /// Whether `source` is a cache policy (its settings are named differently).
     pub(crate) policy: bool,
