@@ -96,6 +96,9 @@ pub(crate) struct FairStart {
     /// Connections each gate holds at the window's end (the entrants spread
     /// evenly over the gates).
     pub(crate) held_per_gate: f64,
+    /// Seconds after the window until a gate has answered all it holds, at
+    /// its `gate_rate` (the draw itself takes milliseconds).
+    pub(crate) answered_after_s: f64,
 }
 
 /// Runs the model.
@@ -125,10 +128,12 @@ pub(crate) fn model(i: &Inputs) -> Outcome {
         gates_per_s,
         fair_start: i.fair_window_s.map(|window_s| {
             let entrants = burst.within_window as f64 * scale;
+            let held_per_gate = entrants / f64::from(i.gates.max(1));
             FairStart {
                 window_s,
                 entrants,
-                held_per_gate: entrants / f64::from(i.gates.max(1)),
+                held_per_gate,
+                answered_after_s: held_per_gate / i.gate_rate,
             }
         }),
         warnings: Vec::new(),
@@ -348,6 +353,11 @@ mod tests {
         let f = o.fair_start.as_ref().unwrap();
         assert_eq!(f.entrants.round(), 100_000.0, "{f:?}");
         assert_eq!(f.held_per_gate.round(), 10_000.0, "{f:?}");
+        // Each gate answers its 10,000 at 45,000/s: 0.22 s after the window.
+        assert!(
+            (f.answered_after_s - 10_000.0 / 45_000.0).abs() < 0.01,
+            "{f:?}"
+        );
         // 10,000 per gate: over the per-client default (a balancer's), under
         // the total cap.
         assert_eq!(o.warnings.len(), 1, "{:?}", o.warnings);

@@ -195,7 +195,7 @@ pub(super) fn run(g: &Global, a: CapacityArgs) -> anyhow::Result<()> {
                 "held until the draw, per gate",
                 thousands(held),
                 format!(
-                    "{} [4] {} entrants in the {} s window; caps {} per client, {} in all",
+                    "{} [4] {} entrants in the {} s window, all answered {:.1} s after it; caps {} per client, {} in all",
                     if held > DEFAULT_MAX_PER_CLIENT as f64 {
                         "OVER"
                     } else {
@@ -203,6 +203,7 @@ pub(super) fn run(g: &Global, a: CapacityArgs) -> anyhow::Result<()> {
                     },
                     thousands(f.entrants),
                     f.window_s,
+                    f.answered_after_s,
                     thousands(DEFAULT_MAX_PER_CLIENT as f64),
                     thousands(DEFAULT_MAX_CONNECTIONS as f64)
                 ),
