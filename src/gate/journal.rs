@@ -489,24 +489,27 @@ mod tests {
         );
     }
 
+    /// A journal whose writer stays in its first batch's callback until
+    /// released, so everything appended meanwhile queues up behind it.
+    fn held_after_first_batch(dir: &Path) -> (Arc<Journal>, std::sync::mpsc::Sender<()>) {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Mutex::new(Some(held));
+        let j = Journal::open(
+            dir,
+            Box::new(move |_| {
+                if let Some(rx) = held.lock().unwrap().take() {
+                    rx.recv().unwrap();
+                }
+            }),
+        )
+        .unwrap();
+        (Arc::new(j), release)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn winners_queued_during_a_write_share_the_next_one() {
         let dir = tempfile::tempdir().unwrap();
-        // The writer stays in its first batch's callback until released, so
-        // everything appended meanwhile queues up behind it.
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let held = Mutex::new(Some(held));
-        let j = Arc::new(
-            Journal::open(
-                dir.path(),
-                Box::new(move |_| {
-                    if let Some(rx) = held.lock().unwrap().take() {
-                        rx.recv().unwrap();
-                    }
-                }),
-            )
-            .unwrap(),
-        );
+        let (j, release) = held_after_first_batch(dir.path());
         let first = tokio::spawn({
             let j = j.clone();
             async move { j.append(winner(0)).await }
@@ -541,19 +544,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn settled_waits_for_every_line_queued_before_it() {
         let dir = tempfile::tempdir().unwrap();
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let held = Mutex::new(Some(held));
-        let j = Arc::new(
-            Journal::open(
-                dir.path(),
-                Box::new(move |_| {
-                    if let Some(rx) = held.lock().unwrap().take() {
-                        rx.recv().unwrap();
-                    }
-                }),
-            )
-            .unwrap(),
-        );
+        let (j, release) = held_after_first_batch(dir.path());
         // Nothing queued: settled at once.
         j.settled().await.unwrap();
         // The writer holds its first batch; two more lines queue behind it.

@@ -637,11 +637,7 @@ fn capacity_reads_how_the_distribution_caches_the_toggle_and_warns_at_published_
     let (j, w) = capacity("10000", &[]);
     assert!(j["outcome"]["fair_start"].is_null(), "{j}");
     assert!(w.is_empty(), "{w}");
-    let toml = s.sale.read("site.toml");
-    s.sale.write(
-        "site.toml",
-        &toml.replace("[gate]\n", "[gate]\nfair_window = \"4s\"\n"),
-    );
+    s.sale.add_to_gate("fair_window = \"4s\"");
     let (j, w) = capacity("10000", &[]);
     let fair = &j["outcome"]["fair_start"];
     assert_eq!(fair["window_s"], 4.0, "{j}");

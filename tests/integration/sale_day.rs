@@ -125,11 +125,7 @@ fn a_whole_sale_in_the_browser() {
 fn a_fair_start_in_the_browser_shows_the_draw_then_its_result() {
     // One mug, two shoppers who both click within the 6 s window.
     let sale = mug_sale(1);
-    let toml = sale.read("site.toml");
-    sale.write(
-        "site.toml",
-        &toml.replace("[gate]\n", "[gate]\nfair_window = \"6s\"\n"),
-    );
+    sale.add_to_gate("fair_window = \"6s\"");
     let server = Server::start(sale.path(), &["--no-watch", "--opens-in", "10s"]);
     let page = server.url("/items/mug-01/");
     let alice = Browser::start();
@@ -489,11 +485,7 @@ fn with_a_fair_start_bots_win_their_share_of_the_entrants() {
     let sale = mug_sale(100);
     // A 4 s window: every page-like customer has polled sale.js by then
     // (first poll by start + 1 s, then every 1–3 s).
-    let toml = sale.read("site.toml");
-    sale.write(
-        "site.toml",
-        &toml.replace("[gate]\n", "[gate]\nfair_window = \"4s\"\n"),
-    );
+    sale.add_to_gate("fair_window = \"4s\"");
     assert!(sale.read("site.toml").contains("fair_window"));
     let r = rehearse_with_bots(&sale);
     let entrants = r["entrants"].as_u64().unwrap();

@@ -319,11 +319,7 @@ fn open_and_close_work_on_a_directory_target() {
 #[test]
 fn open_announces_a_fair_starts_draw_and_status_checks_its_commitment() {
     let sale = Sale::with_times(&in_secs(-5), &in_secs(3600));
-    let toml = sale.read("site.toml");
-    sale.write(
-        "site.toml",
-        &toml.replace("[gate]\n", "[gate]\nfair_window = \"4s\"\n"),
-    );
+    sale.add_to_gate("fair_window = \"4s\"");
     ok(sale.run(&["build", "-q"]));
     let target = tempfile::tempdir().unwrap();
     let t = format!("dir:{}", target.path().display());

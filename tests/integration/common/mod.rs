@@ -124,6 +124,16 @@ impl Sale {
         std::fs::write(p, text).unwrap();
     }
 
+    /// Adds `line` (`key = value`) to site.toml's `[gate]` section.
+    pub(crate) fn add_to_gate(&self, line: &str) {
+        let toml = self.read("site.toml");
+        assert!(toml.contains("[gate]\n"), "no [gate] section: {toml}");
+        self.write(
+            "site.toml",
+            &toml.replacen("[gate]\n", &format!("[gate]\n{line}\n"), 1),
+        );
+    }
+
     pub(crate) fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
