@@ -8,6 +8,7 @@
 //! - `store`: object stores and CDNs (S3, CloudFront, a directory, memory, dry run);
 //! - `publish`: uploading a build to a store, planned then executed;
 //! - `gate`: the order gate;
+//! - `journal`: JSON lines fsynced before anyone is told (winners, draw entries);
 //! - `ledger`: the stock a fleet of gates shares, on Redis;
 //! - `serve`: the local preview, with the whole sale in-process;
 //! - `loadtest`: the rehearsal's simulated customers;
@@ -27,6 +28,7 @@ mod capacity;
 pub mod cmd;
 mod config;
 pub mod gate;
+mod journal;
 mod ledger;
 mod loadtest;
 mod publish;

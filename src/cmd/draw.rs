@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
-use crate::gate::{read_journal, Winner, ENTRIES_FILE, WINNERS_FILE};
+use crate::journal::{read_file as read_journal, ENTRIES, WINNERS};
 use crate::sale::draw::{verify, Line, Seed};
+use crate::sale::Winner;
 
 use super::prelude::Global;
 
@@ -67,15 +68,15 @@ fn verify_cmd(a: VerifyArgs) -> anyhow::Result<()> {
                 dir.display()
             );
         }
-        let entries = dir.join(ENTRIES_FILE);
+        let entries = dir.join(ENTRIES);
         if !entries.exists() {
             bail!(
-                "{}: no {ENTRIES_FILE}: this gate ran without a fair start (`[gate] fair_window`), or this is not its journal directory",
+                "{}: no {ENTRIES}: this gate ran without a fair start (`[gate] fair_window`), or this is not its journal directory",
                 dir.display()
             );
         }
         lines.extend(read_journal::<Line>(&entries)?.0);
-        winners.extend(read_journal::<Winner>(&dir.join(WINNERS_FILE))?.0);
+        winners.extend(read_journal::<Winner>(&dir.join(WINNERS))?.0);
     }
     let recorded: Vec<&str> = lines
         .iter()

@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::prelude::{duration, gate_key, ledger_url, log_json, warn_if_shared, Global};
 use crate::gate::{self, Gate};
+use crate::util::clock::Clock;
 
 /// Run an order gate: admit at most the quota per item, journal every winner
 /// (fsynced) before answering, forward winners to the order system, send
@@ -130,6 +131,7 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
                 body_timeout: a.body_timeout,
                 resend_dead_letters: a.resend_dead_letters,
                 origin: None,
+                clock: Clock::system(),
             },
         )
         .await
@@ -147,7 +149,7 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
         if !g.quiet && a.forward.is_none() && config.gate.forward.is_none() {
             eprintln!(
                 "note: no order system to forward winners to ([gate] forward or --forward): they are only journaled in {}",
-                a.journal.join("winners.jsonl").display()
+                a.journal.join(crate::journal::WINNERS).display()
             );
         }
         // Printed even with --quiet: scripts read the address from here.
@@ -178,8 +180,8 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
 
 fn repair(g: &Global, a: &GateArgs) -> anyhow::Result<()> {
     // No gate may write while the journal is repaired.
-    let _held = gate::hold_journal(&a.journal, "repair")?;
-    let r = gate::repair_journal(&a.journal)?;
+    let _held = crate::journal::hold(&a.journal, "repair")?;
+    let r = crate::journal::repair(&a.journal)?;
     match &r.set_aside {
         None => g.say(format!(
             "{}: {} winners, nothing to repair",

@@ -11,6 +11,7 @@ use super::prelude::{connect, duration, AwsArgs, Global};
 use crate::config::Config;
 use crate::publish::{self, Outcome, Progress, ToggleAction};
 use crate::store::{Cdn, DryRun, DryRunCdn, Remote};
+use crate::util::sync::lock;
 
 /// Upload the built sale (public/) to S3 and invalidate CloudFront for what changed.
 ///
@@ -280,7 +281,7 @@ impl Progress for Lines {
                 .progress_chars("=> "),
             );
             bar.set_message(name.to_string());
-            *self.bar.lock().expect("lock") = Some(bar);
+            *lock(&self.bar) = Some(bar);
         } else {
             eprintln!(
                 "  {name}{}",
@@ -290,7 +291,7 @@ impl Progress for Lines {
                     String::new()
                 }
             );
-            *self.plain.lock().expect("lock") = (name.to_string(), total);
+            *lock(&self.plain) = (name.to_string(), total);
         }
     }
 
@@ -299,12 +300,12 @@ impl Progress for Lines {
             return;
         }
         let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Some(bar) = self.bar.lock().expect("lock").as_ref() {
+        if let Some(bar) = lock(&self.bar).as_ref() {
             bar.set_position(n as u64);
             return;
         }
         // About ten lines per phase in logs.
-        let (name, total) = self.plain.lock().expect("lock").clone();
+        let (name, total) = lock(&self.plain).clone();
         if total >= 20 && n.is_multiple_of((total / 10).max(1)) && n < total {
             eprintln!("  {name}: {n}/{total}");
         }
@@ -322,7 +323,7 @@ impl Progress for Lines {
     }
 
     fn finish(&self) {
-        if let Some(bar) = self.bar.lock().expect("lock").take() {
+        if let Some(bar) = lock(&self.bar).take() {
             bar.finish_and_clear();
         }
     }

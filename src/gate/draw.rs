@@ -33,11 +33,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::admission::{Admission, Verdict};
-use super::journal::{Journal, JournalError};
-use super::Gate;
+use super::record::Recorder;
+use super::stock::{Admission, Stock, Verdict};
+use crate::journal::{self, Journal, JournalError, ENTRIES};
 use crate::ledger::{Ledger, LedgerError};
 use crate::sale::draw::{self, Line, Seed};
+use crate::util::clock::Clock;
+use crate::util::sync::lock;
 
 /// Why an entry or a draw failed (the entrant is answered 503).
 #[derive(Debug, thiserror::Error)]
@@ -49,8 +51,6 @@ pub(super) enum DrawError {
     #[error("the draw cannot admit (the ledger is not up)")]
     Unavailable,
 }
-
-pub(crate) const FILE_NAME: &str = "entries.jsonl";
 
 /// Entries a gate keeps at most (identities are authenticated, so this is a
 /// bound on memory, not the real limit); further ones are answered busy.
@@ -107,19 +107,36 @@ pub(super) struct StartDraw {
     done: OnceLock<Entrants>,
     /// The fleet's ledger, when the gates share one: one draw for all.
     fleet: Option<Ledger>,
+    clock: Clock,
+}
+
+/// What a draw is opened with.
+pub(super) struct Setup<'a> {
+    /// The journal directory: entries go to `entries.jsonl` in it.
+    pub(super) dir: &'a Path,
+    pub(super) seed: Seed,
+    /// Entries until this (Unix ms): the end of the fair window.
+    pub(super) until_ms: i64,
+    pub(super) gate_id: &'a str,
+    pub(super) skus: Vec<String>,
+    /// The fleet's ledger, when the gates share one.
+    pub(super) fleet: Option<Ledger>,
+    pub(super) clock: Clock,
 }
 
 impl StartDraw {
-    /// Opens `dir/entries.jsonl` and puts its entries back.
-    pub(super) fn open(
-        dir: &Path,
-        seed: Seed,
-        until_ms: i64,
-        gate_id: &str,
-        skus: Vec<String>,
-        fleet: Option<Ledger>,
-    ) -> Result<(StartDraw, usize), JournalError> {
-        let replayed: Vec<Line> = super::journal::replay_file(&dir.join(FILE_NAME))?;
+    /// Opens `dir/entries.jsonl` and puts its entries back; also how many.
+    pub(super) fn open(setup: Setup<'_>) -> Result<(StartDraw, usize), JournalError> {
+        let Setup {
+            dir,
+            seed,
+            until_ms,
+            gate_id,
+            skus,
+            fleet,
+            clock,
+        } = setup;
+        let replayed: Vec<Line> = journal::replay_file(&dir.join(ENTRIES))?;
         let mut entries = Entries {
             closed: false,
             by_sku: skus.iter().map(|s| (s.clone(), HashSet::new())).collect(),
@@ -143,7 +160,7 @@ impl StartDraw {
             }
         }
         let count = entries.count;
-        let journal = Journal::open_file(dir, FILE_NAME, Box::new(|_: &[Line]| {}))?;
+        let journal = Journal::open(dir, ENTRIES, Box::new(|_: &[Line]| {}))?;
         Ok((
             StartDraw {
                 seed,
@@ -155,6 +172,7 @@ impl StartDraw {
                 phase: watch::channel(Phase::Entering).0,
                 done: OnceLock::new(),
                 fleet,
+                clock,
             },
             count,
         ))
@@ -179,13 +197,13 @@ impl StartDraw {
         let has = |m: &Entrants| m.get(sku).is_some_and(|s| s.contains(user));
         match self.done.get() {
             Some(all) => has(all),
-            None => has(&self.entries.lock().expect("entries lock poisoned").by_sku),
+            None => has(&lock(&self.entries).by_sku),
         }
     }
 
     /// Entries so far, for `/metrics`.
     pub(super) fn count(&self) -> usize {
-        self.entries.lock().expect("entries lock poisoned").count
+        lock(&self.entries).count
     }
 
     /// Whether the draw knows this item (else: 404).
@@ -198,8 +216,8 @@ impl StartDraw {
     /// already (and waits for nothing).
     pub(super) async fn enter(&self, sku: &str, user: &str) -> Result<Entered, DrawError> {
         {
-            let e = self.entries.lock().expect("entries lock poisoned");
-            if e.closed || chrono::Utc::now().timestamp_millis() >= self.until_ms {
+            let e = lock(&self.entries);
+            if e.closed || self.clock.now_ms() >= self.until_ms {
                 return Ok(Entered::No);
             }
             if e.by_sku.get(sku).is_some_and(|s| s.contains(user)) {
@@ -217,7 +235,7 @@ impl StartDraw {
             }
         }
         let seq = {
-            let mut e = self.entries.lock().expect("entries lock poisoned");
+            let mut e = lock(&self.entries);
             if e.by_sku.get(sku).is_some_and(|s| s.contains(user)) {
                 return Ok(Entered::Yes);
             }
@@ -229,7 +247,7 @@ impl StartDraw {
             let seq = self.journal.enqueue(Line::Entry {
                 sku: sku.to_string(),
                 user: user.to_string(),
-                time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                time: self.clock.stamp(),
                 gate: self.gate_id.clone(),
             })?;
             e.by_sku
@@ -268,9 +286,9 @@ impl StartDraw {
     /// Closes the entries and returns each item's entrants and the units its
     /// draw began with (if it began before a restart), once every entry
     /// counted is on disk.
-    async fn close(&self) -> Result<Vec<(String, Vec<Arc<str>>, Option<u32>)>, DrawError> {
+    async fn close(&self) -> Result<Closed, DrawError> {
         let (seq, items) = {
-            let mut e = self.entries.lock().expect("entries lock poisoned");
+            let mut e = lock(&self.entries);
             e.closed = true;
             let items = self
                 .skus
@@ -291,27 +309,16 @@ impl StartDraw {
     }
 }
 
-/// Waits for the window's end, then draws every item: the drawn are admitted
-/// and journaled, then entrants get their answers. Holds the gate only while
-/// drawing, so a gate dropped (or stopped) during the window goes away.
-pub(super) async fn run<L: Admission>(gate: std::sync::Weak<Gate<L>>) {
-    let gate = loop {
-        let Some(gate) = gate.upgrade() else { return };
-        let Some(d) = gate.draw.as_ref() else { return };
-        let left = d.until_ms - chrono::Utc::now().timestamp_millis();
-        if left <= 0 {
-            break gate;
-        }
-        let mut phase = d.phase.subscribe();
-        drop(gate);
-        // Wall-clock time: look at the clock again at least every second.
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(left.min(1_000) as u64)) => {}
-            _ = phase.wait_for(|p| *p == Phase::Stopped) => return,
-        }
-    };
-    let Some(d) = gate.draw.as_ref() else { return };
-    let mut result = draw_all(&gate, d).await;
+/// Waits for the window's end (on the draw's clock), then draws every item:
+/// the drawn are admitted through `stock` and recorded, then entrants get
+/// their answers. Ends early if the gate stops during the window.
+pub(super) async fn run(d: Arc<StartDraw>, stock: Arc<Stock>, recorder: Arc<Recorder>) {
+    let mut phase = d.phase.subscribe();
+    tokio::select! {
+        _ = d.clock.until(d.until_ms) => {}
+        _ = phase.wait_for(|p| *p == Phase::Stopped) => return,
+    }
+    let mut result = draw_all(&d, &stock, &recorder).await;
     // A fleet's ledger may be away for a moment: try again while entrants wait.
     let give_up = tokio::time::Instant::now() + DRAW_GRACE;
     while let Err(e) = &result {
@@ -323,7 +330,7 @@ pub(super) async fn run<L: Admission>(gate: std::sync::Weak<Gate<L>>) {
         }
         tracing::warn!(error = %e, "draw_retry");
         tokio::time::sleep(Duration::from_millis(200)).await;
-        result = draw_all(&gate, d).await;
+        result = draw_all(&d, &stock, &recorder).await;
     }
     match result {
         Ok(()) => {
@@ -346,54 +353,17 @@ pub(super) async fn run<L: Admission>(gate: std::sync::Weak<Gate<L>>) {
     }
 }
 
-async fn draw_all<L: Admission>(gate: &Arc<Gate<L>>, d: &StartDraw) -> Result<(), DrawError> {
+/// Draws every item, then reveals the seed; the entrants' answers follow.
+async fn draw_all(
+    d: &StartDraw,
+    stock: &Arc<Stock>,
+    recorder: &Arc<Recorder>,
+) -> Result<(), DrawError> {
     let items = d.close().await?;
-    let mut all = Entrants::new();
-    match &d.fleet {
-        None => {
-            let remaining: BTreeMap<String, u32> = gate
-                .stock
-                .counts()
-                .into_iter()
-                .map(|c| (c.sku.clone(), c.remaining()))
-                .collect();
-            for (sku, entrants, recorded) in items {
-                let entrants: Vec<String> = entrants.iter().map(|u| u.to_string()).collect();
-                let units = match recorded {
-                    Some(u) => u,
-                    None => {
-                        let units = remaining.get(&sku).copied().unwrap_or(0);
-                        d.record_draw(&sku, units, entrants.len()).await?;
-                        units
-                    }
-                };
-                draw_item(gate, d, &sku, &entrants, units).await?;
-                all.insert(sku, entrants.into_iter().map(Into::into).collect());
-            }
-        }
-        Some(ledger) => {
-            for (sku, _, _) in items {
-                // Until the fleet's draw of this item is done, by this gate or another.
-                while !ledger.drawn(&sku).await? {
-                    if !ledger.lease_draw(&sku, &d.gate_id).await? {
-                        if d.phase() == Phase::Stopped {
-                            return Err(DrawError::Unavailable);
-                        }
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                    let (units, entrants) = ledger.close_entries(&sku).await?;
-                    d.record_draw(&sku, units, entrants.len()).await?;
-                    draw_item(gate, d, &sku, &entrants, units).await?;
-                    ledger.draw_done(&sku).await?;
-                }
-                // Every gate's entrants, read once (the answers after the
-                // draw must not ask the ledger who entered).
-                let (_, everyone) = ledger.close_entries(&sku).await?;
-                all.insert(sku, everyone.into_iter().map(Into::into).collect());
-            }
-        }
-    }
+    let all = match &d.fleet {
+        None => draw_here(d, stock, recorder, items).await?,
+        Some(ledger) => draw_in_fleet(d, stock, recorder, ledger, items).await?,
+    };
     let seed = d.seed.to_hex();
     // Revealed once the draw is done, for `flashsale draw verify`.
     d.journal.append(Line::Seed { seed: seed.clone() }).await?;
@@ -405,6 +375,72 @@ async fn draw_all<L: Admission>(gate: &Arc<Gate<L>>, d: &StartDraw) -> Result<()
         "draw_done"
     );
     Ok(())
+}
+
+/// Entries closed: each item's entrants and the units its draw began with.
+type Closed = Vec<(String, Vec<Arc<str>>, Option<u32>)>;
+
+/// One gate's draw: each item's units are what its stock has left (recorded
+/// first; after a restart, what was recorded).
+async fn draw_here(
+    d: &StartDraw,
+    stock: &Arc<Stock>,
+    recorder: &Arc<Recorder>,
+    items: Closed,
+) -> Result<Entrants, DrawError> {
+    let remaining: BTreeMap<String, u32> = stock
+        .counts()
+        .into_iter()
+        .map(|c| (c.sku.clone(), c.remaining()))
+        .collect();
+    let mut all = Entrants::new();
+    for (sku, entrants, recorded) in items {
+        let entrants: Vec<String> = entrants.iter().map(|u| u.to_string()).collect();
+        let units = match recorded {
+            Some(u) => u,
+            None => {
+                let units = remaining.get(&sku).copied().unwrap_or(0);
+                d.record_draw(&sku, units, entrants.len()).await?;
+                units
+            }
+        };
+        draw_item(stock, recorder, d, &sku, &entrants, units).await?;
+        all.insert(sku, entrants.into_iter().map(Into::into).collect());
+    }
+    Ok(all)
+}
+
+/// A fleet's draw: per item, the gate holding the ledger's lease draws among
+/// every gate's entrants; the others wait until it is done.
+async fn draw_in_fleet(
+    d: &StartDraw,
+    stock: &Arc<Stock>,
+    recorder: &Arc<Recorder>,
+    ledger: &Ledger,
+    items: Closed,
+) -> Result<Entrants, DrawError> {
+    let mut all = Entrants::new();
+    for (sku, _, _) in items {
+        // Until the fleet's draw of this item is done, by this gate or another.
+        while !ledger.drawn(&sku).await? {
+            if !ledger.lease_draw(&sku, &d.gate_id).await? {
+                if d.phase() == Phase::Stopped {
+                    return Err(DrawError::Unavailable);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            let (units, entrants) = ledger.close_entries(&sku).await?;
+            d.record_draw(&sku, units, entrants.len()).await?;
+            draw_item(stock, recorder, d, &sku, &entrants, units).await?;
+            ledger.draw_done(&sku).await?;
+        }
+        // Every gate's entrants, read once (the answers after the draw must
+        // not ask the ledger who entered).
+        let (_, everyone) = ledger.close_entries(&sku).await?;
+        all.insert(sku, everyone.into_iter().map(Into::into).collect());
+    }
+    Ok(all)
 }
 
 impl StartDraw {
@@ -424,8 +460,9 @@ impl StartDraw {
 
 /// Draws `units` of `sku` among `entrants` and admits the drawn, in ticket
 /// order, journaling them together (one group commit).
-async fn draw_item<L: Admission>(
-    gate: &Arc<Gate<L>>,
+async fn draw_item(
+    stock: &Arc<Stock>,
+    recorder: &Arc<Recorder>,
     d: &StartDraw,
     sku: &str,
     entrants: &[String],
@@ -440,13 +477,13 @@ async fn draw_item<L: Admission>(
     let mut fresh = 0;
     let mut writes = Vec::new();
     for user in &winners {
-        match gate.stock.admit(sku, user, || gate.next_order()).await {
+        match stock.admit(sku, user, || recorder.next_order()).await {
             Verdict::Won(t) | Verdict::Adopt(t) => {
                 fresh += 1;
-                let (gate, sku, user) = (gate.clone(), sku.to_string(), user.to_string());
-                writes.push(tokio::spawn(
-                    async move { gate.record(&t, &sku, &user).await },
-                ));
+                let (recorder, sku, user) = (recorder.clone(), sku.to_string(), user.to_string());
+                writes.push(tokio::spawn(async move {
+                    recorder.record(&t, &sku, &user).await
+                }));
             }
             Verdict::Repeat(_) => {} // drawn before a restart or a takeover
             Verdict::SoldOut | Verdict::NoSuchItem => break,

@@ -9,6 +9,7 @@
 //! stream of winners instead ([`Relay`]): every live gate consumes it in one
 //! consumer group, and takes over what a gate that died left unacknowledged,
 //! so a winner reaches the order system even if its gate never comes back.
+//! [`Forwarding`] is the choice, made at start; its tasks end with the gate.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,12 +18,107 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::journal::Winner;
+use super::{Error, Options};
+use crate::config::Config;
 use crate::ledger::Ledger;
+use crate::sale::Winner;
 use crate::util::http::Client;
+use crate::util::shutdown::Shutdown;
+use crate::util::sync::lock;
+
+/// Who sends winners to the order system, and how it went.
+pub(super) struct Forwarding {
+    delivery: Arc<Delivery>,
+    from: Source,
+}
+
+enum Source {
+    /// This gate's journal.
+    Journal(Arc<Forwarder>),
+    /// The fleet ledger's stream, shared with the other live gates.
+    Stream(Arc<Relay>),
+}
+
+impl Forwarding {
+    /// Forwarding to `--forward` or `[gate] forward`, if either is set: from
+    /// the fleet's stream with a ledger, else from this gate's journal
+    /// (`replayed` so far).
+    pub(super) fn new(
+        config: &Config,
+        opts: &Options,
+        gate_id: &str,
+        replayed: &[Winner],
+    ) -> Result<Option<Forwarding>, Error> {
+        let Some(url) = opts.forward.as_ref().or(config.gate.forward.as_ref()) else {
+            return Ok(None);
+        };
+        let delivery = Delivery::new(url, &opts.journal_dir)?;
+        let from = match &config.gate.ledger {
+            // A fleet forwards the ledger's stream, on a connection of its own.
+            Some(ledger) => Source::Stream(Relay::new(
+                delivery.clone(),
+                Ledger::new(ledger, &config.name)?,
+                gate_id,
+            )),
+            None => Source::Journal(Forwarder::new(
+                delivery.clone(),
+                &opts.journal_dir,
+                replayed.to_vec(),
+            )),
+        };
+        Ok(Some(Forwarding { delivery, from }))
+    }
+
+    /// What the winners' journal hands each durable batch to (none in a
+    /// fleet: the ledger's stream has them).
+    pub(super) fn journal_feed(&self) -> Option<Arc<Forwarder>> {
+        match &self.from {
+            Source::Journal(f) => Some(f.clone()),
+            Source::Stream(_) => None,
+        }
+    }
+
+    /// Delivers until `shutdown`; first the dead letters again if asked.
+    pub(super) fn run(&self, shutdown: &Shutdown, resend_dead_letters: bool) {
+        match &self.from {
+            Source::Journal(j) => shutdown.spawn(j.clone().run()),
+            Source::Stream(r) => shutdown.spawn(r.clone().run()),
+        }
+        if resend_dead_letters {
+            let delivery = self.delivery.clone();
+            shutdown.spawn(async move {
+                match delivery.resend_dead_letters().await {
+                    Ok(n) => tracing::info!(count = n, "forward_dead_letters_resent"),
+                    Err(e) => tracing::error!(error = %e, "forward_dead_letters_unreadable"),
+                }
+            });
+        }
+    }
+
+    /// Winners not yet accepted by the order system.
+    pub(super) fn backlog(&self) -> u64 {
+        match &self.from {
+            Source::Journal(f) => f.backlog(),
+            Source::Stream(r) => r.backlog.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(super) fn delivered(&self) -> u64 {
+        self.delivery.delivered.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn failures(&self) -> u64 {
+        self.delivery.attempts_failed.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn dead(&self) -> u64 {
+        self.delivery.dead.load(Ordering::Relaxed)
+    }
+}
 
 pub(super) const OFFSET_FILE: &str = "forward.offset";
 
+/// A gate on its own: forwards its journal, in order.
 pub(super) struct Forwarder {
     delivery: Arc<Delivery>,
     offset_path: PathBuf,
@@ -56,20 +152,17 @@ impl Forwarder {
 
     /// New durable winners (called by the journal writer).
     pub(super) fn push(&self, batch: &[Winner]) {
-        self.records
-            .lock()
-            .expect("forward lock poisoned")
-            .extend_from_slice(batch);
+        lock(&self.records).extend_from_slice(batch);
         self.wake.notify_one();
     }
 
     /// Winners not yet accepted by the order system.
     pub(super) fn backlog(&self) -> u64 {
-        let total = self.records.lock().expect("forward lock poisoned").len() as u64;
+        let total = lock(&self.records).len() as u64;
         total.saturating_sub(self.offset.load(Ordering::Relaxed))
     }
 
-    /// Delivers forever; run it as a task.
+    /// Delivers until the gate stops; run it as a task.
     pub(super) async fn run(self: Arc<Self>) {
         tracing::info!(
             offset = self.offset.load(Ordering::Relaxed),
@@ -78,7 +171,7 @@ impl Forwarder {
         );
         loop {
             let next = {
-                let records = self.records.lock().expect("forward lock poisoned");
+                let records = lock(&self.records);
                 records
                     .get(self.offset.load(Ordering::Relaxed) as usize)
                     .cloned()
@@ -258,7 +351,7 @@ impl Relay {
         })
     }
 
-    /// Delivers forever; run it as a task. A ledger that does not answer is
+    /// Delivers until the gate stops; run it as a task. A ledger that does not answer is
     /// asked again after a pause.
     pub(crate) async fn run(self: Arc<Self>) {
         let pause = Duration::from_millis(200);

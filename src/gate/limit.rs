@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use hyper::HeaderMap;
 
+use crate::util::sync::lock;
+
 /// Clients one generation of a shard holds before it is retired early.
 const GENERATION: usize = 20_000;
 const SHARDS: usize = 16;
@@ -89,7 +91,7 @@ impl RateLimiter {
 
     fn allow_client(&self, client: IpAddr, now: Instant) -> bool {
         let shard = &self.shards[self.hasher.hash_one(client) as usize % self.shards.len()];
-        let mut shard = shard.lock().expect("limiter lock poisoned");
+        let mut shard = lock(shard);
         if now.duration_since(shard.since) >= self.refill || shard.current.len() >= GENERATION {
             // What the previous generation held is full by now (or, retired
             // early under a flood of clients, more lenient): forget it.

@@ -3,9 +3,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::admission::{Admission, ItemCount};
-use super::journal::FSYNC_BUCKETS;
+use super::stock::{Admission, ItemCount};
 use super::Gate;
+use crate::journal::FSYNC_BUCKETS;
 use crate::util::prometheus::{Kind, Writer};
 
 pub(crate) const REQUESTS: &str = "flashsale_gate_requests_total";
@@ -90,12 +90,9 @@ impl Requests {
 }
 
 /// The whole page.
-pub(crate) fn render<L: Admission>(gate: &Gate<L>) -> String {
+pub(crate) fn render(gate: &Gate) -> String {
     let mut w = Writer::default();
-    let base = [
-        ("sale", gate.sale.as_str()),
-        ("gate", gate.gate_id.as_str()),
-    ];
+    let base = [("sale", gate.sale.as_str()), ("gate", gate.id())];
     w.family(REQUESTS, Kind::Counter, "Order requests by outcome.");
     for o in Outcome::ALL {
         let n = gate.requests.0[o as usize].load(Ordering::Relaxed);
@@ -141,7 +138,7 @@ pub(crate) fn render<L: Admission>(gate: &Gate<L>) -> String {
             w.sample(name, &[base[0], base[1], ("sku", &c.sku)], value(c));
         }
     }
-    let f = &gate.journal.fsyncs;
+    let f = gate.recorder.fsyncs();
     w.family(
         FSYNC,
         Kind::Histogram,
@@ -158,13 +155,13 @@ pub(crate) fn render<L: Admission>(gate: &Gate<L>) -> String {
     let sum = f.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
     w.sample(&format!("{FSYNC}_sum"), &base, sum);
     w.sample(&format!("{FSYNC}_count"), &base, count);
-    if let Some((up, admission, upkeep)) = gate.stock.ledger() {
+    if let Some(calls) = gate.stock.ledger() {
         w.family(
             LEDGER_UP,
             Kind::Gauge,
             "1 while the shared ledger answers and admits.",
         );
-        w.sample(LEDGER_UP, &base, u8::from(up));
+        w.sample(LEDGER_UP, &base, u8::from(calls.up));
         w.family(
             LEDGER_CALLS,
             Kind::Counter,
@@ -173,12 +170,12 @@ pub(crate) fn render<L: Admission>(gate: &Gate<L>) -> String {
         w.sample(
             LEDGER_CALLS,
             &[base[0], base[1], ("kind", "admission")],
-            admission,
+            calls.admission,
         );
         w.sample(
             LEDGER_CALLS,
             &[base[0], base[1], ("kind", "upkeep")],
-            upkeep,
+            calls.upkeep,
         );
     }
     if let Some(d) = &gate.draw {
@@ -195,7 +192,7 @@ pub(crate) fn render<L: Admission>(gate: &Gate<L>) -> String {
         );
         w.sample(DRAW_DONE, &base, u8::from(d.is_done()));
     }
-    if let Some(fw) = &gate.forwarder {
+    if let Some(fw) = &gate.forwarding {
         w.family(
             FORWARD_BACKLOG,
             Kind::Gauge,

@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use super::{Error, Gate};
+use crate::util::sync::lock;
 
 /// `--max-connections-per-client` unless given.
 pub(crate) const DEFAULT_MAX_PER_CLIENT: usize = 4096;
@@ -54,7 +55,7 @@ impl Connections {
             self.refused_total.fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        let mut by_client = self.by_client.lock().expect("connections lock");
+        let mut by_client = lock(&self.by_client);
         let n = by_client.entry(ip).or_default();
         if *n >= limits.max_per_client {
             self.refused_per_client.fetch_add(1, Ordering::Relaxed);
@@ -78,7 +79,7 @@ struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.connections.open.fetch_sub(1, Ordering::Relaxed);
-        let mut by_client = self.connections.by_client.lock().expect("connections lock");
+        let mut by_client = lock(&self.connections.by_client);
         if let Some(n) = by_client.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -96,7 +97,8 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
 }
 
 /// Serves the gate on `listener` until `shutdown` resolves; then stops
-/// accepting, lets in-flight requests finish (up to 10 s) and flushes the journal.
+/// accepting, lets in-flight requests finish (up to 10 s) and stops the gate
+/// (the journal flushed, every background task ended, the directory free).
 pub(crate) async fn serve(
     gate: Arc<Gate>,
     listener: TcpListener,
@@ -138,12 +140,12 @@ pub(crate) async fn serve(
             _ = &mut shutdown => break,
         }
     }
-    gate.draining.store(true, Ordering::Relaxed);
+    gate.begin_draining();
     drop(listener);
     tracing::info!("gate_stopping");
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
-    gate.drain();
-    tracing::info!(admitted = ?gate.counts(), "gate_stopped");
+    gate.stop().await;
+    tracing::info!(admitted = ?gate.counts(), tasks = gate.tasks(), "gate_stopped");
 }
 
 #[cfg(test)]

@@ -574,7 +574,9 @@ impl Ledger {
         (1..=n)
             .filter_map(|i| {
                 let order = field(format!("o{i}"))?;
-                let gate = order.rsplit_once('-').map_or("", |(g, _)| g).to_string();
+                let gate = crate::sale::parse_order_id(&order)
+                    .map_or("", |(g, _)| g)
+                    .to_string();
                 Some(crate::sale::Winner {
                     sale: self.sale.clone(),
                     sku: field(format!("s{i}"))?,
@@ -610,3 +612,20 @@ impl Ledger {
 
 /// The consumer group of the gates that forward winners.
 const GROUP: &str = "forwarders";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_ledger_scripts_make_and_read_order_ids_the_same_way() {
+        let take = include_str!("scripts/take.lua");
+        assert!(
+            take.contains("gate .. '-' .. string.format('%06d', "),
+            "take.lua no longer makes `<gate>-<number:06>`: change sale::order_id with it"
+        );
+        let reassert = include_str!("scripts/reassert.lua");
+        assert!(
+            reassert.contains("string.match(order, '%-(%d+)$')"),
+            "reassert.lua no longer reads the number after the last '-'"
+        );
+    }
+}

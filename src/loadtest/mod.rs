@@ -24,6 +24,7 @@ use url::{Host, Url};
 use crate::sale::{State, Toggle};
 use crate::util::http::{Client, HttpError};
 use crate::util::random;
+use crate::util::sync::lock;
 
 pub(crate) struct Options {
     /// Where the sale's pages are served (`sale.js` is fetched from here).
@@ -252,7 +253,7 @@ async fn customer(
             (answer, started.elapsed())
         };
         let toggle = {
-            let mut t = tally.lock().expect("tally lock");
+            let mut t = lock(tally);
             t.requests += 1;
             t.toggle_ms.push(took.as_secs_f64() * 1e3);
             match answer {
@@ -275,12 +276,12 @@ async fn customer(
         };
         let wait = match toggle.map(|t| t.state) {
             Some(State::Open { order, draw, .. }) => {
-                let mut t = tally.lock().expect("tally lock");
+                let mut t = lock(tally);
                 t.first_open.get_or_insert_with(Instant::now);
                 break (order, draw.map(|d| d.until));
             }
             Some(State::Ended { .. }) => {
-                tally.lock().expect("tally lock").too_late += 1;
+                lock(tally).too_late += 1;
                 return;
             }
             Some(State::Pending { start }) if bot => {
@@ -310,7 +311,7 @@ async fn customer(
         }
     };
     if !allowed(&order_url, opts) {
-        tally.lock().expect("tally lock").error(format!(
+        lock(tally).error(format!(
             "sale.js sends orders to {order_url}: not loopback and not allowed (--allow-host)"
         ));
         return;
@@ -341,7 +342,7 @@ async fn customer(
     };
     let now = Instant::now();
     let answered_unix_ms = unix_ms();
-    let mut t = tally.lock().expect("tally lock");
+    let mut t = lock(tally);
     t.requests += 1;
     t.order_ms
         .push(now.duration_since(started).as_secs_f64() * 1e3);
@@ -460,7 +461,7 @@ pub(crate) async fn run(opts: Options) -> Result<Report, Error> {
     .is_err()
         || Instant::now() > deadline;
     let seconds = started.elapsed().as_secs_f64();
-    let t = std::mem::take(&mut *tally.lock().expect("tally lock"));
+    let t = std::mem::take(&mut *lock(&tally));
     let stock: u64 = opts.items.iter().map(|(_, s)| s).sum();
     let mut per_sku: BTreeMap<&str, u64> = BTreeMap::new();
     let mut orders_by_user: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();

@@ -22,6 +22,7 @@ use super::{check_target, latency, unix_ms, Error, Latency};
 use crate::sale::Toggle;
 use crate::util::http::Client;
 use crate::util::random;
+use crate::util::sync::lock;
 
 pub(crate) struct Options {
     /// Where `sale.js` is served (the CDN, or a cache standing in for one).
@@ -101,7 +102,7 @@ async fn page(url: &str, http: &Client, slots: &Semaphore, tally: &Mutex<Tally>,
         let done = Instant::now();
         let (lag, answer) = answer;
         let state = {
-            let mut t = tally.lock().expect("tally lock");
+            let mut t = lock(tally);
             t.polls += 1;
             t.ms.push(done.duration_since(due).as_secs_f64() * 1e3);
             t.max_lag_ms = t.max_lag_ms.max(lag);
@@ -138,7 +139,7 @@ async fn page(url: &str, http: &Client, slots: &Semaphore, tally: &Mutex<Tally>,
                     seen = Some(state);
                 }
                 Some(before) if *before != state => {
-                    tally.lock().expect("tally lock").switched.push(unix_ms());
+                    lock(tally).switched.push(unix_ms());
                     seen = Some(state);
                 }
                 Some(_) => {}
@@ -169,7 +170,7 @@ pub(crate) async fn run(opts: Options) -> Result<Report, Error> {
     .await;
     tasks.abort_all();
     let seconds = started.elapsed().as_secs_f64();
-    let mut t = std::mem::take(&mut *tally.lock().expect("tally lock"));
+    let mut t = std::mem::take(&mut *lock(&tally));
     t.switched.sort_unstable();
     Ok(Report {
         viewers: opts.viewers,

@@ -19,4 +19,4 @@ pub(crate) use schedule::wait_until;
 pub use toggle::{Draw, State, Toggle, MAX_TOGGLE_BYTES};
 pub(crate) use token::{authentic, minted_for};
 pub use token::{order_url, parse_order_url, verify, GateKey, KeyError, Refusal, Window, KEY_ENV};
-pub(crate) use winner::Winner;
+pub(crate) use winner::{is_gate_id, order_id, parse_order_id, Winner};

@@ -14,3 +14,43 @@ pub(crate) struct Winner {
     pub(crate) time: String,
     pub(crate) gate: String,
 }
+
+/// A winner's order id is `<gate id>-<number>`: the gate that admitted them
+/// (1 to 32 letters, digits and '-') and a number, zero-padded to six digits,
+/// unique per gate (per sale on a fleet's ledger, whose `take.lua` makes them
+/// the same way and `reassert.lua` reads the number back). The id is the
+/// order system's idempotency key.
+pub(crate) fn order_id(gate: &str, number: u64) -> String {
+    format!("{gate}-{number:06}")
+}
+
+/// The gate and the number of an order id (`None` if it is not one).
+pub(crate) fn parse_order_id(order: &str) -> Option<(&str, u64)> {
+    let (gate, n) = order.rsplit_once('-')?;
+    let n = n.parse().ok()?;
+    is_gate_id(gate).then_some((gate, n))
+}
+
+/// Whether `id` can name a gate: 1 to 32 letters, digits and '-'.
+pub(crate) fn is_gate_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_ids_round_trip_and_nothing_else_parses() {
+        assert_eq!(order_id("g-1", 7), "g-1-000007");
+        assert_eq!(parse_order_id("g-1-000007"), Some(("g-1", 7)));
+        assert_eq!(
+            parse_order_id(&order_id("a", 1_234_567)),
+            Some(("a", 1_234_567))
+        );
+        for bad in ["", "g", "-000001", "g-x", "g_1-000001", "g-1-"] {
+            assert_eq!(parse_order_id(bad), None, "{bad}");
+        }
+        assert!(!is_gate_id(&"x".repeat(33)));
+    }
+}

@@ -16,6 +16,7 @@ use super::live::{self, LiveBody};
 use super::preview::{cookie_user, PreviewSale, USER_COOKIE};
 use super::{Event, Served, Shared};
 use crate::config::headers::TOGGLE_PATH;
+use crate::util::sync::{lock, read};
 
 /// What a redirect's path must encode (a request path decoded may hold any of it).
 const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
@@ -74,7 +75,7 @@ async fn with_sale(
         );
         return r;
     }
-    let served = shared.served.read().expect("lock poisoned").clone();
+    let served = read(&shared.served).clone();
     let is_toggle = request_path(path, &served.base_path).as_deref() == Some(TOGGLE_PATH);
     let needs_cookie = cookie_user(req.headers()).is_none();
     let mut resp = match (is_toggle, sale.store.bytes(TOGGLE_PATH)) {
@@ -119,7 +120,7 @@ async fn with_sale(
 
 fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
     if req.uri().path() == live::PATH {
-        let failed = shared.failed.lock().expect("lock poisoned").clone();
+        let failed = lock(&shared.failed).clone();
         return live::stream(&shared.live, failed);
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -128,7 +129,7 @@ fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
-    let served = shared.served.read().expect("lock poisoned").clone();
+    let served = read(&shared.served).clone();
     let head = req.method() == Method::HEAD;
     let Some(rel) = request_path(req.uri().path(), &served.base_path) else {
         return not_found(&served, head);

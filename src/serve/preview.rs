@@ -104,6 +104,7 @@ impl PreviewSale {
                 resend_dead_letters: false,
                 // The preview's pages are served from here, not from base_url.
                 origin: Some(config.gate.url.clone()),
+                clock: crate::util::clock::Clock::system(),
             },
         )
         .await?;

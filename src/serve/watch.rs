@@ -10,6 +10,7 @@ use notify::{RecursiveMode, Watcher};
 
 use super::{load_config, served, Error, Event, Shared};
 use crate::site::{content, Site};
+use crate::util::sync::{lock, write};
 
 /// Watches the sale's sources on a thread of its own and rebuilds on change.
 pub(super) fn start(site: Site, config_path: PathBuf, shared: Arc<Shared>) -> Result<(), Error> {
@@ -150,9 +151,9 @@ fn rebuild(site: &mut Site, config_path: &Path, paths: &[PathBuf], shared: &Shar
         Ok((report, _))
             if report.changes.written.is_empty()
                 && report.changes.removed.is_empty()
-                && shared.failed.lock().expect("lock poisoned").is_none() => {}
+                && lock(&shared.failed).is_none() => {}
         Ok((report, full)) => {
-            *shared.served.write().expect("lock poisoned") = Arc::new(served(site));
+            *write(&shared.served) = Arc::new(served(site));
             let base = &site.config.base_path;
             let changed: Vec<String> =
                 if report.changes.written.len() + report.changes.removed.len() > 200 {
@@ -166,7 +167,7 @@ fn rebuild(site: &mut Site, config_path: &Path, paths: &[PathBuf], shared: &Shar
                         .map(|p| url_of(base, p))
                         .collect()
                 };
-            *shared.failed.lock().expect("lock poisoned") = None;
+            *lock(&shared.failed) = None;
             let _ = shared
                 .live
                 .send(serde_json::json!({ "changed": changed }).to_string());
@@ -178,7 +179,7 @@ fn rebuild(site: &mut Site, config_path: &Path, paths: &[PathBuf], shared: &Shar
         }
         Err(e) => {
             let text = e.to_string();
-            *shared.failed.lock().expect("lock poisoned") = Some(text.clone());
+            *lock(&shared.failed) = Some(text.clone());
             let _ = shared
                 .live
                 .send(serde_json::json!({ "error": text }).to_string());

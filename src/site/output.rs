@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::config::headers::{self, Class, HeaderRule};
 use crate::site::manifest::{self, Entry, Manifest};
 use crate::util::fs::{spread_subdirectories, write_atomically};
+use crate::util::sync::lock;
 
 const STAGING: &str = ".flashsale-staging";
 
@@ -121,7 +122,7 @@ impl Output {
         let (Some(top), Some(_)) = (parts.next(), parts.next()) else {
             return Ok(());
         };
-        let mut tops = self.tops.lock().expect("tops lock");
+        let mut tops = lock(&self.tops);
         if tops.insert(top.as_os_str().to_os_string()) {
             let dir = self.staging.join(top);
             match std::fs::create_dir(&dir) {

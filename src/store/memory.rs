@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;
 
 use super::{dir::etag_of, ErrorKind, Known, Listed, Remote, RemoteError};
+use crate::util::sync::{read, write};
 
 /// One stored object.
 #[derive(Debug, Clone)]
@@ -65,11 +66,11 @@ impl MemoryStore {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Object>> {
-        self.objects.read().expect("store lock poisoned")
+        read(&self.objects)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Object>> {
-        self.objects.write().expect("store lock poisoned")
+        write(&self.objects)
     }
 
     /// Counts a call; fails it if the store was told to.

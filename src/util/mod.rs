@@ -1,7 +1,8 @@
 //! Small general helpers that every subsystem may use and that know nothing
 //! of sales: diagnostics, atomic file writes, randomness, durations, the one
-//! HTTP client, and the Prometheus text format.
+//! HTTP client, the Prometheus text format, and the lock-poison policy.
 
+pub(crate) mod clock;
 pub(crate) mod cookie;
 pub(crate) mod diag;
 pub(crate) mod duration;
@@ -10,6 +11,10 @@ pub(crate) mod fs;
 pub(crate) mod http;
 pub(crate) mod prometheus;
 pub(crate) mod random;
+pub(crate) mod shutdown;
+pub(crate) mod sync;
+#[cfg(test)]
+pub(crate) mod wait;
 
 /// The innermost error message of a chain, which is the one that says what
 /// happened ("connection refused", not "client error").

@@ -1,106 +1,6 @@
-//! The whole request handler in-process, request in, answer out (axum's
-//! `oneshot` style): every refusal of the ladder with its status, and the
-//! answers of a winner, a repeat and a loser.
+//! Every refusal of the ladder with its status; winners, repeats, losers.
 
-use std::path::Path;
-use std::sync::Arc;
-
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, StatusCode};
-
-use super::{Gate, Options};
-use crate::config::Config;
-use crate::sale::{order_url, GateKey};
-
-const PEER: &str = "192.0.2.1:40000";
-
-struct Fixture {
-    gate: Arc<Gate>,
-    key: GateKey,
-    journal: tempfile::TempDir,
-}
-
-/// A gate for sale `demo` (items A, quota 2, and B) whose window is
-/// `start_in`..`end_in` seconds from now, with `extra` in `[gate]`.
-async fn gate(start_in: i64, end_in: i64, extra: &str) -> Fixture {
-    let journal = tempfile::tempdir().unwrap();
-    let key = GateKey::generate();
-    let gate = start(&journal, &key, start_in, end_in, extra, None, None).await;
-    Fixture { gate, key, journal }
-}
-
-/// A gate on `journal`; `quota` over the configuration's 2 per item.
-async fn start(
-    journal: &tempfile::TempDir,
-    key: &GateKey,
-    start_in: i64,
-    end_in: i64,
-    extra: &str,
-    cookie_key: Option<&[u8]>,
-    quota: Option<u32>,
-) -> Arc<Gate> {
-    let t = |s: i64| (chrono::Utc::now() + chrono::Duration::seconds(s)).to_rfc3339();
-    let text = format!(
-        "name = \"demo\"\nbase_url = \"https://sale.example.com/\"\nstart = \"{}\"\nend = \"{}\"\ncurrency = \"EUR\"\n[gate]\nurl = \"https://gate.example.com\"\nquota = 2\n{extra}\n[[items]]\nsku = \"A\"\ntitle = \"A\"\nprice = 1\nstock = 2\n[[items]]\nsku = \"B\"\ntitle = \"B\"\nprice = 1\nstock = 2\n",
-        t(start_in),
-        t(end_in)
-    );
-    let config = Config::parse(Path::new("site.toml"), text).unwrap();
-    let stock = [("A".to_string(), 2), ("B".to_string(), 2)];
-    Gate::start(
-        &config,
-        &stock,
-        Options {
-            quota,
-            journal_dir: journal.path().to_path_buf(),
-            forward: None,
-            gate_id: Some("g1".into()),
-            key: key.clone(),
-            cookie_key: cookie_key.map(<[u8]>::to_vec),
-            body_timeout: std::time::Duration::from_millis(500),
-            resend_dead_letters: false,
-            origin: None,
-        },
-    )
-    .await
-    .unwrap()
-}
-
-impl Fixture {
-    /// Stops this gate (SIGTERM's drain) and starts another on the same
-    /// journal and key, the window `-60..3600` s, `extra` in `[gate]`.
-    async fn restart(self, extra: &str, quota: Option<u32>) -> Fixture {
-        self.gate.drain();
-        let Fixture { gate, key, journal } = self;
-        drop(gate);
-        let gate = start(&journal, &key, -60, 3600, extra, None, quota).await;
-        Fixture { gate, key, journal }
-    }
-
-    /// The order path of a freshly minted token.
-    fn path(&self) -> String {
-        let url = order_url("https://gate.example.com", "demo", &self.key.mint("demo"));
-        url.trim_start_matches("https://gate.example.com")
-            .to_string()
-    }
-
-    async fn send(&self, req: Request<Full<Bytes>>) -> (StatusCode, String) {
-        let resp = self.gate.handle(req, PEER.parse().unwrap()).await;
-        let status = resp.status();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
-    }
-
-    async fn order(&self, path: &str, user: Option<&str>, body: &str) -> (StatusCode, String) {
-        let mut req = Request::post(path).header("accept", "application/json");
-        if let Some(u) = user {
-            req = req.header("x-user-id", u);
-        }
-        self.send(req.body(Full::new(Bytes::from(body.to_string()))).unwrap())
-            .await
-    }
-}
+use super::*;
 
 #[tokio::test]
 async fn every_refusal_has_its_status() {
@@ -325,21 +225,14 @@ async fn two_identity_headers_are_refused() {
 
 #[tokio::test]
 async fn signed_cookies_are_read_the_rfc_6265_way() {
-    let journal = tempfile::tempdir().unwrap();
-    let key = GateKey::generate();
     let shop = b"a-cookie-key-of-32-bytes-exactly";
-    let gate = start(
-        &journal,
-        &key,
-        -60,
-        3600,
-        "identity_cookie = \"shop_user\"",
-        Some(shop),
-        None,
-    )
+    let f = Fixture::new(Setup {
+        extra: "identity_cookie = \"shop_user\"",
+        cookie_key: Some(shop),
+        ..Setup::default()
+    })
     .await;
-    let f = Fixture { gate, key, journal };
-    let signed = super::sign_cookie(shop, "alice");
+    let signed = crate::gate::sign_cookie(shop, "alice");
     // A value-less cookie before it, and the value in quotes.
     for cookie in [
         format!("foo; shop_user={signed}"),
@@ -386,7 +279,7 @@ async fn a_winner_asking_again_gets_their_order_after_the_end_and_when_the_gate_
     let won = order_with(&f, &[("x-user-id", "alice")], "sku=A").await;
     assert!(won.1.contains("won"), "{}", won.1);
     // The journal fails: new customers get 503, the winner their order.
-    f.gate.journal.break_down();
+    f.gate.recorder.break_down();
     assert_eq!(
         order_with(&f, &[("x-user-id", "bob")], "sku=A").await.0,
         StatusCode::SERVICE_UNAVAILABLE
@@ -396,7 +289,7 @@ async fn a_winner_asking_again_gets_their_order_after_the_end_and_when_the_gate_
         won
     );
     // The sale ends: new customers get 403, the winner their order.
-    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    f.advance(2_200);
     assert_eq!(
         order_with(&f, &[("x-user-id", "carol")], "sku=A").await.0,
         StatusCode::FORBIDDEN
@@ -409,20 +302,22 @@ async fn a_winner_asking_again_gets_their_order_after_the_end_and_when_the_gate_
 
 #[tokio::test]
 async fn a_restart_with_a_lower_quota_keeps_every_winner() {
-    let journal = tempfile::tempdir().unwrap();
-    let key = GateKey::generate();
-    let first = start(&journal, &key, -60, 3600, "", None, Some(3)).await;
-    let f = Fixture {
-        gate: first,
-        key: key.clone(),
-        journal,
-    };
+    let f = Fixture::new(Setup {
+        quota: Some(3),
+        ..Setup::default()
+    })
+    .await;
     let mut orders = Vec::new();
     for u in ["a", "b", "c"] {
         orders.push(order_with(&f, &[("x-user-id", u)], "sku=A").await);
     }
     // Back with a quota of 2 (more gates share the stock now).
-    let f = f.restart("", Some(2)).await;
+    let f = f
+        .restart(Setup {
+            quota: Some(2),
+            ..Setup::default()
+        })
+        .await;
     for (u, before) in ["a", "b", "c"].iter().zip(&orders) {
         assert_eq!(
             &order_with(&f, &[("x-user-id", u)], "sku=A").await,
@@ -456,137 +351,4 @@ async fn a_body_that_never_arrives_is_answered_408() {
     assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
     assert_eq!(resp.headers()["connection"], "close");
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
-}
-
-/// The fair start's records in a gate's journal directory.
-fn entries(dir: &Path) -> Vec<crate::sale::draw::Line> {
-    super::journal::replay_file(&dir.join(super::draw::FILE_NAME)).unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fair_start_holds_entrants_draws_the_quota_and_answers_each() {
-    // The sale started a second ago; entries until a second from now.
-    let f = Arc::new(gate(-1, 3600, "fair_window = \"2s\"").await);
-    let path = f.path();
-    let started = std::time::Instant::now();
-    let tasks: Vec<_> = (0..12)
-        .map(|i| {
-            let (f, path) = (f.clone(), path.clone());
-            tokio::spawn(async move {
-                let user = format!("entrant-{i}");
-                // Everyone asks twice: one entry each all the same.
-                let (a, b) = tokio::join!(
-                    f.order(&path, Some(&user), "sku=A"),
-                    f.order(&path, Some(&user), "sku=A")
-                );
-                assert_eq!(a, b, "{user}: both requests get the same answer");
-                (user, a)
-            })
-        })
-        .collect();
-    // An unknown item is refused at once, not entered.
-    assert_eq!(
-        f.order(&path, Some("x"), "sku=Z").await.0,
-        StatusCode::NOT_FOUND
-    );
-    let mut won = Vec::new();
-    for t in tasks {
-        let (user, (status, body)) = t.await.unwrap();
-        assert_eq!(status, StatusCode::OK, "{body}");
-        if body.contains("\"won\"") {
-            won.push(user);
-        } else {
-            assert_eq!(body, "{\"status\":\"not_drawn\"}");
-        }
-    }
-    let waited = started.elapsed();
-    assert!(
-        waited > std::time::Duration::from_millis(500),
-        "answers came after the window: {waited:?}"
-    );
-    assert_eq!(won.len(), 2, "the quota, drawn");
-    // After the draw: first come, first served on what is left (nothing of A).
-    assert!(f
-        .order(&path, Some("late"), "sku=A")
-        .await
-        .1
-        .contains("sold_out"));
-    // B had no entrants: its units go to whoever comes first.
-    assert!(f
-        .order(&path, Some("late"), "sku=B")
-        .await
-        .1
-        .contains("won"));
-    // The record: 12 entries, the draw's units, the seed; it verifies.
-    let lines = entries(f.journal.path());
-    use crate::sale::draw::{verify, Line, Seed};
-    let seed = lines
-        .iter()
-        .find_map(|l| match l {
-            Line::Seed { seed } => Seed::from_hex(seed),
-            _ => None,
-        })
-        .expect("the seed is revealed after the draw");
-    let winners = super::journal::replay(f.journal.path()).unwrap();
-    let checks = verify(
-        &seed,
-        &lines,
-        winners.iter().map(|w| (w.sku.as_str(), w.user.as_str())),
-    );
-    let a = checks.iter().find(|c| c.sku == "A").unwrap();
-    assert!(a.holds(), "{a:?}");
-    assert_eq!((a.entrants, a.units), (12, 2));
-    won.sort();
-    assert_eq!(a.published, won);
-    let metrics = f.gate.metrics();
-    assert!(metrics.contains("outcome=\"not_drawn\"} 20"), "{metrics}");
-    assert!(
-        metrics.contains("flashsale_gate_draw_entries{"),
-        "{metrics}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn entries_of_a_stopped_gate_are_drawn_on_restart_once() {
-    let f = gate(-1, 3600, "fair_window = \"30s\"").await;
-    let path = f.path();
-    // Five entrants; the gate stops during the window (their requests get 503).
-    let f = Arc::new(f);
-    let tasks: Vec<_> = (0..5)
-        .map(|i| {
-            let (f, path) = (f.clone(), path.clone());
-            tokio::spawn(async move { f.order(&path, Some(&format!("e{i}")), "sku=A").await })
-        })
-        .collect();
-    while f.gate.draw.as_ref().unwrap().count() < 5 {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    f.gate.drain();
-    for t in tasks {
-        assert_eq!(t.await.unwrap().0, StatusCode::SERVICE_UNAVAILABLE);
-    }
-    let Ok(f) = Arc::try_unwrap(f) else {
-        panic!("the fixture is shared still")
-    };
-    // Back after the window (a window already over): the draw is made at once.
-    let f = f.restart("fair_window = \"2s\"", None).await;
-    let mut answers = Vec::new();
-    for i in 0..5 {
-        answers.push(f.order(&f.path(), Some(&format!("e{i}")), "sku=A").await.1);
-    }
-    assert_eq!(answers.iter().filter(|a| a.contains("won")).count(), 2);
-    assert_eq!(
-        answers.iter().filter(|a| a.contains("not_drawn")).count(),
-        3
-    );
-    let first = super::journal::replay(f.journal.path()).unwrap();
-    // Once more: nothing new is drawn.
-    let f = f.restart("fair_window = \"2s\"", None).await;
-    assert!(f.order(&f.path(), Some("e0"), "sku=A").await.0.is_success());
-    assert_eq!(super::journal::replay(f.journal.path()).unwrap(), first);
-    let drawn = entries(f.journal.path())
-        .iter()
-        .filter(|l| matches!(l, crate::sale::draw::Line::Drawn { drawn, .. } if drawn == "A"))
-        .count();
-    assert_eq!(drawn, 1, "the draw's units are recorded once");
 }

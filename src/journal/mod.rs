@@ -1,12 +1,17 @@
-//! The winners' journal: one JSON line per winner, appended and fsynced before
-//! the winner is answered. Winners arriving together share one write and one
-//! fsync (group commit), so durability does not cost throughput.
+//! Journals: JSON lines appended and fsynced before anyone is told about
+//! them. The gate keeps its winners in one (`winners.jsonl`, each winner on
+//! disk before it is answered) and a fair start's entries in another
+//! (`entries.jsonl`); [`Journal`] is generic over its [`Record`]. Records
+//! arriving together share one write and one fsync (group commit), so
+//! durability does not cost throughput; a write that fails stops the journal
+//! for good (fail closed) and cuts away what of it reached the file.
 //!
-//! On start the journal is replayed; a last line torn by a crash (never
-//! fsynced, so never acknowledged) is cut off before appending again.
-//!
-//! The same machinery keeps a fair start's entries (`entries.jsonl`, see
-//! `gate::draw`): a [`Journal`] is generic over the line it writes.
+//! `file` reads a journal back (a last line torn by a crash, never fsynced
+//! and so never acknowledged, is cut off) and repairs one; `dir` holds the
+//! directory for one live gate at a time.
+
+mod dir;
+mod file;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -20,50 +25,15 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::watch;
 
-pub(crate) use crate::sale::Winner;
+pub(crate) use dir::{hold, Held};
+pub(crate) use file::{read_file, repair, replay, replay_file};
 
-pub(crate) const FILE_NAME: &str = "winners.jsonl";
+use crate::util::sync::lock;
 
-/// An exclusive hold on a journal directory: one live gate per journal.
-/// Released when the gate's process ends, however it ends.
-pub(crate) struct Held {
-    _file: File,
-}
-
-/// Takes the journal directory `dir` for `gate`, or says who holds it.
-pub(crate) fn hold(dir: &Path, gate: &str) -> Result<Held, JournalError> {
-    let path = dir.join(LOCK_FILE);
-    let io = |error| JournalError::Io {
-        path: path.clone(),
-        error,
-    };
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            return Err(JournalError::Held {
-                path: dir.to_path_buf(),
-                holder: holder.trim().to_string(),
-            });
-        }
-        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-    }
-    let since = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let me = format!("gate {gate}, pid {}, since {since}\n", std::process::id());
-    file.set_len(0)
-        .and_then(|_| file.write_all(me.as_bytes()))
-        .map_err(io)?;
-    Ok(Held { _file: file })
-}
-
-const LOCK_FILE: &str = "lock";
+/// The winners' journal, in the gate's journal directory.
+pub(crate) const WINNERS: &str = "winners.jsonl";
+/// A fair start's entries, beside the winners.
+pub(crate) const ENTRIES: &str = "entries.jsonl";
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum JournalError {
@@ -88,13 +58,14 @@ struct Durable {
 }
 
 /// Called with each batch right after it is durable (the forwarder listens).
-pub(super) type OnDurable<T> = Box<dyn Fn(&[T]) + Send>;
+pub(crate) type OnDurable<T> = Box<dyn Fn(&[T]) + Send>;
 
 /// What a journal holds, one JSON line each.
-pub(crate) trait Line: Serialize + DeserializeOwned + Send + 'static {}
-impl<T: Serialize + DeserializeOwned + Send + 'static> Line for T {}
+pub(crate) trait Record: Serialize + DeserializeOwned + Send + 'static {}
+impl<T: Serialize + DeserializeOwned + Send + 'static> Record for T {}
 
-pub(super) struct Journal<T: Line = Winner> {
+/// An append-only file of records, written by a thread of its own.
+pub(crate) struct Journal<T: Record> {
     queue: Mutex<(u64, mpsc::Sender<(u64, T)>)>,
     durable: watch::Receiver<Durable>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -106,14 +77,14 @@ pub(super) struct Journal<T: Line = Winner> {
 
 /// A histogram of fsync latencies.
 #[derive(Default)]
-pub(super) struct FsyncStats {
+pub(crate) struct FsyncStats {
     pub(crate) buckets: [AtomicU64; FSYNC_BUCKETS.len()],
     pub(crate) count: AtomicU64,
     pub(crate) sum_micros: AtomicU64,
 }
 
 /// Upper bounds in seconds.
-pub(super) const FSYNC_BUCKETS: [f64; 10] =
+pub(crate) const FSYNC_BUCKETS: [f64; 10] =
     [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0];
 
 impl FsyncStats {
@@ -129,143 +100,11 @@ impl FsyncStats {
     }
 }
 
-/// Reads every winner in `dir`'s journal, repairing a torn last line.
-pub(super) fn replay(dir: &Path) -> Result<Vec<Winner>, JournalError> {
-    replay_file(&dir.join(FILE_NAME))
-}
-
-/// Reads every line of the journal at `path` (none if there is no file),
-/// cutting off a torn last line.
-pub(super) fn replay_file<T: Line>(path: &Path) -> Result<Vec<T>, JournalError> {
-    let (lines, good, len) = read_file(path)?;
-    if good < len {
-        let io = |error| JournalError::Io {
-            path: path.to_path_buf(),
-            error,
-        };
-        let f = OpenOptions::new().write(true).open(path).map_err(io)?;
-        f.set_len(good).map_err(io)?;
-        f.sync_all().map_err(io)?;
-    }
-    Ok(lines)
-}
-
-/// Reads every complete line of the journal at `path` without changing it
-/// (none if there is no file); also the length of those lines and the file's.
-pub(crate) fn read_file<T: Line>(path: &Path) -> Result<(Vec<T>, u64, u64), JournalError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0, 0)),
-        Err(error) => {
-            return Err(JournalError::Io {
-                path: path.to_path_buf(),
-                error,
-            })
-        }
-    };
-    let mut lines = Vec::new();
-    let mut good = 0;
-    let mut rest = &bytes[..];
-    let mut line_no = 0;
-    while !rest.is_empty() {
-        line_no += 1;
-        let Some(end) = rest.iter().position(|b| *b == b'\n') else {
-            break; // no newline: a write cut short by a crash
-        };
-        match serde_json::from_slice::<T>(&rest[..end]) {
-            Ok(w) => lines.push(w),
-            Err(e) => {
-                return Err(JournalError::Corrupt {
-                    path: path.to_path_buf(),
-                    line: line_no,
-                    why: e.to_string(),
-                });
-            }
-        }
-        good += end + 1;
-        rest = &rest[end + 1..];
-    }
-    Ok((lines, good as u64, bytes.len() as u64))
-}
-
-/// What a repair set aside.
-#[derive(Debug)]
-pub(crate) struct Repaired {
-    /// Winners kept (the valid lines before the first bad one).
-    pub(crate) kept: usize,
-    /// Bytes set aside, and where they went.
-    pub(crate) dropped_bytes: usize,
-    /// Complete-looking lines among them (winners that may be lost).
-    pub(crate) dropped_lines: usize,
-    pub(crate) set_aside: Option<PathBuf>,
-}
-
-/// Keeps the journal's valid prefix (every line up to the first one that is
-/// not a winner) and moves the rest to `winners.jsonl.dropped-<time>`.
-pub(crate) fn repair(dir: &Path) -> Result<Repaired, JournalError> {
-    let path = dir.join(FILE_NAME);
-    let io = |error| JournalError::Io {
-        path: path.clone(),
-        error,
-    };
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(Repaired {
-                kept: 0,
-                dropped_bytes: 0,
-                dropped_lines: 0,
-                set_aside: None,
-            })
-        }
-        Err(e) => return Err(io(e)),
-    };
-    let mut good = 0;
-    let mut kept = 0;
-    for line in bytes.split_inclusive(|b| *b == b'\n') {
-        if !line.ends_with(b"\n")
-            || serde_json::from_slice::<Winner>(&line[..line.len() - 1]).is_err()
-        {
-            break;
-        }
-        good += line.len();
-        kept += 1;
-    }
-    let tail = &bytes[good..];
-    let mut set_aside = None;
-    if !tail.is_empty() {
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-        let aside = dir.join(format!("{FILE_NAME}.dropped-{stamp}"));
-        crate::util::fs::write_durably(&aside, tail).map_err(io)?;
-        let f = OpenOptions::new().write(true).open(&path).map_err(io)?;
-        f.set_len(good as u64).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        set_aside = Some(aside);
-    }
-    Ok(Repaired {
-        kept,
-        dropped_bytes: tail.len(),
-        dropped_lines: tail
-            .split(|b| *b == b'\n')
-            .filter(|l| l.iter().any(|b| *b != 0 && !b.is_ascii_whitespace()))
-            .count(),
-        set_aside,
-    })
-}
-
-impl Journal<Winner> {
-    /// Opens (creating) `dir/winners.jsonl` for appending, after [`replay`]
+impl<T: Record> Journal<T> {
+    /// Opens (creating) `dir/<name>` for appending, after [`replay_file`]
     /// has read and repaired it. `on_durable` sees every new batch once it is
     /// on disk, on the writer thread (a slow `on_durable` delays the next batch).
-    pub(super) fn open(dir: &Path, on_durable: OnDurable<Winner>) -> Result<Self, JournalError> {
-        Self::open_file(dir, FILE_NAME, on_durable)
-    }
-}
-
-impl<T: Line> Journal<T> {
-    /// Opens (creating) `dir/<name>` for appending, after [`replay_file`]
-    /// has read and repaired it.
-    pub(super) fn open_file(
+    pub(crate) fn open(
         dir: &Path,
         name: &str,
         on_durable: OnDurable<T>,
@@ -319,17 +158,17 @@ impl<T: Line> Journal<T> {
     }
 
     /// Appends a line; resolves once it is on disk (or the journal failed).
-    pub(super) async fn append(&self, winner: T) -> Result<(), JournalError> {
+    pub(crate) async fn append(&self, winner: T) -> Result<(), JournalError> {
         let seq = self.enqueue(winner)?;
         self.wait(seq).await
     }
 
     /// Queues a line for the next write; its number, for [`Self::wait`].
-    pub(super) fn enqueue(&self, winner: T) -> Result<u64, JournalError> {
+    pub(crate) fn enqueue(&self, winner: T) -> Result<u64, JournalError> {
         Ok({
             // Numbering and queueing under one lock keeps the file in seq order,
             // so "durable up to n" means every record up to n.
-            let mut q = self.queue.lock().expect("journal lock poisoned");
+            let mut q = lock(&self.queue);
             q.0 += 1;
             let seq = q.0;
             q.1.send((seq, winner)).map_err(|_| JournalError::Failed)?;
@@ -338,7 +177,7 @@ impl<T: Line> Journal<T> {
     }
 
     /// Resolves once every line up to `seq` is on disk (or the journal failed).
-    pub(super) async fn wait(&self, seq: u64) -> Result<(), JournalError> {
+    pub(crate) async fn wait(&self, seq: u64) -> Result<(), JournalError> {
         let mut rx = self.durable.clone();
         let d = *rx
             .wait_for(|d| d.seq >= seq || d.failed)
@@ -353,29 +192,26 @@ impl<T: Line> Journal<T> {
 
     /// Resolves once every line queued so far is on disk (or the journal
     /// failed): what "every winner admitted until now is recorded" waits for.
-    pub(super) async fn settled(&self) -> Result<(), JournalError> {
-        let seq = self.queue.lock().expect("journal lock poisoned").0;
+    pub(crate) async fn settled(&self) -> Result<(), JournalError> {
+        let seq = lock(&self.queue).0;
         self.wait(seq).await
     }
 
-    pub(super) fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.durable.borrow().failed || self.broken.load(Ordering::Relaxed)
     }
 
     /// As if the disk had failed: nothing more is written or acknowledged.
     #[cfg(test)]
-    pub(super) fn break_down(&self) {
+    pub(crate) fn break_down(&self) {
         self.broken.store(true, Ordering::Relaxed);
     }
 
     /// Writes what is queued and stops the writer.
-    pub(super) fn close(&self) {
-        let (_, tx) = std::mem::replace(
-            &mut *self.queue.lock().expect("journal lock poisoned"),
-            (0, mpsc::channel().0),
-        );
+    pub(crate) fn close(&self) {
+        let (_, tx) = std::mem::replace(&mut *lock(&self.queue), (0, mpsc::channel().0));
         drop(tx);
-        if let Some(h) = self.writer.lock().expect("journal lock poisoned").take() {
+        if let Some(h) = lock(&self.writer).take() {
             let _ = h.join();
         }
     }
@@ -404,7 +240,7 @@ impl Sink for File {
     }
 }
 
-fn write_loop<T: Line>(
+fn write_loop<T: Record>(
     mut file: impl Sink,
     rx: mpsc::Receiver<(u64, T)>,
     durable: watch::Sender<Durable>,
@@ -447,8 +283,9 @@ fn write_loop<T: Line>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sale::Winner;
 
-    fn winner(n: u32) -> Winner {
+    pub(super) fn winner(n: u32) -> Winner {
         Winner {
             order: format!("o-{n}"),
             sale: "s".into(),
@@ -467,6 +304,7 @@ mod tests {
         let j = Arc::new(
             Journal::open(
                 dir.path(),
+                WINNERS,
                 Box::new(move |b| s2.lock().unwrap().extend_from_slice(b)),
             )
             .unwrap(),
@@ -491,11 +329,12 @@ mod tests {
 
     /// A journal whose writer stays in its first batch's callback until
     /// released, so everything appended meanwhile queues up behind it.
-    fn held_after_first_batch(dir: &Path) -> (Arc<Journal>, std::sync::mpsc::Sender<()>) {
+    fn held_after_first_batch(dir: &Path) -> (Arc<Journal<Winner>>, std::sync::mpsc::Sender<()>) {
         let (release, held) = std::sync::mpsc::channel::<()>();
         let held = Mutex::new(Some(held));
         let j = Journal::open(
             dir,
+            WINNERS,
             Box::new(move |_| {
                 if let Some(rx) = held.lock().unwrap().take() {
                     rx.recv().unwrap();
@@ -600,7 +439,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_that_fails_part_way_is_cut_back_to_what_was_acknowledged() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE_NAME);
+        let path = dir.path().join(WINNERS);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -624,45 +463,5 @@ mod tests {
         assert!(j.failed());
         j.close();
         assert_eq!(replay(dir.path()).unwrap(), vec![winner(1)]);
-    }
-
-    #[test]
-    fn repair_keeps_the_valid_prefix_and_sets_the_rest_aside() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE_NAME);
-        let good = format!(
-            "{}\n{}\n",
-            serde_json::to_string(&winner(1)).unwrap(),
-            serde_json::to_string(&winner(2)).unwrap()
-        );
-        // What XFS can leave after a power cut: a run of NULs, then a line.
-        let mut text = good.clone().into_bytes();
-        text.extend_from_slice(&[0u8; 300]);
-        text.extend_from_slice(serde_json::to_string(&winner(3)).unwrap().as_bytes());
-        text.push(b'\n');
-        std::fs::write(&path, &text).unwrap();
-        let err = replay(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("--repair-journal"), "{err}");
-        let r = repair(dir.path()).unwrap();
-        assert_eq!(
-            (r.kept, r.dropped_bytes, r.dropped_lines),
-            (2, text.len() - good.len(), 1)
-        );
-        let aside = std::fs::read(r.set_aside.unwrap()).unwrap();
-        assert_eq!(aside, &text[good.len()..]);
-        assert_eq!(replay(dir.path()).unwrap(), vec![winner(1), winner(2)]);
-    }
-
-    #[test]
-    fn a_torn_last_line_is_cut_and_a_corrupt_middle_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE_NAME);
-        let line = serde_json::to_string(&winner(1)).unwrap();
-        std::fs::write(&path, format!("{line}\n{{\"order\":\"o-2\",\"sa")).unwrap();
-        assert_eq!(replay(dir.path()).unwrap(), vec![winner(1)]);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{line}\n"));
-        std::fs::write(&path, format!("garbage\n{line}\n")).unwrap();
-        let err = replay(dir.path()).unwrap_err().to_string();
-        assert!(err.contains(":1:"), "{err}");
     }
 }

@@ -19,9 +19,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, OnceCell, Semaphore};
 
-use super::admission::{Admission, ItemCount, Ticket, Verdict};
-use super::journal::Winner;
+use super::{Admission, ItemCount, LedgerCalls, Ticket, Verdict};
 use crate::ledger::{Ledger, LedgerError, Take};
+use crate::sale::Winner;
+use crate::util::shutdown::Shutdown;
+use crate::util::sync::{lock, read, write};
 
 /// How often the gate asks the ledger how things stand (and beats its heart).
 pub(crate) const POLL: Duration = Duration::from_millis(50);
@@ -181,18 +183,20 @@ impl SharedStock {
         }
     }
 
-    /// Polls the ledger for as long as the gate runs: epoch, counts, heartbeat;
+    /// Polls the ledger until `shutdown`: epoch, counts, heartbeat;
     /// re-asserts the journal whenever the ledger failed, lost its epoch or
-    /// was loaded again.
-    pub(crate) async fn run(self: Arc<Self>) {
-        if let Some(queued) = self.queued.lock().expect("queue lock").take() {
-            tokio::spawn(self.clone().send_attempts(queued));
+    /// was loaded again. Sends attempts to the ledger meanwhile.
+    pub(crate) fn run(self: Arc<Self>, shutdown: &Shutdown) {
+        if let Some(queued) = lock(&self.queued).take() {
+            shutdown.spawn(self.clone().send_attempts(queued, shutdown.clone()));
         }
-        let mut resume_at: Option<Instant> = None;
-        loop {
-            self.poll(&mut resume_at).await;
-            tokio::time::sleep(POLL).await;
-        }
+        shutdown.spawn(async move {
+            let mut resume_at: Option<Instant> = None;
+            loop {
+                self.poll(&mut resume_at).await;
+                tokio::time::sleep(POLL).await;
+            }
+        });
     }
 
     async fn poll(&self, resume_at: &mut Option<Instant>) {
@@ -212,7 +216,7 @@ impl SharedStock {
                 }
             }
         }
-        let known = self.epoch.read().expect("epoch lock").clone();
+        let known = read(&self.epoch).clone();
         if status.epoch.is_none() {
             // Never loaded, or lost: put this gate's winners back now, so they
             // are there when the stock is loaded again.
@@ -224,7 +228,7 @@ impl SharedStock {
             self.set_state(LedgerState::NotLoaded, why);
             if self.reassert.swap(false, Ordering::Relaxed) || known.is_some() {
                 self.reassert_journal().await;
-                *self.epoch.write().expect("epoch lock") = None;
+                *write(&self.epoch) = None;
             }
             *resume_at = None;
             return;
@@ -234,7 +238,7 @@ impl SharedStock {
                 return;
             }
             self.reassert.store(false, Ordering::Relaxed);
-            *self.epoch.write().expect("epoch lock") = status.epoch.clone();
+            *write(&self.epoch) = status.epoch.clone();
             // Give every live gate two polls to re-assert its own winners too.
             *resume_at = Some(Instant::now() + POLL * 2);
         }
@@ -247,7 +251,11 @@ impl SharedStock {
     }
 
     /// Sends queued attempts to the ledger, many per call, a few calls at once.
-    async fn send_attempts(self: Arc<Self>, mut queued: mpsc::UnboundedReceiver<Attempt>) {
+    async fn send_attempts(
+        self: Arc<Self>,
+        mut queued: mpsc::UnboundedReceiver<Attempt>,
+        shutdown: Shutdown,
+    ) {
         let slots = Arc::new(Semaphore::new(IN_FLIGHT));
         loop {
             let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -264,13 +272,8 @@ impl SharedStock {
                 }
             }
             let me = self.clone();
-            tokio::spawn(async move {
-                let epoch = me
-                    .epoch
-                    .read()
-                    .expect("epoch lock")
-                    .clone()
-                    .unwrap_or_default();
+            shutdown.spawn(async move {
+                let epoch = read(&me.epoch).clone().unwrap_or_default();
                 let attempts: Vec<(String, String)> = batch
                     .iter()
                     .map(|a| (a.sku.clone(), a.user.clone()))
@@ -308,7 +311,7 @@ impl SharedStock {
 
     /// Puts this gate's journal back into the ledger; `false` if the ledger failed.
     async fn reassert_journal(&self) -> bool {
-        let winners = self.journal.lock().expect("journal lock").clone();
+        let winners = lock(&self.journal).clone();
         self.upkeep_calls.fetch_add(1, Ordering::Relaxed);
         match self.ledger.reassert(&winners).await {
             Ok(added) => {
@@ -358,7 +361,7 @@ impl SharedStock {
         let Some(item) = self.items.get(sku) else {
             return Verdict::NoSuchItem;
         };
-        let mut mine = item.mine.lock().expect("winners lock");
+        let mut mine = lock(&item.mine);
         match mine.get(user) {
             Some(t) => Verdict::Repeat(t.clone()),
             None => {
@@ -383,7 +386,7 @@ impl Admission for SharedStock {
         if item.sold_out.load(Ordering::Relaxed) {
             return self.after_sold_out(sku, user, item).await;
         }
-        if let Some(t) = item.mine.lock().expect("winners lock").get(user) {
+        if let Some(t) = lock(&item.mine).get(user) {
             return Verdict::Repeat(t.clone());
         }
         if self.state() != LedgerState::Up {
@@ -396,10 +399,7 @@ impl Admission for SharedStock {
                 }
                 item.taken.fetch_add(1, Ordering::Relaxed);
                 let t = Ticket::pending(&order);
-                item.mine
-                    .lock()
-                    .expect("winners lock")
-                    .insert(user.to_string(), t.clone());
+                lock(&item.mine).insert(user.to_string(), t.clone());
                 Verdict::Won(t)
             }
             Some(Take::Repeat { order }) => self.known(sku, user, &order),
@@ -444,27 +444,18 @@ impl Admission for SharedStock {
     }
 
     fn winner(&self, sku: &str, user: &str) -> Option<Ticket> {
-        self.items
-            .get(sku)?
-            .mine
-            .lock()
-            .expect("winners lock")
-            .get(user)
-            .cloned()
+        lock(&self.items.get(sku)?.mine).get(user).cloned()
     }
 
-    fn ledger(&self) -> Option<(bool, u64, u64)> {
-        Some((
-            self.ready(),
-            self.admission_calls.load(Ordering::Relaxed),
-            self.upkeep_calls.load(Ordering::Relaxed),
-        ))
+    fn ledger(&self) -> Option<LedgerCalls> {
+        Some(LedgerCalls {
+            up: self.ready(),
+            admission: self.admission_calls.load(Ordering::Relaxed),
+            upkeep: self.upkeep_calls.load(Ordering::Relaxed),
+        })
     }
 
     fn recorded(&self, winner: &Winner) {
-        self.journal
-            .lock()
-            .expect("journal lock")
-            .push(winner.clone());
+        lock(&self.journal).push(winner.clone());
     }
 }

@@ -1,0 +1,155 @@
+//! What customers are told: a winner's order (JSON, a redirect to the
+//! shop's confirmation page, or a small page), everyone else's "sold out" or
+//! "not drawn" (JSON, or a redirect to the static ended page), refusals as
+//! short text; every answer `no-store` and readable by the sale's own pages
+//! (CORS, with cookies).
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+
+use super::stock::Ticket;
+use super::Error;
+use crate::config::Config;
+
+pub(super) type Answer = Response<Full<Bytes>>;
+
+/// The parts of the answers that come from the configuration.
+pub(super) struct Answers {
+    /// `[gate] confirm_url`, with `{order}` in it.
+    confirm_url: Option<String>,
+    /// `[gate] ended_url`.
+    ended_location: HeaderValue,
+    /// The origin whose pages may order.
+    pub(super) cors_origin: HeaderValue,
+}
+
+impl Answers {
+    /// From `[gate]`; `origin` overrides base_url's origin.
+    pub(super) fn new(config: &Config, origin: Option<&str>) -> Result<Answers, Error> {
+        let header = |value: &str, what: &'static str| {
+            HeaderValue::from_str(value).map_err(|_| Error::HeaderValue {
+                what,
+                value: value.to_string(),
+            })
+        };
+        // base_url was checked to be an http(s) URL when the config was read.
+        let origin = origin.map_or_else(
+            || {
+                crate::config::http_url(&config.base_url)
+                    .map_or_else(String::new, |u| u.origin().ascii_serialization())
+            },
+            str::to_string,
+        );
+        Ok(Answers {
+            confirm_url: config.gate.confirm_url.clone(),
+            ended_location: header(&config.gate.ended_url, "ended_url")?,
+            cors_origin: header(&origin, "base_url origin")?,
+        })
+    }
+
+    pub(super) fn won(&self, t: &Ticket, json: bool) -> Answer {
+        let mut r = if json {
+            // Order ids are `<gate id>-<number>`, both checked at start: no escaping needed.
+            let body = format!("{{\"status\":\"won\",\"order\":\"{}\"}}", t.order);
+            with_type(
+                Response::new(Full::new(Bytes::from(body))),
+                "application/json",
+            )
+        } else if let Some(url) = &self.confirm_url {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::SEE_OTHER;
+            if let Ok(v) = HeaderValue::from_str(&url.replace("{order}", &t.order)) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r
+        } else {
+            let body = format!(
+                "<!doctype html><meta charset=utf-8><title>You got it</title><h1>You got it!</h1><p>Your order number is <strong>{}</strong>. The shop will confirm it shortly.</p>",
+                t.order
+            );
+            with_type(
+                Response::new(Full::new(Bytes::from(body))),
+                "text/html; charset=utf-8",
+            )
+        };
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        self.cors(r)
+    }
+
+    /// Everyone else's answer: `status` is `sold_out`, or `not_drawn` for an
+    /// entrant of a fair start's draw.
+    pub(super) fn lost(&self, json: bool, status: &'static str) -> Answer {
+        let mut r = if json {
+            let body = match status {
+                "not_drawn" => &b"{\"status\":\"not_drawn\"}"[..],
+                _ => &b"{\"status\":\"sold_out\"}"[..],
+            };
+            with_type(
+                Response::new(Full::new(Bytes::from_static(body))),
+                "application/json",
+            )
+        } else {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::SEE_OTHER;
+            r.headers_mut()
+                .insert(header::LOCATION, self.ended_location.clone());
+            r
+        };
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        self.cors(r)
+    }
+
+    /// The shop's pages (another origin) may read the answer, with cookies.
+    pub(super) fn cors(&self, mut r: Answer) -> Answer {
+        let h = r.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            self.cors_origin.clone(),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        r
+    }
+
+    pub(super) fn preflight(&self) -> Answer {
+        let mut r = text(StatusCode::NO_CONTENT, "");
+        let h = r.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("POST"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Content-Type, Accept"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        self.cors(r)
+    }
+}
+
+pub(super) fn with_type(mut r: Answer, content_type: &'static str) -> Answer {
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+pub(super) fn text(status: StatusCode, msg: &'static str) -> Answer {
+    let mut r = with_type(
+        Response::new(Full::new(Bytes::from_static(msg.as_bytes()))),
+        "text/plain; charset=utf-8",
+    );
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}

@@ -1,0 +1,156 @@
+//! A fair start: entrants held, the draw at the window's end, restarts.
+
+use super::*;
+
+/// The fair start's records in a gate's journal directory.
+fn entries(dir: &Path) -> Vec<crate::sale::draw::Line> {
+    crate::journal::replay_file(&dir.join(crate::journal::ENTRIES)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fair_start_holds_entrants_draws_the_quota_and_answers_each() {
+    // The sale started a second ago; entries until a second from now.
+    let f = Arc::new(gate(-1, 3600, "fair_window = \"2s\"").await);
+    let path = f.path();
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let (f, path) = (f.clone(), path.clone());
+            tokio::spawn(async move {
+                let user = format!("entrant-{i}");
+                // Everyone asks twice: one entry each all the same.
+                let (a, b) = tokio::join!(
+                    f.order(&path, Some(&user), "sku=A"),
+                    f.order(&path, Some(&user), "sku=A")
+                );
+                assert_eq!(a, b, "{user}: both requests get the same answer");
+                (user, a)
+            })
+        })
+        .collect();
+    // An unknown item is refused at once, not entered.
+    assert_eq!(
+        f.order(&path, Some("x"), "sku=Z").await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Every entry is in; nobody is answered while the window lasts.
+    let draw = f.gate.draw.as_ref().unwrap();
+    crate::util::wait::wait_for("12 entries", std::time::Duration::from_secs(5), || {
+        draw.count() == 12
+    })
+    .await;
+    f.advance(900);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(
+        tasks.iter().all(|t| !t.is_finished()),
+        "an entrant was answered before the window's end"
+    );
+    // The window ends: the draw, and every entrant's answer.
+    f.advance(200);
+    let mut won = Vec::new();
+    for t in tasks {
+        let (user, (status, body)) = t.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if body.contains("\"won\"") {
+            won.push(user);
+        } else {
+            assert_eq!(body, "{\"status\":\"not_drawn\"}");
+        }
+    }
+    assert_eq!(won.len(), 2, "the quota, drawn");
+    // After the draw: first come, first served on what is left (nothing of A).
+    assert!(f
+        .order(&path, Some("late"), "sku=A")
+        .await
+        .1
+        .contains("sold_out"));
+    // B had no entrants: its units go to whoever comes first.
+    assert!(f
+        .order(&path, Some("late"), "sku=B")
+        .await
+        .1
+        .contains("won"));
+    // The record: 12 entries, the draw's units, the seed; it verifies.
+    let lines = entries(f.journal.path());
+    use crate::sale::draw::{verify, Line, Seed};
+    let seed = lines
+        .iter()
+        .find_map(|l| match l {
+            Line::Seed { seed } => Seed::from_hex(seed),
+            _ => None,
+        })
+        .expect("the seed is revealed after the draw");
+    let winners = crate::journal::replay(f.journal.path()).unwrap();
+    let checks = verify(
+        &seed,
+        &lines,
+        winners.iter().map(|w| (w.sku.as_str(), w.user.as_str())),
+    );
+    let a = checks.iter().find(|c| c.sku == "A").unwrap();
+    assert!(a.holds(), "{a:?}");
+    assert_eq!((a.entrants, a.units), (12, 2));
+    won.sort();
+    assert_eq!(a.published, won);
+    let metrics = f.gate.metrics();
+    assert!(metrics.contains("outcome=\"not_drawn\"} 20"), "{metrics}");
+    assert!(
+        metrics.contains("flashsale_gate_draw_entries{"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_of_a_stopped_gate_are_drawn_on_restart_once() {
+    let f = gate(-1, 3600, "fair_window = \"30s\"").await;
+    let path = f.path();
+    // Five entrants; the gate stops during the window (their requests get 503).
+    let f = Arc::new(f);
+    let tasks: Vec<_> = (0..5)
+        .map(|i| {
+            let (f, path) = (f.clone(), path.clone());
+            tokio::spawn(async move { f.order(&path, Some(&format!("e{i}")), "sku=A").await })
+        })
+        .collect();
+    let draw = f.gate.draw.as_ref().unwrap();
+    crate::util::wait::wait_for("5 entries", std::time::Duration::from_secs(5), || {
+        draw.count() == 5
+    })
+    .await;
+    f.gate.stop().await;
+    for t in tasks {
+        assert_eq!(t.await.unwrap().0, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let Ok(f) = Arc::try_unwrap(f) else {
+        panic!("the fixture is shared still")
+    };
+    // Back after the window (a window already over): the draw is made at once.
+    let f = f
+        .restart(Setup {
+            extra: "fair_window = \"2s\"",
+            ..Setup::default()
+        })
+        .await;
+    let mut answers = Vec::new();
+    for i in 0..5 {
+        answers.push(f.order(&f.path(), Some(&format!("e{i}")), "sku=A").await.1);
+    }
+    assert_eq!(answers.iter().filter(|a| a.contains("won")).count(), 2);
+    assert_eq!(
+        answers.iter().filter(|a| a.contains("not_drawn")).count(),
+        3
+    );
+    let first = crate::journal::replay(f.journal.path()).unwrap();
+    // Once more: nothing new is drawn.
+    let f = f
+        .restart(Setup {
+            extra: "fair_window = \"2s\"",
+            ..Setup::default()
+        })
+        .await;
+    assert!(f.order(&f.path(), Some("e0"), "sku=A").await.0.is_success());
+    assert_eq!(crate::journal::replay(f.journal.path()).unwrap(), first);
+    let drawn = entries(f.journal.path())
+        .iter()
+        .filter(|l| matches!(l, crate::sale::draw::Line::Drawn { drawn, .. } if drawn == "A"))
+        .count();
+    assert_eq!(drawn, 1, "the draw's units are recorded once");
+}
