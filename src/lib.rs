@@ -20,10 +20,6 @@
 //! outside: the toggle format and order token ([`sale`]), the signed identity
 //! cookie ([`gate::sign_cookie`]), and the program itself ([`cmd::main`]).
 
-// Without the AWS SDK (`--no-default-features`), what only S3 and CloudFront
-// use (their error kinds, edge policy tables, the flags) goes unused.
-#![cfg_attr(not(feature = "aws"), allow(dead_code, unused_variables))]
-
 mod capacity;
 pub mod cmd;
 mod config;

@@ -223,19 +223,33 @@ async fn send(
 const BOT_POLL: Duration = Duration::from_millis(10);
 const BOT_LEAD_MS: i64 = 200;
 
+/// What every simulated customer of one rehearsal shares.
+#[derive(Clone)]
+struct Crowd {
+    /// This run's id, in every user id (runs do not share customers).
+    run: Arc<str>,
+    opts: Arc<Options>,
+    http: Client,
+    /// Requests in flight at once (`--concurrency`).
+    gate: Arc<Semaphore>,
+    tally: Arc<Mutex<Tally>>,
+    /// Nobody starts anything after this.
+    deadline: Instant,
+}
+
 /// One customer: watch the toggle, order when it opens. A bot polls every
 /// 10 ms from just before the start instead of as the page does.
-#[allow(clippy::too_many_arguments)]
-async fn customer(
-    i: usize,
-    bot: bool,
-    run: &str,
-    opts: &Options,
-    http: &Client,
-    gate: &Semaphore,
-    tally: &Mutex<Tally>,
-    deadline: Instant,
-) {
+async fn customer(i: usize, bot: bool, crowd: &Crowd) {
+    let Crowd {
+        run,
+        opts,
+        http,
+        gate,
+        tally,
+        deadline,
+    } = crowd;
+    let (run, opts, tally, deadline): (&str, &Options, &Mutex<Tally>, Instant) =
+        (run, opts, tally, *deadline);
     let toggle_url = format!("{}/sale.js", opts.url.trim_end_matches('/'));
     let jitter = Duration::from_millis(random::below(3000));
     let mut first = true;
@@ -433,26 +447,21 @@ pub(crate) async fn run(opts: Options) -> Result<Report, Error> {
     if opts.items.is_empty() {
         return Err(Error::Refused("the sale has no items".into()));
     }
-    let http = Client::with_pool(opts.concurrency, 64 * 1024);
-    let run_id = random::hex(3);
-    let opts = Arc::new(opts);
-    let gate = Arc::new(Semaphore::new(opts.concurrency.max(1)));
-    let tally = Arc::new(Mutex::new(Tally::default()));
     let started = Instant::now();
-    let deadline = started + opts.max_duration;
+    let crowd = Crowd {
+        run: random::hex(3).into(),
+        http: Client::with_pool(opts.concurrency, 64 * 1024),
+        gate: Arc::new(Semaphore::new(opts.concurrency.max(1))),
+        tally: Arc::new(Mutex::new(Tally::default())),
+        deadline: started + opts.max_duration,
+        opts: Arc::new(opts),
+    };
+    let (opts, tally, deadline) = (crowd.opts.clone(), crowd.tally.clone(), crowd.deadline);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..opts.customers + opts.bots {
         let bot = i >= opts.customers;
-        let (opts, http, gate, tally, run_id) = (
-            opts.clone(),
-            http.clone(),
-            gate.clone(),
-            tally.clone(),
-            run_id.clone(),
-        );
-        tasks.spawn(async move {
-            customer(i, bot, &run_id, &opts, &http, &gate, &tally, deadline).await
-        });
+        let crowd = crowd.clone();
+        tasks.spawn(async move { customer(i, bot, &crowd).await });
     }
     let timed_out = tokio::time::timeout(opts.max_duration + Duration::from_secs(35), async {
         while tasks.join_next().await.is_some() {}

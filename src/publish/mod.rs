@@ -196,27 +196,45 @@ pub(crate) async fn publish<R: Remote, C: Cdn>(
         Error::Wait(WaitError::Timeout { .. }) => e,
         e => Error::Partial(Box::new(e)),
     };
-    execute(
-        output_dir, remote, cdn, opts, progress, &manifest, &view, &plan, req, started,
-    )
-    .await
-    .map_err(partial)
+    let run = Run {
+        output_dir,
+        remote,
+        cdn,
+        opts,
+        progress,
+        started,
+    };
+    execute(&run, &manifest, &view, &plan, req)
+        .await
+        .map_err(partial)
+}
+
+/// One publish: where from, where to, how, and since when.
+struct Run<'a, R, C> {
+    output_dir: &'a Path,
+    remote: &'a R,
+    cdn: Option<&'a C>,
+    opts: &'a Options,
+    progress: &'a dyn Progress,
+    started: Instant,
 }
 
 /// Carries out a plan: uploads by phase, deletions, invalidation, state.
-#[allow(clippy::too_many_arguments)]
 async fn execute<R: Remote, C: Cdn>(
-    output_dir: &Path,
-    remote: &R,
-    cdn: Option<&C>,
-    opts: &Options,
-    progress: &dyn Progress,
+    run: &Run<'_, R, C>,
     manifest: &Manifest,
     view: &View,
     plan: &Plan,
     mut req: Requests,
-    started: Instant,
 ) -> Result<Outcome, Error> {
+    let Run {
+        output_dir,
+        remote,
+        cdn,
+        opts,
+        progress,
+        started,
+    } = *run;
     // Uploads and header updates, phase by phase.
     let mut written: BTreeMap<String, Known> = BTreeMap::new();
     let mut start = 0;

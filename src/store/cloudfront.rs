@@ -3,8 +3,8 @@
 
 use aws_config::SdkConfig;
 
+use super::aws::describe;
 use super::edge::{managed_policy, ToggleCaching};
-use super::s3::describe;
 use super::{Cdn, ErrorKind, RemoteError};
 
 /// A CloudFront distribution.

@@ -144,6 +144,13 @@ pub(crate) struct ManagedPolicy {
 }
 
 /// The managed policy with this ID, if flashsale knows it.
+#[cfg_attr(
+    not(feature = "aws"),
+    expect(
+        dead_code,
+        reason = "only the CloudFront client asks for managed policies"
+    )
+)]
 pub(crate) fn managed_policy(id: &str) -> Option<ManagedPolicy> {
     MANAGED_POLICIES
         .iter()

@@ -8,6 +8,7 @@
 //! `publish` and `sale::switch` work on any of them, so a dry run, a directory
 //! target and the preview take the same code paths as S3.
 
+mod aws;
 #[cfg(feature = "aws")]
 mod cloudfront;
 mod dir;
@@ -31,11 +32,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub(crate) use aws::{AwsError, AwsFlags};
 pub(crate) use cloudfront::CloudFront;
 pub(crate) use dir::DirRemote;
 pub(crate) use dry_run::{DryRun, DryRunCdn};
 pub(crate) use memory::MemoryStore;
-pub(crate) use target::{AwsError, AwsFlags, Target, TargetError};
+pub(crate) use target::{Target, TargetError};
 
 /// Why a store or CDN operation failed, in one line a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +50,10 @@ pub(crate) struct RemoteError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ErrorKind {
     /// Credentials missing, wrong or not allowed.
+    #[cfg_attr(
+        not(feature = "aws"),
+        expect(dead_code, reason = "only the AWS SDK's errors are about credentials")
+    )]
     Auth,
     /// The bucket (or distribution) does not exist.
     Missing,

@@ -1,19 +1,12 @@
 //! S3 and CloudFront when flashsale is built without the `aws` cargo feature
 //! (`cargo build --no-default-features`): the types the rest of the code
 //! names exist but cannot be made — loading AWS settings fails with
-//! [`AwsError::NotBuilt`], which says how to get a build that has them.
+//! `AwsError::NotBuilt` (`store::aws`), which says how to get a build that has them.
 
+use super::aws::SdkConfig;
 use super::edge::ToggleCaching;
-use super::target::{AwsError, AwsFlags};
 use super::{Cdn, Known, Listed, Remote, RemoteError};
 use crate::config::PublishConfig;
-
-/// Never made: there are no AWS settings without the SDK.
-pub(crate) enum SdkConfig {}
-
-pub(crate) async fn load(_: &PublishConfig, _: &AwsFlags) -> Result<SdkConfig, AwsError> {
-    Err(AwsError::NotBuilt)
-}
 
 pub(crate) enum S3Remote {}
 

@@ -5,119 +5,15 @@
 //! (environment, profile, SSO, instance role); nothing here prints them.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_config::SdkConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, MetadataDirective, ObjectIdentifier};
-use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::target::{AwsError, AwsFlags};
+use super::aws::describe;
 use super::{ErrorKind, Known, Listed, Remote, RemoteError};
 use crate::config::PublishConfig;
-use crate::util::root_cause;
-
-/// Resolves region, endpoint and credentials once; fails early and plainly.
-pub(crate) async fn load(cfg: &PublishConfig, flags: &AwsFlags) -> Result<SdkConfig, AwsError> {
-    // rustls on ring, as flashsale's own HTTP client (no aws-lc to compile).
-    let https = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https)
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(5)
-                .with_initial_backoff(Duration::from_millis(200)),
-        )
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(Duration::from_secs(60))
-                .build(),
-        );
-    if let Some(p) = &flags.profile {
-        loader = loader.profile_name(p);
-    }
-    if let Some(r) = flags.region.clone().or_else(|| cfg.region.clone()) {
-        loader = loader.region(Region::new(r));
-    }
-    if let Some(e) = flags.endpoint_url.clone().or_else(|| cfg.endpoint.clone()) {
-        loader = loader.endpoint_url(e);
-    }
-    let shared = loader.load().await;
-    if shared.region().is_none() {
-        return Err(AwsError::NoRegion);
-    }
-    let creds = shared
-        .credentials_provider()
-        .ok_or(AwsError::NoCredentials)?;
-    use aws_credential_types::provider::ProvideCredentials;
-    creds
-        .provide_credentials()
-        .await
-        .map_err(|_| AwsError::NoCredentials)?;
-    Ok(shared)
-}
-
-/// One line for an SDK error: what failed, why, and what to do.
-pub(super) fn describe<E, R>(op: &str, target: &str, err: &SdkError<E, R>) -> RemoteError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
-{
-    match err {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => RemoteError::new(
-            ErrorKind::Unreachable,
-            format!(
-                "cannot reach {target} ({op}): {}; check the endpoint and the network",
-                root_cause(err)
-            ),
-        ),
-        _ => {
-            let code = err.code().unwrap_or("");
-            let msg = err.message().unwrap_or("").trim_end_matches('.');
-            let (kind, hint) = match code {
-                "NoSuchBucket" => (
-                    ErrorKind::Missing,
-                    "create the bucket or fix `bucket` in [publish]",
-                ),
-                "NoSuchDistribution" => (ErrorKind::Missing, "fix `distribution_id` in [publish]"),
-                "InvalidAccessKeyId"
-                | "SignatureDoesNotMatch"
-                | "ExpiredToken"
-                | "InvalidToken"
-                | "InvalidClientTokenId"
-                | "UnrecognizedClientException"
-                | "TokenRefreshRequired" => (
-                    ErrorKind::Auth,
-                    "check the AWS credentials (environment, profile, SSO login)",
-                ),
-                "AccessDenied" | "Forbidden" | "AllAccessDisabled" => (
-                    ErrorKind::Auth,
-                    "the credentials are not allowed to do this; check their IAM policy",
-                ),
-                _ => (ErrorKind::Other, ""),
-            };
-            let what = match (code, msg) {
-                ("", "") => root_cause(err),
-                ("", m) => m.to_string(),
-                (c, "") => c.to_string(),
-                (c, m) => format!("{c}: {m}"),
-            };
-            let hint = if hint.is_empty() {
-                String::new()
-            } else {
-                format!("; {hint}")
-            };
-            RemoteError::new(kind, format!("{target}: {op} failed: {what}{hint}"))
-        }
-    }
-}
 
 /// Keys in copy sources are URL-encoded, except for the separators.
 const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC

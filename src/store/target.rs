@@ -4,30 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::s3::{load, S3Remote};
+use super::aws::{load, AwsError, AwsFlags};
+use super::s3::S3Remote;
 use super::{CloudFront, DirRemote, Known, Listed, Remote, RemoteError};
 use crate::config::Config;
-
-/// AWS overrides from the command line.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct AwsFlags {
-    pub(crate) profile: Option<String>,
-    pub(crate) region: Option<String>,
-    pub(crate) endpoint_url: Option<String>,
-}
-
-/// Why AWS cannot be talked to at all.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum AwsError {
-    #[error("no AWS region: set `region` in [publish], or AWS_REGION")]
-    NoRegion,
-    #[error("no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile, or run where a role provides them")]
-    NoCredentials,
-    /// Built with `--no-default-features`.
-    #[cfg_attr(feature = "aws", allow(dead_code))]
-    #[error("this flashsale was built without the AWS SDK (cargo feature `aws`): install it with default features (`cargo install --path .`), or use a `dir:PATH` target")]
-    NotBuilt,
-}
 
 /// A remote chosen at run time: the bucket of `[publish]`, or a directory.
 pub(crate) enum Target {
@@ -57,6 +37,13 @@ impl Target {
             .as_ref()
             .ok_or_else(|| TargetError::NoPublish(config.path.clone()))?;
         let shared = load(cfg, flags).await?;
+        #[cfg_attr(
+            not(feature = "aws"),
+            expect(
+                unused_variables,
+                reason = "no CloudFront client can be made without the AWS SDK: what follows never runs"
+            )
+        )]
         let cdn = cfg
             .distribution_id
             .as_deref()
