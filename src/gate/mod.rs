@@ -162,10 +162,14 @@ impl Gate {
         self.draining.load(Ordering::Relaxed)
     }
 
-    /// Stops taking orders: from now on every order is answered 503
-    /// (in-flight ones finish).
+    /// Stops taking orders: from now on every order is answered 503, and so
+    /// are entrants held for a fair start's draw (their entries stand); other
+    /// in-flight orders finish.
     pub(crate) fn begin_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
+        if let Some(d) = &self.draw {
+            d.stop();
+        }
     }
 
     /// Stops the gate: no more orders; entrants waiting for a draw are
@@ -173,9 +177,6 @@ impl Gate {
     /// journal directory is free for the next gate when this returns.
     pub(crate) async fn stop(&self) {
         self.begin_draining();
-        if let Some(d) = &self.draw {
-            d.stop();
-        }
         self.recorder.close();
         self.shutdown.stop().await;
         lock(&self.held).take();

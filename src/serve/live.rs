@@ -20,7 +20,7 @@ type Body = Either<Full<Bytes>, LiveBody>;
 
 /// Only in the preview: a few lines that reload the page when it was rebuilt
 /// and show build errors over it. Never part of the built output.
-const LIVE_SCRIPT: &str = r#"<script>(function(){var es=new EventSource("/__flashsale/live");es.onmessage=function(e){var m=JSON.parse(e.data),o=document.getElementById("flashsale-error");if(m.error){if(!o){o=document.createElement("pre");o.id="flashsale-error";o.style.cssText="position:fixed;inset:auto 0 0 0;max-height:60vh;overflow:auto;margin:0;padding:1rem;background:#300;color:#fff;font:13px/1.4 monospace;z-index:99999;white-space:pre-wrap";document.body.appendChild(o)}o.textContent="flashsale: your last edit does not build; this page shows the previous build until it does.\n\n"+m.error;return}if(o||m.changed.indexOf("*")>=0||m.changed.indexOf(location.pathname)>=0)location.reload()}})();</script>"#;
+const LIVE_SCRIPT: &str = r#"<script>(function(){var es=window.flashsaleLive=new EventSource("/__flashsale/live");es.onmessage=function(e){var m=JSON.parse(e.data),o=document.getElementById("flashsale-error");if(m.error){if(!o){o=document.createElement("pre");o.id="flashsale-error";o.style.cssText="position:fixed;inset:auto 0 0 0;max-height:60vh;overflow:auto;margin:0;padding:1rem;background:#300;color:#fff;font:13px/1.4 monospace;z-index:99999;white-space:pre-wrap";document.body.appendChild(o)}o.textContent="flashsale: your last edit does not build; this page shows the previous build until it does.\n\n"+m.error;return}if(o||m.changed.indexOf("*")>=0||m.changed.indexOf(location.pathname)>=0)location.reload()}})();</script>"#;
 
 /// The page with the live-reload script before `</body>`.
 pub(super) fn inject(mut html: Vec<u8>) -> Vec<u8> {

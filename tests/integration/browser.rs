@@ -172,7 +172,10 @@ fn a_broken_edit_shows_in_the_page_until_it_is_fixed() {
         "var o = document.getElementById('flashsale-error'); return o ? o.textContent : ''";
     assert_eq!(browser.eval(overlay), "");
     // Wait for the live-reload stream before editing.
-    std::thread::sleep(Duration::from_millis(500));
+    browser.wait_until(
+        "return !!window.flashsaleLive && window.flashsaleLive.readyState === 1",
+        Duration::from_secs(10),
+    );
     sale.write(
         "items/b-2.md",
         &item_md("B-2", "Beta", "2.50").replace("stock = 10", "stok = 10"),

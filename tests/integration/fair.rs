@@ -3,10 +3,10 @@
 //! `flashsale draw verify` agreeing with the published winners.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::common::gate::{order, receiver, GateProc, GateSale};
 use crate::common::*;
-use crate::gate::{order, receiver, GateProc, GateSale};
 use serde_json::Value;
 
 /// Orders `users` at once in threads (each held until the draw); their answers.
@@ -52,11 +52,9 @@ fn a_gate_killed_during_the_window_loses_no_entry_and_draws_once() {
     let url = gate.url(&s);
     let first: Vec<String> = (0..30).map(|i| format!("early-{i}")).collect();
     let held = order_all(&url, &first);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while gate.metric("flashsale_gate_draw_entries") < 30.0 {
-        assert!(Instant::now() < deadline, "30 entries never arrived");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("30 entries", Duration::from_secs(5), || {
+        gate.metric("flashsale_gate_draw_entries") >= 30.0
+    });
     // Every entry was answered by nobody yet: they wait for the draw.
     gate.kill9();
     for h in held {
@@ -113,8 +111,7 @@ fn a_gate_killed_during_the_window_loses_no_entry_and_draws_once() {
         won.iter().map(|u| u.to_string()).collect::<BTreeSet<_>>()
     );
     // Forwarded to the order system, each once.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let forwarded = loop {
+    let forwarded = wait_for_some("5 winners forwarded", Duration::from_secs(10), || {
         let got: BTreeSet<String> = orders
             .got
             .lock()
@@ -127,11 +124,8 @@ fn a_gate_killed_during_the_window_loses_no_entry_and_draws_once() {
                     .to_string()
             })
             .collect();
-        if got.len() >= 5 || Instant::now() > deadline {
-            break got;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+        (got.len() >= 5).then_some(got)
+    });
     assert_eq!(
         forwarded, winners,
         "the drawn winners reach the order system"

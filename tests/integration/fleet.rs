@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::common::gate::{order, receiver, GateProc, GateSale, Receiver};
 use crate::common::redis::Redis;
 use crate::common::*;
-use crate::gate::{order, receiver, GateProc, GateSale, Receiver};
 use flashsale::sale;
 
 /// A sale open now, a ledger loaded with its stock, `n` gates on it that
@@ -120,8 +120,7 @@ impl Fleet {
 
     /// Orders the order system accepted, waiting up to `wait` for `expected` of them.
     fn delivered(&self, expected: usize, wait: Duration) -> BTreeSet<String> {
-        let deadline = Instant::now() + wait;
-        loop {
+        wait_for_some(&format!("{expected} orders delivered"), wait, || {
             let got: BTreeSet<String> = self
                 .orders
                 .got
@@ -131,11 +130,8 @@ impl Fleet {
                 .filter(|(_, _, st)| *st == 200)
                 .map(|(k, _, _)| k.clone())
                 .collect();
-            if got.len() >= expected || Instant::now() > deadline {
-                return got;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            (got.len() >= expected).then_some(got)
+        })
     }
 
     /// A calls metric summed over the live gates.
@@ -153,15 +149,11 @@ impl Fleet {
 }
 
 fn wait_healthy(g: &GateProc) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while get(&format!("{}/healthz", g.base)).0 != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "gate {} never became healthy",
-            g.base
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(
+        &format!("gate {} to be healthy", g.base),
+        Duration::from_secs(10),
+        || get(&format!("{}/healthz", g.base)).0 == 200,
+    );
 }
 
 /// What one attempt got: customer, sku, gate index, status, order (when won).
@@ -299,14 +291,11 @@ fn a_gate_killed_mid_storm_strands_nothing_and_its_winners_reach_the_order_syste
     let first = std::thread::scope(|scope| {
         let storm = scope.spawn(|| storm(&urls, 90, 12, "before", &stop));
         // Kill gate 3 once it has acknowledged some winners.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while f.gates[2]
-            .metric("flashsale_gate_requests_total{sale=\"test-sale\",gate=\"g3\",outcome=\"won\"}")
-            < 3.0
-        {
-            assert!(Instant::now() < deadline, "gate 3 won nothing");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_for("gate 3 to win 3", Duration::from_secs(30), || {
+            f.gates[2].metric(
+                "flashsale_gate_requests_total{sale=\"test-sale\",gate=\"g3\",outcome=\"won\"}",
+            ) >= 3.0
+        });
         f.gates[2].kill9();
         stop.store(true, Ordering::Relaxed);
         storm.join().unwrap()
@@ -357,13 +346,15 @@ fn redis_restarts_never_oversell_nor_lose_an_acknowledged_winner() {
     let stop = AtomicBool::new(false);
     let first = std::thread::scope(|scope| {
         let storm = scope.spawn(|| storm(&urls, 100_000, 8, "one", &stop));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while f.journaled().len() < 100 {
-            assert!(Instant::now() < deadline, "the storm sells nothing");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for("the storm to sell 100", Duration::from_secs(30), || {
+            f.journaled().len() >= 100
+        });
         f.redis.restart();
-        std::thread::sleep(Duration::from_millis(500));
+        // The storm goes on until the gates sell again after the outage.
+        let before = f.journaled().len();
+        wait_for("sales after the restart", Duration::from_secs(20), || {
+            f.journaled().len() > before
+        });
         stop.store(true, Ordering::Relaxed);
         storm.join().unwrap()
     });
@@ -398,14 +389,11 @@ fn redis_restarts_never_oversell_nor_lose_an_acknowledged_winner() {
     }
     let (status, body, _) = order(&http(), &urls[0], Some("during-the-outage"), "A-1", true);
     assert_eq!(status, 503, "{body}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while f.ledger_winners().len() < acked.len() {
-        assert!(
-            Instant::now() < deadline,
-            "the gates did not put their winners back"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(
+        "the gates to put their winners back",
+        Duration::from_secs(10),
+        || f.ledger_winners().len() >= acked.len(),
+    );
     ok(f.s
         .sale
         .run(&["ledger", "load", "--force", "--ledger", &f.redis.url()]));
@@ -547,21 +535,13 @@ fn unsafe_redis_settings_are_warned_about_and_the_password_never_shown() {
     assert!(err.contains("appendonly is off"), "{err}");
     let gate = GateProc::start(&s, &["--ledger", &redis.url(), "--gate-id", "g1"]);
     wait_healthy(&gate);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !gate
-        .err
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.contains("ledger_settings: appendonly is off"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no warning: {:?}",
-            gate.err.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("the appendonly warning", Duration::from_secs(10), || {
+        gate.err
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("ledger_settings: appendonly is off"))
+    });
     let status = ok(s.sale.run(&["ledger", "status", "--ledger", &redis.url()]));
     // A wrong password is an error that names the ledger, not the password.
     let wrong = redis.url().replace(password, "wrong-pass");
@@ -608,13 +588,11 @@ fn a_fair_start_across_the_fleet_draws_once_even_when_a_gate_dies_in_the_window(
             }));
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    for g in &gates {
-        while g.metric("flashsale_gate_draw_entries") < 30.0 {
-            assert!(Instant::now() < deadline, "entries never arrived");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+    wait_for("30 entries at every gate", Duration::from_secs(5), || {
+        gates
+            .iter()
+            .all(|g| g.metric("flashsale_gate_draw_entries") >= 30.0)
+    });
     // g1 dies in the window: its entries are in the ledger already.
     gates[0].kill9();
     let mut answers: Vec<(String, u16, String)> =

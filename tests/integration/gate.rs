@@ -6,215 +6,23 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::gate::*;
 use crate::common::*;
-use flashsale::sale::{self, GateKey};
 use serde_json::Value;
-
-/// A sale that is open now, with a key, ready for gates.
-pub(crate) struct GateSale {
-    pub(crate) sale: Sale,
-    pub(crate) key: GateKey,
-}
-
-impl GateSale {
-    pub(crate) fn new(extra_gate_config: &str) -> GateSale {
-        Self::with_times(&in_secs(-60), &in_secs(3600), extra_gate_config)
-    }
-
-    pub(crate) fn with_times(start: &str, end: &str, extra_gate_config: &str) -> GateSale {
-        let sale = Sale::with_times(start, end);
-        let toml = sale.read("site.toml").replace(
-            "[gate]\nurl = \"https://gate.example.com\"\n",
-            &format!("[gate]\nurl = \"https://gate.example.com\"\n{extra_gate_config}\n"),
-        );
-        sale.write("site.toml", &toml);
-        ok(sale.run(&["keygen", "gate.key"]));
-        let key = GateKey::load(Some(&sale.path().join("gate.key"))).unwrap();
-        GateSale { sale, key }
-    }
-
-    pub(crate) fn journal(&self) -> PathBuf {
-        self.sale.path().join("journal")
-    }
-
-    pub(crate) fn winners(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.journal().join("winners.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-pub(crate) struct GateProc {
-    pub(crate) child: Child,
-    pub(crate) base: String,
-    pub(crate) err: Arc<Mutex<Vec<String>>>,
-}
-
-impl GateProc {
-    pub(crate) fn start(s: &GateSale, args: &[&str]) -> GateProc {
-        Self::start_in(s.sale.path(), &s.journal(), args)
-    }
-
-    /// A gate for the sale in `dir` (with its gate.key), journaling into `journal`.
-    pub(crate) fn start_in(
-        dir: &std::path::Path,
-        journal: &std::path::Path,
-        args: &[&str],
-    ) -> GateProc {
-        Self::start_with(dir, journal, args, &mut Command::new(bin()))
-    }
-
-    /// The same, with `command` set up beforehand (its environment).
-    pub(crate) fn start_with(
-        dir: &std::path::Path,
-        journal: &std::path::Path,
-        args: &[&str],
-        command: &mut Command,
-    ) -> GateProc {
-        let mut child = command
-            .args(["gate", "--listen", "127.0.0.1:0", "--journal"])
-            .arg(journal)
-            .args(["--key-file", "gate.key"])
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let err = Arc::new(Mutex::new(Vec::new()));
-        let e2 = err.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-                e2.lock().unwrap().push(l);
-            }
-        });
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        let Some(base) = base_url_after(&line, "Gate listening on ") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("gate did not start: {line:?} {:?}", err.lock().unwrap());
-        };
-        GateProc { child, base, err }
-    }
-
-    pub(crate) fn url(&self, s: &GateSale) -> String {
-        sale::order_url(&self.base, "test-sale", &s.key.mint("test-sale"))
-    }
-
-    pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st;
-            }
-            assert!(Instant::now() < deadline, "gate did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits (up to 10 s) for a JSON log line whose message is `message`.
-    pub(crate) fn wait_for_log(&self, message: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let found = self.err.lock().unwrap().iter().find_map(|l| {
-                serde_json::from_str::<Value>(l)
-                    .ok()
-                    .filter(|v| v["message"] == message)
-            });
-            if let Some(v) = found {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {message} in {:?}",
-                self.err.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub(crate) fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// The sum of a metric's samples whose line contains every `filter`.
-    pub(crate) fn metric(&self, name: &str) -> f64 {
-        self.metric_where(name, &[])
-    }
-
-    pub(crate) fn metric_where(&self, name: &str, filters: &[&str]) -> f64 {
-        let body = String::from_utf8(get(&format!("{}/metrics", self.base)).2).unwrap();
-        body.lines()
-            .filter(|l| {
-                l.starts_with(name) && !l.starts_with('#') && filters.iter().all(|f| l.contains(f))
-            })
-            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-            .sum()
-    }
-}
-
-impl Drop for GateProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// POSTs an order; returns status and body (never follows redirects).
-pub(crate) fn order(
-    agent: &ureq::Agent,
-    url: &str,
-    user: Option<&str>,
-    sku: &str,
-    json: bool,
-) -> (u16, String, Option<String>) {
-    let mut req = agent
-        .post(url)
-        .set("Content-Type", "application/x-www-form-urlencoded");
-    if let Some(u) = user {
-        req = req.set("X-User-Id", u);
-    }
-    if json {
-        req = req.set("Accept", "application/json");
-    }
-    let resp = match req.send_string(&format!("sku={sku}&quantity=1")) {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => return (0, e.to_string(), None),
-    };
-    let status = resp.status();
-    let location = resp.header("location").map(str::to_string);
-    (status, resp.into_string().unwrap_or_default(), location)
-}
 
 #[test]
 fn exactly_the_quota_wins_under_concurrency_and_each_user_once() {
     let s = GateSale::new("");
     let gate = GateProc::start(&s, &["--quota", "100"]);
     // No order system configured: the gate says where the winners go instead.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let said = loop {
+    let said = wait_for_some("the note on winners", Duration::from_secs(5), || {
         let said = gate.err.lock().unwrap().join("\n");
-        if said.contains("no order system") || Instant::now() > deadline {
-            break said;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+        said.contains("no order system").then_some(said)
+    });
     assert!(
         said.contains("no order system") && said.contains("winners.jsonl"),
         "{said}"
@@ -522,11 +330,9 @@ fn journal_survives_kill_9_mid_load_and_a_restart_never_resells() {
             })
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while acked.lock().unwrap().len() < 100 {
-        assert!(Instant::now() < deadline, "load too slow");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for("100 acknowledged winners", Duration::from_secs(30), || {
+        acked.lock().unwrap().len() >= 100
+    });
     gate.kill9();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for t in threads {
@@ -587,56 +393,6 @@ fn journal_survives_kill_9_mid_load_and_a_restart_never_resells() {
     assert!(gate.terminate().success());
 }
 
-/// An order system stand-in that fails its first `failures` requests.
-pub(crate) struct Receiver {
-    pub(crate) base: String,
-    pub(crate) got: Arc<Mutex<Vec<(String, String, u16)>>>,
-}
-
-pub(crate) fn receiver(failures: usize) -> Receiver {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let g2 = got.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut key = String::new();
-            let mut len = 0;
-            let mut line = String::new();
-            loop {
-                line.clear();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                let l = line.trim_end().to_ascii_lowercase();
-                if l.is_empty() {
-                    break;
-                }
-                if let Some(v) = l.strip_prefix("idempotency-key:") {
-                    key = v.trim().to_string();
-                }
-                if let Some(v) = l.strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; len];
-            reader.read_exact(&mut body).unwrap();
-            let n = g2.lock().unwrap().len();
-            let status = if n < failures { 503 } else { 200 };
-            g2.lock()
-                .unwrap()
-                .push((key, String::from_utf8(body).unwrap(), status));
-            let mut s = stream;
-            let _ = write!(
-                s,
-                "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-        }
-    });
-    Receiver { base, got }
-}
-
 /// A slim image without CA certificates: a gate forwards to an order system
 /// over plain HTTP as ever, and one told to forward over HTTPS refuses to
 /// start, saying what to install (it could verify nobody).
@@ -683,11 +439,9 @@ fn without_root_certificates_http_forwarding_works_and_https_is_refused_at_start
     );
     let (status, body, _) = order(&http(), &gate.url(&s), Some("slim"), "A-1", true);
     assert_eq!(status, 200, "{body}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while rx.got.lock().unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "never forwarded");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("the winner forwarded", Duration::from_secs(10), || {
+        !rx.got.lock().unwrap().is_empty()
+    });
     let (_, forwarded, status) = rx.got.lock().unwrap()[0].clone();
     assert_eq!(status, 200);
     assert!(forwarded.contains("\"user\":\"slim\""), "{forwarded}");
@@ -712,8 +466,8 @@ fn winners_are_forwarded_at_least_once_with_their_idempotency_key() {
         .map(|w| w["order"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(orders.len(), 5);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let all: BTreeSet<String> = orders.iter().map(|o| o.to_lowercase()).collect();
+    wait_for("all 5 delivered", Duration::from_secs(30), || {
         let accepted: BTreeSet<String> = rx
             .got
             .lock()
@@ -722,16 +476,8 @@ fn winners_are_forwarded_at_least_once_with_their_idempotency_key() {
             .filter(|(_, _, st)| *st == 200)
             .map(|(k, _, _)| k.clone())
             .collect();
-        if accepted == orders.iter().map(|o| o.to_lowercase()).collect() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not all delivered: {:?}",
-            rx.got.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        accepted == all
+    });
     // Retries carry the same key and the same body.
     let got = rx.got.lock().unwrap().clone();
     let mut bodies: HashMap<String, BTreeSet<String>> = HashMap::new();
@@ -761,14 +507,9 @@ fn winners_are_forwarded_at_least_once_with_their_idempotency_key() {
     let (_, body, _) = order(&agent, &gate.url(&s), Some("after-restart"), "B-2", true);
     let next: Value = serde_json::from_str(&body).unwrap();
     let next = next["order"].as_str().unwrap().to_lowercase();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while rx.got.lock().unwrap().len() == before {
-        assert!(
-            Instant::now() < deadline,
-            "the new winner was never forwarded"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("the new winner forwarded", Duration::from_secs(10), || {
+        rx.got.lock().unwrap().len() > before
+    });
     let got = rx.got.lock().unwrap().clone();
     assert_eq!(got.len(), before + 1, "{:?}", &got[before..]);
     assert_eq!(got[before].0, next, "only the new winner was sent");
@@ -851,11 +592,13 @@ fn malformed_and_slow_requests_never_stop_it_answering() {
     assert!(order(&http(), &url, Some("normal-2"), "A-1", true)
         .1
         .contains("won"));
-    // The slow connections are dropped after the header timeout.
-    std::thread::sleep(Duration::from_millis(2500));
+    // The slow connections are dropped after the header timeout: each read
+    // ends when the gate closes it (or at the 5 s cap, counted as not closed).
+    let cap = started + Duration::from_secs(5);
     let mut closed = 0;
     for mut c in slow {
-        c.set_read_timeout(Some(Duration::from_millis(200)))
+        let left = cap.saturating_duration_since(Instant::now());
+        c.set_read_timeout(Some(left.max(Duration::from_millis(1))))
             .unwrap();
         let mut b = [0u8; 64];
         if c.read(&mut b).is_ok() {
@@ -897,7 +640,10 @@ fn sigterm_finishes_in_flight_orders_and_flushes_the_journal() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // SIGTERM in the middle of the load.
+    wait_for("orders under way", Duration::from_secs(10), || {
+        acked.lock().unwrap().len() >= 16
+    });
     let status = gate.terminate();
     for t in threads {
         t.join().unwrap();
@@ -1021,4 +767,48 @@ fn close_when_sold_out_closes_once_every_gate_is_sold_out() {
         "closed {took:?} after the last unit"
     );
     eprintln!("close --when-sold-out switched {took:?} after the last unit was sold");
+}
+
+/// One shutdown signal: SIGTERM ends every background task (the forwarder
+/// retrying an order system that keeps failing, a fair start's draw waiting
+/// for its window) and the next gate takes the journal directory at once.
+#[test]
+fn a_gate_stopped_by_sigterm_ends_every_task_and_frees_its_journal_at_once() {
+    let s = GateSale::with_times(&in_secs(-1), &in_secs(3600), "fair_window = \"30s\"");
+    let failing = receiver(usize::MAX);
+    let forward = format!("{}/orders", failing.base);
+    let gate = GateProc::start(&s, &["--quota", "2", "--forward", &forward]);
+    // An entrant held for the draw, and a winner the order system refuses
+    // to take (B has no entrants: after the window it sells at once).
+    let url = gate.url(&s);
+    let entrant = {
+        let url = url.clone();
+        std::thread::spawn(move || order(&http(), &url, Some("entrant"), "A-1", true).0)
+    };
+    wait_for("the entry", Duration::from_secs(10), || {
+        gate.metric("flashsale_gate_draw_entries") >= 1.0
+    });
+    let err = gate.err.clone();
+    let stopped = Instant::now();
+    assert!(gate.terminate().success());
+    let took = stopped.elapsed();
+    assert_eq!(entrant.join().unwrap(), 503, "the held entrant is answered");
+    let said: Vec<Value> = err
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let last = said
+        .iter()
+        .find(|v| v["message"] == "gate_stopped")
+        .expect("gate_stopped logged");
+    assert_eq!(
+        last["tasks"], 0,
+        "a background task outlived SIGTERM: {last}"
+    );
+    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
+    // The next gate takes the directory at once.
+    let next = GateProc::start(&s, &["--quota", "2", "--forward", &forward]);
+    assert_eq!(get(&format!("{}/healthz", next.base)).0, 200);
 }

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::gate::{order, GateProc, GateSale};
 use crate::common::*;
-use crate::gate::{order, GateProc, GateSale};
 
 /// Lets this test process hold thousands of sockets.
 fn raise_open_files() {
@@ -81,11 +81,14 @@ fn a_flood_of_slow_bodies_never_stops_a_customer() {
         took < Duration::from_secs(1),
         "the customer waited {took:?}"
     );
-    // After the body timeout every slow connection was answered 408 and closed.
-    std::thread::sleep(Duration::from_millis(2500).saturating_sub(flooded.elapsed()));
+    // After the body timeout every slow connection was answered 408 and
+    // closed: each read ends when the gate closes it (the cap: 4.5 s).
+    let cap = flooded + Duration::from_millis(4500);
     let mut closed = 0;
     for mut c in slow {
-        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let left = cap.saturating_duration_since(Instant::now());
+        c.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
         let mut answer = Vec::new();
         if c.read_to_end(&mut answer).is_ok()
             && String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 408")
@@ -121,11 +124,23 @@ fn connections_over_the_cap_are_closed_at_once() {
     let s = GateSale::new("");
     let gate = GateProc::start(&s, &["--quota", "10", "--max-connections-per-client", "20"]);
     let addr = gate.base.trim_start_matches("http://").to_string();
+    // Each held connection is answered once: then the gate has counted it.
     let held: Vec<TcpStream> = (0..20)
-        .map(|_| TcpStream::connect(&addr).unwrap())
+        .map(|_| {
+            let mut c = TcpStream::connect(&addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut seen = Vec::new();
+            let mut b = [0u8; 512];
+            while !seen.ends_with(b"ok\n") {
+                let n = c.read(&mut b).unwrap();
+                assert!(n > 0, "closed before answering");
+                seen.extend_from_slice(&b[..n]);
+            }
+            c
+        })
         .collect();
-    // The gate counts a connection once it accepted it: let it catch up.
-    std::thread::sleep(Duration::from_millis(200));
     let mut over = TcpStream::connect(&addr).unwrap();
     over.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let _ = over.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -137,14 +152,27 @@ fn connections_over_the_cap_are_closed_at_once() {
         String::from_utf8_lossy(&buf)
     );
     drop(held);
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        gate.metric_where(
-            "flashsale_gate_connections_refused_total",
-            &["cap=\"per_client\""]
-        ),
-        1.0
-    );
+    // Room again once the gate has seen them close: /metrics is answered.
+    // (Asked before the gate saw them close, /metrics is refused too: counted.)
+    let mut early = 0;
+    let metrics = wait_for_some("a free connection slot", Duration::from_secs(5), || {
+        let answer = http()
+            .get(&format!("{}/metrics", gate.base))
+            .call()
+            .ok()
+            .and_then(|r| r.into_string().ok());
+        early += usize::from(answer.is_none());
+        answer
+    });
+    let refused = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("flashsale_gate_connections_refused_total")
+                && l.contains("cap=\"per_client\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap();
+    assert_eq!(refused, (1 + early).to_string(), "{metrics}");
     assert_eq!(get(&format!("{}/healthz", gate.base)).0, 200, "room again");
 }
 
@@ -257,23 +285,19 @@ fn a_winner_refused_for_good_goes_to_the_dead_letters_and_the_rest_go_on() {
     for u in ["a", "b", "c"] {
         assert!(order(&agent, &url, Some(u), "A-1", true).1.contains("won"));
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sys
-        .got
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, st)| *st == 200)
-        .count()
-        < 2
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the winners after a refused one were never forwarded: {:?}",
-            sys.got.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(
+        "the winners after a refused one forwarded",
+        Duration::from_secs(10),
+        || {
+            sys.got
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, st)| *st == 200)
+                .count()
+                >= 2
+        },
+    );
     let dead = gate.wait_for_log("forward_dead_letter");
     assert_eq!(dead["status"], 400);
     assert_eq!(
@@ -405,12 +429,16 @@ fn a_waiting_open_does_not_reopen_a_sale_closed_meanwhile() {
         ])
         .current_dir(sale.path())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(sale.path().join("open.err")).unwrap())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for("open to be waiting", Duration::from_secs(5), || {
+        sale.read("open.err").contains("waiting to open")
+    });
     ok(sale.run(&["close", "--now", "--target", &t]));
-    let err = fails(opener.wait_with_output().unwrap());
+    let out = opener.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = sale.read("open.err");
     assert!(
         err.contains("sale.js is `ended`") && err.contains("--force"),
         "{err}"

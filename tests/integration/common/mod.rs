@@ -2,6 +2,7 @@
 //! temporary directories, run `serve` in the background.
 #![allow(dead_code)]
 
+pub(crate) mod gate;
 pub(crate) mod moto;
 pub(crate) mod redis;
 pub(crate) mod varnish;
@@ -261,6 +262,7 @@ impl Server {
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
+            // A wait that may fail: SIGKILL follows (so not `wait_for`).
             if let Ok(Some(_)) = self.child.try_wait() {
                 return true;
             }
@@ -360,4 +362,34 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Waits until `holds()` is true, asking every 20 ms; fails the test after
+/// `within`, saying what it waited for. Every wait of the tests is this one.
+pub(crate) fn wait_for(what: &str, within: Duration, mut holds: impl FnMut() -> bool) {
+    wait_for_some(what, within, || holds().then_some(()))
+}
+
+/// Waits until `found()` is `Some`, and returns it (as [`wait_for`]).
+pub(crate) fn wait_for_some<T>(
+    what: &str,
+    within: Duration,
+    mut found: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = found() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "waited {within:?} for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }

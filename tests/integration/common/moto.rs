@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
@@ -30,21 +30,21 @@ pub(crate) fn venv() -> PathBuf {
         return dir;
     }
     let lock = dir.with_extension("lock");
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        if std::fs::create_dir_all(lock.parent().unwrap()).is_ok()
-            && std::fs::create_dir(&lock).is_ok()
-        {
-            break;
-        }
-        if ready.exists() {
-            return dir;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "waited 10 min for another test to install moto"
-        );
-        std::thread::sleep(Duration::from_millis(500));
+    let mine = super::wait_for_some(
+        "another test to install moto",
+        Duration::from_secs(600),
+        || {
+            if std::fs::create_dir_all(lock.parent().unwrap()).is_ok()
+                && std::fs::create_dir(&lock).is_ok()
+            {
+                Some(true)
+            } else {
+                ready.exists().then_some(false)
+            }
+        },
+    );
+    if !mine {
+        return dir;
     }
     if !ready.exists() {
         let status = Command::new("python3")
@@ -94,19 +94,16 @@ impl Moto {
             .spawn()
             .expect("start moto_server");
         let endpoint = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while super::http()
-            .get(&format!("{endpoint}/moto-api/"))
-            .call()
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "moto did not start; see {}",
-                log.display()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        super::wait_for(
+            &format!("moto to start (see {})", log.display()),
+            Duration::from_secs(30),
+            || {
+                super::http()
+                    .get(&format!("{endpoint}/moto-api/"))
+                    .call()
+                    .is_ok()
+            },
+        );
         Moto {
             child,
             endpoint,

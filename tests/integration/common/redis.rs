@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub(crate) struct Redis {
     child: Option<Child>,
@@ -77,12 +77,11 @@ impl Redis {
             .spawn()
             .expect("redis-server (Debian package redis-server; scripts/test installs it)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
         // Answers PONG, or asks for the password: up either way.
-        while !(self.command("PING") == "+PONG" || self.command("PING").starts_with("-NOAUTH")) {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::wait_for("redis-server to start", Duration::from_secs(10), || {
+            let pong = self.command("PING");
+            pong == "+PONG" || pong.starts_with("-NOAUTH")
+        });
     }
 
     /// One inline command; the first line of the answer ("" when it does not answer).

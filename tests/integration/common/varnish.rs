@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub(crate) struct Varnish {
     pub(crate) port: u16,
@@ -68,11 +68,9 @@ sub vcl_backend_response {{ set beresp.grace = 0s; {ttl} }}
             .expect("varnishd (Debian package varnish; scripts/test installs it)");
         assert!(status.success(), "varnishd did not start");
         let v = Varnish { port, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "varnish never listened");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::wait_for("varnish to listen", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         v
     }
 

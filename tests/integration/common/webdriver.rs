@@ -30,11 +30,9 @@ impl Browser {
             .spawn()
             .expect("chromedriver must be installed (apt-get install chromium chromium-driver); the test script installs it");
         let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while super::http().get(&format!("{base}/status")).call().is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        super::wait_for("chromedriver to start", Duration::from_secs(20), || {
+            super::http().get(&format!("{base}/status")).call().is_ok()
+        });
         let profile = tempfile::tempdir().unwrap();
         let args = vec![
             "--headless".to_string(),
@@ -122,16 +120,10 @@ impl Browser {
     #[track_caller]
     pub(crate) fn wait_until(&self, script: &str, timeout: Duration) -> Duration {
         let started = Instant::now();
-        loop {
-            if self.eval(script) == Value::Bool(true) {
-                return started.elapsed();
-            }
-            assert!(
-                started.elapsed() < timeout,
-                "`{script}` not true within {timeout:?}"
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        super::wait_for(&format!("`{script}` to be true"), timeout, || {
+            self.eval(script) == Value::Bool(true)
+        });
+        started.elapsed()
     }
 
     /// Clicks the first element matching a CSS selector, as a user would.
