@@ -3,21 +3,20 @@
 //! the edge, at the origin and at the gates in the first seconds, against the
 //! providers' published limits. What `flashsale capacity` prints.
 //!
-//! The order burst comes from a simulation of the runtime's schedule (not a
-//! formula), so it follows `runtime.js` if that changes: a unit test holds the
-//! constants below to the script.
+//! The order burst comes from a simulation of the runtime's schedule
+//! (`sale::polling`, held to `runtime.js` by a test), not a formula.
 
 use serde::Serialize;
 
 use crate::gate::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_CLIENT};
+use crate::sale::polling;
 
-/// Near the start a page polls every 1–3 s (`runtime.js`: `1000 + Math.random() * 2000`).
-pub(crate) const POLL_MIN_S: f64 = 1.0;
-pub(crate) const POLL_MAX_S: f64 = 3.0;
-/// Each page starts polling at its own moment in [start − 2 s, start + 1 s]
-/// (`runtime.js`: `start - 2000 + jitter`, jitter up to 3000 ms).
-pub(crate) const FIRST_POLL_FROM_S: f64 = -2.0;
-pub(crate) const FIRST_POLL_SPREAD_S: f64 = 3.0;
+/// Near the start a page polls every 1–3 s (`sale::polling`, the runtime's schedule).
+pub(crate) const POLL_MIN_S: f64 = polling::POLL_MIN_MS as f64 / 1000.0;
+pub(crate) const POLL_MAX_S: f64 = (polling::POLL_MIN_MS + polling::POLL_SPREAD_MS) as f64 / 1000.0;
+/// Each page starts polling at its own moment in [start − 2 s, start + 1 s].
+pub(crate) const FIRST_POLL_FROM_S: f64 = -(polling::FIRST_POLL_LEAD_MS as f64) / 1000.0;
+pub(crate) const FIRST_POLL_SPREAD_S: f64 = polling::JITTER_MS as f64 / 1000.0;
 
 /// A published limit and where it is published.
 #[derive(Debug, Clone, Serialize)]
@@ -285,11 +284,10 @@ mod tests {
     }
 
     #[test]
-    fn the_constants_follow_the_runtime() {
-        let js = include_str!("../themes/default/static/runtime.js");
-        assert!(js.contains("1000 + Math.random() * 2000"), "poll interval");
-        assert!(js.contains("Math.random() * 3000"), "first-poll jitter");
-        assert!(js.contains("start - 2000 + jitter"), "first poll");
+    fn the_model_polls_on_the_runtimes_schedule() {
+        // sale::polling is held to runtime.js by its own test.
+        assert_eq!((POLL_MIN_S, POLL_MAX_S), (1.0, 3.0));
+        assert_eq!((FIRST_POLL_FROM_S, FIRST_POLL_SPREAD_S), (-2.0, 3.0));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use url::{Host, Url};
 
-use crate::sale::{State, Toggle};
+use crate::sale::{polling, State, Toggle};
 use crate::util::http::{Client, HttpError};
 use crate::util::random;
 use crate::util::sync::lock;
@@ -251,7 +251,7 @@ async fn customer(i: usize, bot: bool, crowd: &Crowd) {
     let (run, opts, tally, deadline): (&str, &Options, &Mutex<Tally>, Instant) =
         (run, opts, tally, *deadline);
     let toggle_url = format!("{}/sale.js", opts.url.trim_end_matches('/'));
-    let jitter = Duration::from_millis(random::below(3000));
+    let jitter = Duration::from_millis(random::below(polling::JITTER_MS));
     let mut first = true;
     let (order_url, draw_until) = loop {
         if Instant::now() > deadline {
@@ -304,11 +304,14 @@ async fn customer(i: usize, bot: bool, crowd: &Crowd) {
             }
             Some(State::Pending { start }) if first => {
                 // Like the page: each customer's own moment in [start - 2 s, start + 1 s].
-                let due = start - 2000 + jitter.as_millis() as i64 - unix_ms();
+                let due = start - polling::FIRST_POLL_LEAD_MS as i64 + jitter.as_millis() as i64
+                    - unix_ms();
                 Duration::from_millis(due.max(0) as u64)
             }
             _ if bot => BOT_POLL,
-            _ => Duration::from_millis(1000 + random::below(2000)),
+            _ => {
+                Duration::from_millis(polling::POLL_MIN_MS + random::below(polling::POLL_SPREAD_MS))
+            }
         };
         first = false;
         tokio::time::sleep(wait.min(deadline.saturating_duration_since(Instant::now()))).await;

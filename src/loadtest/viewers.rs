@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use super::{check_target, latency, unix_ms, Error, Latency};
-use crate::sale::Toggle;
+use crate::sale::{polling, Toggle};
 use crate::util::http::Client;
 use crate::util::random;
 use crate::util::sync::lock;
@@ -89,7 +89,7 @@ impl Tally {
 const POLL_TIMEOUT: Duration = Duration::from_secs(10);
 /// One page: poll until the end, note when the state first changed.
 async fn page(url: &str, http: &Client, slots: &Semaphore, tally: &Mutex<Tally>, end: Instant) {
-    let mut due = Instant::now() + Duration::from_millis(random::below(3000));
+    let mut due = Instant::now() + Duration::from_millis(random::below(polling::JITTER_MS));
     let mut seen: Option<String> = None;
     while due < end {
         tokio::time::sleep_until(due.into()).await;
@@ -146,7 +146,8 @@ async fn page(url: &str, http: &Client, slots: &Semaphore, tally: &Mutex<Tally>,
             }
         }
         // Like the runtime: the next poll 1–3 s after this answer.
-        due = Instant::now() + Duration::from_millis(1000 + random::below(2000));
+        due = Instant::now()
+            + Duration::from_millis(polling::POLL_MIN_MS + random::below(polling::POLL_SPREAD_MS));
     }
 }
 

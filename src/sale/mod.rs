@@ -9,6 +9,7 @@
 //! read toggles through them.
 
 pub mod draw;
+pub(crate) mod polling;
 mod schedule;
 pub(crate) mod switch;
 mod toggle;

@@ -3,6 +3,11 @@
    buy button. No dependencies. */
 (function () {
   'use strict';
+  // The polling schedule: near the start a page polls every POLL_MIN plus up
+  // to POLL_SPREAD ms; its first poll is due FIRST_POLL_LEAD ms before the
+  // start plus its own jitter (up to JITTER ms). `capacity` and `rehearse`
+  // model the same numbers (src/sale/polling.rs; a test holds them equal).
+  var POLL_MIN = 1000, POLL_SPREAD = 2000, FIRST_POLL_LEAD = 2000, JITTER = 3000;
   var body = document.body, data = body.dataset;
   var start = +data.saleStart, end = +data.saleEnd, toggleUrl = data.toggle;
   var state = 'pending', version = '', timer = 0, ticker = 0;
@@ -14,7 +19,7 @@
   // Failed polls in a row (429, 503, no answer): the next waits longer.
   var failures = 0;
   // Each client's own offset around the start, so polls spread over 3 s.
-  var jitter = Math.random() * 3000;
+  var jitter = Math.random() * JITTER;
 
   function now() { return Date.now() + skew; }
   function each(sel, f) { Array.prototype.forEach.call(document.querySelectorAll(sel), f); }
@@ -96,10 +101,10 @@
       // Watch for "ended": sold out any time, and closed soon after the end.
       delay = Math.min(10000 + Math.random() * 20000, Math.max(0, end - now()) + 500 + jitter);
     } else {
-      var due = start - 2000 + jitter - now();
+      var due = start - FIRST_POLL_LEAD + jitter - now();
       if (due > 60000) { delay = 60000; fetchNext = false; }
       else if (due > 0) delay = due;
-      else delay = (due > -60000 ? 1000 + Math.random() * 2000 : 5000 + Math.random() * 10000);
+      else delay = (due > -60000 ? POLL_MIN + Math.random() * POLL_SPREAD : 5000 + Math.random() * 10000);
     }
     timer = setTimeout(fetchNext ? fetchToggle : schedule, delay);
   }
@@ -196,7 +201,7 @@
           if (j.status !== 'won') text('[data-stock]', 'Sold out');
           // The sale may be ending: look at the toggle again soon.
           clearTimeout(timer);
-          timer = setTimeout(fetchToggle, 1000 + Math.random() * 2000);
+          timer = setTimeout(fetchToggle, POLL_MIN + Math.random() * POLL_SPREAD);
         } else {
           text('[data-result]', answers[j.code] || 'Something went wrong; please try again.');
           if (button) button.disabled = false;
