@@ -7,7 +7,7 @@ a new customer; journals fsynced on the real disk:
    goal: the gate >= 70 % of the minimal server, p99 < 10 ms, exactly 1,000 winners.
    wrk waits for each answer before the next request on a connection, so its
    tails hide queueing (coordinated omission): the figures below are the honest ones.
-2. open model (examples/openload.rs): the server pinned to one CPU and the
+2. open model (bench/tools/src/bin/openload.rs): the server pinned to one CPU and the
    load generator to the other (taskset), so the generator does not take the
    server's CPU, as on separate machines. First each server's maximum
    sustainable rate: the highest constant arrival rate (found by bisection,
@@ -33,8 +33,8 @@ from datetime import datetime, timedelta, timezone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "flashsale")
-PEER = os.path.join(ROOT, "target", "release", "examples", "minimal_http")
-LOAD = os.path.join(ROOT, "target", "release", "examples", "openload")
+PEER = os.path.join(ROOT, "target", "release", "minimal_http")
+LOAD = os.path.join(ROOT, "target", "release", "openload")
 
 
 def start(cmd, cwd, marker):
@@ -201,7 +201,7 @@ def main():
     print(f"gate / minimal requests/s: {ratio:.2f}; winners in the journal: {winners}; socket errors: gate {g['socket']}, minimal {m['socket']}")
 
     where = "server on CPU 1, generator on CPU 0 (taskset)" if PINNED else "server and generator sharing the CPUs"
-    print(f"\n2. Open model (examples/openload.rs): {where}; latency from when each request was due (HDR histogram)")
+    print(f"\n2. Open model (bench/tools/src/bin/openload.rs): {where}; latency from when each request was due (HDR histogram)")
     print(f"maximum sustainable rate (every request answered, median < 5 ms, 3 s runs, bisection): gate {g_max:,}/s, "
           f"minimal {m_max:,}/s ({g_max / m_max:.2f})")
     print(f"then a constant rate for {seconds} s, up to 256 connections, both servers at the same rates, a fresh gate "

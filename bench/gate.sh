@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --quiet --bin flashsale --example minimal_http --example openload
+cargo build --release --quiet -p flashsale --bin flashsale
+cargo build --release --quiet -p flashsale-bench-tools
 exec python3 bench/gate.py "$@"

@@ -3,9 +3,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::stock::{Admission, ItemCount};
+use super::forward::Forwarding;
+use super::stock::{Admission, ItemCount, LedgerCalls};
 use super::Gate;
-use crate::journal::FSYNC_BUCKETS;
+use crate::journal::{FsyncStats, FSYNC_BUCKETS};
 use crate::util::prometheus::{Kind, Writer};
 
 pub(crate) const REQUESTS: &str = "flashsale_gate_requests_total";
@@ -89,31 +90,69 @@ impl Requests {
     }
 }
 
+/// A sample's labels: the sale and the gate, then one more.
+type Base<'a> = [(&'a str, &'a str); 2];
+
+fn with<'a>(base: &Base<'a>, label: (&'a str, &'a str)) -> [(&'a str, &'a str); 3] {
+    [base[0], base[1], label]
+}
+
 /// The whole page.
 pub(crate) fn render(gate: &Gate) -> String {
     let mut w = Writer::default();
     let base = [("sale", gate.sale.as_str()), ("gate", gate.id())];
+    requests(&mut w, &base, gate);
+    stock(&mut w, &base, &gate.stock.counts());
+    fsyncs(&mut w, &base, gate.recorder.fsyncs());
+    if let Some(calls) = gate.stock.ledger() {
+        ledger(&mut w, &base, calls);
+    }
+    if let Some(d) = &gate.draw {
+        w.family(
+            DRAW_ENTRIES,
+            Kind::Gauge,
+            "Entries of the fair start's draw at this gate (each customer once per item).",
+        );
+        w.sample(DRAW_ENTRIES, &base, d.count() as u64);
+        w.family(
+            DRAW_DONE,
+            Kind::Gauge,
+            "1 once the fair start's draw is done and entrants have their answers.",
+        );
+        w.sample(DRAW_DONE, &base, u8::from(d.is_done()));
+    }
+    if let Some(f) = &gate.forwarding {
+        forwarding(&mut w, &base, f);
+    }
+    w.finish()
+}
+
+/// Order requests by outcome; connections open and refused.
+fn requests(w: &mut Writer, base: &Base<'_>, gate: &Gate) {
     w.family(REQUESTS, Kind::Counter, "Order requests by outcome.");
     for o in Outcome::ALL {
         let n = gate.requests.0[o as usize].load(Ordering::Relaxed);
-        w.sample(REQUESTS, &[base[0], base[1], ("outcome", o.label())], n);
+        w.sample(REQUESTS, &with(base, ("outcome", o.label())), n);
     }
+    let c = &gate.connections;
     w.family(CONNECTIONS, Kind::Gauge, "Connections open now.");
-    w.sample(CONNECTIONS, &base, gate.connections.open());
+    w.sample(CONNECTIONS, base, c.open());
     w.family(
         CONNECTIONS_REFUSED,
         Kind::Counter,
         "Connections closed at once for being over a cap (in all, or per client address).",
     );
-    let c = &gate.connections;
     let refused = [
         ("total", c.refused_total.load(Ordering::Relaxed)),
         ("per_client", c.refused_per_client.load(Ordering::Relaxed)),
     ];
     for (cap, n) in refused {
-        w.sample(CONNECTIONS_REFUSED, &[base[0], base[1], ("cap", cap)], n);
+        w.sample(CONNECTIONS_REFUSED, &with(base, ("cap", cap)), n);
     }
-    let counts = gate.stock.counts();
+}
+
+/// Each item's admitted, quota and remaining.
+fn stock(w: &mut Writer, base: &Base<'_>, counts: &[ItemCount]) {
     type Value = fn(&ItemCount) -> u32;
     let per_item: [(&str, &str, Value); 3] = [
         (
@@ -134,11 +173,14 @@ pub(crate) fn render(gate: &Gate) -> String {
     ];
     for (name, help, value) in per_item {
         w.family(name, Kind::Gauge, help);
-        for c in &counts {
-            w.sample(name, &[base[0], base[1], ("sku", &c.sku)], value(c));
+        for c in counts {
+            w.sample(name, &with(base, ("sku", &c.sku)), value(c));
         }
     }
-    let f = gate.recorder.fsyncs();
+}
+
+/// The journal's fsync latencies, as a histogram.
+fn fsyncs(w: &mut Writer, base: &Base<'_>, f: &FsyncStats) {
     w.family(
         FSYNC,
         Kind::Histogram,
@@ -148,75 +190,66 @@ pub(crate) fn render(gate: &Gate) -> String {
     for (i, b) in FSYNC_BUCKETS.iter().enumerate() {
         let le = b.to_string();
         let n = f.buckets[i].load(Ordering::Relaxed);
-        w.sample(&bucket, &[base[0], base[1], ("le", &le)], n);
+        w.sample(&bucket, &with(base, ("le", &le)), n);
     }
     let count = f.count.load(Ordering::Relaxed);
-    w.sample(&bucket, &[base[0], base[1], ("le", "+Inf")], count);
+    w.sample(&bucket, &with(base, ("le", "+Inf")), count);
     let sum = f.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-    w.sample(&format!("{FSYNC}_sum"), &base, sum);
-    w.sample(&format!("{FSYNC}_count"), &base, count);
-    if let Some(calls) = gate.stock.ledger() {
-        w.family(
-            LEDGER_UP,
-            Kind::Gauge,
-            "1 while the shared ledger answers and admits.",
-        );
-        w.sample(LEDGER_UP, &base, u8::from(calls.up));
-        w.family(
-            LEDGER_CALLS,
-            Kind::Counter,
-            "Calls this gate made to the shared ledger: to answer requests (admission), or to keep up (upkeep: polls, re-asserts).",
-        );
-        w.sample(
-            LEDGER_CALLS,
-            &[base[0], base[1], ("kind", "admission")],
-            calls.admission,
-        );
-        w.sample(
-            LEDGER_CALLS,
-            &[base[0], base[1], ("kind", "upkeep")],
-            calls.upkeep,
-        );
-    }
-    if let Some(d) = &gate.draw {
-        w.family(
-            DRAW_ENTRIES,
-            Kind::Gauge,
-            "Entries of the fair start's draw at this gate (each customer once per item).",
-        );
-        w.sample(DRAW_ENTRIES, &base, d.count() as u64);
-        w.family(
-            DRAW_DONE,
-            Kind::Gauge,
-            "1 once the fair start's draw is done and entrants have their answers.",
-        );
-        w.sample(DRAW_DONE, &base, u8::from(d.is_done()));
-    }
-    if let Some(fw) = &gate.forwarding {
-        w.family(
+    w.sample(&format!("{FSYNC}_sum"), base, sum);
+    w.sample(&format!("{FSYNC}_count"), base, count);
+}
+
+/// How the gate stands with a shared ledger.
+fn ledger(w: &mut Writer, base: &Base<'_>, calls: LedgerCalls) {
+    w.family(
+        LEDGER_UP,
+        Kind::Gauge,
+        "1 while the shared ledger answers and admits.",
+    );
+    w.sample(LEDGER_UP, base, u8::from(calls.up));
+    w.family(
+        LEDGER_CALLS,
+        Kind::Counter,
+        "Calls this gate made to the shared ledger: to answer requests (admission), or to keep up (upkeep: polls, re-asserts).",
+    );
+    w.sample(
+        LEDGER_CALLS,
+        &with(base, ("kind", "admission")),
+        calls.admission,
+    );
+    w.sample(LEDGER_CALLS, &with(base, ("kind", "upkeep")), calls.upkeep);
+}
+
+/// Winners on their way to the order system.
+fn forwarding(w: &mut Writer, base: &Base<'_>, f: &Forwarding) {
+    let families = [
+        (
             FORWARD_BACKLOG,
             Kind::Gauge,
             "Winners not yet accepted by the order system.",
-        );
-        w.sample(FORWARD_BACKLOG, &base, fw.backlog());
-        w.family(
+            f.backlog(),
+        ),
+        (
             FORWARDED,
             Kind::Counter,
             "Winners accepted by the order system.",
-        );
-        w.sample(FORWARDED, &base, fw.delivered());
-        w.family(
+            f.delivered(),
+        ),
+        (
             FORWARD_FAILURES,
             Kind::Counter,
             "Failed attempts to forward a winner.",
-        );
-        w.sample(FORWARD_FAILURES, &base, fw.failures());
-        w.family(
+            f.failures(),
+        ),
+        (
             FORWARD_DEAD,
             Kind::Counter,
             "Winners the order system refused for good, kept in dead-letters.jsonl.",
-        );
-        w.sample(FORWARD_DEAD, &base, fw.dead());
+            f.dead(),
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        w.family(name, kind, help);
+        w.sample(name, base, value);
     }
-    w.finish()
 }

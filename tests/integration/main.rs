@@ -12,6 +12,7 @@ mod fair;
 mod fleet;
 mod gate;
 mod hardening;
+mod layout;
 mod publish;
 mod sale_day;
 mod serve;

@@ -7,6 +7,30 @@ fn entries(dir: &Path) -> Vec<crate::sale::draw::Line> {
     crate::journal::replay_file(&dir.join(crate::journal::ENTRIES)).unwrap()
 }
 
+/// The journals' draw of item A: it verifies, with this many entrants and
+/// units; its winners.
+fn drawn_of_a(journal: &Path, entrants: usize, units: u32) -> Vec<String> {
+    use crate::sale::draw::{verify, Line, Seed};
+    let lines = entries(journal);
+    let seed = lines
+        .iter()
+        .find_map(|l| match l {
+            Line::Seed { seed } => Seed::from_hex(seed),
+            _ => None,
+        })
+        .expect("the seed is revealed after the draw");
+    let winners = crate::journal::replay(journal).unwrap();
+    let checks = verify(
+        &seed,
+        &lines,
+        winners.iter().map(|w| (w.sku.as_str(), w.user.as_str())),
+    );
+    let a = checks.iter().find(|c| c.sku == "A").unwrap();
+    assert!(a.holds(), "{a:?}");
+    assert_eq!((a.entrants, a.units as usize), (entrants, units as usize));
+    a.published.clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fair_start_holds_entrants_draws_the_quota_and_answers_each() {
     // The sale started a second ago; entries until a second from now.
@@ -70,26 +94,8 @@ async fn a_fair_start_holds_entrants_draws_the_quota_and_answers_each() {
         .1
         .contains("won"));
     // The record: 12 entries, the draw's units, the seed; it verifies.
-    let lines = entries(f.journal.path());
-    use crate::sale::draw::{verify, Line, Seed};
-    let seed = lines
-        .iter()
-        .find_map(|l| match l {
-            Line::Seed { seed } => Seed::from_hex(seed),
-            _ => None,
-        })
-        .expect("the seed is revealed after the draw");
-    let winners = crate::journal::replay(f.journal.path()).unwrap();
-    let checks = verify(
-        &seed,
-        &lines,
-        winners.iter().map(|w| (w.sku.as_str(), w.user.as_str())),
-    );
-    let a = checks.iter().find(|c| c.sku == "A").unwrap();
-    assert!(a.holds(), "{a:?}");
-    assert_eq!((a.entrants, a.units), (12, 2));
     won.sort();
-    assert_eq!(a.published, won);
+    assert_eq!(drawn_of_a(f.journal.path(), 12, 2), won);
     let metrics = f.gate.metrics();
     assert!(metrics.contains("outcome=\"not_drawn\"} 20"), "{metrics}");
     assert!(

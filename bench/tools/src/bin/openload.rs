@@ -26,7 +26,7 @@
 //! `--threads` (2 by default) single-threaded runtimes share the connections,
 //! as wrk's threads do.
 //!
-//! `cargo run --release --example openload -- --url URL --rate 20000 --duration 10`
+//! `cargo run --release -p flashsale-bench-tools --bin openload -- --url URL --rate 20000 --duration 10`
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

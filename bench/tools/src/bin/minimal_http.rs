@@ -1,6 +1,6 @@
 //! The peer of `bench/gate.sh`: the smallest hyper server, answering every
 //! request with a fixed 200, on the same runtime and connection settings as
-//! the gate. `cargo run --release --example minimal_http -- 127.0.0.1:0`
+//! the gate. `cargo run --release -p flashsale-bench-tools --bin minimal_http -- 127.0.0.1:0`
 
 use std::convert::Infallible;
 use std::time::Duration;

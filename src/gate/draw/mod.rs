@@ -26,18 +26,20 @@
 //! their order here). A drawing gate that dies loses its lease after
 //! `ledger::DRAW_LEASE` and another draws the same winners.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod run;
+
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::record::Recorder;
-use super::stock::{Admission, Stock, Verdict};
+pub(super) use run::run;
+
 use crate::journal::{self, Journal, JournalError, ENTRIES};
 use crate::ledger::{Ledger, LedgerError};
-use crate::sale::draw::{self, Line, Seed};
+use crate::sale::draw::{Line, Seed};
 use crate::util::clock::Clock;
 use crate::util::sync::lock;
 
@@ -84,6 +86,9 @@ struct Entries {
 
 /// Each item's entrants, fixed once the draw is done (a fleet: every gate's).
 type Entrants = HashMap<String, HashSet<Arc<str>>>;
+
+/// Entries closed: each item's entrants and the units its draw began with.
+type Closed = Vec<(String, Vec<Arc<str>>, Option<u32>)>;
 
 /// What happened to an order that arrived while the draw was on.
 pub(super) enum Entered {
@@ -307,199 +312,4 @@ impl StartDraw {
         self.journal.wait(seq).await?;
         Ok(items)
     }
-}
-
-/// Waits for the window's end (on the draw's clock), then draws every item:
-/// the drawn are admitted through `stock` and recorded, then entrants get
-/// their answers. Ends early if the gate stops during the window.
-pub(super) async fn run(d: Arc<StartDraw>, stock: Arc<Stock>, recorder: Arc<Recorder>) {
-    let mut phase = d.phase.subscribe();
-    tokio::select! {
-        _ = d.clock.until(d.until_ms) => {}
-        _ = phase.wait_for(|p| *p == Phase::Stopped) => return,
-    }
-    let mut result = draw_all(&d, &stock, &recorder).await;
-    // A fleet's ledger may be away for a moment: try again while entrants wait.
-    let give_up = tokio::time::Instant::now() + DRAW_GRACE;
-    while let Err(e) = &result {
-        if d.fleet.is_none() || tokio::time::Instant::now() >= give_up {
-            break;
-        }
-        if d.phase() == Phase::Stopped {
-            return;
-        }
-        tracing::warn!(error = %e, "draw_retry");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        result = draw_all(&d, &stock, &recorder).await;
-    }
-    match result {
-        Ok(()) => {
-            d.phase.send_if_modified(|p| {
-                let go = *p == Phase::Entering;
-                if go {
-                    *p = Phase::Done;
-                }
-                go
-            });
-        }
-        Err(e) => {
-            tracing::error!(
-                error = %e,
-                hint = "entrants are answered 503; their entries stand and the gate draws when it starts again",
-                "draw_failed"
-            );
-            d.stop();
-        }
-    }
-}
-
-/// Draws every item, then reveals the seed; the entrants' answers follow.
-async fn draw_all(
-    d: &StartDraw,
-    stock: &Arc<Stock>,
-    recorder: &Arc<Recorder>,
-) -> Result<(), DrawError> {
-    let items = d.close().await?;
-    let all = match &d.fleet {
-        None => draw_here(d, stock, recorder, items).await?,
-        Some(ledger) => draw_in_fleet(d, stock, recorder, ledger, items).await?,
-    };
-    let seed = d.seed.to_hex();
-    // Revealed once the draw is done, for `flashsale draw verify`.
-    d.journal.append(Line::Seed { seed: seed.clone() }).await?;
-    let _ = d.done.set(all);
-    tracing::info!(
-        seed,
-        commitment = d.seed.commitment(),
-        hint = "the seed is revealed; `flashsale draw verify --journal DIR` recomputes the draw",
-        "draw_done"
-    );
-    Ok(())
-}
-
-/// Entries closed: each item's entrants and the units its draw began with.
-type Closed = Vec<(String, Vec<Arc<str>>, Option<u32>)>;
-
-/// One gate's draw: each item's units are what its stock has left (recorded
-/// first; after a restart, what was recorded).
-async fn draw_here(
-    d: &StartDraw,
-    stock: &Arc<Stock>,
-    recorder: &Arc<Recorder>,
-    items: Closed,
-) -> Result<Entrants, DrawError> {
-    let remaining: BTreeMap<String, u32> = stock
-        .counts()
-        .into_iter()
-        .map(|c| (c.sku.clone(), c.remaining()))
-        .collect();
-    let mut all = Entrants::new();
-    for (sku, entrants, recorded) in items {
-        let entrants: Vec<String> = entrants.iter().map(|u| u.to_string()).collect();
-        let units = match recorded {
-            Some(u) => u,
-            None => {
-                let units = remaining.get(&sku).copied().unwrap_or(0);
-                d.record_draw(&sku, units, entrants.len()).await?;
-                units
-            }
-        };
-        draw_item(stock, recorder, d, &sku, &entrants, units).await?;
-        all.insert(sku, entrants.into_iter().map(Into::into).collect());
-    }
-    Ok(all)
-}
-
-/// A fleet's draw: per item, the gate holding the ledger's lease draws among
-/// every gate's entrants; the others wait until it is done.
-async fn draw_in_fleet(
-    d: &StartDraw,
-    stock: &Arc<Stock>,
-    recorder: &Arc<Recorder>,
-    ledger: &Ledger,
-    items: Closed,
-) -> Result<Entrants, DrawError> {
-    let mut all = Entrants::new();
-    for (sku, _, _) in items {
-        // Until the fleet's draw of this item is done, by this gate or another.
-        while !ledger.drawn(&sku).await? {
-            if !ledger.lease_draw(&sku, &d.gate_id).await? {
-                if d.phase() == Phase::Stopped {
-                    return Err(DrawError::Unavailable);
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            }
-            let (units, entrants) = ledger.close_entries(&sku).await?;
-            d.record_draw(&sku, units, entrants.len()).await?;
-            draw_item(stock, recorder, d, &sku, &entrants, units).await?;
-            ledger.draw_done(&sku).await?;
-        }
-        // Every gate's entrants, read once (the answers after the draw must
-        // not ask the ledger who entered).
-        let (_, everyone) = ledger.close_entries(&sku).await?;
-        all.insert(sku, everyone.into_iter().map(Into::into).collect());
-    }
-    Ok(all)
-}
-
-impl StartDraw {
-    /// Records, before anyone is admitted, the units `sku`'s draw is for.
-    async fn record_draw(&self, sku: &str, units: u32, entrants: usize) -> Result<(), DrawError> {
-        self.journal
-            .append(Line::Drawn {
-                drawn: sku.to_string(),
-                units,
-                entrants: entrants as u32,
-                commitment: self.seed.commitment(),
-            })
-            .await?;
-        Ok(())
-    }
-}
-
-/// Draws `units` of `sku` among `entrants` and admits the drawn, in ticket
-/// order, journaling them together (one group commit).
-async fn draw_item(
-    stock: &Arc<Stock>,
-    recorder: &Arc<Recorder>,
-    d: &StartDraw,
-    sku: &str,
-    entrants: &[String],
-    units: u32,
-) -> Result<(), DrawError> {
-    let winners = draw::draw(
-        &d.seed,
-        sku,
-        entrants.iter().map(String::as_str),
-        units as usize,
-    );
-    let mut fresh = 0;
-    let mut writes = Vec::new();
-    for user in &winners {
-        match stock.admit(sku, user, || recorder.next_order()).await {
-            Verdict::Won(t) | Verdict::Adopt(t) => {
-                fresh += 1;
-                let (recorder, sku, user) = (recorder.clone(), sku.to_string(), user.to_string());
-                writes.push(tokio::spawn(async move {
-                    recorder.record(&t, &sku, &user).await
-                }));
-            }
-            Verdict::Repeat(_) => {} // drawn before a restart or a takeover
-            Verdict::SoldOut | Verdict::NoSuchItem => break,
-            Verdict::Unavailable => return Err(DrawError::Unavailable),
-        }
-    }
-    for w in writes {
-        w.await.unwrap_or(Err(JournalError::Failed))?;
-    }
-    tracing::info!(
-        sku,
-        entrants = entrants.len(),
-        units,
-        drawn = winners.len(),
-        admitted_now = fresh,
-        "draw"
-    );
-    Ok(())
 }
