@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
-use crate::journal::{read_file as read_journal, ENTRIES, WINNERS};
+use crate::journal::{read_file as read_journal, JournalError, ENTRIES, WINNERS};
 use crate::sale::draw::{verify, Line, Seed};
 use crate::sale::Winner;
 
@@ -75,8 +75,18 @@ fn verify_cmd(a: VerifyArgs) -> anyhow::Result<()> {
                 dir.display()
             );
         }
-        lines.extend(read_journal::<Line>(&entries)?.0);
-        winners.extend(read_journal::<Winner>(&dir.join(WINNERS))?.0);
+        let repairable = |e: JournalError| match e {
+            JournalError::Corrupt { .. } => {
+                anyhow::anyhow!("{e}\n  = help: {}", super::prelude::REPAIR)
+            }
+            e => e.into(),
+        };
+        lines.extend(read_journal::<Line>(&entries).map_err(repairable)?.0);
+        winners.extend(
+            read_journal::<Winner>(&dir.join(WINNERS))
+                .map_err(repairable)?
+                .0,
+        );
     }
     let recorded: Vec<&str> = lines
         .iter()

@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::prelude::{duration, gate_key, ledger_url, log_json, warn_if_shared, Global};
 use crate::gate::{self, Gate};
+use crate::journal::JournalError;
 use crate::util::clock::Clock;
 
 /// Run an order gate: admit at most the quota per item, journal every winner
@@ -138,6 +139,9 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
         .map_err(|e| match e {
             gate::Error::NoCookieKey => {
                 anyhow::anyhow!("{e}: set $FLASHSALE_COOKIE_KEY or pass --cookie-key-file")
+            }
+            gate::Error::Journal(JournalError::Corrupt { .. }) => {
+                anyhow::anyhow!("{e}\n  = help: {}", super::prelude::REPAIR)
             }
             e => e.into(),
         })?;

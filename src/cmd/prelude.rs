@@ -138,7 +138,7 @@ pub(super) fn ledger_url(flag: Option<&str>, config: &crate::config::Config) -> 
 }
 
 /// Durations on the command line: `500ms`, `30s`, `15m`, `2h`.
-pub(super) fn duration(s: &str) -> Result<Duration, String> {
+pub(super) fn duration(s: &str) -> Result<Duration, crate::util::duration::NotADuration> {
     crate::util::duration::parse(s)
 }
 
@@ -161,3 +161,6 @@ pub(super) fn log_json() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// What to run when a journal has a bad line: `gate`'s advice and `draw`'s.
+pub(super) const REPAIR: &str = "`flashsale gate --repair-journal --journal DIR` keeps every line before it and sets the rest aside";

@@ -99,7 +99,12 @@ pub(super) fn run(g: &Global, a: RehearseArgs) -> anyhow::Result<()> {
         ));
     }
     let rt = tokio::runtime::Runtime::new()?;
-    let report = rt.block_on(loadtest::run(opts))?;
+    let report = rt.block_on(loadtest::run(opts)).map_err(|e| match e {
+        loadtest::Error::NotAllowed { .. } => {
+            anyhow::anyhow!("{e}\n  = help: a host of your own staging deployment can be allowed with --allow-host HOST")
+        }
+        e => e.into(),
+    })?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -305,10 +305,10 @@ impl RawSite {
         let theme = self.theme(root, cx);
         let currency = match Currency::parse(self.currency.get_ref()) {
             Ok(c) => c,
-            Err(msg) => {
+            Err(e) => {
                 cx.push(
                     self.currency.span(),
-                    msg,
+                    e.to_string(),
                     "write an ISO 4217 code in capitals, e.g. `currency = \"EUR\"`",
                 );
                 Currency::parse("EUR").expect("EUR is a currency")

@@ -25,10 +25,27 @@ const SYMBOLS: &[(&str, &str)] = &[
     ("KRW", "₩"),
 ];
 
+/// Why a currency code or an amount is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum MoneyError {
+    #[error("`{0}` is not a currency code")]
+    NotACurrency(String),
+    #[error("`{text}` has more decimals than {code} allows ({decimals})")]
+    TooPrecise {
+        text: String,
+        code: String,
+        decimals: u32,
+    },
+    #[error("`{0}` is too large")]
+    TooLarge(String),
+    #[error("`{0}` is not a price")]
+    NotAPrice(String),
+}
+
 impl Currency {
-    pub(crate) fn parse(code: &str) -> Result<Currency, String> {
+    pub(crate) fn parse(code: &str) -> Result<Currency, MoneyError> {
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(format!("`{code}` is not a currency code"));
+            return Err(MoneyError::NotACurrency(code.to_string()));
         }
         let decimals = if ZERO_DECIMALS.contains(&code) {
             0
@@ -46,27 +63,28 @@ impl Currency {
     }
 
     /// Reads decimal text (already checked to be digits with an optional point).
-    pub(crate) fn amount(&self, text: &str) -> Result<Money, String> {
+    pub(crate) fn amount(&self, text: &str) -> Result<Money, MoneyError> {
         let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
         let frac = frac.trim_end_matches('0');
         if frac.len() > self.decimals as usize {
-            return Err(format!(
-                "`{text}` has more decimals than {} allows ({})",
-                self.code, self.decimals
-            ));
+            return Err(MoneyError::TooPrecise {
+                text: text.to_string(),
+                code: self.code.clone(),
+                decimals: self.decimals,
+            });
         }
         let scale = 10i64.pow(self.decimals);
         let whole: i64 = whole
             .parse()
             .ok()
             .filter(|w: &i64| w.checked_mul(scale).is_some())
-            .ok_or_else(|| format!("`{text}` is too large"))?;
+            .ok_or_else(|| MoneyError::TooLarge(text.to_string()))?;
         let mut minor = 0i64;
         if !frac.is_empty() {
             let padded = format!("{frac:0<width$}", width = self.decimals as usize);
             minor = padded
                 .parse()
-                .map_err(|_| format!("`{text}` is not a price"))?;
+                .map_err(|_| MoneyError::NotAPrice(text.to_string()))?;
         }
         Ok(Money(whole * scale + minor))
     }

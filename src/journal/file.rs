@@ -156,7 +156,10 @@ mod tests {
         text.push(b'\n');
         std::fs::write(&path, &text).unwrap();
         let err = replay(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("--repair-journal"), "{err}");
+        assert!(
+            err.contains("not a journal line") && err.contains("a repair keeps"),
+            "{err}"
+        );
         let r = repair(dir.path()).unwrap();
         assert_eq!(
             (r.kept, r.dropped_bytes, r.dropped_lines),

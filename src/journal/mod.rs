@@ -41,7 +41,7 @@ pub(crate) enum JournalError {
     Held { path: PathBuf, holder: String },
     #[error("{}: {error}", path.display())]
     Io { path: PathBuf, error: io::Error },
-    #[error("{}:{line}: not a journal line ({why}): a power cut can leave such a tail; `flashsale gate --repair-journal` keeps every line before it and sets the rest aside (moving the journal away would sell its units again)", path.display())]
+    #[error("{}:{line}: not a journal line ({why}): a power cut can leave such a tail; a repair keeps every line before it and sets the rest aside (moving the journal away would sell its units again)", path.display())]
     Corrupt {
         path: PathBuf,
         line: usize,

@@ -46,10 +46,15 @@ pub(crate) struct Options {
     pub(crate) items: Vec<(String, u64)>,
 }
 
+/// Why a rehearsal does not start.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
-    #[error("{0}")]
-    Refused(String),
+    #[error("{url}: rehearse only talks to loopback addresses and hosts it is allowed")]
+    NotAllowed { url: String },
+    #[error("rehearse speaks plain HTTP (a local or staging deployment); give an http:// URL")]
+    Https,
+    #[error("the sale has no items")]
+    NoItems,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -329,7 +334,7 @@ async fn customer(i: usize, bot: bool, crowd: &Crowd) {
     };
     if !allowed(&order_url, opts) {
         lock(tally).error(format!(
-            "sale.js sends orders to {order_url}: not loopback and not allowed (--allow-host)"
+            "sale.js sends orders to {order_url}: not loopback and not an allowed host"
         ));
         return;
     }
@@ -432,15 +437,12 @@ pub(super) fn check_target(url: &str, allow_hosts: &[String]) -> Result<(), Erro
     if !(url_host.as_ref().is_some_and(is_loopback) || named)
         || !(url.starts_with("http://") || url.starts_with("https://"))
     {
-        return Err(Error::Refused(format!(
-            "{url}: rehearse only talks to loopback addresses and hosts named with --allow-host"
-        )));
+        return Err(Error::NotAllowed {
+            url: url.to_string(),
+        });
     }
     if url.starts_with("https://") {
-        return Err(Error::Refused(
-            "rehearse speaks plain HTTP (a local or staging deployment); give an http:// URL"
-                .into(),
-        ));
+        return Err(Error::Https);
     }
     Ok(())
 }
@@ -448,7 +450,7 @@ pub(super) fn check_target(url: &str, allow_hosts: &[String]) -> Result<(), Erro
 pub(crate) async fn run(opts: Options) -> Result<Report, Error> {
     check_target(&opts.url, &opts.allow_hosts)?;
     if opts.items.is_empty() {
-        return Err(Error::Refused("the sale has no items".into()));
+        return Err(Error::NoItems);
     }
     let started = Instant::now();
     let crowd = Crowd {

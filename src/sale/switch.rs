@@ -143,14 +143,25 @@ pub(crate) enum Outcome {
     Switched(Switched),
 }
 
-/// Decides what to write over `live`: `Ok(None)` when it already is what
-/// `action` asks for.
+/// What a switch writes over the live toggle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// An open toggle with a newly minted order URL.
+    Open,
+    /// The ended toggle.
+    Close,
+}
+
+/// The whole policy, pure: what to write over `live` for `action`, `Ok(None)`
+/// when it already is what `action` asks for (an open toggle keeps a live
+/// order URL of this key unless rotating), or why not (a closed sale is not
+/// reopened without `force`). [`toggle`] makes what it decided.
 pub(crate) fn decide(
     config: &Config,
     action: &Action,
     live: &Live,
     force: bool,
-) -> Result<Option<Toggle>, Error> {
+) -> Result<Option<Write>, Error> {
     let current = match live {
         Live::Toggle(t) => Some(&t.state),
         _ => None,
@@ -162,21 +173,30 @@ pub(crate) fn decide(
         {
             Ok(None)
         }
-        (Action::Open { key, .. }, _) => {
+        (Action::Open { .. }, _) => Ok(Some(Write::Open)),
+        (Action::Close, Some(State::Ended { .. })) => Ok(None),
+        (Action::Close, _) => Ok(Some(Write::Close)),
+    }
+}
+
+/// The toggle `decide` asked for: an open one mints a new order URL (a
+/// random nonce) with the action's key.
+pub(crate) fn toggle(config: &Config, action: &Action, write: Write) -> Toggle {
+    match (write, action) {
+        (Write::Open, Action::Open { key, .. }) => {
             let token = key.mint(&config.name);
-            Ok(Some(Toggle::switched(State::Open {
+            Toggle::switched(State::Open {
                 order: order_url(&config.gate.url, &config.name, &token),
                 end: config.end.timestamp_millis(),
                 draw: config.gate.fair_window_ms.map(|w| Draw {
                     until: config.start.timestamp_millis() + w,
                     commitment: Seed::of(key, config).commitment(),
                 }),
-            })))
+            })
         }
-        (Action::Close, Some(State::Ended { .. })) => Ok(None),
-        (Action::Close, _) => Ok(Some(Toggle::switched(State::Ended {
+        _ => Toggle::switched(State::Ended {
             ended: format!("{}ended.html", config.base_path),
-        }))),
+        }),
     }
 }
 
@@ -243,9 +263,10 @@ pub(crate) async fn run<R: Remote, C: Cdn>(
     }
     // Reading the live toggle also opens the connection the switch will use.
     let first = live(remote).await?;
-    let Some(mut toggle) = decide(config, action, &first, opts.force)? else {
+    let Some(write) = decide(config, action, &first, opts.force)? else {
         return unchanged(config, cdn, first).await;
     };
+    let mut toggle = self::toggle(config, action, write);
     let mut due = opts.at;
     let mut reason = Reason::Scheduled;
     if due > SystemTime::now() {
@@ -273,7 +294,7 @@ pub(crate) async fn run<R: Remote, C: Cdn>(
         let now = live(remote).await?;
         if now != first {
             match decide(config, action, &now, opts.force)? {
-                Some(t) => toggle = t,
+                Some(w) => toggle = self::toggle(config, action, w),
                 None => return unchanged(config, cdn, now).await,
             }
         }
@@ -336,6 +357,33 @@ mod tests {
             key: key.clone(),
             rotate: false,
         }
+    }
+
+    #[test]
+    fn the_policy_decides_without_minting_anything() {
+        let c = config(-60, 3600);
+        let key = GateKey::generate();
+        let live_open = Live::Toggle(toggle(&c, &open(&key), Write::Open));
+        let live_ended = Live::Toggle(toggle(&c, &Action::Close, Write::Close));
+        let rotate = Action::Open {
+            key: key.clone(),
+            rotate: true,
+        };
+        let other_key = open(&GateKey::generate());
+        let d = |action: &Action, live: &Live, force: bool| decide(&c, action, live, force);
+        assert_eq!(d(&open(&key), &Live::Missing, false).unwrap(), Some(Write::Open));
+        assert_eq!(d(&open(&key), &live_open, false).unwrap(), None, "keeps its URL");
+        assert_eq!(d(&rotate, &live_open, false).unwrap(), Some(Write::Open));
+        assert_eq!(d(&other_key, &live_open, false).unwrap(), Some(Write::Open));
+        assert!(matches!(d(&open(&key), &live_ended, false), Err(Error::Closed)));
+        assert_eq!(d(&open(&key), &live_ended, true).unwrap(), Some(Write::Open));
+        assert_eq!(d(&Action::Close, &live_open, false).unwrap(), Some(Write::Close));
+        assert_eq!(d(&Action::Close, &live_ended, false).unwrap(), None);
+        // The same decision twice: the same answer (nothing random in it).
+        assert_eq!(
+            d(&open(&key), &Live::Missing, false).unwrap(),
+            d(&open(&key), &Live::Missing, false).unwrap()
+        );
     }
 
     async fn switch<R: Remote>(

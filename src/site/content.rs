@@ -283,8 +283,8 @@ fn check_item(
                     "write a non-negative amount in the sale's currency, like 9.90 or \"9.90\"",
                 ));
         };
-        config.currency.amount(text).map_err(|msg| {
-            src.at(file, p.span(), msg).with_help(format!(
+        config.currency.amount(text).map_err(|e| {
+            src.at(file, p.span(), e.to_string()).with_help(format!(
                 "write the price in {} with at most {} decimals",
                 config.currency.code, config.currency.decimals
             ))

@@ -4,12 +4,19 @@
 
 use std::time::Duration;
 
-/// Parses a duration; the error says what to write.
-pub(crate) fn parse(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        format!(
-            "`{text}` is not a duration ({e}); write it with a unit, e.g. 500ms, 30s, 15m or 2h"
-        )
+/// Text that is not a duration; says what to write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not a duration ({why}); write it with a unit, e.g. 500ms, 30s, 15m or 2h")]
+pub(crate) struct NotADuration {
+    text: String,
+    why: String,
+}
+
+/// Parses a duration.
+pub(crate) fn parse(text: &str) -> Result<Duration, NotADuration> {
+    humantime::parse_duration(text.trim()).map_err(|e| NotADuration {
+        text: text.to_string(),
+        why: e.to_string(),
     })
 }
 
@@ -40,7 +47,7 @@ mod tests {
         assert_eq!(parse("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse(" 15m "), Ok(Duration::from_secs(900)));
         assert_eq!(parse("1h 30m"), Ok(Duration::from_secs(5400)));
-        let err = parse("30").unwrap_err();
+        let err = parse("30").unwrap_err().to_string();
         assert!(err.contains("with a unit"), "{err}");
         assert!(parse("soon").is_err());
     }

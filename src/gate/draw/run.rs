@@ -76,7 +76,8 @@ async fn draw_all(
     tracing::info!(
         seed,
         commitment = d.seed.commitment(),
-        hint = "the seed is revealed; `flashsale draw verify --journal DIR` recomputes the draw",
+        hint =
+            "the seed is revealed; `flashsale draw verify` recomputes the draw from the journals",
         "draw_done"
     );
     Ok(())
