@@ -12,8 +12,8 @@
 //! shutdown) and `watch` (reading other gates from outside).
 //!
 //! Every background task (the stock's ledger poll, the forwarder, the draw)
-//! runs under one [`Shutdown`]: [`Gate::stop`] ends them all and releases
-//! the journal directory. The gate asks one [`Clock`] what time it is.
+//! runs under one `Shutdown` (`util::shutdown`): `Gate::stop` ends them all and releases
+//! the journal directory. The gate asks one `Clock` (`util::clock`) what time it is.
 
 mod answer;
 mod draw;

@@ -371,13 +371,29 @@ mod tests {
         };
         let other_key = open(&GateKey::generate());
         let d = |action: &Action, live: &Live, force: bool| decide(&c, action, live, force);
-        assert_eq!(d(&open(&key), &Live::Missing, false).unwrap(), Some(Write::Open));
-        assert_eq!(d(&open(&key), &live_open, false).unwrap(), None, "keeps its URL");
+        assert_eq!(
+            d(&open(&key), &Live::Missing, false).unwrap(),
+            Some(Write::Open)
+        );
+        assert_eq!(
+            d(&open(&key), &live_open, false).unwrap(),
+            None,
+            "keeps its URL"
+        );
         assert_eq!(d(&rotate, &live_open, false).unwrap(), Some(Write::Open));
         assert_eq!(d(&other_key, &live_open, false).unwrap(), Some(Write::Open));
-        assert!(matches!(d(&open(&key), &live_ended, false), Err(Error::Closed)));
-        assert_eq!(d(&open(&key), &live_ended, true).unwrap(), Some(Write::Open));
-        assert_eq!(d(&Action::Close, &live_open, false).unwrap(), Some(Write::Close));
+        assert!(matches!(
+            d(&open(&key), &live_ended, false),
+            Err(Error::Closed)
+        ));
+        assert_eq!(
+            d(&open(&key), &live_ended, true).unwrap(),
+            Some(Write::Open)
+        );
+        assert_eq!(
+            d(&Action::Close, &live_open, false).unwrap(),
+            Some(Write::Close)
+        );
         assert_eq!(d(&Action::Close, &live_ended, false).unwrap(), None);
         // The same decision twice: the same answer (nothing random in it).
         assert_eq!(

@@ -202,3 +202,48 @@ fn no_lint_is_silenced_for_a_crate_or_a_long_parameter_list() {
     }
     assert!(found.is_empty(), "{found:#?}");
 }
+
+#[test]
+fn the_layers_are_the_ones_design_md_draws() {
+    let design =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/DESIGN.md"))
+            .unwrap();
+    // `| `gate` | journal, ledger, … | never |` rows of the layer table.
+    let drawn: BTreeMap<String, BTreeSet<String>> = design
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let module = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            let uses = cells.get(2)?;
+            let uses = if *uses == "nothing of ours" {
+                BTreeSet::new()
+            } else {
+                uses.split(',').map(|u| u.trim().to_string()).collect()
+            };
+            Some((module.to_string(), uses))
+        })
+        .collect();
+    let mut found: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in sources(&src()) {
+        let module = module_of(&f);
+        let Some(top) = module.first() else { continue }; // lib.rs, main.rs
+        let text = std::fs::read_to_string(src().join(&f)).unwrap();
+        // What a module's tests use is not a dependency of the module.
+        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+        let code: String = code
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let entry = found.entry(top.clone()).or_default();
+        for path in named_paths(&module, &code) {
+            if let Some(other) = path.first().filter(|o| *o != top) {
+                entry.insert(other.clone());
+            }
+        }
+    }
+    assert_eq!(
+        found, drawn,
+        "docs/DESIGN.md's layer table (left: the code's `crate::` paths)"
+    );
+}
