@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
-use crate::journal::{read_file as read_journal, JournalError, ENTRIES, WINNERS};
+use crate::journal::{self, JournalError, ENTRIES, WINNERS};
 use crate::sale::draw::{verify, Line, Seed};
 use crate::sale::Winner;
 
@@ -81,9 +81,9 @@ fn verify_cmd(a: VerifyArgs) -> anyhow::Result<()> {
             }
             e => e.into(),
         };
-        lines.extend(read_journal::<Line>(&entries).map_err(repairable)?.0);
+        lines.extend(journal::read_file::<Line>(&entries).map_err(repairable)?.0);
         winners.extend(
-            read_journal::<Winner>(&dir.join(WINNERS))
+            journal::read_file::<Winner>(&dir.join(WINNERS))
                 .map_err(repairable)?
                 .0,
         );

@@ -22,7 +22,7 @@ pub(super) struct Answers {
     /// `[gate] ended_url`.
     ended_location: HeaderValue,
     /// The origin whose pages may order.
-    pub(super) cors_origin: HeaderValue,
+    cors_origin: HeaderValue,
 }
 
 impl Answers {
@@ -47,6 +47,11 @@ impl Answers {
             ended_location: header(&config.gate.ended_url, "ended_url")?,
             cors_origin: header(&origin, "base_url origin")?,
         })
+    }
+
+    /// Whether a request's `Origin` is the sale's own pages'.
+    pub(super) fn is_own(&self, origin: &HeaderValue) -> bool {
+        *origin == self.cors_origin
     }
 
     pub(super) fn won(&self, t: &Ticket, json: bool) -> Answer {

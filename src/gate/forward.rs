@@ -22,6 +22,7 @@ use super::{Error, Options};
 use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::sale::Winner;
+use crate::util::clock::Clock;
 use crate::util::http::Client;
 use crate::util::shutdown::Shutdown;
 use crate::util::sync::lock;
@@ -52,7 +53,7 @@ impl Forwarding {
         let Some(url) = opts.forward.as_ref().or(config.gate.forward.as_ref()) else {
             return Ok(None);
         };
-        let delivery = Delivery::new(url, &opts.journal_dir)?;
+        let delivery = Delivery::new(url, &opts.journal_dir, opts.clock.clone())?;
         let from = match &config.gate.ledger {
             // A fleet forwards the ledger's stream, on a connection of its own.
             Some(ledger) => Source::Stream(Relay::new(
@@ -198,6 +199,8 @@ pub(crate) struct Delivery {
     pub(crate) attempts_failed: AtomicU64,
     pub(crate) dead: AtomicU64,
     dead_letters: PathBuf,
+    /// When a dead letter was refused.
+    clock: Clock,
 }
 
 /// The file of winners the order system refused for good, next to the journal.
@@ -216,6 +219,7 @@ impl Delivery {
     pub(crate) fn new(
         url: &str,
         journal_dir: &Path,
+        clock: Clock,
     ) -> Result<Arc<Delivery>, crate::util::http::HttpError> {
         let client = Client::new();
         // An order system the gate cannot reach at all is found now, not
@@ -228,6 +232,7 @@ impl Delivery {
             attempts_failed: AtomicU64::new(0),
             dead: AtomicU64::new(0),
             dead_letters: journal_dir.join(DEAD_LETTERS),
+            clock,
         }))
     }
 
@@ -282,7 +287,7 @@ impl Delivery {
         let letter = DeadLetter {
             winner: winner.clone(),
             status,
-            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            at: self.clock.stamp(),
         };
         let mut line = serde_json::to_vec(&letter).expect("a dead letter serialises");
         line.push(b'\n');

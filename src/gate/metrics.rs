@@ -111,7 +111,7 @@ pub(crate) fn render(gate: &Gate) -> String {
         w.family(
             DRAW_ENTRIES,
             Kind::Gauge,
-            "Entries of the fair start's draw at this gate (each customer once per item).",
+            "Entries of the fair start's draw on disk at this gate (each customer once per item).",
         );
         w.sample(DRAW_ENTRIES, &base, d.count() as u64);
         w.family(
@@ -142,10 +142,8 @@ fn requests(w: &mut Writer, base: &Base<'_>, gate: &Gate) {
         Kind::Counter,
         "Connections closed at once for being over a cap (in all, or per client address).",
     );
-    let refused = [
-        ("total", c.refused_total.load(Ordering::Relaxed)),
-        ("per_client", c.refused_per_client.load(Ordering::Relaxed)),
-    ];
+    let (total, per_client) = c.refused();
+    let refused = [("total", total), ("per_client", per_client)];
     for (cap, n) in refused {
         w.sample(CONNECTIONS_REFUSED, &with(base, ("cap", cap)), n);
     }

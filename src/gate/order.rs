@@ -174,7 +174,7 @@ impl Gate {
     /// may order (a cross-site form would order in a shopper's name).
     fn same_site(&self, headers: &HeaderMap) -> Step<()> {
         match headers.get(header::ORIGIN) {
-            Some(origin) if origin != self.answers.cors_origin => Err(refusal(
+            Some(origin) if !self.answers.is_own(origin) => Err(refusal(
                 Outcome::CrossSite,
                 StatusCode::FORBIDDEN,
                 "orders come from the sale's own pages\n",

@@ -40,13 +40,21 @@ pub(crate) struct Limits {
 pub(crate) struct Connections {
     open: AtomicUsize,
     by_client: Mutex<HashMap<IpAddr, usize>>,
-    pub(crate) refused_total: AtomicU64,
-    pub(crate) refused_per_client: AtomicU64,
+    refused_total: AtomicU64,
+    refused_per_client: AtomicU64,
 }
 
 impl Connections {
     pub(crate) fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections refused for being over a cap: in all, and per client address.
+    pub(crate) fn refused(&self) -> (u64, u64) {
+        (
+            self.refused_total.load(Ordering::Relaxed),
+            self.refused_per_client.load(Ordering::Relaxed),
+        )
     }
 
     /// Counts a new connection from `ip`, unless it is over a cap.

@@ -30,6 +30,7 @@ mod run;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -106,6 +107,9 @@ pub(super) struct StartDraw {
     skus: Vec<String>,
     journal: Journal<Line>,
     entries: Mutex<Entries>,
+    /// Entries on disk (what `/metrics` says: an entry still being written
+    /// would not survive a kill -9).
+    on_disk: AtomicUsize,
     phase: watch::Sender<Phase>,
     /// Set once every item is drawn: the sold-out flood after the draw asks
     /// who entered without a lock (nor, in a fleet, the ledger).
@@ -174,6 +178,7 @@ impl StartDraw {
                 skus,
                 journal,
                 entries: Mutex::new(entries),
+                on_disk: AtomicUsize::new(count),
                 phase: watch::channel(Phase::Entering).0,
                 done: OnceLock::new(),
                 fleet,
@@ -206,9 +211,9 @@ impl StartDraw {
         }
     }
 
-    /// Entries so far, for `/metrics`.
+    /// Entries on disk so far, for `/metrics`.
     pub(super) fn count(&self) -> usize {
-        lock(&self.entries).count
+        self.on_disk.load(Ordering::Relaxed)
     }
 
     /// Whether the draw knows this item (else: 404).
@@ -264,6 +269,7 @@ impl StartDraw {
             seq
         };
         self.journal.wait(seq).await?;
+        self.on_disk.fetch_add(1, Ordering::Relaxed);
         Ok(Entered::Yes)
     }
 
