@@ -23,7 +23,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, StatusCode};
 
 use super::answer::{text, Answer};
-use super::draw::{Entered, DRAW_GRACE};
+use super::draw::{Entered, StartDraw, DRAW_GRACE};
 use super::identity::Ambiguous;
 use super::metrics::Outcome;
 use super::stock::{Admission, Ticket, Verdict};
@@ -244,24 +244,28 @@ impl Gate {
         if self.recorder.failed() || self.draining() {
             return self.refused(UNAVAILABLE);
         }
-        let entrant = match self.through_draw(sku, user, now).await {
-            Ok(entrant) => entrant,
-            Err(r) => return self.refused(r),
+        let entrant = match self.draw.as_deref().filter(|d| !d.is_done()) {
+            None => false,
+            Some(d) => match self.through_draw(d, sku, user, now).await {
+                Ok(entrant) => entrant,
+                Err(r) => return self.refused(r),
+            },
         };
         let verdict = self
             .stock
             .admit(sku, user, || self.recorder.next_order())
             .await;
-        self.decided(verdict, sku, user, json, entrant).await
+        match verdict {
+            // The flood after the last unit: answered without another await.
+            Verdict::SoldOut => self.lost(sku, user, json, entrant),
+            verdict => self.decided(verdict, sku, user, json, entrant).await,
+        }
     }
 
     /// A fair start: in the window this order is an entry, held until the
     /// draw; after it, nobody is admitted before the draw is done. Whether
     /// this order is an entry.
-    async fn through_draw(&self, sku: &str, user: &str, now: i64) -> Step<bool> {
-        let Some(d) = self.draw.as_ref().filter(|d| !d.is_done()) else {
-            return Ok(false);
-        };
+    async fn through_draw(&self, d: &StartDraw, sku: &str, user: &str, now: i64) -> Step<bool> {
         if !d.sells(sku) {
             return Err(NO_SUCH_ITEM);
         }
@@ -291,12 +295,7 @@ impl Gate {
     ) -> Answered {
         match verdict {
             Verdict::NoSuchItem => self.refused(NO_SUCH_ITEM),
-            Verdict::SoldOut => match &self.draw {
-                Some(d) if entrant || d.entered(sku, user) => {
-                    (Outcome::NotDrawn, self.answers.lost(json, "not_drawn"))
-                }
-                _ => (Outcome::SoldOut, self.answers.lost(json, "sold_out")),
-            },
+            Verdict::SoldOut => self.lost(sku, user, json, entrant),
             // A drawn entrant is a repeat of the draw's admission: counted won.
             Verdict::Repeat(t) if entrant => self.again(&t, json, Outcome::Won).await,
             Verdict::Repeat(t) => self.again(&t, json, Outcome::Repeat).await,
@@ -312,6 +311,16 @@ impl Gate {
                 Ok(()) => (Outcome::Repeat, self.answers.won(&t, json)),
                 Err(_) => self.refused(UNAVAILABLE),
             },
+        }
+    }
+
+    /// Everyone else's answer: not drawn (an entrant of the draw) or sold out.
+    fn lost(&self, sku: &str, user: &str, json: bool, entrant: bool) -> Answered {
+        match &self.draw {
+            Some(d) if entrant || d.entered(sku, user) => {
+                (Outcome::NotDrawn, self.answers.lost(json, "not_drawn"))
+            }
+            _ => (Outcome::SoldOut, self.answers.lost(json, "sold_out")),
         }
     }
 
