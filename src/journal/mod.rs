@@ -284,6 +284,9 @@ fn write_loop<T: Record>(
 mod tests {
     use super::*;
     use crate::sale::Winner;
+    use crate::util::wait::wait_for;
+
+    const SECOND: std::time::Duration = std::time::Duration::from_secs(1);
 
     pub(super) fn winner(n: u32) -> Winner {
         Winner {
@@ -354,18 +357,20 @@ mod tests {
             async move { j.append(winner(0)).await }
         });
         // Once the first batch is on disk the writer sits in its callback.
-        while j.durable.borrow().seq < 1 {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        wait_for("the first batch on disk", SECOND, || {
+            j.durable.borrow().seq >= 1
+        })
+        .await;
         let rest: Vec<_> = (1..100)
             .map(|n| {
                 let j = j.clone();
                 tokio::spawn(async move { j.append(winner(n)).await })
             })
             .collect();
-        while j.queue.lock().unwrap().0 < 100 {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        wait_for("99 more queued", SECOND, || {
+            j.queue.lock().unwrap().0 >= 100
+        })
+        .await;
         release.send(()).unwrap();
         first.await.unwrap().unwrap();
         for t in rest {
@@ -388,9 +393,10 @@ mod tests {
         j.settled().await.unwrap();
         // The writer holds its first batch; two more lines queue behind it.
         let first = j.enqueue(winner(0)).unwrap();
-        while j.durable.borrow().seq < first {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        wait_for("the first batch on disk", SECOND, || {
+            j.durable.borrow().seq >= first
+        })
+        .await;
         j.enqueue(winner(1)).unwrap();
         j.enqueue(winner(2)).unwrap();
         let settled = tokio::spawn({
