@@ -1,0 +1,73 @@
+//! A fleet forwards the ledger's stream of winners: every live gate
+//! consumes it in one consumer group, and takes over what a gate that died
+//! left unacknowledged.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Delivery;
+use crate::ledger::Ledger;
+
+/// A fleet's forwarder: one consumer of the ledger's stream of winners.
+pub(crate) struct Relay {
+    delivery: Arc<Delivery>,
+    /// A connection of its own: its blocking reads must not hold up admissions.
+    ledger: Ledger,
+    consumer: String,
+    /// Winners handed to a forwarder and not yet accepted, fleet-wide, as last seen.
+    pub(crate) backlog: AtomicU64,
+}
+
+/// How long a winner may sit with a silent forwarder before another takes it.
+const TAKE_OVER_AFTER: Duration = Duration::from_secs(5);
+
+impl Relay {
+    pub(crate) fn new(delivery: Arc<Delivery>, ledger: Ledger, consumer: &str) -> Arc<Relay> {
+        Arc::new(Relay {
+            delivery,
+            ledger,
+            consumer: consumer.to_string(),
+            backlog: AtomicU64::new(0),
+        })
+    }
+
+    /// Delivers until the gate stops; run it as a task. A ledger that does not answer is
+    /// asked again after a pause.
+    pub(crate) async fn run(self: Arc<Self>) {
+        let pause = Duration::from_millis(200);
+        while let Err(e) = self.ledger.ensure_group().await {
+            tracing::warn!(error = %e, "forward_waiting_for_ledger");
+            tokio::time::sleep(pause).await;
+        }
+        tracing::info!(consumer = self.consumer, "forward_resumed");
+        loop {
+            let batch = self
+                .ledger
+                .next_winners(&self.consumer, TAKE_OVER_AFTER, Duration::from_millis(250))
+                .await;
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "forward_waiting_for_ledger");
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
+            };
+            for (id, winners) in batch {
+                for winner in &winners {
+                    self.delivery.deliver(winner).await;
+                }
+                // Until acknowledged the entry stays pending and is delivered
+                // again (same Idempotency-Keys), by this gate or another.
+                while let Err(e) = self.ledger.forwarded(&id).await {
+                    tracing::warn!(error = %e, entry = id, "forward_ack_retry");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+            if let Ok(n) = self.ledger.unforwarded().await {
+                self.backlog.store(n, Ordering::Relaxed);
+            }
+        }
+    }
+}
