@@ -14,6 +14,7 @@ pub(crate) const GATE_KEYS: &[(&str, &str)] = &[
     ("identity_header", "identity_header = \"X-User-Id\""),
     ("identity_cookie", "identity_cookie = \"shop_user\""),
     ("forward", "forward = \"https://orders.example.com/flash\""),
+    ("forward_attempts", "forward_attempts = 8"),
     (
         "confirm_url",
         "confirm_url = \"https://shop.example.com/orders/{order}\"",
@@ -39,6 +40,7 @@ pub(crate) struct RawGate {
     identity_header: Option<Spanned<String>>,
     identity_cookie: Option<Spanned<String>>,
     forward: Option<Spanned<String>>,
+    forward_attempts: Option<Spanned<i64>>,
     confirm_url: Option<Spanned<String>>,
     ended_url: Option<Spanned<String>>,
     tolerance: Option<Spanned<String>>,
@@ -60,6 +62,9 @@ pub(crate) struct GateConfig {
     pub(crate) identity: Identity,
     /// The order system's webhook for winners.
     pub(crate) forward: Option<String>,
+    /// Failed deliveries in a row after which a winner is set aside, if
+    /// the order system accepted other winners meanwhile (a poison record).
+    pub(crate) forward_attempts: u32,
     /// Where a winner without JavaScript is sent; `{order}` is replaced.
     pub(crate) confirm_url: Option<String>,
     /// Where losers are sent (default: the sale's ended.html).
@@ -125,6 +130,18 @@ impl RawGate {
             (None, None) => Identity::Header("X-User-Id".to_string()),
         };
         let forward = url_field(cx, &self.forward, "forward");
+        let forward_attempts = match positive(cx, &self.forward_attempts, "forward_attempts", "8") {
+            Some(n) if n <= 100 => n,
+            Some(n) => {
+                cx.push(
+                    self.forward_attempts.as_ref().map_or(0..0, |a| a.span()),
+                    format!("`forward_attempts = {n}`: a poison winner would hold its slot for hours"),
+                    "at most 100; the default, 8, is about 13 s of retries (backoff from 100 ms, doubling)",
+                );
+                FORWARD_ATTEMPTS
+            }
+            None => FORWARD_ATTEMPTS,
+        };
         let confirm_url = url_field(cx, &self.confirm_url, "confirm_url");
         let ended_url = url_field(cx, &self.ended_url, "ended_url")
             .unwrap_or_else(|| format!("{}/ended.html", base_url.trim_end_matches('/')));
@@ -181,6 +198,7 @@ impl RawGate {
             gates,
             identity,
             forward,
+            forward_attempts,
             confirm_url,
             ended_url,
             tolerance_ms,
@@ -203,6 +221,9 @@ impl RawGate {
         }
     }
 }
+
+/// `forward_attempts` unless given: 8 attempts, about 13 s of backoff.
+pub(crate) const FORWARD_ATTEMPTS: u32 = 8;
 
 /// The longest fair-start window: entrants' requests are held that long, and
 /// proxies in front of the gates must wait for them.

@@ -575,6 +575,20 @@ stock = 3
     }
 
     #[test]
+    fn forward_attempts_are_a_few_and_default_to_eight() {
+        let with = |n: &str| GOOD.replace("[gate]\n", &format!("[gate]\nforward_attempts = {n}\n"));
+        assert_eq!(parse(GOOD).unwrap().gate.forward_attempts, 8);
+        assert_eq!(parse(&with("3")).unwrap().gate.forward_attempts, 3);
+        for (n, says) in [("0", "at least 1"), ("500", "at most 100")] {
+            let err = parse(&with(n)).unwrap_err().to_string();
+            assert!(
+                err.contains(says) && err.contains("site.toml:8:"),
+                "{n}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn base_path_is_normalised() {
         let path = |u: &str| http_url(u).map(|u| path_of(&u));
         assert_eq!(path("https://a.b").as_deref(), Some("/"));

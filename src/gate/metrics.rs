@@ -18,6 +18,7 @@ pub(crate) const FORWARD_BACKLOG: &str = "flashsale_gate_forward_backlog";
 pub(crate) const FORWARDED: &str = "flashsale_gate_forwarded_total";
 pub(crate) const FORWARD_FAILURES: &str = "flashsale_gate_forward_failures_total";
 pub(crate) const FORWARD_DEAD: &str = "flashsale_gate_forward_dead_letters_total";
+pub(crate) const FORWARD_GAVE_UP: &str = "flashsale_gate_forward_gave_up_total";
 pub(crate) const CONNECTIONS: &str = "flashsale_gate_connections";
 pub(crate) const CONNECTIONS_REFUSED: &str = "flashsale_gate_connections_refused_total";
 pub(crate) const LEDGER_UP: &str = "flashsale_gate_ledger_up";
@@ -242,8 +243,14 @@ fn forwarding(w: &mut Writer, base: &Base<'_>, f: &Forwarding) {
         (
             FORWARD_DEAD,
             Kind::Counter,
-            "Winners the order system refused for good, kept in dead-letters.jsonl.",
+            "Winners set aside in dead-letters.jsonl (refused for good, or given up on).",
             f.dead(),
+        ),
+        (
+            FORWARD_GAVE_UP,
+            Kind::Counter,
+            "Winners given up on: failing forward_attempts times while the order system accepted others (a poison record; alert on it).",
+            f.gave_up(),
         ),
     ];
     for (name, kind, help, value) in families {

@@ -757,3 +757,58 @@ fn a_draw_begun_by_a_gate_that_died_is_taken_over_once_with_its_units() {
     assert_eq!(answers, (10, 10));
     assert_eq!(leftovers, 6, "the 4 drawn were among the winners");
 }
+
+/// A Redis that restarts empty loses the stream's consumer group with the
+/// rest: once the operator reloads the stock, winners are put on a stream
+/// nobody reads unless the relays make the group again.
+#[test]
+fn after_a_lost_ledger_is_reloaded_every_later_winner_reaches_the_order_system() {
+    let mut f = Fleet::start(2, 10);
+    let urls: Vec<String> = f.gates.iter().map(|g| f.url(g)).collect();
+    let agent = http();
+    for i in 0..4 {
+        let (_, body, _) = order(
+            &agent,
+            &urls[i % 2],
+            Some(&format!("before-{i}")),
+            "A-1",
+            true,
+        );
+        assert!(body.contains("won"), "{body}");
+    }
+    f.delivered(4, Duration::from_secs(10));
+    f.redis.restart_empty();
+    for g in &f.gates {
+        g.wait_for_log("ledger_lost: the ledger has no epoch any more (a Redis restarted empty?); admissions paused");
+    }
+    wait_for(
+        "the gates to put their winners back",
+        Duration::from_secs(10),
+        || f.ledger_winners().len() >= 4,
+    );
+    ok(f.s
+        .sale
+        .run(&["ledger", "load", "--force", "--ledger", &f.redis.url()]));
+    for g in &f.gates {
+        wait_healthy(g);
+    }
+    for i in 0..4 {
+        let (_, body, _) = order(
+            &agent,
+            &urls[i % 2],
+            Some(&format!("after-{i}")),
+            "B-2",
+            true,
+        );
+        assert!(body.contains("won"), "{body}");
+    }
+    let journaled = f.journaled();
+    assert_eq!(journaled.len(), 8);
+    let delivered = f.delivered(8, Duration::from_secs(20));
+    for order in journaled.keys() {
+        assert!(
+            delivered.contains(&order.to_lowercase()),
+            "{order} never reached the order system"
+        );
+    }
+}

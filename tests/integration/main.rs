@@ -6,6 +6,7 @@ mod common;
 
 mod browser;
 mod build;
+mod delivery;
 mod edge;
 mod examples;
 mod fair;

@@ -1,6 +1,10 @@
 //! Delivering one winner to the order system: POST with its order id as the
-//! `Idempotency-Key`, retried with backoff; a refusal for good goes to the
-//! dead letters, so later winners are not held up.
+//! `Idempotency-Key`, retried with backoff. Two kinds of winner are set
+//! aside in the dead letters, so the others are never held up: one the order
+//! system refuses for good (3xx, 4xx but 408/429), and a poison one — failing
+//! `[gate] forward_attempts` times in a row while the order system accepted
+//! other winners meanwhile. An order system that fails everyone (down) has
+//! every winner retried, however long, and nothing set aside.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,33 +16,57 @@ use crate::util::clock::Clock;
 use crate::util::http::Client;
 
 /// Where winners go and what happens on the way: the webhook, the counts,
-/// and the dead letters (winners the order system refused for good).
+/// and the dead letters.
 pub(crate) struct Delivery {
     client: Client,
     url: String,
     pub(crate) delivered: AtomicU64,
     pub(crate) attempts_failed: AtomicU64,
+    /// Winners set aside in the dead letters, for any reason.
     pub(crate) dead: AtomicU64,
+    /// Of those, the poison ones (failing while others were accepted).
+    pub(crate) gave_up: AtomicU64,
+    /// Failed attempts in a row after which a poison winner is set aside.
+    attempts: u32,
     dead_letters: PathBuf,
-    /// When a dead letter was refused.
+    /// When a dead letter was set aside.
     clock: Clock,
+}
+
+/// How one winner's delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivered {
+    /// The order system took it (2xx).
+    Accepted,
+    /// In the dead letters: refused for good, or a poison winner.
+    SetAside,
 }
 
 /// The file of winners the order system refused for good, next to the journal.
 pub(crate) const DEAD_LETTERS: &str = "dead-letters.jsonl";
 
-/// One dead letter: the winner, and why the order system refused it.
+/// One dead letter: the winner, and why it was set aside.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct DeadLetter {
     #[serde(flatten)]
     winner: Winner,
+    /// The order system's last answer (0: none, a transport error).
     status: u16,
     at: String,
+    /// Attempts made (1 for a refusal for good).
+    #[serde(default)]
+    attempts: u32,
+    /// What the last attempt got, in words.
+    #[serde(default)]
+    error: String,
 }
 
 impl Delivery {
+    /// Delivery to `url`, setting poison winners aside after `attempts`
+    /// failures in a row; dead letters in `journal_dir`.
     pub(crate) fn new(
         url: &str,
+        attempts: u32,
         journal_dir: &Path,
         clock: Clock,
     ) -> Result<Arc<Delivery>, crate::util::http::HttpError> {
@@ -52,6 +80,8 @@ impl Delivery {
             delivered: AtomicU64::new(0),
             attempts_failed: AtomicU64::new(0),
             dead: AtomicU64::new(0),
+            gave_up: AtomicU64::new(0),
+            attempts: attempts.max(1),
             dead_letters: journal_dir.join(DEAD_LETTERS),
             clock,
         }))
@@ -59,12 +89,17 @@ impl Delivery {
 
     /// POSTs `winner` until the order system accepts it (2xx), with backoff
     /// from 100 ms to 30 s while it is down, slow or busy (transport errors,
-    /// 408, 429, 5xx). A refusal for good (3xx, other 4xx) goes to the dead
-    /// letters instead, so later winners are not held up; `flashsale gate
+    /// 408, 429, 5xx). Set aside in the dead letters instead: a refusal for
+    /// good (3xx, other 4xx), or `attempts` failures in a row while other
+    /// winners were accepted since this one first failed (a poison winner,
+    /// not an order system that is down). `flashsale gate
     /// --resend-dead-letters` tries them again.
-    pub(crate) async fn deliver(&self, winner: &Winner) {
+    pub(crate) async fn deliver(&self, winner: &Winner) -> Delivered {
         let body: Vec<u8> = serde_json::to_vec(winner).expect("a winner serialises");
         let mut backoff = Duration::from_millis(100);
+        let mut failures = 0;
+        // Winners accepted when this one first failed.
+        let mut others_then: Option<u64> = None;
         loop {
             let headers = [
                 ("content-type", "application/json"),
@@ -80,17 +115,35 @@ impl Delivery {
                     Duration::from_secs(10),
                 )
                 .await;
-            let why = match result {
+            let (status, why) = match result {
                 Ok(r) if (200..300).contains(&r.status) => {
                     self.delivered.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(order = winner.order, "forwarded");
-                    return;
+                    return Delivered::Accepted;
                 }
-                Ok(r) if permanent(r.status) => return self.bury(winner, r.status),
-                Ok(r) => format!("HTTP {}", r.status),
-                Err(e) => e.to_string(),
+                Ok(r) if permanent(r.status) => {
+                    let why = format!("HTTP {}: refused for good", r.status);
+                    self.bury(winner, r.status, 1, why);
+                    return Delivered::SetAside;
+                }
+                Ok(r) => (r.status, format!("HTTP {}", r.status)),
+                Err(e) => (0, e.to_string()),
             };
             self.attempts_failed.fetch_add(1, Ordering::Relaxed);
+            failures += 1;
+            let since = *others_then.get_or_insert(self.delivered.load(Ordering::Relaxed));
+            if failures >= self.attempts && self.delivered.load(Ordering::Relaxed) > since {
+                self.gave_up.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    order = winner.order,
+                    attempts = failures,
+                    error = why,
+                    hint = "the order system takes other winners but fails this one: see its logs; `flashsale gate --resend-dead-letters` tries it again",
+                    "forward_gave_up"
+                );
+                self.bury(winner, status, failures, why);
+                return Delivered::SetAside;
+            }
             tracing::warn!(
                 order = winner.order,
                 error = why,
@@ -102,13 +155,15 @@ impl Delivery {
         }
     }
 
-    /// Writes a refused winner to the dead letters (fsynced, 0600).
-    fn bury(&self, winner: &Winner, status: u16) {
+    /// Writes a winner set aside to the dead letters (fsynced, 0600).
+    fn bury(&self, winner: &Winner, status: u16, attempts: u32, error: String) {
         self.dead.fetch_add(1, Ordering::Relaxed);
         let letter = DeadLetter {
             winner: winner.clone(),
             status,
             at: self.clock.stamp(),
+            attempts,
+            error,
         };
         let mut line = serde_json::to_vec(&letter).expect("a dead letter serialises");
         line.push(b'\n');

@@ -54,7 +54,12 @@ impl Forwarding {
         let Some(url) = opts.forward.as_ref().or(config.gate.forward.as_ref()) else {
             return Ok(None);
         };
-        let delivery = Delivery::new(url, &opts.journal_dir, opts.clock.clone())?;
+        let delivery = Delivery::new(
+            url,
+            config.gate.forward_attempts,
+            &opts.journal_dir,
+            opts.clock.clone(),
+        )?;
         let from = match &config.gate.ledger {
             // A fleet forwards the ledger's stream, on a connection of its own.
             Some(ledger) => Source::Stream(Relay::new(
@@ -115,5 +120,9 @@ impl Forwarding {
 
     pub(super) fn dead(&self) -> u64 {
         self.delivery.dead.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn gave_up(&self) -> u64 {
+        self.delivery.gave_up.load(Ordering::Relaxed)
     }
 }

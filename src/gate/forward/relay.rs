@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::join_all;
+
 use super::Delivery;
 use crate::ledger::Ledger;
 
@@ -32,8 +34,10 @@ impl Relay {
         })
     }
 
-    /// Delivers until the gate stops; run it as a task. A ledger that does not answer is
-    /// asked again after a pause.
+    /// Delivers until the gate stops; run it as a task. A ledger that does
+    /// not answer is asked again after a pause; one that lost the consumer
+    /// group (a Redis that restarted empty, `ledger clear`) gets it again,
+    /// from the start of the stream, so winners re-asserted since are delivered.
     pub(crate) async fn run(self: Arc<Self>) {
         let pause = Duration::from_millis(200);
         while let Err(e) = self.ledger.ensure_group().await {
@@ -50,21 +54,25 @@ impl Relay {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(error = %e, "forward_waiting_for_ledger");
+                    // NOGROUP after a lost ledger: made again (BUSYGROUP otherwise).
+                    let _ = self.ledger.ensure_group().await;
                     tokio::time::sleep(pause).await;
                     continue;
                 }
             };
-            for (id, winners) in batch {
-                for winner in &winners {
-                    self.delivery.deliver(winner).await;
-                }
+            // The batch's entries, and each entry's winners, on their way at
+            // once: a winner that keeps failing holds up none of the others.
+            let me = &self;
+            join_all(batch.into_iter().map(|(id, winners)| async move {
+                join_all(winners.iter().map(|w| me.delivery.deliver(w))).await;
                 // Until acknowledged the entry stays pending and is delivered
                 // again (same Idempotency-Keys), by this gate or another.
-                while let Err(e) = self.ledger.forwarded(&id).await {
+                while let Err(e) = me.ledger.forwarded(&id).await {
                     tracing::warn!(error = %e, entry = id, "forward_ack_retry");
                     tokio::time::sleep(pause).await;
                 }
-            }
+            }))
+            .await;
             if let Ok(n) = self.ledger.unforwarded().await {
                 self.backlog.store(n, Ordering::Relaxed);
             }

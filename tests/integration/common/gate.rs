@@ -199,6 +199,12 @@ pub(crate) struct Receiver {
 }
 
 pub(crate) fn receiver(failures: usize) -> Receiver {
+    order_system(move |n, _| if n < failures { 503 } else { 200 })
+}
+
+/// An order system stand-in answering each delivery with `answer(n, body)`:
+/// `n` counts the deliveries before this one.
+pub(crate) fn order_system(answer: impl Fn(usize, &str) -> u16 + Send + 'static) -> Receiver {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let got = Arc::new(Mutex::new(Vec::new()));
@@ -227,11 +233,10 @@ pub(crate) fn receiver(failures: usize) -> Receiver {
             }
             let mut body = vec![0; len];
             reader.read_exact(&mut body).unwrap();
+            let body = String::from_utf8(body).unwrap();
             let n = g2.lock().unwrap().len();
-            let status = if n < failures { 503 } else { 200 };
-            g2.lock()
-                .unwrap()
-                .push((key, String::from_utf8(body).unwrap(), status));
+            let status = answer(n, &body);
+            g2.lock().unwrap().push((key, body, status));
             let mut s = stream;
             let _ = write!(
                 s,
