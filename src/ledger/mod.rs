@@ -495,17 +495,14 @@ impl Ledger {
     }
 
     /// Winners for `consumer` to forward: its own unacknowledged ones first
-    /// (after a restart), then those of forwarders silent for `idle` (a gate
-    /// that died), then new ones (waiting up to `block`).
+    /// (after a restart), then new ones (waiting up to `block`). What a gate
+    /// that died left is taken over apart: [`Ledger::stranded`], [`Ledger::claim`].
     pub(crate) async fn next_winners(
         &self,
         consumer: &str,
-        idle: Duration,
         block: Duration,
     ) -> Result<Vec<(String, Vec<crate::sale::Winner>)>, LedgerError> {
-        use redis::streams::{
-            StreamAutoClaimOptions, StreamAutoClaimReply, StreamReadOptions, StreamReadReply,
-        };
+        use redis::streams::{StreamReadOptions, StreamReadReply};
         let con = self.con.clone();
         let key = self.key("orders");
         let read = |id: &'static str, block: Option<usize>| {
@@ -529,26 +526,76 @@ impl Ledger {
         };
         let mut ids = read("0", None).await.map_err(|e| self.down(e))?;
         if ids.is_empty() {
-            let mut claiming = self.con.clone();
-            let claimed: StreamAutoClaimReply = claiming
-                .xautoclaim_options(
-                    &key,
-                    GROUP,
-                    consumer,
-                    idle.as_millis() as u64,
-                    "0-0",
-                    StreamAutoClaimOptions::default().count(16),
-                )
-                .await
-                .map_err(|e| self.down(e))?;
-            ids = claimed.claimed;
-        }
-        if ids.is_empty() {
             ids = read(">", Some(block.as_millis() as usize))
                 .await
                 .map_err(|e| self.down(e))?;
         }
         Ok(ids
+            .into_iter()
+            .map(|e| {
+                let winners = self.entry_winners(&e);
+                (e.id, winners)
+            })
+            .collect())
+    }
+
+    /// Entries of the winners' stream left by a dead forwarder: pending with
+    /// another consumer than `consumer` whose gate's heartbeat is older than
+    /// `stale` (or gone), idle at least `idle`; with how often each was
+    /// handed out. A live gate that is merely slow keeps its entries.
+    pub(crate) async fn stranded(
+        &self,
+        consumer: &str,
+        stale: Duration,
+        idle: Duration,
+    ) -> Result<Vec<(String, usize)>, LedgerError> {
+        let beats = self.status(&[], None).await?.gates;
+        let mut con = self.con.clone();
+        let pending: redis::streams::StreamPendingCountReply = con
+            .xpending_count(self.key("orders"), GROUP, "-", "+", 1000)
+            .await
+            .map_err(|e| self.down(e))?;
+        let dead = |c: &str| {
+            beats
+                .get(c)
+                .is_none_or(|ago| *ago >= stale.as_millis() as u64)
+        };
+        Ok(pending
+            .ids
+            .into_iter()
+            .filter(|p| {
+                p.consumer != consumer
+                    && p.last_delivered_ms as u128 >= idle.as_millis()
+                    && dead(&p.consumer)
+            })
+            .map(|p| (p.id, p.times_delivered))
+            .collect())
+    }
+
+    /// Takes the entries `ids` over for `consumer` (those still idle at
+    /// least `idle`: another gate may have been first), with their winners.
+    pub(crate) async fn claim(
+        &self,
+        consumer: &str,
+        ids: &[String],
+        idle: Duration,
+    ) -> Result<Vec<(String, Vec<crate::sale::Winner>)>, LedgerError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut con = self.con.clone();
+        let claimed: redis::streams::StreamClaimReply = con
+            .xclaim(
+                self.key("orders"),
+                GROUP,
+                consumer,
+                idle.as_millis() as u64,
+                ids,
+            )
+            .await
+            .map_err(|e| self.down(e))?;
+        Ok(claimed
+            .ids
             .into_iter()
             .map(|e| {
                 let winners = self.entry_winners(&e);

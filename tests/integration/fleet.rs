@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::gate::{order, receiver, GateProc, GateSale, Receiver};
+use crate::common::gate::{order, order_system, receiver, GateProc, GateSale, Receiver};
 use crate::common::redis::Redis;
 use crate::common::*;
 use flashsale::sale;
@@ -35,6 +35,10 @@ impl Fleet {
     }
 
     fn with_order_system(n: usize, stock: u32, refusals: usize) -> Fleet {
+        Self::with_receiver(n, stock, receiver(refusals))
+    }
+
+    fn with_receiver(n: usize, stock: u32, orders: Receiver) -> Fleet {
         let s = GateSale::new("");
         for f in ["items/a-1.md", "items/b-2.md", "items/c-3.md"] {
             let text = s
@@ -45,7 +49,6 @@ impl Fleet {
         }
         let redis = Redis::start();
         ok(s.sale.run(&["ledger", "load", "--ledger", &redis.url()]));
-        let orders = receiver(refusals);
         let token = s.key.mint("test-sale");
         let mut fleet = Fleet {
             s,
@@ -809,6 +812,53 @@ fn after_a_lost_ledger_is_reloaded_every_later_winner_reaches_the_order_system()
         assert!(
             delivered.contains(&order.to_lowercase()),
             "{order} never reached the order system"
+        );
+    }
+}
+
+/// An order system down for everyone for 20 s: every gate keeps retrying
+/// its own winners (none is taken over from a live gate), and once it is
+/// back each winner is accepted exactly once.
+#[test]
+fn an_order_system_down_for_20_s_gets_each_winner_once_from_the_gate_that_holds_it() {
+    let first = std::sync::Mutex::new(None::<std::time::Instant>);
+    let orders = order_system(move |_, _, _| {
+        let since = *first
+            .lock()
+            .unwrap()
+            .get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() < Duration::from_secs(20) {
+            503
+        } else {
+            200
+        }
+    });
+    let f = Fleet::with_receiver(3, 12, orders);
+    let urls: Vec<String> = f.gates.iter().map(|g| f.url(g)).collect();
+    let agent = http();
+    for i in 0..12 {
+        let (_, body, _) = order(&agent, &urls[i % 3], Some(&format!("c{i}")), "A-1", true);
+        assert!(body.contains("won"), "{body}");
+    }
+    let delivered = f.delivered(12, Duration::from_secs(60));
+    assert_eq!(delivered.len(), 12);
+    let got = f.orders.got.lock().unwrap().clone();
+    for order in &delivered {
+        let accepted = got
+            .iter()
+            .filter(|(k, _, st)| k == order && *st == 200)
+            .count();
+        assert_eq!(accepted, 1, "{order} accepted {accepted} times");
+    }
+    for g in &f.gates {
+        assert_eq!(g.metric("flashsale_gate_forward_dead_letters_total"), 0.0);
+        assert!(
+            !g.err
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("forward_took_over")),
+            "a live gate's winners were taken over"
         );
     }
 }

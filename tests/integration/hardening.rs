@@ -4,14 +4,14 @@
 //! with a torn tail, keys where they would be published, a switch that
 //! raced a close, and redirects that would leave the host.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::gate::{order, GateProc, GateSale};
+use crate::common::gate::{order, order_system, GateProc, GateSale};
 use crate::common::*;
 
 /// Lets this test process hold thousands of sockets.
@@ -212,52 +212,6 @@ fn a_cookie_key_too_short_to_be_secret_is_refused() {
     assert!(fails(out).contains("$FLASHSALE_COOKIE_KEY holds 5 bytes"));
 }
 
-/// An order system that answers each delivery as `status` says (by how many
-/// came before and the order id), and records what it got.
-struct OrderSystem {
-    base: String,
-    got: Arc<Mutex<Vec<(String, u16)>>>,
-}
-
-fn order_system(status: impl Fn(&str) -> u16 + Send + 'static) -> OrderSystem {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let g2 = got.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let (mut key, mut len, mut line) = (String::new(), 0, String::new());
-            loop {
-                line.clear();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                let l = line.trim_end().to_ascii_lowercase();
-                if l.is_empty() {
-                    break;
-                }
-                if let Some(v) = l.strip_prefix("idempotency-key:") {
-                    key = v.trim().to_string();
-                }
-                if let Some(v) = l.strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; len];
-            let _ = reader.read_exact(&mut body);
-            let code = status(&key);
-            g2.lock().unwrap().push((key, code));
-            let mut s = stream;
-            let _ = write!(
-                s,
-                "HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-        }
-    });
-    OrderSystem { base, got }
-}
-
 #[test]
 fn a_winner_refused_for_good_goes_to_the_dead_letters_and_the_rest_go_on() {
     let s = GateSale::new("");
@@ -265,7 +219,7 @@ fn a_winner_refused_for_good_goes_to_the_dead_letters_and_the_rest_go_on() {
     let accept_all = Arc::new(AtomicBool::new(false));
     let sys = {
         let (refuse, accept_all) = (refuse.clone(), accept_all.clone());
-        order_system(move |key| {
+        order_system(move |_, key, _| {
             let mut r = refuse.lock().unwrap();
             let first = r.get_or_insert_with(|| key.to_string());
             if *first == key && !accept_all.load(Ordering::Relaxed) {
@@ -293,7 +247,7 @@ fn a_winner_refused_for_good_goes_to_the_dead_letters_and_the_rest_go_on() {
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|(_, st)| *st == 200)
+                .filter(|(_, _, st)| *st == 200)
                 .count()
                 >= 2
         },
@@ -331,8 +285,8 @@ fn a_winner_refused_for_good_goes_to_the_dead_letters_and_the_rest_go_on() {
         .lock()
         .unwrap()
         .iter()
-        .filter(|(_, st)| *st == 200)
-        .map(|(k, _)| k.clone())
+        .filter(|(_, _, st)| *st == 200)
+        .map(|(k, _, _)| k.clone())
         .collect();
     assert!(accepted.contains(&refused), "{accepted:?}");
     assert!(!s.journal().join("dead-letters.jsonl").exists());

@@ -155,6 +155,13 @@ impl Delivery {
         }
     }
 
+    /// Sets a winner aside without trying it (`why` says why), as given up on.
+    pub(crate) fn set_aside(&self, winner: &Winner, why: String) {
+        self.gave_up.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(order = winner.order, error = why, "forward_gave_up");
+        self.bury(winner, 0, 0, why);
+    }
+
     /// Writes a winner set aside to the dead letters (fsynced, 0600).
     fn bury(&self, winner: &Winner, status: u16, attempts: u32, error: String) {
         self.dead.fetch_add(1, Ordering::Relaxed);

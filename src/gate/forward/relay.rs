@@ -1,6 +1,10 @@
 //! A fleet forwards the ledger's stream of winners: every live gate
 //! consumes it in one consumer group, and takes over what a gate that died
-//! left unacknowledged.
+//! left unacknowledged — only from the dead: an entry is claimed when its
+//! forwarder's heartbeat is stale and it has sat for [`TAKE_OVER_AFTER`], so
+//! a live gate retrying a struggling order system keeps its winners (each is
+//! delivered by one gate). An entry handed out [`MAX_HANDOUTS`] times is set
+//! aside in the claimer's dead letters instead of being passed on again.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,7 +13,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::Delivery;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, LedgerError};
 
 /// A fleet's forwarder: one consumer of the ledger's stream of winners.
 pub(crate) struct Relay {
@@ -21,8 +25,18 @@ pub(crate) struct Relay {
     pub(crate) backlog: AtomicU64,
 }
 
-/// How long a winner may sit with a silent forwarder before another takes it.
-const TAKE_OVER_AFTER: Duration = Duration::from_secs(5);
+/// How long a winner may sit with a dead forwarder before another takes it.
+pub(super) const TAKE_OVER_AFTER: Duration = Duration::from_secs(5);
+
+/// A forwarder whose gate's heartbeat is this old is dead (gates beat every 50 ms).
+const DEAD_AFTER: Duration = Duration::from_secs(3);
+
+/// How often a relay looks for entries of dead forwarders.
+const LOOK_FOR_STRANDED: Duration = Duration::from_secs(1);
+
+/// An entry handed out this often (each a forwarder that died with it) is
+/// set aside, not passed on.
+pub(super) const MAX_HANDOUTS: usize = 5;
 
 impl Relay {
     pub(crate) fn new(delivery: Arc<Delivery>, ledger: Ledger, consumer: &str) -> Arc<Relay> {
@@ -45,11 +59,18 @@ impl Relay {
             tokio::time::sleep(pause).await;
         }
         tracing::info!(consumer = self.consumer, "forward_resumed");
+        let mut looked = tokio::time::Instant::now();
         loop {
-            let batch = self
+            let mut batch = self
                 .ledger
-                .next_winners(&self.consumer, TAKE_OVER_AFTER, Duration::from_millis(250))
+                .next_winners(&self.consumer, Duration::from_millis(250))
                 .await;
+            if looked.elapsed() >= LOOK_FOR_STRANDED {
+                looked = tokio::time::Instant::now();
+                if let (Ok(b), Ok(taken)) = (&mut batch, self.take_over().await) {
+                    b.extend(taken);
+                }
+            }
             let batch = match batch {
                 Ok(b) => b,
                 Err(e) => {
@@ -77,5 +98,40 @@ impl Relay {
                 self.backlog.store(n, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Claims what dead forwarders left: to deliver, or (handed out too
+    /// often) to set aside.
+    async fn take_over(&self) -> Result<Vec<(String, Vec<crate::sale::Winner>)>, LedgerError> {
+        let stranded = self
+            .ledger
+            .stranded(&self.consumer, DEAD_AFTER, TAKE_OVER_AFTER)
+            .await?;
+        let ids: Vec<String> = stranded.iter().map(|(id, _)| id.clone()).collect();
+        let claimed = self
+            .ledger
+            .claim(&self.consumer, &ids, TAKE_OVER_AFTER)
+            .await?;
+        let mut deliver = Vec::new();
+        for (id, winners) in claimed {
+            let handouts = stranded
+                .iter()
+                .find(|(s, _)| *s == id)
+                .map_or(0, |(_, n)| *n);
+            if handouts < MAX_HANDOUTS {
+                tracing::warn!(entry = id, winners = winners.len(), "forward_took_over");
+                deliver.push((id, winners));
+                continue;
+            }
+            for w in &winners {
+                self.delivery.set_aside(
+                    w,
+                    format!("handed out {handouts} times: every forwarder died with it"),
+                );
+            }
+            // Set aside: acknowledged, never passed on again.
+            self.ledger.forwarded(&id).await?;
+        }
+        Ok(deliver)
     }
 }

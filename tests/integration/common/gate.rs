@@ -199,12 +199,13 @@ pub(crate) struct Receiver {
 }
 
 pub(crate) fn receiver(failures: usize) -> Receiver {
-    order_system(move |n, _| if n < failures { 503 } else { 200 })
+    order_system(move |n, _, _| if n < failures { 503 } else { 200 })
 }
 
-/// An order system stand-in answering each delivery with `answer(n, body)`:
-/// `n` counts the deliveries before this one.
-pub(crate) fn order_system(answer: impl Fn(usize, &str) -> u16 + Send + 'static) -> Receiver {
+/// An order system stand-in answering each delivery with `answer(n, key,
+/// body)`: `n` counts the deliveries before this one, `key` is its
+/// Idempotency-Key (lower case).
+pub(crate) fn order_system(answer: impl Fn(usize, &str, &str) -> u16 + Send + 'static) -> Receiver {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let got = Arc::new(Mutex::new(Vec::new()));
@@ -235,7 +236,7 @@ pub(crate) fn order_system(answer: impl Fn(usize, &str) -> u16 + Send + 'static)
             reader.read_exact(&mut body).unwrap();
             let body = String::from_utf8(body).unwrap();
             let n = g2.lock().unwrap().len();
-            let status = answer(n, &body);
+            let status = answer(n, &key, &body);
             g2.lock().unwrap().push((key, body, status));
             let mut s = stream;
             let _ = write!(
