@@ -165,8 +165,13 @@ mod tests {
             (r.kept, r.dropped_bytes, r.dropped_lines),
             (2, text.len() - good.len(), 1)
         );
-        let aside = std::fs::read(r.set_aside.unwrap()).unwrap();
+        let aside_path = r.set_aside.unwrap();
+        let aside = std::fs::read(&aside_path).unwrap();
         assert_eq!(aside, &text[good.len()..]);
+        // Customer ids: for the gate's user only, like the journal.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&aside_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
         assert_eq!(replay(dir.path()).unwrap(), vec![winner(1), winner(2)]);
     }
 

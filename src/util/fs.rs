@@ -36,11 +36,18 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Like [`write_atomically`], and durable when it returns: the file is
 /// fsynced before the rename and its directory after, so a power cut leaves
-/// the old contents or the new, never none.
+/// the old contents or the new, never none. Created 0600: what is kept this
+/// way sits beside a journal (a gate id, an offset, a repair's set-aside
+/// lines with customer ids) and is for the gate's user only.
 pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let (dir, tmp) = temp_beside(path)?;
     let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)

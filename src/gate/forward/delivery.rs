@@ -185,11 +185,19 @@ impl Delivery {
     }
 
     /// Tries the dead letters again: they are taken out of the file first, and
-    /// those refused again go back in. Returns how many were tried.
+    /// those refused again go back in. Returns how many were tried. Letters
+    /// left by a resend that was interrupted are tried too, never overwritten.
     pub(crate) async fn resend_dead_letters(&self) -> std::io::Result<usize> {
         let resending = self.dead_letters.with_extension("resending.jsonl");
-        if self.dead_letters.exists() {
-            std::fs::rename(&self.dead_letters, &resending)?;
+        match (self.dead_letters.exists(), resending.exists()) {
+            (true, false) => std::fs::rename(&self.dead_letters, &resending)?,
+            (true, true) => {
+                // An earlier resend stopped part-way: keep its letters, add these.
+                let more = std::fs::read(&self.dead_letters)?;
+                crate::util::fs::append_durably(&resending, &more)?;
+                std::fs::remove_file(&self.dead_letters)?;
+            }
+            (false, _) => {}
         }
         let text = match std::fs::read_to_string(&resending) {
             Ok(t) => t,
@@ -214,4 +222,50 @@ impl Delivery {
 /// other than "too slow" (408) and "too many" (429).
 fn permanent(status: u16) -> bool {
     (300..400).contains(&status) || ((400..500).contains(&status) && status != 408 && status != 429)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn winner(user: &str) -> Winner {
+        Winner {
+            order: format!("g-{user}"),
+            sale: "s".into(),
+            sku: "A".into(),
+            user: user.into(),
+            time: "2026-01-01T00:00:00.000Z".into(),
+            gate: "g".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resend_interrupted_part_way_loses_no_letter() {
+        let dir = tempfile::tempdir().unwrap();
+        // Nothing listens there: every letter is retried, none delivered.
+        let d = Delivery::new("http://127.0.0.1:9/orders", 1, dir.path(), Clock::system()).unwrap();
+        d.set_aside(&winner("first"), "test".into());
+        // A resend stops part-way (the gate was killed): its file stays.
+        std::fs::rename(
+            dir.path().join(DEAD_LETTERS),
+            dir.path()
+                .join(DEAD_LETTERS)
+                .with_extension("resending.jsonl"),
+        )
+        .unwrap();
+        d.set_aside(&winner("second"), "test".into());
+        // The next resend takes both (it would retry forever here: stop it).
+        let _ = tokio::time::timeout(Duration::from_millis(300), d.resend_dead_letters()).await;
+        let left = std::fs::read_to_string(
+            dir.path()
+                .join(DEAD_LETTERS)
+                .with_extension("resending.jsonl"),
+        )
+        .unwrap();
+        assert!(
+            left.contains("\"user\":\"first\"") && left.contains("\"user\":\"second\""),
+            "{left}"
+        );
+        assert!(!dir.path().join(DEAD_LETTERS).exists());
+    }
 }
