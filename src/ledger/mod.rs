@@ -7,8 +7,9 @@
 //! script; a gate sends the attempts that arrive together in one call, as its
 //! journal writes them in one fsync); the scripts live in `scripts/`. Keys of sale `S` share the hash
 //! tag `{S}`: `fs:{S}:meta` (epoch, `total:<sku>`), `fs:{S}:w:<sku>` (user →
-//! order), `fs:{S}:seq`, `fs:{S}:orders` (a stream), `fs:{S}:gates` (gate id →
-//! last heartbeat, ms). The epoch is written by `ledger load`; a ledger whose
+//! order), `fs:{S}:seq`, `fs:{S}:orders` (a stream), `fs:{S}:forwarded` (how
+//! many of its entries the order system took, fleet-wide), `fs:{S}:gates`
+//! (gate id → last heartbeat, ms). The epoch is written by `ledger load`; a ledger whose
 //! epoch vanished was lost (a Redis restarted empty) and admits nobody until
 //! it is loaded again.
 //!
@@ -17,7 +18,7 @@
 //! once the drawn are taken) and `fs:{S}:drawlease:<sku>` (the gate drawing,
 //! expiring), so one draw per item covers the fleet.
 //!
-//! `gate::shared` admits through it; `cmd/ledger.rs` loads, reports and
+//! `gate::stock::shared` admits through it; `cmd/ledger.rs` loads, reports and
 //! exports with it.
 
 use std::collections::BTreeMap;
@@ -494,43 +495,33 @@ impl Ledger {
         }
     }
 
-    /// Winners for `consumer` to forward: its own unacknowledged ones first
-    /// (after a restart), then new ones (waiting up to `block`). What a gate
-    /// that died left is taken over apart: [`Ledger::stranded`], [`Ledger::claim`].
-    pub(crate) async fn next_winners(
+    /// Up to `count` entries of winners for `consumer` to forward: `after`
+    /// an entry id, its own unacknowledged ones (after a restart, `"0"`
+    /// first), or with `after` `None` new ones, waiting up to `block` for
+    /// one. What a gate that died left is taken over apart:
+    /// [`Ledger::stranded`], [`Ledger::claim`].
+    pub(crate) async fn read_winners(
         &self,
         consumer: &str,
-        block: Duration,
+        after: Option<&str>,
+        count: usize,
+        block: Option<Duration>,
     ) -> Result<Vec<(String, Vec<crate::sale::Winner>)>, LedgerError> {
         use redis::streams::{StreamReadOptions, StreamReadReply};
-        let con = self.con.clone();
-        let key = self.key("orders");
-        let read = |id: &'static str, block: Option<usize>| {
-            let mut opts = StreamReadOptions::default()
-                .group(GROUP, consumer)
-                .count(16);
-            if let Some(ms) = block {
-                opts = opts.block(ms);
-            }
-            let key = key.clone();
-            let mut con = con.clone();
-            async move {
-                let reply: Option<StreamReadReply> =
-                    con.xread_options(&[key], &[id], &opts).await?;
-                Ok::<_, redis::RedisError>(
-                    reply
-                        .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect::<Vec<_>>())
-                        .unwrap_or_default(),
-                )
-            }
-        };
-        let mut ids = read("0", None).await.map_err(|e| self.down(e))?;
-        if ids.is_empty() {
-            ids = read(">", Some(block.as_millis() as usize))
-                .await
-                .map_err(|e| self.down(e))?;
+        let mut opts = StreamReadOptions::default()
+            .group(GROUP, consumer)
+            .count(count.max(1));
+        if let (None, Some(b)) = (after, block) {
+            opts = opts.block(b.as_millis() as usize);
         }
-        Ok(ids
+        let mut con = self.con.clone();
+        let reply: Option<StreamReadReply> = con
+            .xread_options(&[self.key("orders")], &[after.unwrap_or(">")], &opts)
+            .await
+            .map_err(|e| self.down(e))?;
+        Ok(reply
+            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect::<Vec<_>>())
+            .unwrap_or_default()
             .into_iter()
             .map(|e| {
                 let winners = self.entry_winners(&e);
@@ -639,11 +630,24 @@ impl Ledger {
     /// The order system has a winner: it is not forwarded again.
     pub(crate) async fn forwarded(&self, id: &str) -> Result<(), LedgerError> {
         let mut con = self.con.clone();
-        let _: u64 = con
+        let _: (u64, u64) = redis::pipe()
             .xack(self.key("orders"), GROUP, &[id])
+            .incr(self.key("forwarded"), 1)
+            .query_async(&mut con)
             .await
             .map_err(|e| self.down(e))?;
         Ok(())
+    }
+
+    /// How many stream entries the fleet has acknowledged so far: it grows
+    /// while the order system takes winners at any gate.
+    pub(crate) async fn forwarded_count(&self) -> Result<u64, LedgerError> {
+        let mut con = self.con.clone();
+        let n: Option<u64> = con
+            .get(self.key("forwarded"))
+            .await
+            .map_err(|e| self.down(e))?;
+        Ok(n.unwrap_or(0))
     }
 
     /// Winners handed to a forwarder and not yet accepted by the order system.

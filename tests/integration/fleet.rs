@@ -39,7 +39,12 @@ impl Fleet {
     }
 
     fn with_receiver(n: usize, stock: u32, orders: Receiver) -> Fleet {
-        let s = GateSale::new("");
+        Self::with(n, stock, orders, "")
+    }
+
+    /// `extra` in `[gate]`.
+    fn with(n: usize, stock: u32, orders: Receiver, extra: &str) -> Fleet {
+        let s = GateSale::new(extra);
         for f in ["items/a-1.md", "items/b-2.md", "items/c-3.md"] {
             let text = s
                 .sale
@@ -861,4 +866,53 @@ fn an_order_system_down_for_20_s_gets_each_winner_once_from_the_gate_that_holds_
             "a live gate's winners were taken over"
         );
     }
+}
+
+/// One winner the order system fails forever, among 50 sold by three gates:
+/// the 49 others are delivered at once, the poison one is set aside once.
+#[test]
+fn a_poison_winner_among_50_in_a_fleet_is_set_aside_and_the_others_delivered() {
+    let orders = order_system(|_, _, body| {
+        if body.contains("\"user\":\"odd-7\"") {
+            500
+        } else {
+            200
+        }
+    });
+    let f = Fleet::with(3, 50, orders, "forward_attempts = 3");
+    let urls: Vec<String> = f.gates.iter().map(|g| f.url(g)).collect();
+    let agent = http();
+    for i in 0..50 {
+        let user = if i == 4 {
+            "odd-7".to_string()
+        } else {
+            format!("even-{i}")
+        };
+        let (_, body, _) = order(&agent, &urls[i % 3], Some(&user), "A-1", true);
+        assert!(body.contains("won"), "{body}");
+    }
+    let delivered = f.delivered(49, Duration::from_secs(15));
+    assert_eq!(delivered.len(), 49);
+    wait_for(
+        "the poison winner set aside",
+        Duration::from_secs(15),
+        || {
+            f.gates
+                .iter()
+                .map(|g| g.metric("flashsale_gate_forward_gave_up_total"))
+                .sum::<f64>()
+                == 1.0
+        },
+    );
+    let letters: Vec<String> = (1..=3)
+        .flat_map(|i| {
+            std::fs::read_to_string(f.s.sale.path().join(format!("j{i}/dead-letters.jsonl")))
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(letters[0].contains("\"user\":\"odd-7\""), "{letters:?}");
 }

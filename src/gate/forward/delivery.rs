@@ -21,6 +21,9 @@ pub(crate) struct Delivery {
     client: Client,
     url: String,
     pub(crate) delivered: AtomicU64,
+    /// Grows whenever the order system takes a winner, here or (in a
+    /// fleet) at another gate: what tells a poison winner from a down system.
+    progress: AtomicU64,
     pub(crate) attempts_failed: AtomicU64,
     /// Winners set aside in the dead letters, for any reason.
     pub(crate) dead: AtomicU64,
@@ -78,6 +81,7 @@ impl Delivery {
             client,
             url: url.to_string(),
             delivered: AtomicU64::new(0),
+            progress: AtomicU64::new(0),
             attempts_failed: AtomicU64::new(0),
             dead: AtomicU64::new(0),
             gave_up: AtomicU64::new(0),
@@ -91,15 +95,16 @@ impl Delivery {
     /// from 100 ms to 30 s while it is down, slow or busy (transport errors,
     /// 408, 429, 5xx). Set aside in the dead letters instead: a refusal for
     /// good (3xx, other 4xx), or `attempts` failures in a row while other
-    /// winners were accepted since this one first failed (a poison winner,
-    /// not an order system that is down). `flashsale gate
+    /// winners were accepted since this one was first tried (a poison
+    /// winner, not an order system that is down). `flashsale gate
     /// --resend-dead-letters` tries them again.
     pub(crate) async fn deliver(&self, winner: &Winner) -> Delivered {
         let body: Vec<u8> = serde_json::to_vec(winner).expect("a winner serialises");
         let mut backoff = Duration::from_millis(100);
         let mut failures = 0;
-        // Winners accepted when this one first failed.
-        let mut others_then: Option<u64> = None;
+        // Winners accepted before this one was first tried: any accepted
+        // since (alongside it included) say the order system is up.
+        let others_then = self.progress.load(Ordering::Relaxed);
         loop {
             let headers = [
                 ("content-type", "application/json"),
@@ -118,6 +123,7 @@ impl Delivery {
             let (status, why) = match result {
                 Ok(r) if (200..300).contains(&r.status) => {
                     self.delivered.fetch_add(1, Ordering::Relaxed);
+                    self.progress.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(order = winner.order, "forwarded");
                     return Delivered::Accepted;
                 }
@@ -131,8 +137,7 @@ impl Delivery {
             };
             self.attempts_failed.fetch_add(1, Ordering::Relaxed);
             failures += 1;
-            let since = *others_then.get_or_insert(self.delivered.load(Ordering::Relaxed));
-            if failures >= self.attempts && self.delivered.load(Ordering::Relaxed) > since {
+            if failures >= self.attempts && self.progress.load(Ordering::Relaxed) > others_then {
                 self.gave_up.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(
                     order = winner.order,
@@ -153,6 +158,11 @@ impl Delivery {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(30));
         }
+    }
+
+    /// Other gates got `n` more winners accepted (a fleet's relay says so).
+    pub(crate) fn accepted_elsewhere(&self, n: u64) {
+        self.progress.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Sets a winner aside without trying it (`why` says why), as given up on.
