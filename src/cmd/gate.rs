@@ -45,6 +45,12 @@ pub(super) struct GateArgs {
     /// The shop's key for signed identity cookies (default: $FLASHSALE_COOKIE_KEY).
     #[arg(long, value_name = "PATH")]
     cookie_key_file: Option<PathBuf>,
+    /// The order system's key: every delivery is signed with it
+    /// (Flashsale-Signature). Give it twice while rotating, the new key
+    /// first (default: $FLASHSALE_FORWARD_KEY, one key or two separated by
+    /// a comma). Never the gate key.
+    #[arg(long, value_name = "PATH")]
+    forward_key_file: Vec<PathBuf>,
     /// The fleet's shared ledger, redis://[:password@]host:port/db (default:
     /// $FLASHSALE_LEDGER_URL, else [gate] ledger). Without one, each gate
     /// admits its own quota.
@@ -85,6 +91,16 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
     let mut config = g.sale()?;
     config.gate.ledger = ledger_url(a.ledger.as_deref(), &config);
     let key = gate_key(a.key_file.as_deref())?;
+    let forward_keys = forward_keys(&a.forward_key_file)?;
+    if let Some(keys) = &forward_keys {
+        let gate_key = key.to_file_text();
+        if keys.iter().any(|k| k == gate_key.trim().as_bytes()) {
+            anyhow::bail!(
+                "the forward key is the gate key: the order system would hold the key that mints order URLs; give it a key of its own (`openssl rand -hex 32`)"
+            );
+        }
+    }
+    let signed = forward_keys.is_some();
     let cookie_key = match (&a.cookie_key_file, std::env::var("FLASHSALE_COOKIE_KEY")) {
         (Some(p), _) => {
             let bytes = std::fs::read(p)
@@ -129,6 +145,7 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
                 gate_id: a.gate_id.clone(),
                 key,
                 cookie_key,
+                forward_keys,
                 body_timeout: a.body_timeout,
                 resend_dead_letters: a.resend_dead_letters,
                 origin: None,
@@ -154,6 +171,12 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
             eprintln!(
                 "note: no order system to forward winners to ([gate] forward or --forward): they are only journaled in {}",
                 a.journal.join(crate::journal::WINNERS).display()
+            );
+        }
+        let forwarding = a.forward.is_some() || config.gate.forward.is_some();
+        if !g.quiet && forwarding && !signed {
+            eprintln!(
+                "note: deliveries to the order system are not signed: anyone who learns its URL can post winners; give it a key of its own (--forward-key-file or ${FORWARD_KEY_ENV})"
             );
         }
         // Printed even with --quiet: scripts read the address from here.
@@ -212,6 +235,55 @@ fn repair(g: &Global, a: &GateArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The order system's keys for signed deliveries: from the files given, else
+/// `$FLASHSALE_FORWARD_KEY`; at most two, each long enough to be secret.
+fn forward_keys(files: &[PathBuf]) -> anyhow::Result<Option<Vec<Vec<u8>>>> {
+    let keys: Vec<(Vec<u8>, String)> = if files.is_empty() {
+        match std::env::var(FORWARD_KEY_ENV) {
+            Ok(v) if !v.trim().is_empty() => v
+                .split(',')
+                .map(|k| (k.trim().as_bytes().to_vec(), format!("${FORWARD_KEY_ENV}")))
+                .collect(),
+            _ => return Ok(None),
+        }
+    } else {
+        files
+            .iter()
+            .map(|p| {
+                let bytes = std::fs::read(p)
+                    .with_context(|| format!("cannot read the forward key file {}", p.display()))?;
+                warn_if_shared(p);
+                Ok((
+                    bytes.trim_ascii().to_vec(),
+                    format!("the forward key file {}", p.display()),
+                ))
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    if keys.len() > 2 {
+        anyhow::bail!(
+            "{} forward keys given; sign with at most two (the new one and the old one, while rotating)",
+            keys.len()
+        );
+    }
+    keys.into_iter()
+        .map(|(key, source)| {
+            if key.len() < gate::MIN_FORWARD_KEY {
+                anyhow::bail!(
+                    "{source} holds {} bytes; a forward key must be at least {} (use 32 random bytes, e.g. `openssl rand -hex 32`)",
+                    key.len(),
+                    gate::MIN_FORWARD_KEY
+                );
+            }
+            Ok(key)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// Where a forward key may come from instead of a file.
+const FORWARD_KEY_ENV: &str = "FLASHSALE_FORWARD_KEY";
 
 /// A shop's cookie key, refused when too short to be secret (never printed).
 fn check_cookie_key(key: Vec<u8>, source: &str) -> anyhow::Result<Vec<u8>> {

@@ -44,6 +44,7 @@ use crate::util::clock::Clock;
 use crate::util::shutdown::Shutdown;
 use crate::util::sync::lock;
 
+pub(crate) use forward::MIN_FORWARD_KEY;
 pub use identity::sign_cookie;
 pub(crate) use server::{bind, serve, Limits, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_CLIENT};
 pub(crate) use stock::ItemCount;
@@ -96,6 +97,9 @@ pub(crate) struct Options {
     pub(crate) key: crate::sale::GateKey,
     /// The shop's key for signed identity cookies.
     pub(crate) cookie_key: Option<Vec<u8>>,
+    /// The order system's keys for signed deliveries (one, or two while
+    /// rotating: the new one first); `None`: deliveries are not signed.
+    pub(crate) forward_keys: Option<Vec<Vec<u8>>>,
     /// A request's body must arrive within this (else 408).
     pub(crate) body_timeout: Duration,
     /// Try the dead letters (winners the order system refused for good) again.

@@ -100,6 +100,7 @@ impl PreviewSale {
                 gate_id: Some("preview".into()),
                 key: opts.key.clone(),
                 cookie_key: None,
+                forward_keys: None,
                 body_timeout: std::time::Duration::from_secs(10),
                 resend_dead_letters: false,
                 // The preview's pages are served from here, not from base_url.

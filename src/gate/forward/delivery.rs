@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::Signer;
 use crate::sale::Winner;
 use crate::util::clock::Clock;
 use crate::util::http::Client;
@@ -32,8 +33,10 @@ pub(crate) struct Delivery {
     /// Failed attempts in a row after which a poison winner is set aside.
     attempts: u32,
     dead_letters: PathBuf,
-    /// When a dead letter was set aside.
+    /// When a dead letter was set aside, and a signature's time.
     clock: Clock,
+    /// Signs each POST, when the order system gave a forward key.
+    signer: Option<Signer>,
 }
 
 /// How one winner's delivery ended.
@@ -65,11 +68,13 @@ struct DeadLetter {
 }
 
 impl Delivery {
-    /// Delivery to `url`, setting poison winners aside after `attempts`
-    /// failures in a row; dead letters in `journal_dir`.
+    /// Delivery to `url`, signed by `signer` if given, setting poison
+    /// winners aside after `attempts` failures in a row; dead letters in
+    /// `journal_dir`.
     pub(crate) fn new(
         url: &str,
         attempts: u32,
+        signer: Option<Signer>,
         journal_dir: &Path,
         clock: Clock,
     ) -> Result<Arc<Delivery>, crate::util::http::HttpError> {
@@ -88,6 +93,7 @@ impl Delivery {
             attempts: attempts.max(1),
             dead_letters: journal_dir.join(DEAD_LETTERS),
             clock,
+            signer,
         }))
     }
 
@@ -106,10 +112,18 @@ impl Delivery {
         // since (alongside it included) say the order system is up.
         let others_then = self.progress.load(Ordering::Relaxed);
         loop {
-            let headers = [
+            // Signed now: each attempt carries the time it is sent.
+            let signature = self
+                .signer
+                .as_ref()
+                .map(|s| s.header(self.clock.now_ms() / 1000, &body));
+            let mut headers = vec![
                 ("content-type", "application/json"),
                 ("idempotency-key", winner.order.as_str()),
             ];
+            if let Some(sig) = &signature {
+                headers.push((super::sign::HEADER, sig.as_str()));
+            }
             let result = self
                 .client
                 .send(
@@ -253,7 +267,14 @@ mod tests {
     async fn a_resend_interrupted_part_way_loses_no_letter() {
         let dir = tempfile::tempdir().unwrap();
         // Nothing listens there: every letter is retried, none delivered.
-        let d = Delivery::new("http://127.0.0.1:9/orders", 1, dir.path(), Clock::system()).unwrap();
+        let d = Delivery::new(
+            "http://127.0.0.1:9/orders",
+            1,
+            None,
+            dir.path(),
+            Clock::system(),
+        )
+        .unwrap();
         d.set_aside(&winner("first"), "test".into());
         // A resend stops part-way (the gate was killed): its file stays.
         std::fs::rename(

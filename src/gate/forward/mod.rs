@@ -10,10 +10,12 @@
 //! consumer group, and takes over what a gate that died left unacknowledged,
 //! so a winner reaches the order system even if its gate never comes back.
 //! [`Forwarding`] is the choice, made at start; its tasks end with the gate.
+//! With a forward key every delivery is signed (`sign`).
 
 mod delivery;
 mod journal;
 mod relay;
+mod sign;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use std::sync::Arc;
 pub(crate) use delivery::Delivery;
 pub(in crate::gate) use journal::Forwarder;
 use relay::Relay;
+pub(crate) use sign::{Signer, MIN_KEY as MIN_FORWARD_KEY};
 
 use super::{Error, Options};
 use crate::config::Config;
@@ -57,6 +60,7 @@ impl Forwarding {
         let delivery = Delivery::new(
             url,
             config.gate.forward_attempts,
+            opts.forward_keys.clone().map(Signer::new),
             &opts.journal_dir,
             opts.clock.clone(),
         )?;

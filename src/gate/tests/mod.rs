@@ -155,6 +155,7 @@ async fn start(
             gate_id: Some("g1".into()),
             key: key.clone(),
             cookie_key: setup.cookie_key.map(<[u8]>::to_vec),
+            forward_keys: None,
             body_timeout: std::time::Duration::from_millis(500),
             resend_dead_letters: false,
             origin: None,
