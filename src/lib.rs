@@ -13,6 +13,7 @@
 //! - `serve`: the local preview, with the whole sale in-process;
 //! - `loadtest`: the rehearsal's simulated customers;
 //! - `capacity`: the sale day's request rates on paper, against published limits;
+//! - `audit`: after a sale, whether every promise held (journals, ledger, deliveries);
 //! - `util`: small helpers that know nothing of sales;
 //! - `cmd`: the command line, which only turns flags into library calls.
 //!
@@ -20,6 +21,7 @@
 //! outside: the toggle format and order token ([`sale`]), the signed identity
 //! cookie ([`gate::sign_cookie`]), and the program itself ([`cmd::main`]).
 
+mod audit;
 mod capacity;
 pub mod cmd;
 mod config;

@@ -8,6 +8,7 @@
 //! rustdoc links or HTML.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
+mod audit;
 mod build;
 mod capacity;
 mod check;
@@ -66,6 +67,7 @@ enum Command {
     Ledger(ledger::LedgerArgs),
     Rehearse(rehearse::RehearseArgs),
     Capacity(capacity::CapacityArgs),
+    Audit(audit::AuditArgs),
 }
 
 /// Set (to anything but `0`), flashsale only parses its command line and
@@ -98,6 +100,7 @@ pub fn main() -> ExitCode {
         Command::Gate(a) => gate::run(g, a),
         Command::Ledger(a) => ledger::run(g, a),
         Command::Rehearse(a) => rehearse::run(g, a),
+        Command::Audit(a) => audit::run(g, a),
         Command::Capacity(a) => capacity::run(g, a),
     };
     match result {

@@ -916,3 +916,108 @@ fn a_poison_winner_among_50_in_a_fleet_is_set_aside_and_the_others_delivered() {
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert!(letters[0].contains("\"user\":\"odd-7\""), "{letters:?}");
 }
+
+/// `flashsale audit` over a fleet's journals, its ledger and the order
+/// system's list: a clean sale passes; each planted fault fails it, named.
+#[test]
+fn audit_passes_a_clean_sale_and_names_each_planted_fault() {
+    let f = Fleet::start(2, 3);
+    let urls: Vec<String> = f.gates.iter().map(|g| f.url(g)).collect();
+    let agent = http();
+    for i in 0..5 {
+        order(&agent, &urls[i % 2], Some(&format!("a{i}")), "A-1", true);
+    }
+    let delivered = f.delivered(3, Duration::from_secs(10));
+    let dir = f.s.sale.path();
+    let list = dir.join("delivered.txt");
+    let write_list = |ids: &[String]| std::fs::write(&list, ids.join("\n") + "\n").unwrap();
+    let ids: Vec<String> = delivered.iter().cloned().collect();
+    write_list(&ids);
+    let audit = || {
+        f.s.sale.run(&[
+            "audit",
+            "--journal",
+            "j1",
+            "--journal",
+            "j2",
+            "--ledger",
+            &f.redis.url(),
+            "--delivered",
+            list.to_str().unwrap(),
+        ])
+    };
+    let out = ok(audit());
+    assert!(
+        out.contains("A-1: 3 sold of 3") && out.contains("ok: every promise held"),
+        "{out}"
+    );
+
+    // The order system reports one delivery twice.
+    write_list(&[ids.clone(), vec![ids[0].clone()]].concat());
+    let out = audit();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains(&format!("order {} was received 2 times", ids[0])),
+        "{}",
+        stdout(&out)
+    );
+    write_list(&ids);
+
+    // A winner deleted from the ledger.
+    let ledger_winners = f.ledger_winners();
+    let ((sku, user), order_id) = ledger_winners.iter().next().unwrap();
+    f.redis
+        .command(&format!("HDEL fs:{{test-sale}}:w:{sku} {user}"));
+    let out = audit();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains(&format!(
+            "order {order_id} ({sku}, {user}) is in the journal"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    f.redis
+        .command(&format!("HSET fs:{{test-sale}}:w:{sku} {user} {order_id}"));
+    ok(audit());
+
+    // A journal line removed.
+    let (path, kept) = (1..=2)
+        .map(|i| dir.join(format!("j{i}/winners.jsonl")))
+        .find_map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            (!text.is_empty()).then_some((p, text))
+        })
+        .unwrap();
+    let first = kept.lines().next().unwrap().to_string();
+    std::fs::write(
+        &path,
+        kept.lines()
+            .skip(1)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let out = audit();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("in none of the journals given"),
+        "{}",
+        stdout(&out)
+    );
+    std::fs::write(&path, &kept).unwrap();
+    ok(audit());
+
+    // A unit sold twice: a fourth winner of a stock of 3.
+    let mut extra: Value = serde_json::from_str(&first).unwrap();
+    extra["order"] = "g1-999999".into();
+    extra["user"] = "planted".into();
+    std::fs::write(&path, format!("{kept}{extra}\n")).unwrap();
+    let out = audit();
+    assert_eq!(out.status.code(), Some(1));
+    let said = stdout(&out);
+    assert!(
+        said.contains("A-1: 4 sold of a stock of 3") && said.contains("g1-999999"),
+        "{said}"
+    );
+}

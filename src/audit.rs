@@ -1,0 +1,360 @@
+//! After (or during) a sale: did every promise hold? From every gate's
+//! journal and dead letters, the fleet's ledger when there is one, and the
+//! order system's own list of received order ids when given, one report:
+//! each item's stock and sold units, and every problem — an item oversold, a
+//! customer with two units of an item, one order id for two winners, an
+//! acknowledged winner missing from the ledger, a ledger winner in no
+//! journal (a journal line lost), a winner set aside in the dead letters, a
+//! winner the order system does not have, one it has twice, one it has that
+//! nobody won. A pure function of what was read: `flashsale audit` reads and
+//! prints.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::sale::Winner;
+
+/// What the audit reads.
+pub(crate) struct Evidence {
+    /// Each item and its units in `site.toml`.
+    pub(crate) stock: Vec<(String, u32)>,
+    /// Each journal directory (as given) and its winners.
+    pub(crate) journals: Vec<(String, Vec<Winner>)>,
+    /// Winners set aside in the dead letters, with why.
+    pub(crate) dead_letters: Vec<(Winner, String)>,
+    /// The ledger's winners (sku, user, order), with a fleet.
+    pub(crate) ledger: Option<Vec<(String, String, String)>>,
+    /// Order ids the order system received, one per delivery it counted.
+    pub(crate) delivered: Option<Vec<String>>,
+}
+
+/// One item's numbers.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub(crate) struct Item {
+    pub(crate) sku: String,
+    pub(crate) stock: u32,
+    /// Units sold: distinct order ids for it (journals and ledger together).
+    pub(crate) sold: usize,
+}
+
+/// Something that did not hold.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub(crate) enum Problem {
+    Oversold {
+        sku: String,
+        stock: u32,
+        sold: usize,
+    },
+    TwoUnits {
+        sku: String,
+        user: String,
+        orders: Vec<String>,
+    },
+    OneOrderTwoWinners {
+        order: String,
+        winners: Vec<String>,
+    },
+    MissingFromLedger {
+        order: String,
+        sku: String,
+        user: String,
+        journal: String,
+    },
+    InNoJournal {
+        order: String,
+        sku: String,
+        user: String,
+    },
+    DeadLetter {
+        order: String,
+        user: String,
+        why: String,
+    },
+    NotDelivered {
+        order: String,
+        user: String,
+    },
+    DeliveredTwice {
+        order: String,
+        times: usize,
+    },
+    DeliveredButNeverWon {
+        order: String,
+    },
+}
+
+impl Problem {
+    /// One line for a person.
+    pub(crate) fn say(&self) -> String {
+        match self {
+            Problem::Oversold { sku, stock, sold } => {
+                format!("{sku}: {sold} sold of a stock of {stock}")
+            }
+            Problem::TwoUnits { sku, user, orders } => {
+                format!(
+                    "{sku}: customer {user} holds {} units ({})",
+                    orders.len(),
+                    orders.join(", ")
+                )
+            }
+            Problem::OneOrderTwoWinners { order, winners } => {
+                format!("order {order} was given to {}", winners.join(" and "))
+            }
+            Problem::MissingFromLedger {
+                order,
+                sku,
+                user,
+                journal,
+            } => format!(
+                "order {order} ({sku}, {user}) is in the journal {journal} but not in the ledger"
+            ),
+            Problem::InNoJournal { order, sku, user } => format!(
+                "order {order} ({sku}, {user}) is in the ledger but in none of the journals given"
+            ),
+            Problem::DeadLetter { order, user, why } => {
+                format!("order {order} ({user}) is in the dead letters: {why}")
+            }
+            Problem::NotDelivered { order, user } => {
+                format!("order {order} ({user}) never reached the order system")
+            }
+            Problem::DeliveredTwice { order, times } => {
+                format!("order {order} was received {times} times by the order system")
+            }
+            Problem::DeliveredButNeverWon { order } => {
+                format!("order {order} was received by the order system but nobody won it")
+            }
+        }
+    }
+}
+
+/// The audit's findings.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Report {
+    pub(crate) items: Vec<Item>,
+    /// Distinct winners (order ids) found.
+    pub(crate) winners: usize,
+    /// Of those, how many the order system has (when its list was given).
+    pub(crate) delivered: Option<usize>,
+    pub(crate) problems: Vec<Problem>,
+}
+
+impl Report {
+    pub(crate) fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Audits the evidence.
+pub(crate) fn audit(e: &Evidence) -> Report {
+    let mut problems = Vec::new();
+    // Every winner known: order → (sku, user), from the journals and the ledger.
+    let mut by_order: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    for (_, winners) in &e.journals {
+        for w in winners {
+            by_order
+                .entry(w.order.clone())
+                .or_default()
+                .insert((w.sku.clone(), w.user.clone()));
+        }
+    }
+    for (sku, user, order) in e.ledger.iter().flatten() {
+        by_order
+            .entry(order.clone())
+            .or_default()
+            .insert((sku.clone(), user.clone()));
+    }
+    for (order, who) in &by_order {
+        if who.len() > 1 {
+            problems.push(Problem::OneOrderTwoWinners {
+                order: order.clone(),
+                winners: who.iter().map(|(s, u)| format!("{u} ({s})")).collect(),
+            });
+        }
+    }
+    // (sku, user) → orders.
+    let mut units: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for (order, who) in &by_order {
+        for key in who {
+            units.entry(key.clone()).or_default().insert(order.clone());
+        }
+    }
+    for ((sku, user), orders) in &units {
+        if orders.len() > 1 {
+            problems.push(Problem::TwoUnits {
+                sku: sku.clone(),
+                user: user.clone(),
+                orders: orders.iter().cloned().collect(),
+            });
+        }
+    }
+    let items: Vec<Item> = e
+        .stock
+        .iter()
+        .map(|(sku, stock)| Item {
+            sku: sku.clone(),
+            stock: *stock,
+            sold: by_order
+                .values()
+                .filter(|who| who.iter().any(|(s, _)| s == sku))
+                .count(),
+        })
+        .collect();
+    for i in &items {
+        if i.sold > i.stock as usize {
+            problems.push(Problem::Oversold {
+                sku: i.sku.clone(),
+                stock: i.stock,
+                sold: i.sold,
+            });
+        }
+    }
+    if let Some(ledger) = &e.ledger {
+        let in_ledger: BTreeSet<&str> = ledger.iter().map(|(_, _, o)| o.as_str()).collect();
+        let mut journaled = BTreeSet::new();
+        for (dir, winners) in &e.journals {
+            for w in winners {
+                journaled.insert(w.order.as_str());
+                if !in_ledger.contains(w.order.as_str()) {
+                    problems.push(Problem::MissingFromLedger {
+                        order: w.order.clone(),
+                        sku: w.sku.clone(),
+                        user: w.user.clone(),
+                        journal: dir.clone(),
+                    });
+                }
+            }
+        }
+        for (sku, user, order) in ledger {
+            if !journaled.contains(order.as_str()) {
+                problems.push(Problem::InNoJournal {
+                    order: order.clone(),
+                    sku: sku.clone(),
+                    user: user.clone(),
+                });
+            }
+        }
+    }
+    for (w, why) in &e.dead_letters {
+        problems.push(Problem::DeadLetter {
+            order: w.order.clone(),
+            user: w.user.clone(),
+            why: why.clone(),
+        });
+    }
+    let mut delivered = None;
+    if let Some(received) = &e.delivered {
+        let mut times: BTreeMap<String, usize> = BTreeMap::new();
+        for id in received {
+            *times.entry(id.trim().to_lowercase()).or_default() += 1;
+        }
+        let won: BTreeMap<String, &String> =
+            by_order.keys().map(|o| (o.to_lowercase(), o)).collect();
+        let mut have = 0;
+        for (lower, order) in &won {
+            match times.get(lower) {
+                Some(_) => have += 1,
+                None => {
+                    let user = by_order[*order]
+                        .iter()
+                        .next()
+                        .map(|(_, u)| u.clone())
+                        .unwrap_or_default();
+                    problems.push(Problem::NotDelivered {
+                        order: (*order).clone(),
+                        user,
+                    });
+                }
+            }
+        }
+        for (id, n) in &times {
+            if *n > 1 {
+                problems.push(Problem::DeliveredTwice {
+                    order: id.clone(),
+                    times: *n,
+                });
+            }
+            if !won.contains_key(id) {
+                problems.push(Problem::DeliveredButNeverWon { order: id.clone() });
+            }
+        }
+        delivered = Some(have);
+    }
+    Report {
+        items,
+        winners: by_order.len(),
+        delivered,
+        problems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(order: &str, sku: &str, user: &str) -> Winner {
+        Winner {
+            order: order.into(),
+            sale: "s".into(),
+            sku: sku.into(),
+            user: user.into(),
+            time: "2026-01-01T00:00:00.000Z".into(),
+            gate: "g1".into(),
+        }
+    }
+
+    fn clean() -> Evidence {
+        Evidence {
+            stock: vec![("A".into(), 2)],
+            journals: vec![(
+                "j1".into(),
+                vec![w("g1-000001", "A", "a"), w("g1-000002", "A", "b")],
+            )],
+            dead_letters: vec![],
+            ledger: Some(vec![
+                ("A".into(), "a".into(), "g1-000001".into()),
+                ("A".into(), "b".into(), "g1-000002".into()),
+            ]),
+            delivered: Some(vec!["g1-000001".into(), "G1-000002".into()]),
+        }
+    }
+
+    #[test]
+    fn a_clean_sale_has_no_problem() {
+        let r = audit(&clean());
+        assert!(r.ok(), "{:?}", r.problems);
+        assert_eq!((r.winners, r.delivered, r.items[0].sold), (2, Some(2), 2));
+    }
+
+    #[test]
+    fn each_planted_fault_is_named() {
+        let mut e = clean();
+        e.journals[0].1.push(w("g1-000003", "A", "c"));
+        e.journals[0].1.push(w("g1-000004", "A", "a"));
+        e.ledger.as_mut().unwrap().remove(0);
+        e.ledger
+            .as_mut()
+            .unwrap()
+            .push(("A".into(), "z".into(), "g2-000001".into()));
+        e.dead_letters
+            .push((w("g1-000003", "A", "c"), "HTTP 500".into()));
+        e.delivered
+            .as_mut()
+            .unwrap()
+            .extend(["g1-000002".to_string(), "forged-1".to_string()]);
+        let said: Vec<String> = audit(&e).problems.iter().map(Problem::say).collect();
+        for expected in [
+            "A: 5 sold of a stock of 2",
+            "A: customer a holds 2 units (g1-000001, g1-000004)",
+            "order g1-000001 (A, a) is in the journal j1 but not in the ledger",
+            "order g2-000001 (A, z) is in the ledger but in none of the journals given",
+            "order g1-000003 (c) is in the dead letters: HTTP 500",
+            "order g1-000003 (c) never reached the order system",
+            "order g1-000002 was received 2 times by the order system",
+            "order forged-1 was received by the order system but nobody won it",
+        ] {
+            assert!(said.iter().any(|s| s == expected), "{expected}\n{said:#?}");
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! `flashsale audit`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::prelude::{ledger_url, Global, REPAIR};
+use crate::audit::{audit, Evidence};
+use crate::journal::{self, JournalError, WINNERS};
+use crate::sale::Winner;
+
+/// After (or during) a sale: did every promise hold? Run it before telling
+/// the shop "done".
+///
+/// Reads every gate's journal directory (winners.jsonl and the dead
+/// letters), the fleet's ledger when there is one ([gate] ledger,
+/// $FLASHSALE_LEDGER_URL or --ledger), and, with --delivered, the order
+/// system's own list of the order ids it received (one per line, once per
+/// delivery it counted). Prints each item's stock and sold units, and every
+/// problem: an item oversold, a customer with two units, one order id for
+/// two winners, a journaled winner missing from the ledger, a ledger winner
+/// in none of the journals (a lost journal line — give every gate's
+/// journal), a winner in the dead letters, one the order system does not
+/// have, has twice, or has though nobody won it. Changes nothing. Exits 1 on
+/// any problem.
+#[derive(Args, Debug)]
+pub(super) struct AuditArgs {
+    /// A gate's journal directory (again for each gate of a fleet).
+    #[arg(long = "journal", value_name = "DIR", required = true)]
+    journals: Vec<PathBuf>,
+    /// The fleet's ledger (default: $FLASHSALE_LEDGER_URL, else [gate] ledger).
+    #[arg(long, value_name = "URL")]
+    ledger: Option<String>,
+    /// The order ids the order system received, one per line.
+    #[arg(long, value_name = "FILE")]
+    delivered: Option<PathBuf>,
+    /// The report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) fn run(g: &Global, a: AuditArgs) -> anyhow::Result<()> {
+    let config = g.sale()?;
+    let stock: Vec<(String, u32)> = crate::site::items(&config)?
+        .into_iter()
+        .map(|i| (i.sku, i.stock))
+        .collect();
+    let mut journals = Vec::new();
+    let mut dead_letters = Vec::new();
+    for dir in &a.journals {
+        if !dir.is_dir() {
+            anyhow::bail!(
+                "{}: not a directory; give the gate's journal directory (its --journal)",
+                dir.display()
+            );
+        }
+        let winners = journal::read_file::<Winner>(&dir.join(WINNERS))
+            .map_err(|e| match e {
+                JournalError::Corrupt { .. } => anyhow::anyhow!("{e}\n  = help: {REPAIR}"),
+                e => e.into(),
+            })?
+            .0;
+        journals.push((dir.display().to_string(), winners));
+        dead_letters.extend(dead_letters_in(dir)?);
+    }
+    let ledger = match ledger_url(a.ledger.as_deref(), &config) {
+        None => None,
+        Some(url) => {
+            let skus: Vec<String> = stock.iter().map(|(s, _)| s.clone()).collect();
+            let rt = tokio::runtime::Runtime::new()?;
+            let entries = rt.block_on(async {
+                let ledger = crate::ledger::Ledger::new(&url, &config.name)?;
+                ledger.export(&skus).await
+            })?;
+            Some(
+                entries
+                    .into_iter()
+                    .map(|e| (e.sku, e.user, e.order))
+                    .collect(),
+            )
+        }
+    };
+    let delivered = match &a.delivered {
+        None => None,
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string)
+                .collect(),
+        ),
+    };
+    let report = audit(&Evidence {
+        stock,
+        journals,
+        dead_letters,
+        ledger,
+        delivered,
+    });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for i in &report.items {
+            println!("{}: {} sold of {}", i.sku, i.sold, i.stock);
+        }
+        match report.delivered {
+            Some(d) => println!(
+                "{} winners, {d} of them at the order system",
+                report.winners
+            ),
+            None => println!("{} winners", report.winners),
+        }
+        for p in &report.problems {
+            println!("problem: {}", p.say());
+        }
+        if report.ok() {
+            println!("ok: every promise held");
+        }
+    }
+    if !report.ok() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// The winners set aside in `dir`'s dead letters (and an interrupted
+/// resend's), with why.
+fn dead_letters_in(dir: &std::path::Path) -> anyhow::Result<Vec<(Winner, String)>> {
+    let mut out = Vec::new();
+    for name in ["dead-letters.jsonl", "dead-letters.resending.jsonl"] {
+        let path = dir.join(name);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .with_context(|| format!("{}: not a dead letter: {line}", path.display()))?;
+            let winner: Winner = serde_json::from_value(v.clone())
+                .with_context(|| format!("{}: not a dead letter: {line}", path.display()))?;
+            let why = v["error"]
+                .as_str()
+                .filter(|e| !e.is_empty())
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("HTTP {}", v["status"]));
+            out.push((winner, why));
+        }
+    }
+    Ok(out)
+}
