@@ -3,7 +3,8 @@
 //! every gate), order ids unique across the fleet, and the stream of winners
 //! the live gates forward to the order system.
 //!
-//! Every admission attempt is one atomic server-side step (the `take`
+//! Loading the stock is one step too (`load.lua`: refused while the ledger
+//! holds winners, unless forced). Every admission attempt is one atomic server-side step (the `take`
 //! script; a gate sends the attempts that arrive together in one call, as its
 //! journal writes them in one fsync); the scripts live in `scripts/`. Keys of sale `S` share the hash
 //! tag `{S}`: `fs:{S}:meta` (epoch, `total:<sku>`), `fs:{S}:w:<sku>` (user →
@@ -130,6 +131,7 @@ static REASSERT: LazyLock<Script> =
 static STATUS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/status.lua")));
 static ENTER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/enter.lua")));
 static CLOSE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/close.lua")));
+static LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/load.lua")));
 
 /// A gate drawing an item holds its lease this long; if it dies, another
 /// gate takes the draw over after it (drawing the same winners).
@@ -388,27 +390,28 @@ impl Ledger {
         stock: &[(String, u32)],
         force: bool,
     ) -> Result<String, LedgerError> {
-        let skus: Vec<String> = stock.iter().map(|(s, _)| s.clone()).collect();
-        let status = self.status(&skus, None).await?;
-        let winners: u64 = status.items.values().map(|(t, _)| *t as u64).sum();
-        if winners > 0 && !force {
+        // One step (`load.lua`): no winner can be taken between the look
+        // for winners and the write.
+        let epoch = crate::util::random::hex(8);
+        let mut call = LOAD.prepare_invoke();
+        call.arg(&self.prefix)
+            .arg(if force { "1" } else { "0" })
+            .arg(&epoch);
+        for (sku, n) in stock {
+            call.arg(sku).arg(n);
+        }
+        let mut con = self.con.clone();
+        let found: i64 = call
+            .invoke_async(&mut con)
+            .await
+            .map_err(|e| self.down(e))?;
+        if found < 0 {
             return Err(LedgerError::HasWinners {
                 sale: self.sale.clone(),
-                winners,
+                winners: found.unsigned_abs(),
                 at: self.at.clone(),
             });
         }
-        let epoch = crate::util::random::hex(8);
-        let mut fields: Vec<(String, String)> = stock
-            .iter()
-            .map(|(sku, n)| (format!("total:{sku}"), n.to_string()))
-            .collect();
-        fields.push(("epoch".to_string(), epoch.clone()));
-        let mut con = self.con.clone();
-        let _: () = con
-            .hset_multiple(self.key("meta"), &fields)
-            .await
-            .map_err(|e| self.down(e))?;
         Ok(epoch)
     }
 

@@ -1021,3 +1021,18 @@ fn audit_passes_a_clean_sale_and_names_each_planted_fault() {
         "{said}"
     );
 }
+
+/// Loading the stock again over a sale with winners is refused (in one step
+/// with the look for winners), and forced keeps them.
+#[test]
+fn a_ledger_with_winners_is_loaded_again_only_by_force_and_keeps_them() {
+    let f = Fleet::start(1, 3);
+    let url = f.url(&f.gates[0]);
+    for u in ["x", "y"] {
+        assert!(order(&http(), &url, Some(u), "A-1", true).1.contains("won"));
+    }
+    let err = fails(f.s.sale.run(&["ledger", "load", "--ledger", &f.redis.url()]));
+    assert!(err.contains("has 2 winners in the ledger"), "{err}");
+    ok(f.s.sale.run(&["ledger", "load", "--force", "--ledger", &f.redis.url()]));
+    assert_eq!(f.ledger_winners().len(), 2, "the winners are kept");
+}
