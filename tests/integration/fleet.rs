@@ -1031,8 +1031,13 @@ fn a_ledger_with_winners_is_loaded_again_only_by_force_and_keeps_them() {
     for u in ["x", "y"] {
         assert!(order(&http(), &url, Some(u), "A-1", true).1.contains("won"));
     }
-    let err = fails(f.s.sale.run(&["ledger", "load", "--ledger", &f.redis.url()]));
+    let err = fails(
+        f.s.sale
+            .run(&["ledger", "load", "--ledger", &f.redis.url()]),
+    );
     assert!(err.contains("has 2 winners in the ledger"), "{err}");
-    ok(f.s.sale.run(&["ledger", "load", "--force", "--ledger", &f.redis.url()]));
+    ok(f.s
+        .sale
+        .run(&["ledger", "load", "--force", "--ledger", &f.redis.url()]));
     assert_eq!(f.ledger_winners().len(), 2, "the winners are kept");
 }

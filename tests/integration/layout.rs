@@ -143,6 +143,7 @@ fn no_import_circle_anywhere_in_src() {
 fn the_gates_rooms_are_small() {
     let gate = src().join("gate");
     let mut over = Vec::new();
+    let mut functions = 0;
     for f in sources(&gate) {
         let text = std::fs::read_to_string(gate.join(&f)).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -152,23 +153,20 @@ fn the_gates_rooms_are_small() {
         // rustfmt's layout: a function ends at the first `}` at its indentation.
         for (i, l) in lines.iter().enumerate() {
             let t = l.trim_start();
-            let is_fn = [
-                "fn ",
-                "pub(crate) fn ",
-                "pub(super) fn ",
-                "pub fn ",
-                "async fn ",
-            ]
-            .iter()
-            .chain(&[
-                "pub(crate) async fn ",
-                "pub(super) async fn ",
-                "pub async fn ",
-            ])
-            .any(|p| t.starts_with(p));
+            // `[pub[(…)] ][async ]fn `, whatever the visibility.
+            let mut rest = t;
+            if let Some(r) = rest.strip_prefix("pub") {
+                rest = match r.strip_prefix('(') {
+                    Some(inner) => inner.split_once(") ").map_or("", |(_, after)| after),
+                    None => r.strip_prefix(' ').unwrap_or(""),
+                };
+            }
+            let rest = rest.strip_prefix("async ").unwrap_or(rest);
+            let is_fn = rest.starts_with("fn ");
             if !is_fn || t.ends_with(';') {
                 continue;
             }
+            functions += 1;
             let indent = &l[..l.len() - t.len()];
             let end = lines[i..]
                 .iter()
@@ -184,6 +182,10 @@ fn the_gates_rooms_are_small() {
             }
         }
     }
+    assert!(
+        functions > 150,
+        "the scan found only {functions} functions in the gate"
+    );
     assert!(over.is_empty(), "{over:#?}");
 }
 
