@@ -30,6 +30,11 @@ fn dead_letters(s: &GateSale) -> Vec<Value> {
 #[test]
 fn a_poison_winner_is_set_aside_and_the_49_others_are_delivered_at_once() {
     let s = GateSale::new("forward_attempts = 3");
+    let item = s
+        .sale
+        .read("items/a-1.md")
+        .replace("stock = 10", "stock = 50");
+    s.sale.write("items/a-1.md", &item);
     // An unhandled exception on one odd user id: 500, every time.
     let rx = order_system(|_, _, body| {
         if body.contains("\"user\":\"odd-7\"") {
@@ -93,6 +98,20 @@ fn a_poison_winner_is_set_aside_and_the_49_others_are_delivered_at_once() {
             assert_eq!(statuses, &[200], "{key}");
         }
     }
+    // The audit names the poison one, in the dead letters and not delivered,
+    // and nothing else.
+    let out = audit(&s.sale, &["journal"], &rx, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let problems: Vec<String> = stdout(&out)
+        .lines()
+        .filter(|l| l.starts_with("problem:"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(
+        problems.iter().all(|p| p.contains("(odd-7)")),
+        "{problems:#?}"
+    );
     eprintln!("49 delivered and the poison one set aside in {took:?}");
 }
 
@@ -149,6 +168,11 @@ fn an_order_system_down_for_everyone_for_20_s_loses_nobody_and_gets_each_once() 
     }
     assert!(dead_letters(&s).is_empty());
     assert_eq!(gate.metric("flashsale_gate_forward_gave_up_total"), 0.0);
+    let out = ok(audit(&s.sale, &["journal"], &rx, &[]));
+    assert!(
+        out.contains("10 winners, 10 of them at the order system"),
+        "{out}"
+    );
     wait_for("the backlog at 0", Duration::from_secs(5), || {
         gate.metric("flashsale_gate_forward_backlog") == 0.0
     });

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::gate::{order, order_system, receiver, GateProc, GateSale, Receiver};
+use crate::common::gate::{audit, order, order_system, receiver, GateProc, GateSale, Receiver};
 use crate::common::redis::Redis;
 use crate::common::*;
 use flashsale::sale;
@@ -819,6 +819,13 @@ fn after_a_lost_ledger_is_reloaded_every_later_winner_reaches_the_order_system()
             "{order} never reached the order system"
         );
     }
+    let ledger = f.redis.url();
+    ok(audit(
+        &f.s.sale,
+        &["j1", "j2"],
+        &f.orders,
+        &["--ledger", &ledger],
+    ));
 }
 
 /// An order system down for everyone for 20 s: every gate keeps retrying
@@ -866,6 +873,13 @@ fn an_order_system_down_for_20_s_gets_each_winner_once_from_the_gate_that_holds_
             "a live gate's winners were taken over"
         );
     }
+    let ledger = f.redis.url();
+    ok(audit(
+        &f.s.sale,
+        &["j1", "j2", "j3"],
+        &f.orders,
+        &["--ledger", &ledger],
+    ));
 }
 
 /// One winner the order system fails forever, among 50 sold by three gates:
@@ -915,6 +929,21 @@ fn a_poison_winner_among_50_in_a_fleet_is_set_aside_and_the_others_delivered() {
         .collect();
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert!(letters[0].contains("\"user\":\"odd-7\""), "{letters:?}");
+    let ledger = f.redis.url();
+    let out = audit(
+        &f.s.sale,
+        &["j1", "j2", "j3"],
+        &f.orders,
+        &["--ledger", &ledger],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let said = stdout(&out);
+    assert!(said.contains("(odd-7) is in the dead letters"), "{said}");
+    assert!(
+        said.contains("(odd-7) never reached the order system"),
+        "{said}"
+    );
+    assert_eq!(said.matches("problem:").count(), 2, "{said}");
 }
 
 /// `flashsale audit` over a fleet's journals, its ledger and the order

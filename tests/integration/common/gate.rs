@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -246,4 +246,37 @@ pub(crate) fn order_system(answer: impl Fn(usize, &str, &str) -> u16 + Send + 's
         }
     });
     Receiver { base, got }
+}
+
+impl Receiver {
+    /// The order ids it accepted, once each (as an order system that honours
+    /// the Idempotency-Key counts them).
+    pub(crate) fn accepted(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, _, st)| (200..300).contains(st))
+            .map(|(k, _, _)| k.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+}
+
+/// `flashsale audit` of the sale in `sale` over `journals` (relative to it),
+/// with what `rx` accepted as the order system's list, and `extra` flags.
+pub(crate) fn audit(sale: &Sale, journals: &[&str], rx: &Receiver, extra: &[&str]) -> Output {
+    let list = sale.path().join("accepted.txt");
+    std::fs::write(&list, rx.accepted().join("\n") + "\n").unwrap();
+    let mut args = vec!["audit".to_string()];
+    for j in journals {
+        args.extend(["--journal".to_string(), j.to_string()]);
+    }
+    args.extend(["--delivered".to_string(), list.display().to_string()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    sale.run(&args)
 }
