@@ -43,12 +43,20 @@ enum LedgerCommand {
     /// Every winner as JSON Lines (sale, sku, user, order), for the shop.
     Export,
     /// Delete every key of this sale from the ledger: for rehearsals only.
+    /// Refused while a gate of the sale is live (its heartbeat under 3 s old).
     Clear {
         /// Confirm: the sale's stock and winners are gone afterwards.
         #[arg(long)]
         yes: bool,
+        /// Clear even while gates are live: they stop admitting, and put the
+        /// winners they journaled back when the stock is loaded again.
+        #[arg(long)]
+        force: bool,
     },
 }
+
+/// A gate whose heartbeat is younger than this is live.
+const LIVE_GATE_MS: u64 = 3_000;
 
 pub(super) fn run(g: &Global, a: LedgerArgs) -> anyhow::Result<()> {
     let config = g.sale()?;
@@ -78,9 +86,25 @@ pub(super) fn run(g: &Global, a: LedgerArgs) -> anyhow::Result<()> {
                 }
                 Ok(())
             }
-            LedgerCommand::Clear { yes } => {
+            LedgerCommand::Clear { yes, force } => {
                 if !yes {
                     anyhow::bail!("this deletes sale `{}`'s stock and winners from {}; pass --yes to do it (rehearsals only)", config.name, ledger.at());
+                }
+                let live: Vec<String> = ledger
+                    .status(&skus, None)
+                    .await?
+                    .gates
+                    .into_iter()
+                    .filter(|(_, ago)| *ago < LIVE_GATE_MS)
+                    .map(|(g, ago)| format!("{g} ({ago} ms ago)"))
+                    .collect();
+                if !live.is_empty() && !force {
+                    anyhow::bail!(
+                        "sale `{}` has live gates on {}: {}; stop them first, or pass --force (a rehearsal: they pause and put their winners back when the stock is loaded again)",
+                        config.name,
+                        ledger.at(),
+                        live.join(", ")
+                    );
                 }
                 let n = ledger.clear().await?;
                 g.say(format!("Deleted {n} keys of sale `{}` from {}", config.name, ledger.at()));

@@ -108,6 +108,14 @@ impl Fleet {
             .collect()
     }
 
+    /// Whether the ledger holds the sale's epoch (it is loaded).
+    fn ledger_status_epoch_present(&self) -> bool {
+        !self
+            .redis
+            .command("HGET fs:{test-sale}:meta epoch")
+            .starts_with("$-1")
+    }
+
     /// Every journal's winners, as distinct orders with their (sku, user).
     fn journaled(&self) -> BTreeMap<String, (String, String)> {
         let mut out = BTreeMap::new();
@@ -1069,4 +1077,25 @@ fn a_ledger_with_winners_is_loaded_again_only_by_force_and_keeps_them() {
         .sale
         .run(&["ledger", "load", "--force", "--ledger", &f.redis.url()]));
     assert_eq!(f.ledger_winners().len(), 2, "the winners are kept");
+}
+
+/// `ledger clear` deletes a sale's stock and winners: refused while a gate
+/// of the sale is live, unless forced.
+#[test]
+fn ledger_clear_is_refused_while_a_gate_is_live() {
+    let f = Fleet::start(1, 3);
+    let url = f.redis.url();
+    let err = fails(
+        f.s.sale
+            .run(&["ledger", "clear", "--yes", "--ledger", &url]),
+    );
+    assert!(
+        err.contains("has live gates") && err.contains("g1 ("),
+        "{err}"
+    );
+    assert!(f.ledger_status_epoch_present(), "nothing was deleted");
+    ok(f.s
+        .sale
+        .run(&["ledger", "clear", "--yes", "--force", "--ledger", &url]));
+    assert!(!f.ledger_status_epoch_present());
 }
