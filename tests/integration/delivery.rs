@@ -388,19 +388,9 @@ fn signed_deliveries_verify_in_python_and_node_and_forgeries_do_not() {
 fn a_forward_key_must_be_the_order_systems_own_and_unsigned_deliveries_are_said() {
     let s = GateSale::new("");
     let run = |extra: &[&str]| {
-        std::process::Command::new(bin())
-            .args([
-                "gate",
-                "--listen",
-                "127.0.0.1:0",
-                "--key-file",
-                "gate.key",
-                "--journal",
-                "j",
-            ])
+        s.gate_command("j")
             .args(["--forward", "http://127.0.0.1:9/orders"])
             .args(extra)
-            .current_dir(s.sale.path())
             .output()
             .unwrap()
     };

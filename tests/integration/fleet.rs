@@ -93,6 +93,17 @@ impl Fleet {
         sale::order_url(&gate.base, "test-sale", &self.token)
     }
 
+    /// One unit of `sku` to each of `users`, round robin over the gates:
+    /// every one of them must win.
+    fn sell(&self, users: impl IntoIterator<Item = String>, sku: &str) {
+        let agent = http();
+        for (i, user) in users.into_iter().enumerate() {
+            let url = self.url(&self.gates[i % self.gates.len()]);
+            let (_, body, _) = order(&agent, &url, Some(&user), sku, true);
+            assert!(body.contains("won"), "{user}: {body}");
+        }
+    }
+
     /// The ledger's winners: (sku, user) → order.
     fn ledger_winners(&self) -> BTreeMap<(String, String), String> {
         let out = ok(self
@@ -453,14 +464,11 @@ fn while_redis_is_away_nobody_is_admitted_and_admission_resumes_by_itself() {
 #[test]
 fn a_gate_id_live_in_the_ledger_is_refused() {
     let f = Fleet::start(1, 10);
-    let dir = f.s.sale.path();
-    let out = Command::new(bin())
-        .args(["gate", "--listen", "127.0.0.1:0", "--key-file", "gate.key"])
-        .args(["--journal", "other-journal", "--gate-id", "g1"])
-        .args(["--ledger", &f.redis.url()])
-        .current_dir(dir)
-        .output()
-        .unwrap();
+    let out =
+        f.s.gate_command("other-journal")
+            .args(["--gate-id", "g1", "--ledger", &f.redis.url()])
+            .output()
+            .unwrap();
     let err = fails(out);
     assert!(err.contains("gate id `g1` is live in the ledger"), "{err}");
 }
@@ -780,18 +788,7 @@ fn a_draw_begun_by_a_gate_that_died_is_taken_over_once_with_its_units() {
 #[test]
 fn after_a_lost_ledger_is_reloaded_every_later_winner_reaches_the_order_system() {
     let mut f = Fleet::start(2, 10);
-    let urls: Vec<String> = f.gates.iter().map(|g| f.url(g)).collect();
-    let agent = http();
-    for i in 0..4 {
-        let (_, body, _) = order(
-            &agent,
-            &urls[i % 2],
-            Some(&format!("before-{i}")),
-            "A-1",
-            true,
-        );
-        assert!(body.contains("won"), "{body}");
-    }
+    f.sell((0..4).map(|i| format!("before-{i}")), "A-1");
     f.delivered(4, Duration::from_secs(10));
     f.redis.restart_empty();
     for g in &f.gates {
@@ -808,16 +805,7 @@ fn after_a_lost_ledger_is_reloaded_every_later_winner_reaches_the_order_system()
     for g in &f.gates {
         wait_healthy(g);
     }
-    for i in 0..4 {
-        let (_, body, _) = order(
-            &agent,
-            &urls[i % 2],
-            Some(&format!("after-{i}")),
-            "B-2",
-            true,
-        );
-        assert!(body.contains("won"), "{body}");
-    }
+    f.sell((0..4).map(|i| format!("after-{i}")), "B-2");
     let journaled = f.journaled();
     assert_eq!(journaled.len(), 8);
     let delivered = f.delivered(8, Duration::from_secs(20));
@@ -854,12 +842,7 @@ fn an_order_system_down_for_20_s_gets_each_winner_once_from_the_gate_that_holds_
         }
     });
     let f = Fleet::with_receiver(3, 12, orders);
-    let urls: Vec<String> = f.gates.iter().map(|g| f.url(g)).collect();
-    let agent = http();
-    for i in 0..12 {
-        let (_, body, _) = order(&agent, &urls[i % 3], Some(&format!("c{i}")), "A-1", true);
-        assert!(body.contains("won"), "{body}");
-    }
+    f.sell((0..12).map(|i| format!("c{i}")), "A-1");
     let delivered = f.delivered(12, Duration::from_secs(60));
     assert_eq!(delivered.len(), 12);
     let got = f.orders.got.lock().unwrap().clone();
@@ -902,17 +885,14 @@ fn a_poison_winner_among_50_in_a_fleet_is_set_aside_and_the_others_delivered() {
         }
     });
     let f = Fleet::with(3, 50, orders, "forward_attempts = 3");
-    let urls: Vec<String> = f.gates.iter().map(|g| f.url(g)).collect();
-    let agent = http();
-    for i in 0..50 {
-        let user = if i == 4 {
+    let users = (0..50).map(|i| {
+        if i == 4 {
             "odd-7".to_string()
         } else {
             format!("even-{i}")
-        };
-        let (_, body, _) = order(&agent, &urls[i % 3], Some(&user), "A-1", true);
-        assert!(body.contains("won"), "{body}");
-    }
+        }
+    });
+    f.sell(users, "A-1");
     let delivered = f.delivered(49, Duration::from_secs(15));
     assert_eq!(delivered.len(), 49);
     wait_for(

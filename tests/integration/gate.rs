@@ -280,12 +280,9 @@ fn signed_cookies_identify_and_forged_ones_are_refused() {
 fn a_journal_directory_serves_one_live_gate() {
     let s = GateSale::new("");
     let first = GateProc::start(&s, &["--quota", "5", "--gate-id", "first"]);
-    let out = Command::new(bin())
-        .args(["gate", "--listen", "127.0.0.1:0", "--key-file", "gate.key"])
-        .arg("--journal")
-        .arg(s.journal())
+    let out = s
+        .gate_command(s.journal())
         .args(["--gate-id", "second"])
-        .current_dir(s.sale.path())
         .output()
         .unwrap();
     let err = fails(out);

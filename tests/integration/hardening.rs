@@ -182,10 +182,9 @@ fn a_cookie_key_too_short_to_be_secret_is_refused() {
     s.sale.write("empty.key", "");
     s.sale.write("short.key", "0123456789\n");
     for file in ["empty.key", "short.key"] {
-        let out = Command::new(bin())
-            .args(["gate", "--listen", "127.0.0.1:0", "--key-file", "gate.key"])
-            .args(["--journal", "j", "--cookie-key-file", file])
-            .current_dir(s.sale.path())
+        let out = s
+            .gate_command("j")
+            .args(["--cookie-key-file", file])
             .output()
             .unwrap();
         let err = fails(out);
@@ -195,18 +194,9 @@ fn a_cookie_key_too_short_to_be_secret_is_refused() {
         );
         assert!(!err.contains("0123456789"), "the key was printed: {err}");
     }
-    let out = Command::new(bin())
-        .args([
-            "gate",
-            "--listen",
-            "127.0.0.1:0",
-            "--key-file",
-            "gate.key",
-            "--journal",
-            "j",
-        ])
+    let out = s
+        .gate_command("j")
         .env("FLASHSALE_COOKIE_KEY", "short")
-        .current_dir(s.sale.path())
         .output()
         .unwrap();
     assert!(fails(out).contains("$FLASHSALE_COOKIE_KEY holds 5 bytes"));
@@ -312,22 +302,7 @@ fn a_torn_journal_is_repaired_on_request_keeping_every_winner_before_it() {
     bytes.extend_from_slice(&[0u8; 512]);
     bytes.extend_from_slice(b"{\"order\":\"g1-000009\",\"sale\":\"test-sale\",\"sku\":\"A-1\",\"user\":\"zed\",\"time\":\"x\",\"gate\":\"g1\"}\n");
     std::fs::write(&journal, bytes).unwrap();
-    let start = |extra: &[&str]| {
-        Command::new(bin())
-            .args([
-                "gate",
-                "--listen",
-                "127.0.0.1:0",
-                "--key-file",
-                "gate.key",
-                "--journal",
-            ])
-            .arg(s.journal())
-            .args(extra)
-            .current_dir(s.sale.path())
-            .output()
-            .unwrap()
-    };
+    let start = |extra: &[&str]| s.gate_command(s.journal()).args(extra).output().unwrap();
     let err = fails(start(&["--quota", "5"]));
     assert!(err.contains("--repair-journal"), "{err}");
     let repaired = ok(start(&["--repair-journal"]));
@@ -346,18 +321,9 @@ fn a_torn_journal_is_repaired_on_request_keeping_every_winner_before_it() {
 #[test]
 fn gate_ids_that_would_break_answers_are_refused() {
     let s = GateSale::new("");
-    let out = Command::new(bin())
-        .args([
-            "gate",
-            "--listen",
-            "127.0.0.1:0",
-            "--key-file",
-            "gate.key",
-            "--journal",
-            "j",
-        ])
+    let out = s
+        .gate_command("j")
         .args(["--gate-id", "x\"<b>"])
-        .current_dir(s.sale.path())
         .output()
         .unwrap();
     assert!(fails(out).contains("cannot be a gate id"));

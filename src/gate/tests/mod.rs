@@ -69,8 +69,11 @@ async fn gate(start_in: i64, end_in: i64, extra: &str) -> Fixture {
 
 impl Fixture {
     async fn new(setup: Setup<'_>) -> Fixture {
-        let journal = tempfile::tempdir().unwrap();
-        let key = GateKey::generate();
+        Self::on(tempfile::tempdir().unwrap(), GateKey::generate(), setup).await
+    }
+
+    /// A gate on `journal` with `key`, its clock at now.
+    async fn on(journal: tempfile::TempDir, key: GateKey, setup: Setup<'_>) -> Fixture {
         let clock = Clock::manual(chrono::Utc::now().timestamp_millis());
         let gate = start(&journal, &key, &clock, setup).await;
         Fixture {
@@ -89,14 +92,7 @@ impl Fixture {
             gate, key, journal, ..
         } = self;
         drop(gate);
-        let clock = Clock::manual(chrono::Utc::now().timestamp_millis());
-        let gate = start(&journal, &key, &clock, setup).await;
-        Fixture {
-            gate,
-            key,
-            journal,
-            clock,
-        }
+        Self::on(journal, key, setup).await
     }
 
     /// Moves the gate's clock `ms` forward.

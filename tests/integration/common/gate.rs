@@ -37,6 +37,24 @@ impl GateSale {
         GateSale { sale, key }
     }
 
+    /// `flashsale gate` for this sale, in its directory, on a free loopback
+    /// port with its key, journaling into `journal`: for the starts that are
+    /// refused (add flags or environment, then `.output()`).
+    pub(crate) fn gate_command(&self, journal: impl AsRef<std::path::Path>) -> Command {
+        let mut c = Command::new(bin());
+        c.args([
+            "gate",
+            "--listen",
+            "127.0.0.1:0",
+            "--key-file",
+            "gate.key",
+            "--journal",
+        ])
+        .arg(journal.as_ref())
+        .current_dir(self.sale.path());
+        c
+    }
+
     pub(crate) fn journal(&self) -> PathBuf {
         self.sale.path().join("journal")
     }
