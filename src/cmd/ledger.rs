@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::prelude::{ledger_url, Global};
 use crate::config::Config;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{Ledger, LedgerError, Member, Roster};
 
 /// The shared ledger of a fleet of gates (Redis): load the stock before the
 /// sale, watch it during, export the winners after.
@@ -25,13 +25,29 @@ pub(super) struct LedgerArgs {
 #[derive(Subcommand, Debug)]
 enum LedgerCommand {
     /// Load the stock of every item from site.toml, with a new epoch. Gates
-    /// admit nobody until the ledger is loaded; after a Redis that lost its
-    /// data, load it again (with --force) once every gate is up and has put
-    /// its winners back (see `ledger status`).
+    /// admit nobody until the ledger is loaded.
+    ///
+    /// After a Redis that lost its data (or `ledger clear`), the gates stop
+    /// admitting and put the winners of their journals back; load it again
+    /// (with --force: the winners are kept) once they have. With the fleet
+    /// listed in site.toml (`[gate] fleet`), a load after the sale's start is
+    /// refused until every listed gate has put its winners back (see `ledger
+    /// status`), and the gates resume once each has. A gate that cannot come
+    /// back can be named with --missing: its winners are not in the ledger,
+    /// so its units may be sold again (an oversell), and when it returns its
+    /// re-assert raises an `oversell_alarm`.
     Load {
         /// Load even though the sale has winners (they are kept, never deleted).
         #[arg(long)]
         force: bool,
+        /// A gate of `[gate] fleet` that will not come back in time: load
+        /// without its winners (risks selling its units again). Repeat for more.
+        #[arg(long, value_name = "GATE")]
+        missing: Vec<String>,
+        /// Wait up to this long for the listed gates to put their winners
+        /// back, instead of refusing at once (e.g. 30s).
+        #[arg(long, value_name = "DURATION", value_parser = super::prelude::duration)]
+        wait: Option<std::time::Duration>,
     },
     /// Where the fleet stands: per item the units left, winners and stock; the
     /// live gates; Redis's persistence settings.
@@ -77,7 +93,18 @@ pub(super) fn run(g: &Global, a: LedgerArgs) -> anyhow::Result<()> {
         let ledger = Ledger::new(&url, &config.name)?;
         let ledger = &ledger;
         match a.command {
-            LedgerCommand::Load { force } => load(g, &config, ledger, &stock, force).await,
+            LedgerCommand::Load {
+                force,
+                missing,
+                wait,
+            } => {
+                let how = Load {
+                    force,
+                    missing,
+                    wait,
+                };
+                load(g, &config, ledger, &stock, how).await
+            }
             LedgerCommand::Status { json } => status(g, &config, ledger, &skus, json).await,
             LedgerCommand::Export => {
                 let mut out = std::io::stdout().lock();
@@ -114,19 +141,71 @@ pub(super) fn run(g: &Global, a: LedgerArgs) -> anyhow::Result<()> {
     })
 }
 
+/// How `ledger load` was asked to load.
+struct Load {
+    force: bool,
+    missing: Vec<String>,
+    wait: Option<std::time::Duration>,
+}
+
 async fn load(
     g: &Global,
     config: &Config,
     ledger: &Ledger,
     stock: &[(String, u32)],
-    force: bool,
+    how: Load,
 ) -> anyhow::Result<()> {
-    let epoch = ledger.load(stock, force).await.map_err(|e| match e {
-        LedgerError::HasWinners { .. } => {
-            anyhow::anyhow!("{e}; pass --force to load it anyway (winners are kept)")
+    let fleet = &config.gate.fleet;
+    if let Some(stranger) = how.missing.iter().find(|m| !fleet.contains(m)) {
+        anyhow::bail!(
+            "--missing {stranger}: not a gate of `[gate] fleet` in {} ({}); name a listed gate",
+            config.path.display(),
+            if fleet.is_empty() {
+                "none listed".to_string()
+            } else {
+                fleet.join(", ")
+            }
+        );
+    }
+    if fleet.is_empty() {
+        eprintln!("warning: {}: `[gate] fleet` lists no gates: a load after a lost ledger cannot tell whether a gate that is down holds winners (list them, e.g. `fleet = [\"g1\", \"g2\"]`)", config.path.display());
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let roster = Roster {
+        fleet,
+        missing: &how.missing,
+        started: now >= config.start.timestamp_millis() - config.gate.tolerance_ms,
+    };
+    let deadline = std::time::Instant::now() + how.wait.unwrap_or_default();
+    let mut said = Vec::new();
+    let epoch = loop {
+        match ledger.load(stock, how.force, roster).await {
+            Err(LedgerError::NotBack { gates, .. }) if std::time::Instant::now() < deadline => {
+                if gates != said {
+                    g.say(format!(
+                        "Waiting for gate {} to put its winners back",
+                        gates.join(", gate ")
+                    ));
+                    said = gates;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e @ LedgerError::NotBack { .. }) => {
+                let LedgerError::NotBack { gates, .. } = &e else {
+                    unreachable!()
+                };
+                anyhow::bail!(
+                    "{e}\n  = help: start it (it puts its winners back from its journal, then waits for the load), or wait for it with --wait 30s; if it cannot come back, --missing {} loads without it, at the risk of selling its units again",
+                    gates.join(" --missing ")
+                );
+            }
+            Err(e @ LedgerError::HasWinners { .. }) => {
+                anyhow::bail!("{e}; pass --force to load it anyway (winners are kept)")
+            }
+            Err(e) => return Err(e.into()),
+            Ok(epoch) => break epoch,
         }
-        e => e.into(),
-    })?;
+    };
     let units: u64 = stock.iter().map(|(_, n)| *n as u64).sum();
     g.say(format!(
         "Loaded sale `{}` into the ledger at {}: {} items, {units} units (epoch {epoch})",
@@ -134,6 +213,9 @@ async fn load(
         ledger.at(),
         stock.len()
     ));
+    for m in &how.missing {
+        eprintln!("warning: loaded without gate {m}: its winners are not in the ledger; when it returns, watch its log for `oversell_alarm`");
+    }
     for w in ledger.persistence().await?.warnings() {
         eprintln!("warning: {}: {w}", ledger.at());
     }
@@ -170,9 +252,14 @@ async fn status(
                 )
             })
             .collect();
+        let fleet: serde_json::Map<String, serde_json::Value> = roll_call(config, &st)
+            .into_iter()
+            .map(|(id, m)| (id, serde_json::to_value(m).unwrap_or_default()))
+            .collect();
         let v = serde_json::json!({
             "sale": config.name, "ledger": ledger.at(), "loaded": st.epoch.is_some(),
-            "epoch": st.epoch, "items": items, "gates": gates, "warnings": warnings,
+            "epoch": st.epoch, "items": items, "gates": gates, "fleet": fleet,
+            "warnings": warnings,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -196,8 +283,29 @@ async fn status(
         let state = if *ago < 1000 { "live" } else { "silent" };
         g.say(format!("  gate {id}: {state}, last heartbeat {ago} ms ago"));
     }
+    for (id, m) in roll_call(config, &st) {
+        g.say(format!(
+            "  fleet gate {id}: {}",
+            match m {
+                Some(Member::Back { ago_ms }) =>
+                    format!("its winners are back ({} s ago)", ago_ms / 1000),
+                Some(Member::Excused) => "loaded without it (excused)".to_string(),
+                None =>
+                    "has NOT put its winners back since the ledger was lost or cleared".to_string(),
+            }
+        ));
+    }
     for w in warnings {
         eprintln!("warning: {}: {w}", ledger.at());
     }
     Ok(())
+}
+
+/// Each gate of `[gate] fleet` (and any other with a marker) and its marker.
+fn roll_call(config: &Config, st: &crate::ledger::Status) -> Vec<(String, Option<Member>)> {
+    let mut ids: Vec<&String> = config.gate.fleet.iter().collect();
+    ids.extend(st.members.keys().filter(|k| !config.gate.fleet.contains(k)));
+    ids.into_iter()
+        .map(|id| (id.clone(), st.members.get(id).copied()))
+        .collect()
 }

@@ -29,6 +29,7 @@ pub(crate) const GATE_KEYS: &[(&str, &str)] = &[
     ("client_ip_header", "client_ip_header = \"X-Forwarded-For\""),
     ("client_ip_hops", "client_ip_hops = 1"),
     ("ledger", "ledger = \"redis://127.0.0.1:6379/0\""),
+    ("fleet", "fleet = [\"g1\", \"g2\", \"g3\"]"),
 ];
 
 #[derive(Deserialize)]
@@ -49,6 +50,7 @@ pub(crate) struct RawGate {
     client_ip_header: Option<Spanned<String>>,
     client_ip_hops: Option<Spanned<i64>>,
     ledger: Option<Spanned<String>>,
+    fleet: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +86,10 @@ pub(crate) struct GateConfig {
     /// The fleet's shared ledger (`redis://...`); `None`: each gate its own quota.
     /// Holds a password, maybe: never print it.
     pub(crate) ledger: Option<String>,
+    /// The gate ids of the fleet on the ledger (each started with that
+    /// `--gate-id`): after a lost ledger, the stock is loaded again only
+    /// once each has put its winners back. Empty: not listed.
+    pub(crate) fleet: Vec<String>,
 }
 
 /// Who is ordering.
@@ -192,6 +198,7 @@ impl RawGate {
             }
             l.get_ref().clone()
         });
+        let fleet = self.fleet.as_ref().map_or_else(Vec::new, |f| fleet(cx, f));
         GateConfig {
             url,
             quota,
@@ -218,8 +225,31 @@ impl RawGate {
                 None => 1,
             },
             ledger,
+            fleet,
         }
     }
+}
+
+/// `fleet`: distinct gate ids, at least one.
+fn fleet(cx: &mut Checker, f: &Spanned<Vec<String>>) -> Vec<String> {
+    let ids = f.get_ref();
+    let help = "list each gate's --gate-id once, e.g. `fleet = [\"g1\", \"g2\", \"g3\"]`";
+    if ids.is_empty() {
+        cx.push(f.span(), "`fleet = []` lists no gate", help);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for id in ids {
+        if !crate::sale::is_gate_id(id) {
+            cx.push(
+                f.span(),
+                format!("`{id}` in `fleet` is not a gate id"),
+                "a gate id is 1 to 32 ASCII letters, digits or `-` (it starts every order id)",
+            );
+        } else if !seen.insert(id) {
+            cx.push(f.span(), format!("`{id}` is in `fleet` twice"), help);
+        }
+    }
+    ids.clone()
 }
 
 /// `forward_attempts` unless given: 8 attempts, about 13 s of backoff.

@@ -23,6 +23,7 @@ pub(crate) const CONNECTIONS: &str = "flashsale_gate_connections";
 pub(crate) const CONNECTIONS_REFUSED: &str = "flashsale_gate_connections_refused_total";
 pub(crate) const LEDGER_UP: &str = "flashsale_gate_ledger_up";
 pub(crate) const LEDGER_CALLS: &str = "flashsale_gate_ledger_calls_total";
+pub(crate) const OVERSELL_ALARMS: &str = "flashsale_gate_oversell_alarms_total";
 pub(crate) const DRAW_ENTRIES: &str = "flashsale_gate_draw_entries";
 pub(crate) const DRAW_DONE: &str = "flashsale_gate_draw_done";
 
@@ -217,6 +218,12 @@ fn ledger(w: &mut Writer, base: &Base<'_>, calls: LedgerCalls) {
         calls.admission,
     );
     w.sample(LEDGER_CALLS, &with(base, ("kind", "upkeep")), calls.upkeep);
+    w.family(
+        OVERSELL_ALARMS,
+        Kind::Counter,
+        "Distinct oversell alarms: putting this gate's journal back found another order for one of its customers, or more winners than stock. Alert on any.",
+    );
+    w.sample(OVERSELL_ALARMS, base, calls.oversell_alarms);
 }
 
 /// Winners on their way to the order system.

@@ -41,7 +41,7 @@ impl Gate {
         let claimed = claim_directory(config, &opts)?;
         let shutdown = Shutdown::default();
         let chosen = Arc::new(choose_stock(config, stock, &opts, &claimed).await?);
-        let start_draw = open_draw(config, stock, &opts, &claimed.gate_id)?;
+        let start_draw = open_draw(config, stock, &opts, &claimed.gate_id, &chosen)?;
         let forwarding = Forwarding::new(config, &opts, &claimed.gate_id, &claimed.replayed)?;
         let recorder = Arc::new(Recorder::open(
             &opts.journal_dir,
@@ -183,6 +183,19 @@ async fn shared_stock(
     stock: &[(String, u32)],
     journaled: &[Winner],
 ) -> Result<SharedStock, Error> {
+    let fleet = &config.gate.fleet;
+    if !fleet.is_empty() && !fleet.iter().any(|g| g == gate_id) {
+        return Err(Error::NotInFleet {
+            gate: gate_id.to_string(),
+            fleet: fleet.clone(),
+        });
+    }
+    if fleet.is_empty() {
+        tracing::warn!(
+            hint = "list the gates in `[gate] fleet` of site.toml, each started with its --gate-id",
+            "fleet_unlisted: after a lost ledger, nobody can tell whether a gate that is down holds winners; the gates resume two polls after putting theirs back"
+        );
+    }
     let ledger = Ledger::new(url, &config.name)?;
     let skus: Vec<String> = stock.iter().map(|(s, _)| s.clone()).collect();
     // A ledger that is down now is not fatal: the gate starts closed and
@@ -214,6 +227,7 @@ async fn shared_stock(
         gate_id,
         stock,
         journaled.to_vec(),
+        fleet.clone(),
     ))
 }
 
@@ -224,6 +238,7 @@ fn open_draw(
     stock: &[(String, u32)],
     opts: &Options,
     gate_id: &str,
+    chosen: &Stock,
 ) -> Result<Option<Arc<StartDraw>>, Error> {
     let Some(window) = config.gate.fair_window_ms else {
         return Ok(None);
@@ -239,6 +254,15 @@ fn open_draw(
         gate_id,
         skus: stock.iter().map(|(s, _)| s.clone()).collect(),
         fleet,
+        on_entry: match chosen {
+            Stock::Shared(shared) => {
+                let shared = shared.clone();
+                Some(Box::new(move |sku: &str, user: &str| {
+                    shared.entered(sku, user)
+                }))
+            }
+            Stock::Local(_) => None,
+        },
         clock: opts.clock.clone(),
     })?;
     tracing::info!(

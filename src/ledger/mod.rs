@@ -10,9 +10,12 @@
 //! tag `{S}`: `fs:{S}:meta` (epoch, `total:<sku>`), `fs:{S}:w:<sku>` (user →
 //! order), `fs:{S}:seq`, `fs:{S}:orders` (a stream), `fs:{S}:forwarded` (how
 //! many of its entries the order system took, fleet-wide), `fs:{S}:gates`
-//! (gate id → last heartbeat, ms). The epoch is written by `ledger load`; a ledger whose
+//! (gate id → last heartbeat, ms), `fs:{S}:members` (gate id → when it put
+//! its journal back, or `excused`: the markers a load after a loss waits for,
+//! lost with the rest). The epoch is written by `ledger load`; a ledger whose
 //! epoch vanished was lost (a Redis restarted empty) and admits nobody until
-//! it is loaded again.
+//! it is loaded again — after the start, only once every gate of `[gate]
+//! fleet` has put its winners back or is named missing (`load.lua`).
 //!
 //! A fair start (`gate::draw`) adds, per item: `fs:{S}:entries:<sku>` (a set of
 //! entrants), `fs:{S}:draw:<sku>` (`units` once the entries are closed, `done`
@@ -45,6 +48,12 @@ pub(crate) enum LedgerError {
     HasWinners {
         sale: String,
         winners: u64,
+        at: String,
+    },
+    #[error("gate {} of sale `{sale}` has not put its winners back into the ledger at {at} since it was lost or cleared (it is down, or has not started); loading now could sell its units again", gates.join(", gate "))]
+    NotBack {
+        sale: String,
+        gates: Vec<String>,
         at: String,
     },
 }
@@ -97,6 +106,78 @@ pub(crate) struct Status {
     pub(crate) items: BTreeMap<String, (u32, u32)>,
     /// Gate id → milliseconds since its last heartbeat.
     pub(crate) gates: BTreeMap<String, u64>,
+    /// Gate id → its marker: which gates put their winners back since the
+    /// ledger was last lost or cleared (the markers go with the data).
+    pub(crate) members: BTreeMap<String, Member>,
+}
+
+/// A gate of the fleet, as the ledger's markers show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "marker", rename_all = "snake_case")]
+pub(crate) enum Member {
+    /// It put its winners (and entries) back this many ms ago.
+    Back { ago_ms: u64 },
+    /// The stock was loaded without it: named missing by the operator, or
+    /// loaded before the sale started (nobody can have won at it yet).
+    Excused,
+}
+
+/// Which gates a load must hear from: the fleet listed in `site.toml`
+/// (`[gate] fleet`), those the operator names missing, and whether the sale
+/// has started (before it, nobody can have won at a gate that is away).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Roster<'a> {
+    pub(crate) fleet: &'a [String],
+    pub(crate) missing: &'a [String],
+    pub(crate) started: bool,
+}
+
+/// Something a re-assert found that does not fit: a sign of an oversell.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Alarm {
+    /// The ledger has another order for a customer this gate's journal has
+    /// a winner for.
+    Conflict {
+        sku: String,
+        user: String,
+        ledger: String,
+        journal: String,
+    },
+    /// More winners of an item than its stock.
+    Oversold {
+        sku: String,
+        winners: u64,
+        stock: u64,
+    },
+}
+
+impl std::fmt::Display for Alarm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Alarm::Conflict {
+                sku,
+                user,
+                ledger,
+                journal,
+            } => write!(
+                f,
+                "{sku}: customer {user} has order {journal} in this gate's journal and {ledger} in the ledger"
+            ),
+            Alarm::Oversold {
+                sku,
+                winners,
+                stock,
+            } => write!(f, "{sku}: {winners} winners of a stock of {stock}"),
+        }
+    }
+}
+
+/// What putting a gate's journal back found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Reasserted {
+    /// Winners the ledger did not have.
+    pub(crate) missing: u64,
+    pub(crate) alarms: Vec<Alarm>,
 }
 
 /// The Redis settings that decide whether acknowledged winners survive a restart.
@@ -240,19 +321,37 @@ impl Ledger {
             .collect()
     }
 
-    /// Puts winners back (idempotent per customer and item) and keeps the
-    /// order counter above their numbers; a winner that was missing is also
-    /// put on the stream again, to be forwarded. Returns how many were missing.
+    /// Puts `gate`'s winners and fair-start entries back (idempotent per
+    /// customer and item) and keeps the order counter above their numbers;
+    /// a winner that was missing is also put on the stream again, to be
+    /// forwarded. Then marks `gate` as back (`members`). Reports winners
+    /// the ledger has another order for, and items with more winners than
+    /// stock.
     pub(crate) async fn reassert(
         &self,
+        gate: &str,
         winners: &[crate::sale::Winner],
-    ) -> Result<u64, LedgerError> {
-        let mut added = 0;
-        for chunk in winners.chunks(500) {
+        entries: &[(String, String)],
+    ) -> Result<Reasserted, LedgerError> {
+        type Call<'a> = (&'a [crate::sale::Winner], &'a [(String, String)]);
+        let mut calls: Vec<Call<'_>> = winners
+            .chunks(500)
+            .map(|w| (w, &[][..]))
+            .chain(entries.chunks(2000).map(|e| (&[][..], e)))
+            .collect();
+        if calls.is_empty() {
+            calls.push((&[], &[]));
+        }
+        let last = calls.len() - 1;
+        let mut found = Reasserted::default();
+        let mut alarms = std::collections::BTreeSet::new();
+        for (i, (winners, entries)) in calls.into_iter().enumerate() {
             let mut con = self.con.clone();
             let mut call = REASSERT.prepare_invoke();
-            call.arg(&self.prefix);
-            for w in chunk {
+            call.arg(&self.prefix)
+                .arg(if i == last { gate } else { "" })
+                .arg(winners.len());
+            for w in winners {
                 call.arg(&w.sku)
                     .arg(&w.user)
                     .arg(&w.order)
@@ -260,13 +359,40 @@ impl Ledger {
                     .arg(&w.time)
                     .arg(&w.sale);
             }
-            let n: u64 = call
+            for (sku, user) in entries {
+                call.arg(sku).arg(user);
+            }
+            let reply: Vec<String> = call
                 .invoke_async(&mut con)
                 .await
                 .map_err(|e| self.down(e))?;
-            added += n;
+            let mut it = reply.into_iter();
+            found.missing += it.next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+            for line in it {
+                alarms.insert(self.alarm(&line)?);
+            }
         }
-        Ok(added)
+        found.alarms = alarms.into_iter().collect();
+        Ok(found)
+    }
+
+    fn alarm(&self, line: &str) -> Result<Alarm, LedgerError> {
+        let f: Vec<&str> = line.split('\t').collect();
+        let n = |s: &str| s.parse::<u64>().unwrap_or(0);
+        match f.as_slice() {
+            ["conflict", sku, user, ledger, journal] => Ok(Alarm::Conflict {
+                sku: sku.to_string(),
+                user: user.to_string(),
+                ledger: ledger.to_string(),
+                journal: journal.to_string(),
+            }),
+            ["oversold", sku, winners, stock] => Ok(Alarm::Oversold {
+                sku: sku.to_string(),
+                winners: n(winners),
+                stock: n(stock),
+            }),
+            _ => Err(self.protocol(format!("reassert answered {line:?}"))),
+        }
     }
 
     /// The epoch, units taken per item, and the live gates; with `gate`, also
@@ -286,10 +412,25 @@ impl Ledger {
             .invoke_async(&mut con)
             .await
             .map_err(|e| self.down(e))?;
-        // epoch, now_ms, then (taken, total) per sku, then (gate, beat) pairs.
+        // epoch, now_ms, n, (member, marker) * n, then (taken, total) per
+        // sku, then (gate, beat) pairs.
         let mut it = reply.into_iter();
         let epoch = it.next().filter(|e| !e.is_empty());
         let now: u64 = it.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        let n: usize = it.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        let mut members = BTreeMap::new();
+        for _ in 0..n {
+            let (Some(g), Some(marker)) = (it.next(), it.next()) else {
+                return Err(self.protocol("status answered half a member"));
+            };
+            let member = match marker.parse::<u64>() {
+                Ok(at) => Member::Back {
+                    ago_ms: now.saturating_sub(at),
+                },
+                Err(_) => Member::Excused,
+            };
+            members.insert(g, member);
+        }
         let mut items = BTreeMap::new();
         for sku in skus {
             let taken = it.next().and_then(|n| n.parse().ok()).unwrap_or(0);
@@ -305,6 +446,7 @@ impl Ledger {
             epoch,
             items,
             gates,
+            members,
         })
     }
 
@@ -383,36 +525,54 @@ impl Ledger {
             .map_err(|e| self.down(e))
     }
 
-    /// Loads the stock (sku → units) and a new epoch. Refuses when the sale
-    /// has winners unless `force` (winners are never deleted). Returns the epoch.
+    /// Loads the stock (sku → units) and a new epoch. Refuses when a gate
+    /// of `roster` has not put its winners back since the ledger was lost
+    /// (after the start), and when the sale has winners unless `force`
+    /// (winners are never deleted). Returns the epoch.
     pub(crate) async fn load(
         &self,
         stock: &[(String, u32)],
         force: bool,
+        roster: Roster<'_>,
     ) -> Result<String, LedgerError> {
-        // One step (`load.lua`): no winner can be taken between the look
-        // for winners and the write.
+        // One step (`load.lua`): no winner can be taken, nor a marker lost,
+        // between the looks and the write.
         let epoch = crate::util::random::hex(8);
         let mut call = LOAD.prepare_invoke();
         call.arg(&self.prefix)
             .arg(if force { "1" } else { "0" })
-            .arg(&epoch);
+            .arg(&epoch)
+            .arg(if roster.started { "1" } else { "0" })
+            .arg(roster.fleet.len());
+        for g in roster.fleet {
+            call.arg(g);
+        }
+        call.arg(roster.missing.len());
+        for g in roster.missing {
+            call.arg(g);
+        }
         for (sku, n) in stock {
             call.arg(sku).arg(n);
         }
         let mut con = self.con.clone();
-        let found: i64 = call
+        let reply: Vec<String> = call
             .invoke_async(&mut con)
             .await
             .map_err(|e| self.down(e))?;
-        if found < 0 {
-            return Err(LedgerError::HasWinners {
+        match reply.split_first() {
+            Some((kind, _)) if kind == "loaded" => Ok(epoch),
+            Some((kind, rest)) if kind == "has_winners" => Err(LedgerError::HasWinners {
                 sale: self.sale.clone(),
-                winners: found.unsigned_abs(),
+                winners: rest.first().and_then(|n| n.parse().ok()).unwrap_or(0),
                 at: self.at.clone(),
-            });
+            }),
+            Some((kind, rest)) if kind == "not_back" => Err(LedgerError::NotBack {
+                sale: self.sale.clone(),
+                gates: rest.to_vec(),
+                at: self.at.clone(),
+            }),
+            _ => Err(self.protocol(format!("load answered {reply:?}"))),
         }
-        Ok(epoch)
     }
 
     /// Redis's persistence and eviction settings.

@@ -76,10 +76,19 @@ impl PreviewSale {
         opts: &SaleOptions,
     ) -> Result<PreviewSale, gate::Error> {
         let stock: Vec<(String, u32)> = items.iter().map(|i| (i.sku.clone(), i.stock)).collect();
+        // The preview is one gate, whatever fleet the sale lists.
+        let mut config = config.clone();
+        config.gate.fleet.clear();
+        let config = &config;
         if let Some(url) = &config.gate.ledger {
             // The preview's sale starts now: its stock goes into the ledger.
+            let roster = crate::ledger::Roster {
+                fleet: &[],
+                missing: &[],
+                started: false,
+            };
             crate::ledger::Ledger::new(url, &config.name)?
-                .load(&stock, false)
+                .load(&stock, false, roster)
                 .await?;
         }
         let (journal, temporary) = match &opts.journal {

@@ -42,9 +42,17 @@ impl Fleet {
         Self::with(n, stock, orders, "")
     }
 
-    /// `extra` in `[gate]`.
+    /// `extra` in `[gate]`; the fleet `g1`..`g<n>` is listed in it unless
+    /// `extra` lists one. The gates start first, then the stock is loaded
+    /// (the sale has started: the load waits for every listed gate).
     fn with(n: usize, stock: u32, orders: Receiver, extra: &str) -> Fleet {
-        let s = GateSale::new(extra);
+        let listed: Vec<String> = (1..=n).map(|i| format!("\"g{i}\"")).collect();
+        let extra = if extra.contains("fleet") {
+            extra.to_string()
+        } else {
+            format!("{extra}\nfleet = [{}]", listed.join(", "))
+        };
+        let s = GateSale::new(&extra);
         for f in ["items/a-1.md", "items/b-2.md", "items/c-3.md"] {
             let text = s
                 .sale
@@ -53,7 +61,6 @@ impl Fleet {
             s.sale.write(f, &text);
         }
         let redis = Redis::start();
-        ok(s.sale.run(&["ledger", "load", "--ledger", &redis.url()]));
         let token = s.key.mint("test-sale");
         let mut fleet = Fleet {
             s,
@@ -66,6 +73,7 @@ impl Fleet {
             let gate = fleet.gate(i);
             fleet.gates.push(gate);
         }
+        ok(fleet.load(&["--wait", "10s"]));
         for g in &fleet.gates {
             wait_healthy(g);
         }
@@ -91,6 +99,14 @@ impl Fleet {
 
     fn url(&self, gate: &GateProc) -> String {
         sale::order_url(&gate.base, "test-sale", &self.token)
+    }
+
+    /// `flashsale ledger load` with `args`, as the operator runs it.
+    fn load(&self, args: &[&str]) -> std::process::Output {
+        let url = self.redis.url();
+        let mut all = vec!["ledger", "load", "--ledger", &url];
+        all.extend_from_slice(args);
+        self.s.sale.run(&all)
     }
 
     /// One unit of `sku` to each of `users`, round robin over the gates:
@@ -822,6 +838,233 @@ fn after_a_lost_ledger_is_reloaded_every_later_winner_reaches_the_order_system()
         &f.orders,
         &["--ledger", &ledger],
     ));
+}
+
+/// Sells A-1 (stock 6) through three listed gates, two winners each, kills
+/// g3 with kill -9 and restarts Redis empty: g1 and g2 put their winners
+/// back, g3 cannot.
+fn lost_ledger_with_g3_down() -> Fleet {
+    let mut f = Fleet::start(3, 6);
+    f.sell((0..6).map(|i| format!("first-{i}")), "A-1");
+    f.delivered(6, Duration::from_secs(10));
+    f.gates[2].kill9();
+    f.redis.restart_empty();
+    for g in &f.gates[..2] {
+        g.wait_for_log("ledger_lost: the ledger has no epoch any more (a Redis restarted empty?); admissions paused");
+    }
+    wait_for(
+        "g1 and g2 to put their winners back",
+        Duration::from_secs(10),
+        || f.ledger_winners().len() >= 4,
+    );
+    f
+}
+
+/// A lost ledger while a gate is down: the reload is refused, naming the
+/// gate, until it is back with its winners, so none of its units is sold
+/// twice; then everything reconciles.
+#[test]
+fn a_lost_ledger_with_a_gate_down_is_reloaded_only_once_that_gate_is_back() {
+    let mut f = lost_ledger_with_g3_down();
+    for args in [&["--force"][..], &[]] {
+        let err = fails(f.load(args));
+        assert!(
+            err.contains("gate g3 of sale `test-sale` has not put its winners back")
+                && err.contains("--missing g3"),
+            "{err}"
+        );
+    }
+    let status = ok(f
+        .s
+        .sale
+        .run(&["ledger", "status", "--ledger", &f.redis.url()]));
+    assert!(
+        status.contains("fleet gate g3: has NOT put its winners back")
+            && status.contains("fleet gate g1: its winners are back"),
+        "{status}"
+    );
+    let url = f.url(&f.gates[0]);
+    let (code, body, _) = order(&http(), &url, Some("in-the-gap"), "A-1", true);
+    assert_eq!(code, 503, "nobody is admitted before the reload: {body}");
+
+    // g3 returns: its winners go back, and the load goes through.
+    f.gates[2] = f.gate(3);
+    ok(f.load(&["--force", "--wait", "10s"]));
+    for g in &f.gates {
+        wait_healthy(g);
+    }
+    assert_eq!(f.ledger_winners().len(), 6, "every unit sold once");
+    for (i, g) in f.gates.iter().enumerate() {
+        let late = format!("late-{i}");
+        let (_, body, _) = order(&http(), &f.url(g), Some(&late), "A-1", true);
+        assert!(!body.contains("won"), "a unit sold twice: {body}");
+    }
+    f.sell((0..3).map(|i| format!("second-{i}")), "B-2");
+    f.delivered(9, Duration::from_secs(20));
+    for g in &f.gates {
+        assert_eq!(g.metric("flashsale_gate_oversell_alarms_total"), 0.0);
+    }
+    let ledger = f.redis.url();
+    ok(audit(
+        &f.s.sale,
+        &["j1", "j2", "j3"],
+        &f.orders,
+        &["--ledger", &ledger],
+    ));
+}
+
+/// The operator loads without a gate that is down (`--missing`): its units
+/// are sold again, and when it returns its re-assert raises the oversell
+/// alarm (log, metric), which `audit` confirms.
+#[test]
+fn a_gate_named_missing_raises_the_oversell_alarm_when_it_returns() {
+    let mut f = lost_ledger_with_g3_down();
+    let loaded = f.load(&["--force", "--missing", "g3"]);
+    let warned = stderr(&loaded);
+    ok(loaded);
+    assert!(warned.contains("loaded without gate g3"), "{warned}");
+    for g in &f.gates[..2] {
+        wait_healthy(g);
+    }
+    // g3's two units, sold again: one to a customer g3 had already sold to.
+    let agent = http();
+    for user in ["first-2", "newcomer"] {
+        let (_, body, _) = order(&agent, &f.url(&f.gates[0]), Some(user), "A-1", true);
+        assert!(body.contains("won"), "{user}: {body}");
+    }
+    // Sold out now: g1 fetches A-1's winners to answer a latecomer.
+    let (_, body, _) = order(&agent, &f.url(&f.gates[0]), Some("latecomer"), "A-1", true);
+    assert!(!body.contains("won"), "{body}");
+    f.gates[2] = f.gate(3);
+    f.gates[2].wait_for_log("oversell_alarm");
+    wait_for("both alarms counted", Duration::from_secs(10), || {
+        f.gates[2].metric("flashsale_gate_oversell_alarms_total") == 2.0
+    });
+    let said = f.gates[2].err.lock().unwrap().join("\n");
+    assert!(
+        said.contains("A-1: 7 winners of a stock of 6")
+            && said.contains("customer first-2 has order"),
+        "{said}"
+    );
+    // g3's winner first-5, put back after g1 fetched A-1's winners, is
+    // found at g1 (it fetches again on a miss), with the order g3 gave.
+    let given = f
+        .journaled()
+        .into_iter()
+        .find(|(_, (_, user))| user == "first-5")
+        .map(|(o, _)| o)
+        .unwrap();
+    let first5 = wait_for_some("g1 to find first-5", Duration::from_secs(5), || {
+        let (_, body, _) = order(&agent, &f.url(&f.gates[0]), Some("first-5"), "A-1", true);
+        body.contains("won").then_some(body)
+    });
+    assert!(first5.contains(&given), "{first5}");
+    let out = audit(
+        &f.s.sale,
+        &["j1", "j2", "j3"],
+        &f.orders,
+        &["--ledger", &f.redis.url()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let report = stdout(&out);
+    assert!(
+        report.contains("A-1: 8 sold of a stock of 6")
+            && report.contains("customer first-2 holds 2 units"),
+        "{report}"
+    );
+}
+
+/// A ledger lost in a fair start's window: each gate puts its entrants back
+/// with its winners, so the draw after the reload draws from all of them.
+#[test]
+fn a_ledger_lost_in_a_fair_window_gets_its_entries_back_and_the_draw_holds() {
+    let s = GateSale::with_times(
+        &in_secs(1),
+        &in_secs(3600),
+        "fair_window = \"6s\"\nfleet = [\"g1\", \"g2\"]",
+    );
+    let mut redis = Redis::start();
+    let dir = s.sale.path().to_path_buf();
+    let gates: Vec<GateProc> = (1..=2)
+        .map(|i| {
+            GateProc::start_in(
+                &dir,
+                &dir.join(format!("j{i}")),
+                &["--ledger", &redis.url(), "--gate-id", &format!("g{i}")],
+            )
+        })
+        .collect();
+    let load = |url: &str, more: &[&str]| {
+        let mut args = vec!["ledger", "load", "--wait", "10s", "--ledger", url];
+        args.extend_from_slice(more);
+        ok(s.sale.run(&args));
+    };
+    load(&redis.url(), &[]);
+    for g in &gates {
+        wait_healthy(g);
+    }
+    let token = s.key.mint("test-sale");
+    let mut held = Vec::new();
+    for (i, g) in gates.iter().enumerate() {
+        for n in 0..10 {
+            let (url, user) = (
+                sale::order_url(&g.base, "test-sale", &token),
+                format!("u{i}-{n}"),
+            );
+            held.push(std::thread::spawn(move || {
+                order(&http(), &url, Some(&user), "A-1", true)
+            }));
+        }
+    }
+    wait_for("10 entries at each gate", Duration::from_secs(5), || {
+        gates
+            .iter()
+            .all(|g| g.metric("flashsale_gate_draw_entries") >= 10.0)
+    });
+    redis.restart_empty();
+    wait_for("the entrants put back", Duration::from_secs(5), || {
+        redis.command("SCARD fs:{test-sale}:entries:A-1") == ":20"
+    });
+    load(&redis.url(), &["--force"]);
+    let answers: Vec<String> = held.into_iter().map(|h| h.join().unwrap().1).collect();
+    let won = answers.iter().filter(|b| b.contains("\"won\"")).count();
+    let not_drawn = answers
+        .iter()
+        .filter(|b| b.as_str() == "{\"status\":\"not_drawn\"}")
+        .count();
+    assert_eq!((won, not_drawn), (10, 10), "{answers:?}");
+    let out = s.sale.run(&[
+        "audit",
+        "--journal",
+        "j1",
+        "--journal",
+        "j2",
+        "--ledger",
+        &redis.url(),
+    ]);
+    assert!(out.status.success(), "{}", stdout(&out));
+}
+
+/// With `[gate] fleet` listed, a gate whose id is not in it is refused, and
+/// so is a load naming a stranger missing.
+#[test]
+fn a_gate_or_a_missing_name_outside_the_listed_fleet_is_refused() {
+    let f = Fleet::start(1, 3);
+    let err = fails(
+        f.s.gate_command("j9")
+            .args(["--gate-id", "g9", "--ledger", &f.redis.url()])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("gate id `g9` is not in `[gate] fleet` (g1)"),
+        "{err}"
+    );
+    let err = fails(f.load(&["--force", "--missing", "g9"]));
+    assert!(
+        err.contains("--missing g9: not a gate of `[gate] fleet`"),
+        "{err}"
+    );
 }
 
 /// An order system down for everyone for 20 s: every gate keeps retrying

@@ -116,8 +116,14 @@ pub(super) struct StartDraw {
     done: OnceLock<Entrants>,
     /// The fleet's ledger, when the gates share one: one draw for all.
     fleet: Option<Ledger>,
+    /// Told of each entry on disk (and each read back): a fleet's stock
+    /// puts them back after a lost ledger.
+    on_entry: Option<OnEntry>,
     clock: Clock,
 }
+
+/// Told `(sku, user)` of each entry this gate holds.
+pub(super) type OnEntry = Box<dyn Fn(&str, &str) + Send + Sync>;
 
 /// What a draw is opened with.
 pub(super) struct Setup<'a> {
@@ -130,6 +136,7 @@ pub(super) struct Setup<'a> {
     pub(super) skus: Vec<String>,
     /// The fleet's ledger, when the gates share one.
     pub(super) fleet: Option<Ledger>,
+    pub(super) on_entry: Option<OnEntry>,
     pub(super) clock: Clock,
 }
 
@@ -143,6 +150,7 @@ impl StartDraw {
             gate_id,
             skus,
             fleet,
+            on_entry,
             clock,
         } = setup;
         let replayed: Vec<Line> = journal::replay_file(&dir.join(ENTRIES))?;
@@ -159,6 +167,9 @@ impl StartDraw {
                     if let Some(set) = entries.by_sku.get_mut(sku) {
                         if set.insert(user.as_str().into()) {
                             entries.count += 1;
+                            if let Some(tell) = &on_entry {
+                                tell(sku, user);
+                            }
                         }
                     }
                 }
@@ -182,6 +193,7 @@ impl StartDraw {
                 phase: watch::channel(Phase::Entering).0,
                 done: OnceLock::new(),
                 fleet,
+                on_entry,
                 clock,
             },
             count,
@@ -270,6 +282,9 @@ impl StartDraw {
         };
         self.journal.wait(seq).await?;
         self.on_disk.fetch_add(1, Ordering::Relaxed);
+        if let Some(tell) = &self.on_entry {
+            tell(sku, user);
+        }
         Ok(Entered::Yes)
     }
 

@@ -133,6 +133,8 @@ pub(crate) struct LedgerCalls {
     pub(crate) admission: u64,
     /// Calls made to keep up (polls, re-asserts), whatever the traffic.
     pub(crate) upkeep: u64,
+    /// Distinct oversell alarms raised by putting the journal back.
+    pub(crate) oversell_alarms: u64,
 }
 
 /// The admission a gate runs with, chosen by its configuration.

@@ -1,26 +1,60 @@
--- Puts winners back from a gate's journal, idempotently per customer and item.
--- ARGV: key prefix, then (sku, user, order, gate, time, sale) per winner.
+-- Puts a gate's winners and fair-start entries back from its journals,
+-- idempotently, and reports what does not fit.
+-- ARGV: key prefix, gate ('' for no marker), n, then (sku, user, order, gate,
+--   time, sale) per winner (n of them), then (sku, user) per entry.
 -- A winner that was missing is put on the stream again (to be forwarded; its
 -- order id is its idempotency key), in an entry of one: n, o1, s1, u1, t1.
--- The order counter stays above every order number seen. Returns how many
--- were missing.
-local prefix = ARGV[1]
+-- An entry goes back only while its item's entries are open (no draw began:
+-- a gate taking a draw over must draw from the same entrants). The order
+-- counter stays above every order number seen. With a gate, its marker in
+-- `members` says it has put everything back since the ledger was last lost.
+-- Returns {missing winners put back, alarm...}: an alarm is
+-- 'conflict<TAB>sku<TAB>user<TAB>ledger order<TAB>journal order' (another
+-- order for the same customer and item) or 'oversold<TAB>sku<TAB>winners<TAB>stock'.
+local prefix, marker, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local added = 0
 local highest = 0
-for i = 2, #ARGV, 6 do
+local out = {}
+local touched = {}
+for i = 4, 3 + 6 * n, 6 do
   local sku, user, order = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if redis.call('HSETNX', prefix .. 'w:' .. sku, user, order) == 1 then
+  local key = prefix .. 'w:' .. sku
+  touched[sku] = true
+  if redis.call('HSETNX', key, user, order) == 1 then
     added = added + 1
     redis.call('XADD', prefix .. 'orders', '*', 'n', '1', 'o1', order, 's1', sku, 'u1', user,
       't1', ARGV[i + 4])
+  else
+    local known = redis.call('HGET', key, user)
+    if known ~= order then
+      out[#out + 1] = table.concat({'conflict', sku, user, known, order}, '\t')
+    end
   end
-  local n = tonumber(string.match(order, '%-(%d+)$'))
-  if n and n > highest then
-    highest = n
+  local num = tonumber(string.match(order, '%-(%d+)$'))
+  if num and num > highest then
+    highest = num
+  end
+end
+for i = 4 + 6 * n, #ARGV, 2 do
+  local sku, user = ARGV[i], ARGV[i + 1]
+  if redis.call('HEXISTS', prefix .. 'draw:' .. sku, 'units') == 0 then
+    redis.call('SADD', prefix .. 'entries:' .. sku, user)
+  end
+end
+for sku in pairs(touched) do
+  local total = tonumber(redis.call('HGET', prefix .. 'meta', 'total:' .. sku))
+  local winners = redis.call('HLEN', prefix .. 'w:' .. sku)
+  if total and winners > total then
+    out[#out + 1] = table.concat({'oversold', sku, tostring(winners), tostring(total)}, '\t')
   end
 end
 local seq = tonumber(redis.call('GET', prefix .. 'seq') or '0')
 if highest > seq then
   redis.call('SET', prefix .. 'seq', highest)
 end
-return added
+if marker ~= '' then
+  local t = redis.call('TIME')
+  redis.call('HSET', prefix .. 'members', marker, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+end
+table.insert(out, 1, tostring(added))
+return out

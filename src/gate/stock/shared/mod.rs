@@ -3,30 +3,39 @@
 //! (at any gate: the same order id everywhere) or sold out.
 //!
 //! The flood stays off Redis: once an item is sold out (from a reply, or from
-//! the poll every 50 ms) this gate fetches the item's winners once and answers
-//! everyone else locally. A winner is answered only once this gate's journal
-//! has it too; a winner of another gate asking here is journaled here first.
+//! the poll every 50 ms) this gate fetches the item's winners and answers
+//! everyone else locally, fetching them again on a miss at most once every
+//! [`WINNERS_FRESH`] (a winner put back after the fetch is found). A winner
+//! is answered only once this gate's journal has it too; a winner of another
+//! gate asking here is journaled here first.
 //!
 //! Fail closed: when the ledger does not answer, or lost its epoch (a Redis
 //! restarted empty), nobody is admitted (503). Before admitting again the gate
-//! re-asserts its journal's winners into the ledger (idempotent), and waits two
-//! polls so every live gate has done the same.
+//! re-asserts its journal into the ledger (idempotent) and waits for the rest
+//! of the fleet to have done the same (`upkeep`).
 
-use std::collections::HashMap;
+mod upkeep;
+
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot, OnceCell, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{Admission, ItemCount, LedgerCalls, Ticket, Verdict};
-use crate::ledger::{Ledger, LedgerError, Take};
+use crate::ledger::{Alarm, Ledger, Take};
 use crate::sale::Winner;
 use crate::util::shutdown::Shutdown;
 use crate::util::sync::{lock, read, write};
 
 /// How often the gate asks the ledger how things stand (and beats its heart).
 pub(crate) const POLL: Duration = Duration::from_millis(50);
+
+/// A sold-out item's winners, fetched, answer misses this long before a miss
+/// fetches them again: at most one ledger call a second per item, whatever
+/// the flood of latecomers.
+const WINNERS_FRESH: Duration = Duration::from_secs(1);
 
 /// Attempts sent to the ledger in one call at most, and calls in flight at
 /// once: attempts that arrive while the calls are out go together in the next
@@ -72,10 +81,19 @@ struct Item {
     total: AtomicU32,
     /// Set once the item is known to be sold out.
     sold_out: AtomicBool,
-    /// Every winner of the item (user → order), fetched once after it sold out.
-    winners: OnceCell<HashMap<String, String>>,
+    /// Every winner of the item (user → order), fetched after it sold out.
+    winners: SoldOutWinners,
     /// Winners this gate journaled or is journaling, by user.
     mine: Mutex<HashMap<String, Ticket>>,
+}
+
+/// A sold-out item's winners as last fetched, and when.
+#[derive(Default)]
+struct SoldOutWinners {
+    map: RwLock<Arc<HashMap<String, String>>>,
+    fetched: Mutex<Option<Instant>>,
+    /// One fetch at a time; the others answer from the map meanwhile.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 pub(crate) struct SharedStock {
@@ -97,6 +115,14 @@ pub(crate) struct SharedStock {
     admission_calls: AtomicU64,
     /// Ledger calls made to keep up (polls, re-asserts), whatever the traffic.
     upkeep_calls: AtomicU64,
+    /// The gate ids of `[gate] fleet`; empty: not listed.
+    fleet: Vec<String>,
+    /// The gates of the fleet this gate last said it waits for.
+    waiting_for: Mutex<Vec<String>>,
+    /// This gate's fair-start entrants (sku, user), for re-asserting.
+    entrants: Mutex<Vec<(String, String)>>,
+    /// Distinct oversell alarms its re-asserts raised.
+    alarms: Mutex<BTreeSet<Alarm>>,
 }
 
 impl SharedStock {
@@ -109,6 +135,7 @@ impl SharedStock {
         gate: &str,
         stock: &[(String, u32)],
         journaled: Vec<Winner>,
+        fleet: Vec<String>,
     ) -> SharedStock {
         let (attempts, queued) = mpsc::unbounded_channel();
         SharedStock {
@@ -123,7 +150,7 @@ impl SharedStock {
                         taken: AtomicU32::new(0),
                         total: AtomicU32::new(*n),
                         sold_out: AtomicBool::new(false),
-                        winners: OnceCell::new(),
+                        winners: SoldOutWinners::default(),
                         mine: Mutex::new(
                             journaled
                                 .iter()
@@ -143,110 +170,22 @@ impl SharedStock {
             queued: Mutex::new(Some(queued)),
             admission_calls: AtomicU64::new(0),
             upkeep_calls: AtomicU64::new(0),
+            fleet,
+            waiting_for: Mutex::new(Vec::new()),
+            entrants: Mutex::new(Vec::new()),
+            alarms: Mutex::new(BTreeSet::new()),
         }
     }
 
-    pub(crate) fn state(&self) -> LedgerState {
-        LedgerState::from(self.state.load(Ordering::Relaxed))
-    }
-
-    fn set_state(&self, to: LedgerState, why: &str) {
-        let from = LedgerState::from(self.state.swap(to as u8, Ordering::Relaxed));
-        if from == to {
-            return;
-        }
-        match to {
-            LedgerState::Up => tracing::info!(at = self.ledger.at(), "ledger_up"),
-            LedgerState::Down => {
-                tracing::error!(at = self.ledger.at(), error = why, "ledger_down")
-            }
-            LedgerState::NotLoaded => tracing::error!(
-                at = self.ledger.at(),
-                sale = self.sale,
-                hint = "check every gate is up (`flashsale ledger status`), then `flashsale ledger load`",
-                "{why}"
-            ),
-            LedgerState::Starting => {}
-        }
-    }
-
-    /// Something failed: nobody is admitted until the ledger answers again
-    /// and this gate's winners are back in it.
-    fn failed(&self, e: &LedgerError) {
-        self.reassert.store(true, Ordering::Relaxed);
-        self.set_state(LedgerState::Down, &e.to_string());
+    /// `user` entered `sku`'s fair-start draw at this gate: put back with
+    /// its winners after a lost ledger.
+    pub(crate) fn entered(&self, sku: &str, user: &str) {
+        lock(&self.entrants).push((sku.to_string(), user.to_string()));
     }
 
     fn mark_sold_out(&self, sku: &str) {
         if let Some(item) = self.items.get(sku) {
             item.sold_out.store(true, Ordering::Relaxed);
-        }
-    }
-
-    /// Polls the ledger until `shutdown`: epoch, counts, heartbeat;
-    /// re-asserts the journal whenever the ledger failed, lost its epoch or
-    /// was loaded again. Sends attempts to the ledger meanwhile.
-    pub(crate) fn run(self: Arc<Self>, shutdown: &Shutdown) {
-        if let Some(queued) = lock(&self.queued).take() {
-            shutdown.spawn(self.clone().send_attempts(queued, shutdown.clone()));
-        }
-        shutdown.spawn(async move {
-            let mut resume_at: Option<Instant> = None;
-            loop {
-                self.poll(&mut resume_at).await;
-                tokio::time::sleep(POLL).await;
-            }
-        });
-    }
-
-    async fn poll(&self, resume_at: &mut Option<Instant>) {
-        self.upkeep_calls.fetch_add(1, Ordering::Relaxed);
-        let status = match self.ledger.status(&self.skus, Some(&self.gate)).await {
-            Ok(s) => s,
-            Err(e) => return self.failed(&e),
-        };
-        for (sku, (taken, total)) in &status.items {
-            if let Some(item) = self.items.get(sku) {
-                item.taken.store(*taken, Ordering::Relaxed);
-                if *total > 0 {
-                    item.total.store(*total, Ordering::Relaxed);
-                    if taken >= total {
-                        item.sold_out.store(true, Ordering::Relaxed);
-                    }
-                }
-            }
-        }
-        let known = read(&self.epoch).clone();
-        if status.epoch.is_none() {
-            // Never loaded, or lost: put this gate's winners back now, so they
-            // are there when the stock is loaded again.
-            let why = if known.is_some() {
-                "ledger_lost: the ledger has no epoch any more (a Redis restarted empty?); admissions paused"
-            } else {
-                "ledger_not_loaded: the ledger has no stock for this sale; admissions paused"
-            };
-            self.set_state(LedgerState::NotLoaded, why);
-            if self.reassert.swap(false, Ordering::Relaxed) || known.is_some() {
-                self.reassert_journal().await;
-                *write(&self.epoch) = None;
-            }
-            *resume_at = None;
-            return;
-        }
-        if status.epoch != known || self.reassert.load(Ordering::Relaxed) {
-            if !self.reassert_journal().await {
-                return;
-            }
-            self.reassert.store(false, Ordering::Relaxed);
-            *write(&self.epoch) = status.epoch.clone();
-            // Give every live gate two polls to re-assert its own winners too.
-            *resume_at = Some(Instant::now() + POLL * 2);
-        }
-        if let Some(at) = *resume_at {
-            if Instant::now() >= at {
-                *resume_at = None;
-                self.set_state(LedgerState::Up, "");
-            }
         }
     }
 
@@ -309,49 +248,39 @@ impl SharedStock {
         answered.await.ok().flatten()
     }
 
-    /// Puts this gate's journal back into the ledger; `false` if the ledger failed.
-    async fn reassert_journal(&self) -> bool {
-        let winners = lock(&self.journal).clone();
-        self.upkeep_calls.fetch_add(1, Ordering::Relaxed);
-        match self.ledger.reassert(&winners).await {
-            Ok(added) => {
-                if added > 0 || !winners.is_empty() {
-                    tracing::warn!(
-                        winners = winners.len(),
-                        missing = added,
-                        "ledger_reasserted"
-                    );
-                }
-                true
-            }
-            Err(e) => {
-                self.failed(&e);
-                false
-            }
-        }
-    }
-
     /// This gate's answer for `user` at a sold-out item, from its winners.
     async fn after_sold_out(&self, sku: &str, user: &str, item: &Item) -> Verdict {
-        let winners = item
-            .winners
-            .get_or_try_init(|| async {
-                self.admission_calls.fetch_add(1, Ordering::Relaxed);
-                self.ledger
-                    .winners(sku)
-                    .await
-                    .map(|w| w.into_iter().collect::<HashMap<_, _>>())
-            })
-            .await;
-        match winners {
-            Ok(w) => match w.get(user) {
-                Some(order) => self.known(sku, user, order),
-                None => Verdict::SoldOut,
+        let w = &item.winners;
+        if let Some(order) = read(&w.map).get(user).cloned() {
+            return self.known(sku, user, &order);
+        }
+        let fetched = *lock(&w.fetched);
+        let _fetching = match fetched {
+            Some(at) if at.elapsed() < WINNERS_FRESH => return Verdict::SoldOut,
+            // Never fetched: wait for the first fetch, a winner may be asking.
+            None => w.fetching.lock().await,
+            // A miss on an old map: one fetch; the others answer from the map.
+            Some(_) => match w.fetching.try_lock() {
+                Ok(g) => g,
+                Err(_) => return Verdict::SoldOut,
             },
-            Err(e) => {
-                self.failed(&e);
-                Verdict::Unavailable
+        };
+        if *lock(&w.fetched) == fetched {
+            self.admission_calls.fetch_add(1, Ordering::Relaxed);
+            match self.ledger.winners(sku).await {
+                Ok(map) => {
+                    *write(&w.map) = Arc::new(map.into_iter().collect());
+                    *lock(&w.fetched) = Some(Instant::now());
+                }
+                Err(e) => {
+                    self.failed(&e);
+                    return Verdict::Unavailable;
+                }
             }
+        }
+        match read(&w.map).get(user).cloned() {
+            Some(order) => self.known(sku, user, &order),
+            None => Verdict::SoldOut,
         }
     }
 
@@ -452,6 +381,7 @@ impl Admission for SharedStock {
             up: self.ready(),
             admission: self.admission_calls.load(Ordering::Relaxed),
             upkeep: self.upkeep_calls.load(Ordering::Relaxed),
+            oversell_alarms: lock(&self.alarms).len() as u64,
         })
     }
 
