@@ -6,13 +6,15 @@
 //! acknowledged winner missing from the ledger, a ledger winner in no
 //! journal (a journal line lost), a winner set aside in the dead letters, a
 //! winner the order system does not have, one it has twice, one it has that
-//! nobody won. A pure function of what was read: `flashsale audit` reads and
-//! prints.
+//! nobody won — and with a fair start, whether the draw follows from its
+//! entries and revealed seed (`sale::draw::verify`). A pure function of what
+//! was read: `flashsale audit` reads and prints.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::sale::draw::{verify, Line, Seed};
 use crate::sale::Winner;
 
 /// What the audit reads.
@@ -27,6 +29,8 @@ pub(crate) struct Evidence {
     pub(crate) ledger: Option<Vec<(String, String, String)>>,
     /// Order ids the order system received, one per delivery it counted.
     pub(crate) delivered: Option<Vec<String>>,
+    /// A fair start's record: every journal's `entries.jsonl` lines.
+    pub(crate) draw: Vec<Line>,
 }
 
 /// One item's numbers.
@@ -83,6 +87,15 @@ pub(crate) enum Problem {
     DeliveredButNeverWon {
         order: String,
     },
+    /// The draw's commitment or seed does not check out.
+    DrawUnproven {
+        why: String,
+    },
+    /// An item's winners are not the ones its draw picks.
+    DrawDoesNotFollow {
+        sku: String,
+        why: String,
+    },
 }
 
 impl Problem {
@@ -124,6 +137,10 @@ impl Problem {
             }
             Problem::DeliveredButNeverWon { order } => {
                 format!("order {order} was received by the order system but nobody won it")
+            }
+            Problem::DrawUnproven { why } => format!("the fair start's draw: {why}"),
+            Problem::DrawDoesNotFollow { sku, why } => {
+                format!("{sku}: the draw does not follow: {why}")
             }
         }
     }
@@ -281,12 +298,64 @@ pub(crate) fn audit(e: &Evidence) -> Report {
         }
         delivered = Some(have);
     }
+    let winners = e.journals.iter().flat_map(|(_, w)| w);
+    problems.extend(draw_problems(
+        &e.draw,
+        winners.map(|w| (w.sku.as_str(), w.user.as_str())),
+    ));
     Report {
         items,
         winners: by_order.len(),
         delivered,
         problems,
     }
+}
+
+/// A fair start's draw, checked: one commitment, a revealed seed that
+/// opens it, and each item's winners the ones its draw picks. Nothing when
+/// no draw was recorded.
+fn draw_problems<'a>(
+    lines: &[Line],
+    winners: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<Problem> {
+    let commitments: BTreeSet<&str> = lines
+        .iter()
+        .filter_map(|l| match l {
+            Line::Drawn { commitment, .. } => Some(commitment.as_str()),
+            _ => None,
+        })
+        .collect();
+    let Some(commitment) = commitments.first() else {
+        return Vec::new();
+    };
+    let unproven = |why: String| vec![Problem::DrawUnproven { why }];
+    if commitments.len() > 1 {
+        let all: Vec<&str> = commitments.iter().copied().collect();
+        return unproven(format!("the journals record {} commitments ({}): another sale's or key's journal is among them", all.len(), all.join(", ")));
+    }
+    let revealed = lines.iter().rev().find_map(|l| match l {
+        Line::Seed { seed } => Some(seed.as_str()),
+        _ => None,
+    });
+    let Some(seed) = revealed.and_then(Seed::from_hex) else {
+        return unproven(
+            "no seed revealed: the draw did not finish (a gate draws when it starts again)"
+                .to_string(),
+        );
+    };
+    if !seed.opens(commitment) {
+        return unproven(format!(
+            "the revealed seed does not open the commitment {commitment}"
+        ));
+    }
+    verify(&seed, lines, winners)
+        .into_iter()
+        .filter(|c| !c.holds())
+        .map(|c| Problem::DrawDoesNotFollow {
+            why: c.explain(),
+            sku: c.sku,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -317,7 +386,75 @@ mod tests {
                 ("A".into(), "b".into(), "g1-000002".into()),
             ]),
             delivered: Some(vec!["g1-000001".into(), "G1-000002".into()]),
+            draw: vec![],
         }
+    }
+
+    /// A fair start over `clean()`'s item: ten entrants, two units, the
+    /// journals' winners the drawn ones.
+    fn drawn() -> Evidence {
+        let seed = Seed::from_hex(&"07".repeat(32)).unwrap();
+        let users: Vec<String> = (0..10).map(|i| format!("u{i}")).collect();
+        let mut draw: Vec<Line> = users
+            .iter()
+            .map(|u| Line::Entry {
+                sku: "A".into(),
+                user: u.clone(),
+                time: "2026-01-01T00:00:00.000Z".into(),
+                gate: "g1".into(),
+            })
+            .collect();
+        draw.push(Line::Drawn {
+            drawn: "A".into(),
+            units: 2,
+            entrants: 10,
+            commitment: seed.commitment(),
+        });
+        draw.push(Line::Seed {
+            seed: seed.to_hex(),
+        });
+        let picked = crate::sale::draw::draw(&seed, "A", users.iter().map(String::as_str), 2);
+        let mut e = clean();
+        for (i, user) in picked.iter().enumerate() {
+            e.journals[0].1[i].user = user.to_string();
+            e.ledger.as_mut().unwrap()[i].1 = user.to_string();
+        }
+        e.draw = draw;
+        e
+    }
+
+    #[test]
+    fn a_fair_start_is_checked_against_its_draw() {
+        let e = drawn();
+        let r = audit(&e);
+        assert!(r.ok(), "{:?}", r.problems);
+
+        // A winner swapped for an entrant the draw did not pick.
+        let mut swapped = drawn();
+        let other = (0..10)
+            .map(|i| format!("u{i}"))
+            .find(|u| swapped.journals[0].1.iter().all(|w| &w.user != u))
+            .unwrap();
+        swapped.journals[0].1[0].user = other.clone();
+        swapped.ledger.as_mut().unwrap()[0].1 = other.clone();
+        let said: Vec<String> = audit(&swapped).problems.iter().map(Problem::say).collect();
+        assert!(
+            said.iter()
+                .any(|s| s.starts_with("A: the draw does not follow")
+                    && s.contains(&format!("winners not drawn: {other}"))),
+            "{said:?}"
+        );
+
+        // The seed not revealed; another seed revealed.
+        let mut hidden = drawn();
+        hidden.draw.pop();
+        let said: Vec<String> = audit(&hidden).problems.iter().map(Problem::say).collect();
+        assert_eq!(said, ["the fair start's draw: no seed revealed: the draw did not finish (a gate draws when it starts again)"]);
+        hidden.draw.push(Line::Seed {
+            seed: "08".repeat(32),
+        });
+        let said: Vec<String> = audit(&hidden).problems.iter().map(Problem::say).collect();
+        assert!(said[0].contains("does not open the commitment"), "{said:?}");
     }
 
     #[test]

@@ -7,7 +7,8 @@ use clap::Args;
 
 use super::prelude::{ledger_url, Global, REPAIR};
 use crate::audit::{audit, Evidence};
-use crate::journal::{self, JournalError, WINNERS};
+use crate::journal::{self, JournalError, ENTRIES, WINNERS};
+use crate::sale::draw::Line;
 use crate::sale::Winner;
 
 /// After (or during) a sale: did every promise hold? Run it before telling
@@ -22,8 +23,10 @@ use crate::sale::Winner;
 /// two winners, a journaled winner missing from the ledger, a ledger winner
 /// in none of the journals (a lost journal line — give every gate's
 /// journal), a winner in the dead letters, one the order system does not
-/// have, has twice, or has though nobody won it. Changes nothing. Exits 1 on
-/// any problem.
+/// have, has twice, or has though nobody won it; with a fair start
+/// (entries.jsonl in the journals), a draw whose revealed seed does not open
+/// its commitment or whose winners are not the ones it picks (as `flashsale
+/// draw verify`). Changes nothing. Exits 1 on any problem.
 #[derive(Args, Debug)]
 pub(super) struct AuditArgs {
     /// A gate's journal directory (again for each gate of a fleet).
@@ -48,6 +51,7 @@ pub(super) fn run(g: &Global, a: AuditArgs) -> anyhow::Result<()> {
         .collect();
     let mut journals = Vec::new();
     let mut dead_letters = Vec::new();
+    let mut draw = Vec::new();
     for dir in &a.journals {
         if !dir.is_dir() {
             anyhow::bail!(
@@ -63,6 +67,16 @@ pub(super) fn run(g: &Global, a: AuditArgs) -> anyhow::Result<()> {
             .0;
         journals.push((dir.display().to_string(), winners));
         dead_letters.extend(dead_letters_in(dir)?);
+        if dir.join(ENTRIES).exists() {
+            draw.extend(
+                journal::read_file::<Line>(&dir.join(ENTRIES))
+                    .map_err(|e| match e {
+                        JournalError::Corrupt { .. } => anyhow::anyhow!("{e}\n  = help: {REPAIR}"),
+                        e => e.into(),
+                    })?
+                    .0,
+            );
+        }
     }
     let ledger = match ledger_url(a.ledger.as_deref(), &config) {
         None => None,
@@ -98,6 +112,7 @@ pub(super) fn run(g: &Global, a: AuditArgs) -> anyhow::Result<()> {
         dead_letters,
         ledger,
         delivered,
+        draw,
     });
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

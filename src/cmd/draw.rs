@@ -151,7 +151,7 @@ fn verify_cmd(a: VerifyArgs) -> anyhow::Result<()> {
                     count(c.published.len(), "published winner")
                 )
             } else {
-                explain(c)
+                format!("DOES NOT FOLLOW: {}", c.explain())
             }
         );
     }
@@ -161,35 +161,7 @@ fn verify_cmd(a: VerifyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Who is in `a` and not in `b`.
-fn but_not<'a>(a: &'a [String], b: &[String]) -> Vec<&'a str> {
-    a.iter()
-        .filter(|u| !b.contains(u))
-        .map(String::as_str)
-        .collect()
-}
-
 /// `1 unit`, `5 units`.
 fn count(n: usize, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
-}
-
-/// What is wrong with a draw that does not verify.
-fn explain(c: &crate::sale::draw::Check) -> String {
-    let mut why = Vec::new();
-    if c.entrants as u32 != c.entrants_at_draw {
-        why.push(format!(
-            "the gate drew among {} entrants, the journals hold {}",
-            c.entrants_at_draw, c.entrants
-        ));
-    }
-    let missing = but_not(&c.expected, &c.published);
-    let extra = but_not(&c.published, &c.expected);
-    if !missing.is_empty() {
-        why.push(format!("drawn but not winners: {}", missing.join(", ")));
-    }
-    if !extra.is_empty() {
-        why.push(format!("winners not drawn: {}", extra.join(", ")));
-    }
-    format!("DOES NOT FOLLOW: {}", why.join("; "))
 }

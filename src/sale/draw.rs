@@ -144,6 +144,29 @@ impl Check {
         expected.sort();
         self.entrants as u32 == self.entrants_at_draw && expected == self.published
     }
+
+    /// What is wrong when it does not hold, in words.
+    pub fn explain(&self) -> String {
+        let but_not = |a: &[String], b: &[String]| -> Vec<String> {
+            a.iter().filter(|u| !b.contains(u)).cloned().collect()
+        };
+        let mut why = Vec::new();
+        if self.entrants as u32 != self.entrants_at_draw {
+            why.push(format!(
+                "the gate drew among {} entrants, the journals hold {}",
+                self.entrants_at_draw, self.entrants
+            ));
+        }
+        let missing = but_not(&self.expected, &self.published);
+        let extra = but_not(&self.published, &self.expected);
+        if !missing.is_empty() {
+            why.push(format!("drawn but not winners: {}", missing.join(", ")));
+        }
+        if !extra.is_empty() {
+            why.push(format!("winners not drawn: {}", extra.join(", ")));
+        }
+        why.join("; ")
+    }
 }
 
 /// Recomputes every item's draw recorded in `lines` (the entries of one gate

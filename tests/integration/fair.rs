@@ -163,6 +163,9 @@ fn a_gate_killed_during_the_window_loses_no_entry_and_draws_once() {
         "{out}"
     );
     assert!(out.contains("opens commitment"), "{out}");
+    // The audit checks the draw too.
+    let out = ok(s.sale.run(&["audit", "--journal", "journal"]));
+    assert!(out.contains("ok: every promise held"), "{out}");
     // A tampered record does not verify: one winner swapped for a loser.
     let journal = s.journal().join("winners.jsonl");
     let text = std::fs::read_to_string(&journal).unwrap();
@@ -178,6 +181,14 @@ fn a_gate_killed_during_the_window_loses_no_entry_and_draws_once() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         said.contains("DOES NOT FOLLOW") && said.contains(loser.as_str()),
+        "{said}"
+    );
+    let out = s.sale.run(&["audit", "--journal", "journal"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("A-1: the draw does not follow")
+            && said.contains(&format!("winners not drawn: {loser}")),
         "{said}"
     );
 }
