@@ -234,11 +234,13 @@ pub(crate) fn order_system(answer: impl Fn(usize, &str, &str) -> u16 + Send + 's
             let mut key = String::new();
             let mut len = 0;
             let mut line = String::new();
+            let mut seen_request = false;
             loop {
                 line.clear();
                 if reader.read_line(&mut line).unwrap_or(0) == 0 {
                     break;
                 }
+                seen_request = true;
                 let l = line.trim_end().to_ascii_lowercase();
                 if l.is_empty() {
                     break;
@@ -249,6 +251,11 @@ pub(crate) fn order_system(answer: impl Fn(usize, &str, &str) -> u16 + Send + 's
                 if let Some(v) = l.strip_prefix("content-length:") {
                     len = v.trim().parse().unwrap();
                 }
+            }
+            if !seen_request {
+                // Connected and closed without a request (a gate killed
+                // mid-connect): nothing was delivered.
+                continue;
             }
             let mut body = vec![0; len];
             reader.read_exact(&mut body).unwrap();
