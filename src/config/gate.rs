@@ -230,6 +230,12 @@ impl RawGate {
     }
 }
 
+/// Whether `id` can name a gate (`--gate-id`, `[gate] fleet`): 1 to 32
+/// letters, digits and '-'. It starts every order id the gate makes.
+pub(crate) fn is_gate_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 /// `fleet`: distinct gate ids, at least one.
 fn fleet(cx: &mut Checker, f: &Spanned<Vec<String>>) -> Vec<String> {
     let ids = f.get_ref();
@@ -239,7 +245,7 @@ fn fleet(cx: &mut Checker, f: &Spanned<Vec<String>>) -> Vec<String> {
     }
     let mut seen = std::collections::BTreeSet::new();
     for id in ids {
-        if !crate::sale::is_gate_id(id) {
+        if !is_gate_id(id) {
             cx.push(
                 f.span(),
                 format!("`{id}` in `fleet` is not a gate id"),

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::util::diag::{self, Diagnostic, Diagnostics};
-pub(crate) use gate::{GateConfig, Identity, RawGate, GATE_KEYS, MAX_FAIR_WINDOW};
+pub(crate) use gate::{is_gate_id, GateConfig, Identity, RawGate, GATE_KEYS, MAX_FAIR_WINDOW};
 pub(crate) use headers::{HeaderRule, HEADER_KEYS};
 pub(crate) use items::{PriceText, RawItem, ITEM_KEYS};
 use money::Currency;
@@ -584,6 +584,27 @@ stock = 3
             assert!(
                 err.contains(says) && err.contains("site.toml:8:"),
                 "{n}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_fleet_lists_distinct_gate_ids() {
+        let with = |f: &str| GOOD.replace("[gate]\n", &format!("[gate]\nfleet = {f}\n"));
+        assert!(parse(GOOD).unwrap().gate.fleet.is_empty());
+        assert_eq!(
+            parse(&with(r#"["g1", "g-2"]"#)).unwrap().gate.fleet,
+            ["g1", "g-2"]
+        );
+        for (f, says) in [
+            ("[]", "lists no gate"),
+            (r#"["g1", "g1"]"#, "`g1` is in `fleet` twice"),
+            (r#"["g 1"]"#, "`g 1` in `fleet` is not a gate id"),
+        ] {
+            let err = parse(&with(f)).unwrap_err().to_string();
+            assert!(
+                err.contains(says) && err.contains("site.toml:8:"),
+                "{f}: {err}"
             );
         }
     }

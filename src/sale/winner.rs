@@ -31,10 +31,7 @@ pub(crate) fn parse_order_id(order: &str) -> Option<(&str, u64)> {
     is_gate_id(gate).then_some((gate, n))
 }
 
-/// Whether `id` can name a gate: 1 to 32 letters, digits and '-'.
-pub(crate) fn is_gate_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
+pub(crate) use crate::config::is_gate_id;
 
 #[cfg(test)]
 mod tests {
