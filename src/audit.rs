@@ -27,6 +27,9 @@ pub(crate) struct Evidence {
     pub(crate) dead_letters: Vec<(Winner, String)>,
     /// The ledger's winners (sku, user, order), with a fleet.
     pub(crate) ledger: Option<Vec<(String, String, String)>>,
+    /// Units the ledger still offers per item (its stock less its winners),
+    /// with a fleet.
+    pub(crate) available: Option<BTreeMap<String, u32>>,
     /// Order ids the order system received, one per delivery it counted.
     pub(crate) delivered: Option<Vec<String>>,
     /// A fair start's record: every journal's `entries.jsonl` lines.
@@ -40,6 +43,11 @@ pub(crate) struct Item {
     pub(crate) stock: u32,
     /// Units sold: distinct order ids for it (journals and ledger together).
     pub(crate) sold: usize,
+    /// Units still for sale (a fleet: as the ledger offers them).
+    pub(crate) available: Option<u32>,
+    /// Units neither sold nor for sale (a fleet: the ledger was loaded with
+    /// less than `site.toml`'s stock).
+    pub(crate) stranded: Option<u32>,
 }
 
 /// Something that did not hold.
@@ -96,6 +104,11 @@ pub(crate) enum Problem {
         sku: String,
         why: String,
     },
+    Stranded {
+        sku: String,
+        units: u32,
+        available: u32,
+    },
 }
 
 impl Problem {
@@ -139,6 +152,13 @@ impl Problem {
                 format!("order {order} was received by the order system but nobody won it")
             }
             Problem::DrawUnproven { why } => format!("the fair start's draw: {why}"),
+            Problem::Stranded {
+                sku,
+                units,
+                available,
+            } => format!(
+                "{sku}: {units} units neither sold nor for sale (the ledger offers {available}): load the ledger from this site.toml"
+            ),
             Problem::DrawDoesNotFollow { sku, why } => {
                 format!("{sku}: the draw does not follow: {why}")
             }
@@ -209,16 +229,32 @@ pub(crate) fn audit(e: &Evidence) -> Report {
     let items: Vec<Item> = e
         .stock
         .iter()
-        .map(|(sku, stock)| Item {
-            sku: sku.clone(),
-            stock: *stock,
-            sold: by_order
+        .map(|(sku, stock)| {
+            let sold = by_order
                 .values()
                 .filter(|who| who.iter().any(|(s, _)| s == sku))
-                .count(),
+                .count();
+            let available = e
+                .available
+                .as_ref()
+                .map(|a| a.get(sku).copied().unwrap_or(0));
+            Item {
+                sku: sku.clone(),
+                stock: *stock,
+                sold,
+                available,
+                stranded: available.map(|a| stock.saturating_sub(sold as u32).saturating_sub(a)),
+            }
         })
         .collect();
     for i in &items {
+        if let (Some(units @ 1..), Some(available)) = (i.stranded, i.available) {
+            problems.push(Problem::Stranded {
+                sku: i.sku.clone(),
+                units,
+                available,
+            });
+        }
         if i.sold > i.stock as usize {
             problems.push(Problem::Oversold {
                 sku: i.sku.clone(),
@@ -386,6 +422,7 @@ mod tests {
                 ("A".into(), "b".into(), "g1-000002".into()),
             ]),
             delivered: Some(vec!["g1-000001".into(), "G1-000002".into()]),
+            available: Some([("A".to_string(), 0)].into()),
             draw: vec![],
         }
     }
@@ -421,6 +458,25 @@ mod tests {
         }
         e.draw = draw;
         e
+    }
+
+    #[test]
+    fn units_neither_sold_nor_for_sale_are_stranded() {
+        let mut e = clean();
+        e.stock[0].1 = 5;
+        e.available = Some([("A".to_string(), 1)].into());
+        let r = audit(&e);
+        assert_eq!(
+            (r.items[0].available, r.items[0].stranded),
+            (Some(1), Some(2))
+        );
+        let said: Vec<String> = r.problems.iter().map(Problem::say).collect();
+        assert_eq!(said, ["A: 2 units neither sold nor for sale (the ledger offers 1): load the ledger from this site.toml"]);
+        // Without a ledger nothing is known about what is for sale.
+        e.available = None;
+        e.ledger = None;
+        let r = audit(&e);
+        assert!(r.ok() && r.items[0].stranded.is_none(), "{:?}", r.problems);
     }
 
     #[test]

@@ -15,7 +15,8 @@ use crate::sale::Winner;
 /// the shop "done".
 ///
 /// Reads every gate's journal directory (winners.jsonl and the dead
-/// letters), the fleet's ledger when there is one ([gate] ledger,
+/// letters), the fleet's ledger when there is one (its winners, and the
+/// units it still offers: units neither sold nor for sale are stranded) ([gate] ledger,
 /// $FLASHSALE_LEDGER_URL or --ledger), and, with --delivered, the order
 /// system's own list of the order ids it received (one per line, once per
 /// delivery it counted). Prints each item's stock and sold units, and every
@@ -78,21 +79,27 @@ pub(super) fn run(g: &Global, a: AuditArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let ledger = match ledger_url(a.ledger.as_deref(), &config) {
-        None => None,
+    let (ledger, available) = match ledger_url(a.ledger.as_deref(), &config) {
+        None => (None, None),
         Some(url) => {
             let skus: Vec<String> = stock.iter().map(|(s, _)| s.clone()).collect();
             let rt = tokio::runtime::Runtime::new()?;
-            let entries = rt.block_on(async {
+            let (entries, status) = rt.block_on(async {
                 let ledger = crate::ledger::Ledger::new(&url, &config.name)?;
-                ledger.export(&skus).await
+                let entries = ledger.export(&skus).await?;
+                let status = ledger.status(&skus, None).await?;
+                Ok::<_, crate::ledger::LedgerError>((entries, status))
             })?;
-            Some(
-                entries
-                    .into_iter()
-                    .map(|e| (e.sku, e.user, e.order))
-                    .collect(),
-            )
+            let winners = entries
+                .into_iter()
+                .map(|e| (e.sku, e.user, e.order))
+                .collect();
+            let available = status
+                .items
+                .into_iter()
+                .map(|(sku, (taken, total))| (sku, total.saturating_sub(taken)))
+                .collect();
+            (Some(winners), Some(available))
         }
     };
     let delivered = match &a.delivered {
@@ -111,6 +118,7 @@ pub(super) fn run(g: &Global, a: AuditArgs) -> anyhow::Result<()> {
         journals,
         dead_letters,
         ledger,
+        available,
         delivered,
         draw,
     });
@@ -118,7 +126,10 @@ pub(super) fn run(g: &Global, a: AuditArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for i in &report.items {
-            println!("{}: {} sold of {}", i.sku, i.sold, i.stock);
+            match i.available {
+                Some(a) => println!("{}: {} sold of {}, {a} for sale", i.sku, i.sold, i.stock),
+                None => println!("{}: {} sold of {}", i.sku, i.sold, i.stock),
+            }
         }
         match report.delivered {
             Some(d) => println!(

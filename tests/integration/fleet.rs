@@ -912,6 +912,15 @@ fn lost_ledger_with_g3_down() -> Fleet {
     let mut f = Fleet::start(3, 6);
     f.sell((0..6).map(|i| format!("first-{i}")), "A-1");
     f.delivered(6, Duration::from_secs(10));
+    // Sold out: g1 has fetched A-1's winners to answer a latecomer.
+    let (_, body, _) = order(
+        &http(),
+        &f.url(&f.gates[0]),
+        Some("early-late"),
+        "A-1",
+        true,
+    );
+    assert!(body.contains("sold_out"), "{body}");
     f.gates[2].kill9();
     f.redis.restart_empty();
     for g in &f.gates[..2] {
@@ -948,9 +957,20 @@ fn a_lost_ledger_with_a_gate_down_is_reloaded_only_once_that_gate_is_back() {
             && status.contains("fleet gate g1: its winners are back"),
         "{status}"
     );
+    // Before the reload g1 says only what it knows: g3's winner first-5 (in
+    // the winners it fetched) gets the order g3 gave; anyone else is not told
+    // "sold out" (they may be a winner g1 cannot know about yet), but 503.
     let url = f.url(&f.gates[0]);
     let (code, body, _) = order(&http(), &url, Some("in-the-gap"), "A-1", true);
-    assert_eq!(code, 503, "nobody is admitted before the reload: {body}");
+    assert_eq!(code, 503, "before the reload: {body}");
+    let given = f
+        .journaled()
+        .into_iter()
+        .find(|(_, (_, u))| u == "first-5")
+        .unwrap()
+        .0;
+    let (code, body, _) = order(&http(), &url, Some("first-5"), "A-1", true);
+    assert!(code == 200 && body.contains(&given), "{body}");
 
     // g3 returns: its winners go back, and the load goes through.
     f.gates[2] = f.gate(3);
@@ -997,8 +1017,9 @@ fn a_gate_named_missing_raises_the_oversell_alarm_when_it_returns() {
         let (_, body, _) = order(&agent, &f.url(&f.gates[0]), Some(user), "A-1", true);
         assert!(body.contains("won"), "{user}: {body}");
     }
-    // Sold out now: g1 fetches A-1's winners to answer a latecomer.
-    let (_, body, _) = order(&agent, &f.url(&f.gates[0]), Some("latecomer"), "A-1", true);
+    // Sold out now: g2 fetches A-1's winners (for the first time) to answer
+    // a latecomer.
+    let (_, body, _) = order(&agent, &f.url(&f.gates[1]), Some("latecomer"), "A-1", true);
     assert!(!body.contains("won"), "{body}");
     f.gates[2] = f.gate(3);
     f.gates[2].wait_for_log("oversell_alarm");
@@ -1011,16 +1032,16 @@ fn a_gate_named_missing_raises_the_oversell_alarm_when_it_returns() {
             && said.contains("customer first-2 has order"),
         "{said}"
     );
-    // g3's winner first-5, put back after g1 fetched A-1's winners, is
-    // found at g1 (it fetches again on a miss), with the order g3 gave.
+    // g3's winner first-5, put back after g2 fetched A-1's winners, is
+    // found at g2 (it fetches again on a miss), with the order g3 gave.
     let given = f
         .journaled()
         .into_iter()
         .find(|(_, (_, user))| user == "first-5")
         .map(|(o, _)| o)
         .unwrap();
-    let first5 = wait_for_some("g1 to find first-5", Duration::from_secs(5), || {
-        let (_, body, _) = order(&agent, &f.url(&f.gates[0]), Some("first-5"), "A-1", true);
+    let first5 = wait_for_some("g2 to find first-5", Duration::from_secs(5), || {
+        let (_, body, _) = order(&agent, &f.url(&f.gates[1]), Some("first-5"), "A-1", true);
         body.contains("won").then_some(body)
     });
     assert!(first5.contains(&given), "{first5}");
@@ -1331,6 +1352,18 @@ fn audit_passes_a_clean_sale_and_names_each_planted_fault() {
         stdout(&out)
     );
     std::fs::write(&path, &kept).unwrap();
+    ok(audit());
+
+    // The ledger offers less than site.toml's stock: units stranded.
+    f.redis.command("HSET fs:{test-sale}:meta total:B-2 1");
+    let out = audit();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("B-2: 2 units neither sold nor for sale (the ledger offers 1)"),
+        "{}",
+        stdout(&out)
+    );
+    f.redis.command("HSET fs:{test-sale}:meta total:B-2 3");
     ok(audit());
 
     // A unit sold twice: a fourth winner of a stock of 3.

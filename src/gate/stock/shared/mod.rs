@@ -5,7 +5,8 @@
 //! The flood stays off Redis: once an item is sold out (from a reply, or from
 //! the poll every 50 ms) this gate fetches the item's winners and answers
 //! everyone else locally, fetching them again on a miss at most once every
-//! [`WINNERS_FRESH`] (a winner put back after the fetch is found). A winner
+//! [`WINNERS_FRESH`] (a winner put back after the fetch is found); while the
+//! ledger is away a miss is answered 503, never "sold out". A winner
 //! is answered only once this gate's journal has it too; a winner of another
 //! gate asking here is journaled here first.
 //!
@@ -254,6 +255,11 @@ impl SharedStock {
         if let Some(order) = read(&w.map).get(user).cloned() {
             return self.known(sku, user, &order);
         }
+        if self.state() != LedgerState::Up {
+            // A miss while the ledger is away or lost: maybe a winner whose
+            // gate has not put it back yet. Nothing final is said.
+            return Verdict::Unavailable;
+        }
         let fetched = *lock(&w.fetched);
         let _fetching = match fetched {
             Some(at) if at.elapsed() < WINNERS_FRESH => return Verdict::SoldOut,
@@ -269,7 +275,10 @@ impl SharedStock {
             self.admission_calls.fetch_add(1, Ordering::Relaxed);
             match self.ledger.winners(sku).await {
                 Ok(map) => {
-                    *write(&w.map) = Arc::new(map.into_iter().collect());
+                    // Winners are never taken away: what was known stays.
+                    let mut all = HashMap::clone(&read(&w.map));
+                    all.extend(map);
+                    *write(&w.map) = Arc::new(all);
                     *lock(&w.fetched) = Some(Instant::now());
                 }
                 Err(e) => {

@@ -98,6 +98,11 @@ impl SharedStock {
                 return;
             }
             self.reassert.store(false, Ordering::Relaxed);
+            if status.epoch != known {
+                // Loaded again: an item is sold out as the new stock says
+                // (more units, or units of a gate named missing, sell again).
+                self.recount(&status);
+            }
             *write(&self.epoch) = status.epoch.clone();
             *resume_at = Some(Instant::now() + POLL * 2);
         }
@@ -120,6 +125,16 @@ impl SharedStock {
                         item.sold_out.store(true, Ordering::Relaxed);
                     }
                 }
+            }
+        }
+    }
+
+    /// Each item's sold-out flag as `status` has it, either way.
+    fn recount(&self, status: &Status) {
+        for (sku, (taken, total)) in &status.items {
+            if let Some(item) = self.items.get(sku) {
+                let sold_out = *total > 0 && taken >= total;
+                item.sold_out.store(sold_out, Ordering::Relaxed);
             }
         }
     }
