@@ -248,6 +248,32 @@ fn won(attempts: &[Attempt]) -> BTreeMap<String, (String, String)> {
         .collect()
 }
 
+/// After g3 died in `first`: the two gates left storm `customers` more, and
+/// every customer of `first` without an answer tries again at g1 (a unit
+/// the ledger gave them is theirs, answered by a live gate). Every order
+/// answered won, with its (sku, user).
+fn sell_the_rest_without_g3(
+    f: &mut Fleet,
+    urls: &[String],
+    first: &[Attempt],
+    customers: usize,
+) -> BTreeMap<String, (String, String)> {
+    let live = urls[..2].to_vec();
+    f.gates.truncate(2);
+    let rest = storm(&live, customers, 12, "after", &AtomicBool::new(false));
+    let mut acked = won(first);
+    acked.extend(won(&rest));
+    let agent = http();
+    for (user, sku, _, status, _) in first.iter().filter(|a| a.3 != 200) {
+        let (st, body, _) = order(&agent, &live[0], Some(user), sku, true);
+        assert_eq!(st, 200, "{user}: {status} then {st}: {body}");
+        if let Some(o) = serde_json::from_str::<Value>(&body).unwrap()["order"].as_str() {
+            acked.insert(o.to_string(), (sku.clone(), user.clone()));
+        }
+    }
+    acked
+}
+
 #[test]
 fn three_gates_sell_exactly_the_stock_to_a_round_robin_storm() {
     let f = Fleet::start(3, 10);
@@ -350,21 +376,7 @@ fn a_gate_killed_mid_storm_strands_nothing_and_its_winners_reach_the_order_syste
         .collect();
     assert!(!by_g3.is_empty());
     // The two gates left sell everything that remains: nothing is stranded at gate 3.
-    let live: Vec<String> = urls[..2].to_vec();
-    f.gates.truncate(2);
-    let rest = storm(&live, 600, 12, "after", &AtomicBool::new(false));
-    let mut acked = won(&first);
-    acked.extend(won(&rest));
-    // Customers whose gate died under them try again elsewhere: a unit the
-    // ledger gave them is theirs, answered by a live gate.
-    let agent = http();
-    for (user, sku, _, status, _) in first.iter().filter(|a| a.3 != 200) {
-        let (st, body, _) = order(&agent, &live[0], Some(user), sku, true);
-        assert_eq!(st, 200, "{status} then {st}: {body}");
-        if let Some(o) = serde_json::from_str::<Value>(&body).unwrap()["order"].as_str() {
-            acked.insert(o.to_string(), (sku.clone(), user.clone()));
-        }
-    }
+    let acked = sell_the_rest_without_g3(&mut f, &urls, &first, 600);
     let ledger = f.ledger_winners();
     assert_eq!(ledger.len(), 120, "every unit sold");
     assert_eq!(acked.len(), 120, "every unit answered won");
@@ -405,20 +417,7 @@ fn a_gate_and_redis_killed_in_one_storm_end_with_a_clean_audit() {
     });
     let refused = first.iter().filter(|a| a.3 != 200).count();
     eprintln!("during the faults: {refused} attempts failed or were refused");
-    // The two gates left sell the rest; customers who got no answer try again.
-    let live = urls[..2].to_vec();
-    f.gates.truncate(2);
-    let rest = storm(&live, 1000, 12, "two", &AtomicBool::new(false));
-    let mut acked = won(&first);
-    acked.extend(won(&rest));
-    let agent = http();
-    for (user, sku, _, _, _) in first.iter().filter(|a| a.3 != 200) {
-        let (st, body, _) = order(&agent, &live[0], Some(user), sku, true);
-        assert_eq!(st, 200, "{user}: {body}");
-        if let Some(o) = serde_json::from_str::<Value>(&body).unwrap()["order"].as_str() {
-            acked.insert(o.to_string(), (sku.clone(), user.clone()));
-        }
-    }
+    let acked = sell_the_rest_without_g3(&mut f, &urls, &first, 1000);
     let ledger = f.ledger_winners();
     assert_eq!(ledger.len(), 300, "winners == stock");
     assert_eq!(acked.len(), 300, "as many answered won as units");
