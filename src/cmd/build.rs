@@ -28,6 +28,13 @@ fn summarize(g: &Global, site: &Site, r: &Report) {
     for f in &r.changes.removed {
         g.detail(format!("  removed {f}"));
     }
+    let (made, cached) = site.assets.photos();
+    if made + cached > 0 {
+        g.say(format!(
+            "Photos: {made} made responsive, {cached} taken from the cache ({})",
+            crate::site::images::cache_dir(&site.config.root).display()
+        ));
+    }
     g.say(format!(
         "Built `{}`: {} items, {} files ({} written, {} unchanged, {} removed) in {} ms → {}",
         site.config.name,

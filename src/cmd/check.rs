@@ -83,13 +83,19 @@ pub(super) fn run(g: &Global, a: CheckArgs) -> anyhow::Result<()> {
             if errors == 1 { "" } else { "s" }
         );
     }
+    let (phone_page, phone) = report
+        .phone_heaviest
+        .clone()
+        .unwrap_or_else(|| ("-".to_string(), 0));
     g.say(format!(
-        "Checked `{}`: {} pages, {} items; heaviest item page {} bytes gzip (budget {}); sale.js {} bytes (budget {}); no secrets found.",
+        "Checked `{}`: {} pages, {} items; heaviest item page {} bytes gzip (budget {}); a phone downloads at most {:.1} KiB per page ({phone_page}; budget {} KiB); sale.js {} bytes (budget {}); no secrets found.",
         site.config.name,
         report.pages,
         site.items.len(),
         report.heaviest.as_ref().map_or(0, |(_, s)| *s),
         check::PAGE_BUDGET_GZIP,
+        phone as f64 / 1024.0,
+        check::PHONE_BUDGET / 1024,
         report.toggle_bytes,
         crate::sale::MAX_TOGGLE_BYTES,
     ));

@@ -8,6 +8,7 @@
 
 mod gate;
 pub(crate) mod headers;
+mod images;
 mod items;
 pub(crate) mod money;
 mod publish;
@@ -23,6 +24,7 @@ use toml::Spanned;
 use crate::util::diag::{self, Diagnostic, Diagnostics};
 pub(crate) use gate::{is_gate_id, GateConfig, Identity, RawGate, GATE_KEYS, MAX_FAIR_WINDOW};
 pub(crate) use headers::{HeaderRule, HEADER_KEYS};
+pub(crate) use images::{ImagesConfig, RawImages, IMAGES_KEYS};
 pub(crate) use items::{PriceText, RawItem, ITEM_KEYS};
 use money::Currency;
 pub(crate) use publish::{PublishConfig, RawPublish, PUBLISH_KEYS};
@@ -52,6 +54,10 @@ const SITE_KEYS: &[(&str, &str)] = &[
     ("headers", "[[headers]]"),
     ("items", "[[items]]"),
     ("publish", "[publish]\nbucket = \"my-sale-bucket\""),
+    (
+        "images",
+        "[images]\nwidths = [320, 480, 640, 800, 1080, 1440]",
+    ),
 ];
 
 /// A sale, as configured.
@@ -82,6 +88,8 @@ pub(crate) struct Config {
     pub(crate) gate: GateConfig,
     /// Where `publish` puts the sale; `None` when the section is absent.
     pub(crate) publish: Option<PublishConfig>,
+    /// How product photos are made responsive (`[images]`, defaults without it).
+    pub(crate) images: ImagesConfig,
     pub(crate) headers: Vec<HeaderRule>,
     pub(crate) inline_items: Vec<RawItem>,
 }
@@ -103,6 +111,7 @@ struct RawSite {
     items_dir: Option<Spanned<String>>,
     gate: Spanned<RawGate>,
     publish: Option<Spanned<RawPublish>>,
+    images: Option<Spanned<RawImages>>,
     #[serde(default)]
     headers: Vec<Spanned<RawHeaderRule>>,
     #[serde(default)]
@@ -206,6 +215,10 @@ impl Config {
         let length_ms = (site.end - site.start).num_milliseconds();
         let gate = raw.gate.get_ref().check(&site.base_url, length_ms, &mut cx);
         let publish = raw.publish.as_ref().map(|p| p.get_ref().check(&mut cx));
+        let images = raw
+            .images
+            .as_ref()
+            .map_or_else(ImagesConfig::default, |i| i.get_ref().check(&mut cx));
         let headers = check_header_rules(&raw.headers, &mut cx);
         let problems = cx.problems;
         problems.into_result(Config {
@@ -229,6 +242,7 @@ impl Config {
             items_dir: site.items_dir,
             gate,
             publish,
+            images,
             headers,
             inline_items: raw.items,
             source,
@@ -452,6 +466,7 @@ fn keys_for_error(source: &str, e: &toml::de::Error) -> &'static [(&'static str,
         Some(h) if h.starts_with("[[headers]]") => HEADER_KEYS,
         Some(h) if h.starts_with("[gate]") => GATE_KEYS,
         Some(h) if h.starts_with("[publish]") => PUBLISH_KEYS,
+        Some(h) if h.starts_with("[images]") => IMAGES_KEYS,
         _ => SITE_KEYS,
     }
 }

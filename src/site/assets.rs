@@ -26,15 +26,67 @@ pub(crate) struct Asset {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Assets {
     map: BTreeMap<String, Asset>,
+    /// A photo's logical path to the widths it was made in (`images`).
+    responsive: BTreeMap<String, Responsive>,
+    /// Photos made by this build, and taken from the cache.
+    photos: (usize, usize),
     base_path: String,
 }
 
+/// A photo made responsive: its URLs per width, in WebP and in its own format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Responsive {
+    /// The photo's own width and height.
+    pub(crate) size: (u32, u32),
+    /// (width, URL), ascending.
+    pub(crate) webp: Vec<(u32, String)>,
+    /// (width, URL), ascending: the photo's own format, for browsers without WebP.
+    pub(crate) fallback: Vec<(u32, String)>,
+    /// (width, bytes) of the WebP candidates: what a page weighs with each.
+    pub(crate) webp_bytes: Vec<(u32, usize)>,
+    /// The MIME type of the fallback candidates.
+    pub(crate) fallback_type: &'static str,
+}
+
+impl Responsive {
+    /// `url 320w, url 480w, …`
+    pub(crate) fn srcset(candidates: &[(u32, String)]) -> String {
+        candidates
+            .iter()
+            .map(|(w, u)| format!("{u} {w}w"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The WebP candidate a browser picks for a slot `css_px` wide at `dpr`:
+    /// the narrowest at least that many device pixels, else the widest.
+    pub(crate) fn pick(&self, css_px: f64, dpr: f64) -> Option<(u32, usize)> {
+        let need = css_px * dpr;
+        self.webp_bytes
+            .iter()
+            .find(|(w, _)| *w as f64 >= need)
+            .or(self.webp_bytes.last())
+            .copied()
+    }
+}
+
 impl Assets {
-    pub(crate) fn build(statics: &[StaticSource], base_path: &str) -> Result<Assets, Diagnostics> {
+    /// Fingerprints every static file; with `images`, makes the photos
+    /// among them responsive first (`site::images`).
+    pub(crate) fn build(
+        statics: &[StaticSource],
+        base_path: &str,
+        images: Option<&super::images::Settings>,
+    ) -> Result<Assets, Diagnostics> {
         let mut assets = Assets {
             map: BTreeMap::new(),
+            responsive: BTreeMap::new(),
+            photos: (0, 0),
             base_path: base_path.to_string(),
         };
+        if let Some(settings) = images {
+            assets.make_responsive(statics, settings)?;
+        }
         let (css, other): (Vec<_>, Vec<_>) =
             statics.iter().partition(|s| s.logical.ends_with(".css"));
         for s in other {
@@ -72,6 +124,88 @@ impl Assets {
             pending = waiting;
         }
         Ok(assets)
+    }
+
+    /// Makes every photo among `statics` in its widths and formats, each an
+    /// asset of its own (`<stem>-<width>.<hash>.<ext>`).
+    fn make_responsive(
+        &mut self,
+        statics: &[StaticSource],
+        settings: &super::images::Settings,
+    ) -> Result<(), Diagnostics> {
+        use super::images::{make_all, Format};
+        let photos: Vec<&StaticSource> = statics
+            .iter()
+            .filter(|s| super::images::is_photo(&s.logical))
+            .collect();
+        let inputs: Vec<(&str, &[u8])> = photos
+            .iter()
+            .map(|s| (s.logical.as_str(), s.bytes.as_slice()))
+            .collect();
+        let mut problems = Diagnostics::default();
+        for (s, made) in photos.iter().zip(make_all(&inputs, settings)) {
+            let made =
+                match made {
+                    Ok(m) => m,
+                    Err(e) => {
+                        problems.push(Diagnostic::in_file(&s.origin, e.to_string()).with_help(
+                            "export it again as a JPEG or PNG, or remove it from static/",
+                        ));
+                        continue;
+                    }
+                };
+            let stem = s
+                .logical
+                .rsplit_once('.')
+                .map_or(s.logical.as_str(), |(a, _)| a);
+            let mut r = Responsive {
+                size: made.size,
+                webp: Vec::new(),
+                fallback: Vec::new(),
+                webp_bytes: Vec::new(),
+                fallback_type: "image/jpeg",
+            };
+            if made.cached {
+                self.photos.1 += 1;
+            } else {
+                self.photos.0 += 1;
+            }
+            for v in made.variants {
+                let logical = format!("{stem}-{}.{}", v.width, v.format.ext());
+                let output = fingerprinted_name(&logical, &v.bytes);
+                let url = format!("{}{output}", self.base_path);
+                if v.format == Format::Webp {
+                    r.webp.push((v.width, url));
+                    r.webp_bytes.push((v.width, v.bytes.len()));
+                } else {
+                    r.fallback.push((v.width, url));
+                    r.fallback_type = v.format.mime();
+                }
+                let size = Some((v.width, v.height));
+                let asset = Asset {
+                    output,
+                    bytes: v.bytes,
+                    size,
+                };
+                self.map.insert(format!("{}@{logical}", s.logical), asset);
+            }
+            self.responsive.insert(s.logical.clone(), r);
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Photos made responsive by this build, and taken from the cache.
+    pub(crate) fn photos(&self) -> (usize, usize) {
+        self.photos
+    }
+
+    /// A photo's widths and formats, when it was made responsive.
+    pub(crate) fn responsive(&self, logical: &str) -> Option<&Responsive> {
+        self.responsive.get(logical.trim_start_matches('/'))
     }
 
     fn insert(&mut self, s: &StaticSource, bytes: Vec<u8>) {
@@ -313,7 +447,7 @@ mod tests {
             src("css/a.css", "@import \"b.css\";\nbody{background:url('../img/bg.svg#x')}\na{background:url(data:image/png;base64,AA)}"),
             src("css/b.css", "p{color:red}"),
         ];
-        let assets = Assets::build(&statics, "/").unwrap();
+        let assets = Assets::build(&statics, "/", None).unwrap();
         let a = String::from_utf8(assets.get("css/a.css").unwrap().bytes.clone()).unwrap();
         let bg = assets.url("img/bg.svg").unwrap();
         let b = assets.url("css/b.css").unwrap();
@@ -325,7 +459,7 @@ mod tests {
     #[test]
     fn missing_css_reference_names_file_and_line() {
         let statics = vec![src("style.css", "body{}\nh1{background:url(nope.png)}")];
-        let err = Assets::build(&statics, "/").unwrap_err().to_string();
+        let err = Assets::build(&statics, "/", None).unwrap_err().to_string();
         assert!(err.contains("static/style.css:2:"), "{err}");
         assert!(err.contains("nope.png"), "{err}");
     }

@@ -22,6 +22,25 @@ use crate::site::{self, Site};
 /// (an initial congestion window of 10 segments).
 pub(crate) const PAGE_BUDGET_GZIP: usize = 14 * 1024;
 
+/// Most a phone may download for one page: HTML, CSS and JS as served
+/// (gzip) and the photo candidates it picks. A camera photo made responsive
+/// fits many times over (≈ 30 KiB at 1080 px WebP); the raw photo (MBs) never.
+pub(crate) const PHONE_BUDGET: usize = 200 * 1024;
+
+/// The phone the weight is measured for: Lighthouse's mobile profile (a
+/// Moto G Power: 412 CSS px wide, device pixel ratio 2.625).
+pub(crate) const PHONE_WIDTH: f64 = 412.0;
+pub(crate) const PHONE_DPR: f64 = 2.625;
+
+/// How wide the default theme shows a photo on that phone, in CSS px: the
+/// item page's (the width less `main`'s padding) and a listing card's (less
+/// the card's padding and border too).
+const ITEM_SLOT: f64 = PHONE_WIDTH - 32.0;
+const CARD_SLOT: f64 = PHONE_WIDTH - 58.0;
+
+/// Listing cards a phone loads at once (the rest are `loading="lazy"`).
+const EAGER_CARDS: usize = 2;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Severity {
     Warning,
@@ -84,6 +103,8 @@ pub(crate) struct Report {
     pub(crate) pages: usize,
     /// The heaviest item page: (path, gzip bytes).
     pub(crate) heaviest: Option<(String, usize)>,
+    /// The page a phone downloads most for: (path, bytes).
+    pub(crate) phone_heaviest: Option<(String, usize)>,
     pub(crate) toggle_bytes: usize,
 }
 
@@ -153,6 +174,7 @@ fn inspect(site: &Site, dir: &Path, secrets: &[Secret]) -> Report {
         .map(|e| e.path.as_str())
         .collect();
     let shown = |p: &str| c.output_dir.join(p).display().to_string();
+    let mut served: std::collections::HashMap<String, usize> = Default::default();
     for entry in &site.manifest.files {
         let bytes = match std::fs::read(dir.join(&entry.path)) {
             Ok(b) => b,
@@ -187,6 +209,23 @@ fn inspect(site: &Site, dir: &Path, secrets: &[Secret]) -> Report {
                         ));
                     }
                 }
+                let phone = phone_bytes(site, dir, &entry.path, &bytes, &mut served);
+                if report
+                    .phone_heaviest
+                    .as_ref()
+                    .is_none_or(|(_, s)| phone > *s)
+                {
+                    report.phone_heaviest = Some((entry.path.clone(), phone));
+                }
+                if phone > PHONE_BUDGET {
+                    report.error(format!(
+                        "{}: a phone downloads {} KiB for this page (HTML, CSS, JS and the images it picks), over the {} KiB budget{}; use JPEG or PNG photos (made responsive) instead of large GIF, WebP or remote images",
+                        shown(&entry.path),
+                        phone / 1024,
+                        PHONE_BUDGET / 1024,
+                        source_hint(site, &entry.path)
+                    ));
+                }
                 if entry.path.starts_with("items/") {
                     let size = gzip_len(&bytes);
                     if report.heaviest.as_ref().is_none_or(|(_, s)| size > *s) {
@@ -204,6 +243,7 @@ fn inspect(site: &Site, dir: &Path, secrets: &[Secret]) -> Report {
             Class::Asset | Class::Other => {}
         }
     }
+    small_photos(site, &mut report);
     scan_secrets(dir, secrets, &mut report);
     // Findings about the scratch build must name the real output directory.
     let scratch = dir.display().to_string();
@@ -212,6 +252,84 @@ fn inspect(site: &Site, dir: &Path, secrets: &[Secret]) -> Report {
         f.message = f.message.replace(&scratch, &real);
     }
     report
+}
+
+/// What a phone (`PHONE_WIDTH` at `PHONE_DPR`) downloads for the page at
+/// `path`: the HTML, the stylesheets and scripts it links (gzip, as served;
+/// `served` remembers each), and the image each eager photo slot picks (an
+/// item page's photo; a listing's first cards).
+fn phone_bytes(
+    site: &Site,
+    dir: &Path,
+    path: &str,
+    html: &[u8],
+    served: &mut std::collections::HashMap<String, usize>,
+) -> usize {
+    let base = &site.config.base_path;
+    let mut total = gzip_len(html);
+    let text = String::from_utf8_lossy(html);
+    for (_, target) in links(&text) {
+        let Some(file) = target.strip_prefix(base.as_str()) else {
+            continue;
+        };
+        if !(file.ends_with(".css") || file.ends_with(".js")) || file.contains("..") {
+            continue;
+        }
+        total += *served
+            .entry(file.to_string())
+            .or_insert_with(|| std::fs::read(dir.join(file)).map_or(0, |b| gzip_len(&b)));
+    }
+    let image = |i: &site::content::Item, slot: f64| -> usize {
+        let Some(logical) = &i.image else { return 0 };
+        match site.assets.responsive(logical) {
+            Some(r) => r.pick(slot, PHONE_DPR).map_or(0, |(_, n)| n),
+            None => site.assets.get(logical).map_or(0, |a| a.bytes.len()),
+        }
+    };
+    if let Some(item) = site.items.iter().find(|i| i.output_path() == path) {
+        total += image(item, ITEM_SLOT);
+    } else if let Some(n) = listing_number(path) {
+        let per = site.config.paginate;
+        total += site
+            .items
+            .iter()
+            .skip((n - 1) * per)
+            .take(per.min(EAGER_CARDS))
+            .map(|i| image(i, CARD_SLOT))
+            .sum::<usize>();
+    }
+    total
+}
+
+/// The listing page `path` is (1-based), if it is one.
+fn listing_number(path: &str) -> Option<usize> {
+    if path == "index.html" {
+        return Some(1);
+    }
+    let n = path
+        .strip_prefix("page/")?
+        .strip_suffix("/index.html")?
+        .parse()
+        .ok()?;
+    (site::render::listing_path(n) == path).then_some(n)
+}
+
+/// Photos narrower than the phone shows them: blurry on the sale's best screens.
+fn small_photos(site: &Site, report: &mut Report) {
+    let need = (ITEM_SLOT * PHONE_DPR).ceil() as u32;
+    let mut seen = HashSet::new();
+    for item in &site.items {
+        let Some(logical) = &item.image else { continue };
+        let Some(r) = site.assets.responsive(logical) else {
+            continue;
+        };
+        if r.size.0 < need && seen.insert(logical.clone()) {
+            report.warn(format!(
+                "static/{logical}: {} px wide, but phones show it {need} px wide (item `{}`); it will look blurry: use a photo at least {need} px wide",
+                r.size.0, item.sku
+            ));
+        }
+    }
 }
 
 fn source_hint(site: &Site, output: &str) -> String {

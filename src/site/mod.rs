@@ -8,6 +8,7 @@
 pub(crate) mod assets;
 pub(crate) mod check;
 pub(crate) mod content;
+pub(crate) mod images;
 pub(crate) mod manifest;
 pub(crate) mod output;
 pub(crate) mod render;
@@ -102,7 +103,15 @@ impl Site {
     /// Reads and checks everything; writes nothing.
     pub(crate) fn from_config(config: Config) -> Result<Site, Error> {
         let theme = Theme::load(&config)?;
-        let assets = Arc::new(Assets::build(&theme.statics, &config.base_path)?);
+        let images = images::Settings {
+            config: config.images.clone(),
+            dir: images::cache_dir(&config.root).join("images"),
+        };
+        let assets = Arc::new(Assets::build(
+            &theme.statics,
+            &config.base_path,
+            Some(&images),
+        )?);
         // Templates and items are checked both, and their problems reported together.
         let templates = Templates::new(&theme, assets.clone());
         let statics: HashSet<String> = assets.logical_paths().cloned().collect();

@@ -14,7 +14,7 @@ use serde::Serialize;
 use tera::{Context, Tera, Value};
 
 use crate::config::Config;
-use crate::site::assets::Assets;
+use crate::site::assets::{Assets, Responsive};
 use crate::site::content::Item;
 use crate::site::theme::Theme;
 use crate::util::diag::{self, Diagnostic};
@@ -367,6 +367,12 @@ pub(crate) struct ItemSummary {
     pub(crate) image_height: Option<u32>,
     /// The image as an absolute URL on `base_url` (sharing cards, structured data).
     pub(crate) image_abs_url: Option<String>,
+    /// A photo made responsive (`site::images`): its WebP candidates
+    /// (`srcset`), its own format's, and that format's MIME type; `None` for
+    /// an SVG, a GIF or an image elsewhere.
+    pub(crate) image_webp_srcset: Option<String>,
+    pub(crate) image_srcset: Option<String>,
+    pub(crate) image_type: Option<String>,
 }
 
 impl ItemSummary {
@@ -380,7 +386,24 @@ impl ItemSummary {
             }
         });
         let size = item.image.as_ref().and_then(|i| assets.size(i));
-        let image_abs_url = image_url.as_ref().map(|u| {
+        let responsive = item.image.as_ref().and_then(|i| assets.responsive(i));
+        // A photo: `src` is its own format at about 800 px (browsers without
+        // srcset), sharing cards take its widest made width, not the original.
+        let image_url = match responsive {
+            Some(r) => r
+                .fallback
+                .iter()
+                .rev()
+                .find(|(w, _)| *w <= 800)
+                .or(r.fallback.first())
+                .map(|(_, u)| u.clone()),
+            None => image_url,
+        };
+        let shared = responsive
+            .and_then(|r| r.fallback.last())
+            .map(|(_, u)| u.clone())
+            .or_else(|| image_url.clone());
+        let image_abs_url = shared.as_ref().map(|u| {
             if u.starts_with('/') {
                 format!("{}{u}", origin(&config.base_url))
             } else {
@@ -404,6 +427,9 @@ impl ItemSummary {
             image_width: size.map(|s| s.0),
             image_height: size.map(|s| s.1),
             image_abs_url,
+            image_webp_srcset: responsive.map(|r| Responsive::srcset(&r.webp)),
+            image_srcset: responsive.map(|r| Responsive::srcset(&r.fallback)),
+            image_type: responsive.map(|r| r.fallback_type.to_string()),
         }
     }
 }

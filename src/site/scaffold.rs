@@ -84,7 +84,7 @@ A light **enamel mug** for coffee outdoors.
         ("static/images/mug.svg".into(), IMAGE.as_bytes().to_vec()),
         (
             ".gitignore".into(),
-            b"/public/\n# Gate and cookie keys: never in version control.\n*.key\n".to_vec(),
+            b"/public/\n/.flashsale-cache/\n# Gate and cookie keys: never in version control.\n*.key\n".to_vec(),
         ),
     ];
     for (path, bytes) in Theme::builtin_files() {

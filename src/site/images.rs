@@ -1,0 +1,418 @@
+//! Responsive images. Every JPEG and PNG among the static files is made, once,
+//! in the configured widths (`[images] widths`, only those below its own
+//! width, and its own width when it is smaller than the largest): each width
+//! as lossy WebP and in the photo's own format, the fallback for browsers
+//! without WebP. Pages offer them in a `<picture>` with `srcset` and `sizes`
+//! (`render`), fingerprinted like every asset (`assets`). GIFs (maybe
+//! animated), WebP, AVIF and SVG pass through untouched.
+//!
+//! Built once: what a photo becomes is kept in the cache directory
+//! (`<sale>/.flashsale-cache/images/`, or `$FLASHSALE_CACHE_DIR/images/`),
+//! under the SHA-256 of its bytes and the settings, outside the output
+//! directory, so `rm -rf public`, a rebuild, `serve` and a CI runner with the
+//! directory cached decode nothing that did not change. Photos are made in
+//! parallel on every core.
+
+use std::path::{Path, PathBuf};
+
+use fast_image_resize as fr;
+use image::ImageEncoder;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::config::ImagesConfig;
+
+/// Bumped when what a photo becomes changes (filter, encoder settings):
+/// the cache's old entries are then not used.
+const PIPELINE: u32 = 1;
+
+/// The cache directory of a sale rooted at `root`: `$FLASHSALE_CACHE_DIR`
+/// (for a CI cache), else `<root>/.flashsale-cache`.
+pub(crate) fn cache_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("FLASHSALE_CACHE_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => root.join(".flashsale-cache"),
+    }
+}
+
+/// How photos are made: the widths, the quality, and where they are kept.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) config: ImagesConfig,
+    /// `<cache_dir>/images`.
+    pub(crate) dir: PathBuf,
+}
+
+/// The format a variant is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Webp,
+    Jpeg,
+    Png,
+}
+
+impl Format {
+    pub(crate) fn ext(self) -> &'static str {
+        match self {
+            Format::Webp => "webp",
+            Format::Jpeg => "jpg",
+            Format::Png => "png",
+        }
+    }
+
+    pub(crate) fn mime(self) -> &'static str {
+        match self {
+            Format::Webp => "image/webp",
+            Format::Jpeg => "image/jpeg",
+            Format::Png => "image/png",
+        }
+    }
+}
+
+/// One width of a photo in one format.
+#[derive(Debug, Clone)]
+pub(crate) struct Variant {
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) format: Format,
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// What a photo became.
+#[derive(Debug, Clone)]
+pub(crate) struct Made {
+    /// The photo's own width and height.
+    pub(crate) size: (u32, u32),
+    /// WebP then the fallback format, each in ascending widths.
+    pub(crate) variants: Vec<Variant>,
+    /// Whether it was taken from the cache (nothing decoded).
+    pub(crate) cached: bool,
+}
+
+/// Why a photo could not be made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ImageError {
+    #[error("cannot read the image: {0}")]
+    Decode(String),
+    #[error("cannot make a {format} of {width} px: {why}")]
+    Encode {
+        format: &'static str,
+        width: u32,
+        why: String,
+    },
+}
+
+/// Whether `logical` (a static path) is a photo this pipeline makes responsive.
+pub(crate) fn is_photo(logical: &str) -> bool {
+    source_format(logical).is_some()
+}
+
+fn source_format(logical: &str) -> Option<Format> {
+    let ext = logical.rsplit_once('.')?.1.to_ascii_lowercase();
+    match ext.as_str() {
+        "jpg" | "jpeg" => Some(Format::Jpeg),
+        "png" => Some(Format::Png),
+        _ => None,
+    }
+}
+
+/// The widths a photo of `width` px is made in: the configured ones below
+/// it, and its own when it is smaller than the largest.
+pub(crate) fn widths_for(width: u32, config: &ImagesConfig) -> Vec<u32> {
+    let mut w: Vec<u32> = config
+        .widths
+        .iter()
+        .copied()
+        .filter(|x| *x < width)
+        .collect();
+    if config.widths.last().is_none_or(|max| width <= *max) || w.is_empty() {
+        w.push(width);
+    }
+    w
+}
+
+/// Makes every photo of `photos` ((logical path, bytes)), in parallel; one
+/// result each, in order.
+pub(crate) fn make_all(
+    photos: &[(&str, &[u8])],
+    settings: &Settings,
+) -> Vec<Result<Made, ImageError>> {
+    photos
+        .par_iter()
+        .map(|(logical, bytes)| make(logical, bytes, settings))
+        .collect()
+}
+
+/// Makes one photo, from the cache when it has it.
+pub(crate) fn make(logical: &str, bytes: &[u8], settings: &Settings) -> Result<Made, ImageError> {
+    let format = source_format(logical).unwrap_or(Format::Jpeg);
+    let size = imagesize::blob_size(bytes)
+        .map_err(|e| ImageError::Decode(e.to_string()))
+        .map(|s| (s.width as u32, s.height as u32))?;
+    let widths = widths_for(size.0, &settings.config);
+    let entry = settings.dir.join(key(bytes, &settings.config));
+    let plan: Vec<(u32, u32, Format)> = [Format::Webp, format]
+        .into_iter()
+        .flat_map(|f| widths.iter().map(move |w| (*w, height_for(size, *w), f)))
+        .collect();
+    if let Some(variants) = read_cached(&entry, &plan) {
+        return Ok(Made {
+            size,
+            variants,
+            cached: true,
+        });
+    }
+    let pixels = decode(bytes)?;
+    let variants = plan
+        .iter()
+        .map(|(w, h, f)| {
+            let resized = resize(&pixels, *w, *h)?;
+            let bytes = encode(&resized, *w, *h, *f, settings.config.quality)?;
+            Ok(Variant {
+                width: *w,
+                height: *h,
+                format: *f,
+                bytes,
+            })
+        })
+        .collect::<Result<Vec<_>, ImageError>>()?;
+    // The cache is an optimisation: a failed write costs the next build time.
+    if let Err(e) = write_cached(&entry, &variants) {
+        tracing::warn!(error = %e, dir = %entry.display(), "image_cache_unwritable");
+    }
+    Ok(Made {
+        size,
+        variants,
+        cached: false,
+    })
+}
+
+fn height_for((w, h): (u32, u32), width: u32) -> u32 {
+    ((h as u64 * width as u64 + w as u64 / 2) / w.max(1) as u64).max(1) as u32
+}
+
+/// The cache entry's name: the photo's bytes and everything that decides
+/// what it becomes.
+fn key(bytes: &[u8], config: &ImagesConfig) -> String {
+    let mut h = Sha256::new();
+    h.update(bytes);
+    h.update(format!("|{PIPELINE}|{:?}|{}", config.widths, config.quality).as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+fn cached_name(v: (u32, Format)) -> String {
+    format!("{}.{}", v.0, v.1.ext())
+}
+
+fn read_cached(entry: &Path, plan: &[(u32, u32, Format)]) -> Option<Vec<Variant>> {
+    plan.iter()
+        .map(|(w, h, f)| {
+            let bytes = std::fs::read(entry.join(cached_name((*w, *f)))).ok()?;
+            Some(Variant {
+                width: *w,
+                height: *h,
+                format: *f,
+                bytes,
+            })
+        })
+        .collect()
+}
+
+/// Writes every variant into a fresh directory, then renames it into place:
+/// an entry is whole or absent.
+fn write_cached(entry: &Path, variants: &[Variant]) -> std::io::Result<()> {
+    let parent = entry.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let tmp = parent.join(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        crate::util::random::hex(4)
+    ));
+    std::fs::create_dir_all(&tmp)?;
+    for v in variants {
+        std::fs::write(tmp.join(cached_name((v.width, v.format))), &v.bytes)?;
+    }
+    match std::fs::rename(&tmp, entry) {
+        Ok(()) => Ok(()),
+        // Another build made it meanwhile: theirs is as good.
+        Err(_) if entry.is_dir() => std::fs::remove_dir_all(&tmp),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Decoded pixels: RGB, or RGBA when the photo has transparency.
+struct Pixels {
+    width: u32,
+    height: u32,
+    alpha: bool,
+    data: Vec<u8>,
+}
+
+fn decode(bytes: &[u8]) -> Result<Pixels, ImageError> {
+    let img = image::load_from_memory(bytes).map_err(|e| ImageError::Decode(e.to_string()))?;
+    let (width, height) = (img.width(), img.height());
+    let alpha = img.color().has_alpha();
+    let data = if alpha {
+        img.into_rgba8().into_raw()
+    } else {
+        img.into_rgb8().into_raw()
+    };
+    Ok(Pixels {
+        width,
+        height,
+        alpha,
+        data,
+    })
+}
+
+fn resize(p: &Pixels, width: u32, height: u32) -> Result<Pixels, ImageError> {
+    let kind = if p.alpha {
+        fr::PixelType::U8x4
+    } else {
+        fr::PixelType::U8x3
+    };
+    let failed = |why: String| ImageError::Encode {
+        format: "resize",
+        width,
+        why,
+    };
+    if (width, height) == (p.width, p.height) {
+        return Ok(Pixels {
+            width,
+            height,
+            alpha: p.alpha,
+            data: p.data.clone(),
+        });
+    }
+    let src = fr::images::ImageRef::new(p.width, p.height, &p.data, kind)
+        .map_err(|e| failed(e.to_string()))?;
+    let mut dst = fr::images::Image::new(width, height, kind);
+    let options =
+        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
+    fr::Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| failed(e.to_string()))?;
+    Ok(Pixels {
+        width,
+        height,
+        alpha: p.alpha,
+        data: dst.into_vec(),
+    })
+}
+
+fn encode(p: &Pixels, w: u32, h: u32, format: Format, quality: u8) -> Result<Vec<u8>, ImageError> {
+    let failed = |why: String| ImageError::Encode {
+        format: format.ext(),
+        width: w,
+        why,
+    };
+    let color = if p.alpha {
+        image::ExtendedColorType::Rgba8
+    } else {
+        image::ExtendedColorType::Rgb8
+    };
+    let mut out = Vec::new();
+    match format {
+        Format::Webp => {
+            let enc = if p.alpha {
+                webp::Encoder::from_rgba(&p.data, w, h)
+            } else {
+                webp::Encoder::from_rgb(&p.data, w, h)
+            };
+            let data = enc
+                .encode_simple(false, quality as f32)
+                .map_err(|e| failed(format!("{e:?}")))?;
+            out.extend_from_slice(&data);
+        }
+        Format::Jpeg => {
+            let rgb: std::borrow::Cow<[u8]> = if p.alpha {
+                p.data
+                    .chunks_exact(4)
+                    .flat_map(|c| [c[0], c[1], c[2]])
+                    .collect::<Vec<u8>>()
+                    .into()
+            } else {
+                (&p.data[..]).into()
+            };
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+                .write_image(&rgb, w, h, image::ExtendedColorType::Rgb8)
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        Format::Png => {
+            image::codecs::png::PngEncoder::new(&mut out)
+                .write_image(&p.data, w, h, color)
+                .map_err(|e| failed(e.to_string()))?;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_photo_is_made_in_the_widths_below_its_own() {
+        let c = ImagesConfig {
+            widths: vec![320, 640, 1080],
+            quality: 75,
+        };
+        assert_eq!(widths_for(4000, &c), [320, 640, 1080]);
+        assert_eq!(widths_for(800, &c), [320, 640, 800]);
+        assert_eq!(widths_for(1080, &c), [320, 640, 1080]);
+        assert_eq!(widths_for(200, &c), [200]);
+        assert_eq!(height_for((4000, 3000), 1080), 810);
+    }
+
+    #[test]
+    fn a_photo_is_made_once_then_taken_from_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            config: ImagesConfig {
+                widths: vec![32, 64],
+                quality: 75,
+            },
+            dir: dir.path().join("images"),
+        };
+        let mut jpg = Vec::new();
+        let px: Vec<u8> = (0..100 * 80 * 3).map(|i| (i % 251) as u8).collect();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpg, 90)
+            .write_image(&px, 100, 80, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let first = make("p.jpg", &jpg, &settings).unwrap();
+        assert!(!first.cached);
+        assert_eq!(first.size, (100, 80));
+        let kinds: Vec<(u32, u32, Format)> = first
+            .variants
+            .iter()
+            .map(|v| (v.width, v.height, v.format))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (32, 26, Format::Webp),
+                (64, 51, Format::Webp),
+                (32, 26, Format::Jpeg),
+                (64, 51, Format::Jpeg)
+            ]
+        );
+        assert!(first.variants[0].bytes.starts_with(b"RIFF"));
+        let webp = imagesize::blob_size(&first.variants[1].bytes).unwrap();
+        assert_eq!((webp.width, webp.height), (64, 51));
+        let jpeg = image::load_from_memory(&first.variants[3].bytes).unwrap();
+        assert_eq!((jpeg.width(), jpeg.height()), (64, 51));
+        let again = make("p.jpg", &jpg, &settings).unwrap();
+        assert!(again.cached);
+        assert_eq!(again.variants[3].bytes, first.variants[3].bytes);
+        // Other settings, another entry.
+        let mut other = settings.clone();
+        other.config.quality = 50;
+        assert!(!make("p.jpg", &jpg, &other).unwrap().cached);
+        // A broken photo says so.
+        let err = make("p.jpg", &jpg[..200], &settings).unwrap_err();
+        assert!(err.to_string().contains("cannot read the image"), "{err}");
+    }
+}
