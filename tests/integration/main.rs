@@ -14,6 +14,7 @@ mod fleet;
 mod gate;
 mod hardening;
 mod layout;
+mod photos;
 mod publish;
 mod sale_day;
 mod serve;

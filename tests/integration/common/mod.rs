@@ -4,6 +4,7 @@
 
 pub(crate) mod gate;
 pub(crate) mod moto;
+pub(crate) mod photo;
 pub(crate) mod redis;
 pub(crate) mod varnish;
 pub(crate) mod webdriver;
@@ -120,9 +121,13 @@ impl Sale {
     }
 
     pub(crate) fn write(&self, rel: &str, text: &str) {
+        self.write_bytes(rel, text.as_bytes());
+    }
+
+    pub(crate) fn write_bytes(&self, rel: &str, bytes: &[u8]) {
         let p = self.dir.path().join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
+        std::fs::write(p, bytes).unwrap();
     }
 
     /// Adds `line` (`key = value`) to site.toml's `[gate]` section.

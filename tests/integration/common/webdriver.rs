@@ -18,6 +18,12 @@ pub(crate) struct Browser {
 impl Browser {
     /// Starts chromedriver and a headless Chromium with a fresh profile.
     pub(crate) fn start() -> Browser {
+        Self::start_sized(1024, 900, None)
+    }
+
+    /// With a window `width`×`height` CSS px; with `dpr`, as a phone of that
+    /// device pixel ratio (Chromium's mobile emulation).
+    pub(crate) fn start_sized(width: u32, height: u32, dpr: Option<f64>) -> Browser {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -43,12 +49,18 @@ impl Browser {
             "--disable-component-update".into(),
             "--disable-sync".into(),
             "--disable-dev-shm-usage".into(),
-            "--window-size=1024,900".into(),
+            format!("--window-size={width},{height}"),
             format!("--user-data-dir={}", profile.path().display()),
         ];
+        let mut options = json!({"binary": chromium(), "args": args});
+        if let Some(dpr) = dpr {
+            options["mobileEmulation"] = json!({"deviceMetrics": {
+                "width": width, "height": height, "pixelRatio": dpr, "touch": true
+            }});
+        }
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {"binary": chromium(), "args": args}
+            "goog:chromeOptions": options
         }}});
         let resp: Value = super::http()
             .post(&format!("{base}/session"))
@@ -84,6 +96,16 @@ impl Browser {
             ),
             Err(e) => panic!("WebDriver {path}: {e}"),
         }
+    }
+
+    /// Requests for URLs matching any of `patterns` (`*.webp`) fail, as
+    /// on a network that never delivers them; an empty list lifts it.
+    pub(crate) fn block_urls(&self, patterns: &[&str]) {
+        let cdp = |cmd: &str, params: Value| {
+            self.post("goog/cdp/execute", json!({ "cmd": cmd, "params": params }))
+        };
+        cdp("Network.enable", json!({}));
+        cdp("Network.setBlockedURLs", json!({ "urls": patterns }));
     }
 
     pub(crate) fn goto(&self, url: &str) {
