@@ -40,6 +40,51 @@ pub(crate) const CLOUDFRONT_REQUESTS: Limit = Limit {
     source: "Amazon CloudFront Developer Guide, \"Quotas\", general quotas on distributions",
 };
 
+/// CloudFront: 150 Gbps per distribution (a default quota, adjustable), in bits per second.
+pub(crate) const CLOUDFRONT_BANDWIDTH: Limit = Limit {
+    per_second: 150e9,
+    what: "CloudFront data transfer rate per distribution (default quota, adjustable), bits per second",
+    source: "Amazon CloudFront Developer Guide, \"Quotas\", general quotas on distributions",
+};
+
+/// What one page view downloads, in bytes (`site::check::PageWeight`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) struct PageBytes {
+    /// Nothing cached: HTML, CSS, JS and the photo a phone picks.
+    pub(crate) first_view: u64,
+    /// Fingerprinted assets cached: the HTML again.
+    pub(crate) repeat_view: u64,
+}
+
+/// What the page loads before the start cost the CDN.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Egress {
+    pub(crate) first_view_bytes: u64,
+    pub(crate) repeat_view_bytes: u64,
+    /// Seconds over which the viewers load the page.
+    pub(crate) arrival_s: f64,
+    /// Gbit/s out of the CDN in the busiest minute of the arrivals.
+    pub(crate) busiest_minute_gbit_s: f64,
+    /// Terabytes out of the CDN for every viewer's first view.
+    pub(crate) total_tb: f64,
+}
+
+/// The egress of `viewers` first views spread evenly over `arrival_s`
+/// seconds (at least a minute: the busiest minute holds the share of them
+/// that a minute is of the arrival).
+pub(crate) fn egress(viewers: u64, page: PageBytes, arrival_s: f64) -> Egress {
+    let arrival_s = arrival_s.max(60.0);
+    let bytes = viewers as f64 * page.first_view as f64;
+    let in_busiest_minute = bytes * (60.0 / arrival_s);
+    Egress {
+        first_view_bytes: page.first_view,
+        repeat_view_bytes: page.repeat_view,
+        arrival_s,
+        busiest_minute_gbit_s: in_busiest_minute * 8.0 / 60.0 / 1e9,
+        total_tb: bytes / 1e12,
+    }
+}
+
 /// What the model is given.
 #[derive(Debug, Clone)]
 pub(crate) struct Inputs {
@@ -62,6 +107,10 @@ pub(crate) struct Inputs {
     pub(crate) stock: u64,
     /// A fair start's window (`fair_window` in `[gate]`), in seconds.
     pub(crate) fair_window_s: Option<f64>,
+    /// The heaviest item page, as a phone downloads it; `None`: not weighed.
+    pub(crate) page: Option<PageBytes>,
+    /// Seconds over which the viewers open the page before the start.
+    pub(crate) arrival_s: f64,
 }
 
 /// What the model says.
@@ -81,6 +130,8 @@ pub(crate) struct Outcome {
     pub(crate) gates_per_s: f64,
     /// With a fair start: the requests the gates hold until the draw.
     pub(crate) fair_start: Option<FairStart>,
+    /// The bytes the page loads cost, when the page was weighed.
+    pub(crate) egress: Option<Egress>,
     /// Each published limit crossed, as a sentence with what to do.
     pub(crate) warnings: Vec<String>,
 }
@@ -135,8 +186,21 @@ pub(crate) fn model(i: &Inputs) -> Outcome {
                 answered_after_s: held_per_gate / i.gate_rate,
             }
         }),
+        egress: i.page.map(|p| egress(i.viewers, p, i.arrival_s)),
         warnings: Vec::new(),
     };
+    if let Some(e) = &out.egress {
+        let limit = CLOUDFRONT_BANDWIDTH.per_second / 1e9;
+        if e.busiest_minute_gbit_s > limit {
+            out.warnings.push(format!(
+                "page loads in the busiest minute ({:.0} Gbit/s, {} KiB a view) cross the {} ({limit:.0} Gbit/s, {:.1}x): ask AWS to raise \"Data transfer rate per distribution\" (Service Quotas, CloudFront) weeks before the sale, or make the page lighter (`flashsale check` weighs it)",
+                e.busiest_minute_gbit_s,
+                e.first_view_bytes / 1024,
+                CLOUDFRONT_BANDWIDTH.what,
+                e.busiest_minute_gbit_s / limit
+            ));
+        }
+    }
     if toggle_edge_per_s > CLOUDFRONT_REQUESTS.per_second {
         out.warnings.push(format!(
             "toggle polls at the edge ({}/s) cross the {} ({}/s, {:.1}x): ask AWS to raise \"Request rate per distribution\" (Service Quotas, CloudFront) weeks before the sale",
@@ -280,6 +344,8 @@ mod tests {
             gate_rate: 45_000.0,
             stock: 100,
             fair_window_s: None,
+            page: None,
+            arrival_s: 60.0,
         }
     }
 
@@ -382,6 +448,47 @@ mod tests {
         i.fair_window_s = Some(1.0);
         let f = model(&i).fair_start.unwrap();
         assert!(f.entrants > 5_000.0 && f.entrants < 60_000.0, "{f:?}");
+    }
+
+    #[test]
+    fn the_egress_of_a_million_first_views_in_a_minute() {
+        // A camera photo as it is (2,806 KiB a view) against the same page
+        // with the photo made responsive (95 KiB).
+        let raw = PageBytes {
+            first_view: 2_806 * 1024,
+            repeat_view: 3 * 1024,
+        };
+        let light = PageBytes {
+            first_view: 95 * 1024,
+            repeat_view: 3 * 1024,
+        };
+        let e = egress(1_000_000, raw, 60.0);
+        assert!((e.total_tb - 2.873).abs() < 0.001, "{e:?}");
+        assert!((e.busiest_minute_gbit_s - 383.1).abs() < 0.1, "{e:?}");
+        let l = egress(1_000_000, light, 60.0);
+        assert!((l.busiest_minute_gbit_s - 12.97).abs() < 0.01, "{l:?}");
+        let ratio = e.busiest_minute_gbit_s / l.busiest_minute_gbit_s;
+        assert!((29.0..30.0).contains(&ratio), "{ratio}");
+        // Spread over 10 minutes, the busiest holds a tenth.
+        let spread = egress(1_000_000, raw, 600.0);
+        assert!((spread.busiest_minute_gbit_s - 38.31).abs() < 0.01);
+        assert_eq!(spread.total_tb, e.total_tb);
+        // Only the raw page crosses CloudFront's 150 Gbit/s.
+        let mut i = inputs(1_000_000);
+        i.page = Some(raw);
+        let over = model(&i);
+        assert!(
+            over.warnings
+                .iter()
+                .any(|w| w.contains("Data transfer rate per distribution")),
+            "{:?}",
+            over.warnings
+        );
+        i.page = Some(light);
+        assert!(!model(&i)
+            .warnings
+            .iter()
+            .any(|w| w.contains("Data transfer")));
     }
 
     #[test]

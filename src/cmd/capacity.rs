@@ -3,7 +3,9 @@
 use clap::Args;
 
 use super::prelude::{connect, duration, AwsArgs, Global};
-use crate::capacity::{self, thousands, Inputs, CLOUDFRONT_REQUESTS, S3_GETS};
+use crate::capacity::{
+    self, thousands, Inputs, PageBytes, CLOUDFRONT_BANDWIDTH, CLOUDFRONT_REQUESTS, S3_GETS,
+};
 use crate::config::MAX_FAIR_WINDOW;
 use crate::gate::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_CLIENT};
 use crate::site::Site;
@@ -43,6 +45,10 @@ pub(super) struct CapacityArgs {
     /// wrk): run it on your gate machines and pass yours.
     #[arg(long, value_name = "N", default_value_t = 45_000)]
     gate_rate: u32,
+    /// Over how long before the start the viewers open the page (the busiest
+    /// minute of the page loads holds a minute's share of them).
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "1m")]
+    arrival: std::time::Duration,
     /// Model a fair start with this window instead of [gate] fair_window
     /// ("0s": without one).
     #[arg(long, value_name = "DURATION", value_parser = duration)]
@@ -81,7 +87,15 @@ pub(super) fn run(g: &Global, a: CapacityArgs) -> anyhow::Result<()> {
             Some(w) => Some(w.as_secs_f64()),
             None => config.gate.fair_window_ms.map(|ms| ms as f64 / 1e3),
         },
+        page: None,
+        arrival_s: a.arrival.as_secs_f64(),
     };
+    // The heaviest item page, as a phone downloads it (the build in memory).
+    let heaviest = crate::site::check::heaviest_item_page(&site)?;
+    inputs.page = heaviest.as_ref().map(|(_, w)| PageBytes {
+        first_view: w.first_view as u64,
+        repeat_view: w.repeat_view as u64,
+    });
     let mut edge = format!(
         "assumed: {toggle} cached {} s at the edge, query string out of the cache key, {} caches asking the origin (--remote reads your distribution)",
         inputs.edge_seconds, inputs.origin_caches
@@ -127,7 +141,7 @@ pub(super) fn run(g: &Global, a: CapacityArgs) -> anyhow::Result<()> {
     }
     let out = capacity::model(&inputs);
     if a.json {
-        let limits = [&S3_GETS, &CLOUDFRONT_REQUESTS];
+        let limits = [&S3_GETS, &CLOUDFRONT_REQUESTS, &CLOUDFRONT_BANDWIDTH];
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
@@ -137,6 +151,7 @@ pub(super) fn run(g: &Global, a: CapacityArgs) -> anyhow::Result<()> {
                 "gates": inputs.gates,
                 "gate_rate": inputs.gate_rate,
                 "stock": inputs.stock,
+                "heaviest_page": heaviest.as_ref().map(|(p, _)| p),
                 "outcome": out,
                 "limits": limits,
             }))?
@@ -210,6 +225,29 @@ pub(super) fn run(g: &Global, a: CapacityArgs) -> anyhow::Result<()> {
                 ),
             );
         }
+        if let Some(e) = &out.egress {
+            row(
+                "page loads, busiest minute",
+                format!("{:.1} Gbit/s", e.busiest_minute_gbit_s),
+                format!(
+                    "{} [5] limit {:.0} Gbit/s per distribution; {} KiB a first view ({}), {} KiB a repeat view",
+                    mark(e.busiest_minute_gbit_s * 1e9, CLOUDFRONT_BANDWIDTH.per_second),
+                    CLOUDFRONT_BANDWIDTH.per_second / 1e9,
+                    thousands(e.first_view_bytes as f64 / 1024.0),
+                    heaviest.as_ref().map_or("", |(p, _)| p.as_str()),
+                    thousands(e.repeat_view_bytes as f64 / 1024.0),
+                ),
+            );
+            row(
+                "page loads, all viewers",
+                if e.total_tb >= 1.0 {
+                    format!("{:.2} TB", e.total_tb)
+                } else {
+                    format!("{:.1} GB", e.total_tb * 1e3)
+                },
+                format!("over {} s before the start (--arrival)", e.arrival_s),
+            );
+        }
         row(
             "every page has seen `open`",
             format!("{:.1} s", out.last_page_sees_open_s),
@@ -232,7 +270,11 @@ pub(super) fn run(g: &Global, a: CapacityArgs) -> anyhow::Result<()> {
         if out.fair_start.is_some() {
             println!("  [4] a gate's defaults: --max-connections-per-client (behind a load balancer, the balancer's connections) and --max-connections (or what the open-file limit allows)");
         }
-        println!("  Page loads (HTML, assets) are not counted: they are spread over the minutes before the start.");
+        println!(
+            "  [5] {}: {}",
+            CLOUDFRONT_BANDWIDTH.what, CLOUDFRONT_BANDWIDTH.source
+        );
+        println!("  Page loads are weighed as a phone downloads the heaviest item page (`flashsale check`: gzip HTML, CSS, JS and the photo candidate at 412 CSS px, DPR 2.625).");
     }
     for w in &out.warnings {
         eprintln!("warning: {w}");

@@ -236,6 +236,11 @@ impl Assets {
         self.get(logical)?.size
     }
 
+    /// Every asset.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Asset> {
+        self.map.values()
+    }
+
     pub(crate) fn logical_paths(&self) -> impl Iterator<Item = &String> {
         self.map.keys()
     }

@@ -174,7 +174,7 @@ fn inspect(site: &Site, dir: &Path, secrets: &[Secret]) -> Report {
         .map(|e| e.path.as_str())
         .collect();
     let shown = |p: &str| c.output_dir.join(p).display().to_string();
-    let mut served: std::collections::HashMap<String, usize> = Default::default();
+    let mut weigher = Weigher::new(site);
     for entry in &site.manifest.files {
         let bytes = match std::fs::read(dir.join(&entry.path)) {
             Ok(b) => b,
@@ -209,7 +209,7 @@ fn inspect(site: &Site, dir: &Path, secrets: &[Secret]) -> Report {
                         ));
                     }
                 }
-                let phone = phone_bytes(site, dir, &entry.path, &bytes, &mut served);
+                let phone = weigher.page(&entry.path, &bytes).first_view;
                 if report
                     .phone_heaviest
                     .as_ref()
@@ -254,51 +254,110 @@ fn inspect(site: &Site, dir: &Path, secrets: &[Secret]) -> Report {
     report
 }
 
-/// What a phone (`PHONE_WIDTH` at `PHONE_DPR`) downloads for the page at
-/// `path`: the HTML, the stylesheets and scripts it links (gzip, as served;
-/// `served` remembers each), and the image each eager photo slot picks (an
-/// item page's photo; a listing's first cards).
-fn phone_bytes(
-    site: &Site,
-    dir: &Path,
-    path: &str,
-    html: &[u8],
-    served: &mut std::collections::HashMap<String, usize>,
-) -> usize {
-    let base = &site.config.base_path;
-    let mut total = gzip_len(html);
-    let text = String::from_utf8_lossy(html);
-    for (_, target) in links(&text) {
-        let Some(file) = target.strip_prefix(base.as_str()) else {
-            continue;
+/// What a phone downloads for one page: the first view (nothing cached) and
+/// a repeat view (fingerprinted CSS, JS and images kept: only the HTML).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct PageWeight {
+    pub(crate) first_view: usize,
+    pub(crate) repeat_view: usize,
+}
+
+/// Weighs pages as a phone (`PHONE_WIDTH` at `PHONE_DPR`) downloads them:
+/// the HTML and the stylesheets and scripts it links, gzip as served, and
+/// the image each eager photo slot picks (an item page's photo; a
+/// listing's first cards).
+pub(crate) struct Weigher<'a> {
+    site: &'a Site,
+    /// Item index by output path.
+    items: std::collections::HashMap<String, usize>,
+    /// An asset's bytes by output path.
+    assets: std::collections::HashMap<&'a str, &'a [u8]>,
+    /// Gzip sizes of the stylesheets and scripts weighed so far.
+    served: std::collections::HashMap<String, usize>,
+}
+
+impl<'a> Weigher<'a> {
+    pub(crate) fn new(site: &'a Site) -> Weigher<'a> {
+        Weigher {
+            site,
+            items: site
+                .items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| (item.output_path(), i))
+                .collect(),
+            assets: site
+                .assets
+                .all()
+                .map(|a| (a.output.as_str(), a.bytes.as_slice()))
+                .collect(),
+            served: Default::default(),
+        }
+    }
+
+    /// The weight of the page at `path` whose HTML is `html`.
+    pub(crate) fn page(&mut self, path: &str, html: &[u8]) -> PageWeight {
+        let site = self.site;
+        let base = &site.config.base_path;
+        let page = gzip_len(html);
+        let mut total = page;
+        let text = String::from_utf8_lossy(html);
+        for (_, target) in links(&text) {
+            let Some(file) = target.strip_prefix(base.as_str()) else {
+                continue;
+            };
+            if !(file.ends_with(".css") || file.ends_with(".js")) {
+                continue;
+            }
+            let assets = &self.assets;
+            total += *self
+                .served
+                .entry(file.to_string())
+                .or_insert_with(|| assets.get(file).map_or(0, |b| gzip_len(b)));
+        }
+        let image = |i: &site::content::Item, slot: f64| -> usize {
+            let Some(logical) = &i.image else { return 0 };
+            match site.assets.responsive(logical) {
+                Some(r) => r.pick(slot, PHONE_DPR).map_or(0, |(_, n)| n),
+                None => site.assets.get(logical).map_or(0, |a| a.bytes.len()),
+            }
         };
-        if !(file.ends_with(".css") || file.ends_with(".js")) || file.contains("..") {
-            continue;
+        if let Some(i) = self.items.get(path) {
+            total += image(&site.items[*i], ITEM_SLOT);
+        } else if let Some(n) = listing_number(path) {
+            let per = site.config.paginate;
+            total += site
+                .items
+                .iter()
+                .skip((n - 1) * per)
+                .take(per.min(EAGER_CARDS))
+                .map(|i| image(i, CARD_SLOT))
+                .sum::<usize>();
         }
-        total += *served
-            .entry(file.to_string())
-            .or_insert_with(|| std::fs::read(dir.join(file)).map_or(0, |b| gzip_len(&b)));
-    }
-    let image = |i: &site::content::Item, slot: f64| -> usize {
-        let Some(logical) = &i.image else { return 0 };
-        match site.assets.responsive(logical) {
-            Some(r) => r.pick(slot, PHONE_DPR).map_or(0, |(_, n)| n),
-            None => site.assets.get(logical).map_or(0, |a| a.bytes.len()),
+        PageWeight {
+            first_view: total,
+            repeat_view: page,
         }
-    };
-    if let Some(item) = site.items.iter().find(|i| i.output_path() == path) {
-        total += image(item, ITEM_SLOT);
-    } else if let Some(n) = listing_number(path) {
-        let per = site.config.paginate;
-        total += site
-            .items
-            .iter()
-            .skip((n - 1) * per)
-            .take(per.min(EAGER_CARDS))
-            .map(|i| image(i, CARD_SLOT))
-            .sum::<usize>();
     }
-    total
+}
+
+/// The heaviest item page for a phone, rendered in memory: its path and weight.
+pub(crate) fn heaviest_item_page(site: &Site) -> Result<Option<(String, PageWeight)>, site::Error> {
+    let mut weigher = Weigher::new(site);
+    let mut heaviest: Option<(String, PageWeight)> = None;
+    for i in 0..site.items.len() {
+        let page = site::Product::Item(i);
+        let html = site.render(&page)?;
+        let path = site.path_of(&page);
+        let w = weigher.page(&path, &html);
+        if heaviest
+            .as_ref()
+            .is_none_or(|(_, h)| w.first_view > h.first_view)
+        {
+            heaviest = Some((path, w));
+        }
+    }
+    Ok(heaviest)
 }
 
 /// The listing page `path` is (1-based), if it is one.

@@ -98,3 +98,59 @@ fn each_screen_loads_a_webp_no_wider_than_it_needs_without_layout_shift() {
         "a phone at DPR 2.625 takes the 1080 px photo"
     );
 }
+
+/// `check` weighs each page as a phone downloads it and `capacity` turns the
+/// heaviest into egress: a camera photo made responsive passes both; the same
+/// bytes as an image nothing resizes (a GIF) fail the budget and cross
+/// CloudFront's bandwidth quota for a million viewers.
+#[test]
+fn check_and_capacity_weigh_the_photo_a_phone_downloads() {
+    let sale = sale_with_photo();
+    let out = ok(sale.run(&["check"]));
+    let kib: f64 = out
+        .split("a phone downloads at most ")
+        .nth(1)
+        .and_then(|r| r.split(" KiB").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(kib < 100.0, "{out}");
+    let capacity = |sale: &Sale| {
+        let out = sale.run(&["capacity", "--json", "--viewers", "1000000"]);
+        let warnings = stderr(&out);
+        let json: Value = serde_json::from_str(&ok(out)).unwrap();
+        (json["outcome"]["egress"].clone(), warnings)
+    };
+    let (light, warnings) = capacity(&sale);
+    assert!(
+        light["first_view_bytes"].as_f64().unwrap() < 100.0 * 1024.0,
+        "{light}"
+    );
+    assert!(
+        light["busiest_minute_gbit_s"].as_f64().unwrap() < 150.0,
+        "{light}"
+    );
+    assert!(!warnings.contains("Data transfer rate"), "{warnings}");
+
+    // The photo's bytes as a GIF: published as it is.
+    let mut gif = b"GIF89a\x40\x06\xb0\x04\x00\x00\x00".to_vec();
+    gif.resize(2_800 * 1024, 0);
+    sale.write_bytes("static/img/raw.gif", &gif);
+    let item = sale
+        .read("items/a-1.md")
+        .replace("img/photo.jpg", "img/raw.gif");
+    sale.write("items/a-1.md", &item);
+    let err = fails(sale.run(&["check"]));
+    assert!(
+        err.contains("items/a-1/index.html: a phone downloads 28")
+            && err.contains("over the 200 KiB budget"),
+        "{err}"
+    );
+    let (heavy, warnings) = capacity(&sale);
+    let ratio = heavy["busiest_minute_gbit_s"].as_f64().unwrap()
+        / light["busiest_minute_gbit_s"].as_f64().unwrap();
+    assert!(ratio > 25.0, "{ratio}: {heavy} vs {light}");
+    assert!(
+        warnings.contains("Data transfer rate per distribution"),
+        "{warnings}"
+    );
+}
