@@ -37,13 +37,15 @@ def audit(lighthouse, url):
 
 def main():
     base, runs, lighthouse = sys.argv[1].rstrip("/"), int(sys.argv[2]), sys.argv[3]
-    print(f"{'page':<9} {'run':>3} " + " ".join(f"{c:>14}" for c in CATEGORIES) + f" {'CLS':>7}  notes")
+    print(f"{'page':<9} {'run':>3} " + " ".join(f"{c:>14}" for c in CATEGORIES) + f" {'CLS':>7} {'LCP':>8} {'bytes':>9}  notes")
     lowest = {}
     for name, path in PAGES:
         for run in range(1, runs + 1):
             r = audit(lighthouse, f"{base}/{path}")
             scores = [r["categories"][c]["score"] for c in CATEGORIES]
             cls = r["audits"]["cumulative-layout-shift"]["numericValue"]
+            lcp = r["audits"]["largest-contentful-paint"]["numericValue"] / 1000
+            kib = r["audits"]["total-byte-weight"]["numericValue"] / 1024
             # Opportunities Lighthouse lists without taking points off.
             notes = [
                 f"{a}: {v.get('displayValue', '')}".strip()
@@ -51,7 +53,8 @@ def main():
                 if v.get("score") is not None and v["score"] < 1
                 and v.get("scoreDisplayMode") in ("binary", "numeric", "metricSavings")
             ]
-            print(f"{name:<9} {run:>3} " + " ".join(f"{s:>14.2f}" for s in scores) + f" {cls:>7.4f}  {'; '.join(notes)}")
+            print(f"{name:<9} {run:>3} " + " ".join(f"{s:>14.2f}" for s in scores)
+                  + f" {cls:>7.4f} {lcp:>6.2f} s {kib:>5.1f} KiB  {'; '.join(notes)}")
             low = lowest.setdefault(name, scores + [cls])
             lowest[name] = [min(a, b) for a, b in zip(low[:4], scores)] + [max(low[4], cls)]
     print()

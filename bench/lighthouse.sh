@@ -8,6 +8,8 @@
 # of each. Goal: 1.00 in all four categories on all three pages.
 #
 #   bench/lighthouse.sh [RUNS]      (default 3)
+#   PHOTO=1 bench/lighthouse.sh     the mug's image a 12-megapixel camera JPEG
+#                                   (4000x3000, generated: bench/tools photo)
 #
 # Scores are absolute (0 to 1), so there is no peer to divide by; the page
 # weight next to them is what `flashsale check` holds to its 14 KiB budget.
@@ -28,6 +30,14 @@ pid=""
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 cp site.toml "$work/"
 cp -r static themes "$work/"
+if [ "${PHOTO:-0}" = 1 ]; then
+  cargo build --release --quiet -p flashsale-bench-tools --bin photo
+  target/release/photo "$work/camera" 1 4000 3000
+  mv "$work/camera/photo-0.jpg" "$work/static/images/mug.jpg"
+  sed -i 's#images/mug.svg#images/mug.jpg#' "$work/site.toml"
+  echo "== the mug's image: a 4000x3000 camera JPEG, $(stat -c %s "$work/static/images/mug.jpg") bytes"
+  target/release/flashsale -c "$work/site.toml" build
+fi
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 target/release/flashsale -c "$work/site.toml" serve --no-watch --port "$port" >"$work/serve.log" 2>&1 &
 pid=$!

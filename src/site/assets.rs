@@ -90,7 +90,11 @@ impl Assets {
         let (css, other): (Vec<_>, Vec<_>) =
             statics.iter().partition(|s| s.logical.ends_with(".css"));
         for s in other {
-            assets.insert(s, s.bytes.clone());
+            // A photo made responsive is not published as it is: its path
+            // (in CSS, Markdown) means its widest made width.
+            if !assets.responsive.contains_key(&s.logical) {
+                assets.insert(s, s.bytes.clone());
+            }
         }
         // CSS may reference other CSS (@import): fingerprint in dependency order.
         let mut pending: Vec<&StaticSource> = css;
@@ -189,6 +193,12 @@ impl Assets {
                 };
                 self.map.insert(format!("{}@{logical}", s.logical), asset);
             }
+            let widest = r.fallback.last().map(|(w, _)| *w).unwrap_or(0);
+            let ext = r.fallback_type.rsplit('/').next().unwrap_or("jpg").replace("jpeg", "jpg");
+            let key = format!("{}@{stem}-{widest}.{ext}", s.logical);
+            if let Some(a) = self.map.get(&key).cloned() {
+                self.map.insert(s.logical.clone(), a);
+            }
             self.responsive.insert(s.logical.clone(), r);
         }
         if problems.is_empty() {
@@ -239,6 +249,14 @@ impl Assets {
     /// Every asset.
     pub(crate) fn all(&self) -> impl Iterator<Item = &Asset> {
         self.map.values()
+    }
+
+    /// The logical paths of the files to publish, each once: a photo made
+    /// responsive is published as its variants only (its own path is an alias).
+    pub(crate) fn published(&self) -> impl Iterator<Item = &String> {
+        self.map
+            .keys()
+            .filter(|k| !self.responsive.contains_key(k.as_str()))
     }
 
     pub(crate) fn logical_paths(&self) -> impl Iterator<Item = &String> {

@@ -145,7 +145,7 @@ impl Site {
     pub(crate) fn products(&self) -> Vec<Product> {
         let mut pages: Vec<Product> = self
             .assets
-            .logical_paths()
+            .published()
             .map(|p| Product::Asset(p.clone()))
             .collect();
         pages.push(Product::Toggle);
