@@ -93,7 +93,10 @@ impl Assets {
             // A photo made responsive is not published as it is: its path
             // (in CSS, Markdown) means its widest made width.
             if !assets.responsive.contains_key(&s.logical) {
-                assets.insert(s, s.bytes.clone());
+                let bytes = s.read().map_err(|e| {
+                    Diagnostic::in_file(&s.origin, format!("cannot read static file: {e}"))
+                })?;
+                assets.insert(s, bytes.into_owned());
             }
         }
         // CSS may reference other CSS (@import): fingerprint in dependency order.
@@ -142,12 +145,8 @@ impl Assets {
             .iter()
             .filter(|s| super::images::is_photo(&s.logical))
             .collect();
-        let inputs: Vec<(&str, &[u8])> = photos
-            .iter()
-            .map(|s| (s.logical.as_str(), s.bytes.as_slice()))
-            .collect();
         let mut problems = Diagnostics::default();
-        for (s, made) in photos.iter().zip(make_all(&inputs, settings)) {
+        for (s, made) in photos.iter().zip(make_all(&photos, settings)) {
             let made =
                 match made {
                     Ok(m) => m,
@@ -194,7 +193,12 @@ impl Assets {
                 self.map.insert(format!("{}@{logical}", s.logical), asset);
             }
             let widest = r.fallback.last().map(|(w, _)| *w).unwrap_or(0);
-            let ext = r.fallback_type.rsplit('/').next().unwrap_or("jpg").replace("jpeg", "jpg");
+            let ext = r
+                .fallback_type
+                .rsplit('/')
+                .next()
+                .unwrap_or("jpg")
+                .replace("jpeg", "jpg");
             let key = format!("{}@{stem}-{widest}.{ext}", s.logical);
             if let Some(a) = self.map.get(&key).cloned() {
                 self.map.insert(s.logical.clone(), a);
@@ -450,6 +454,7 @@ mod tests {
             logical: logical.into(),
             bytes: body.as_bytes().to_vec(),
             origin: PathBuf::from(format!("static/{logical}")),
+            stat: None,
         }
     }
 

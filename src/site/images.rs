@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::config::ImagesConfig;
+use crate::site::theme::{FileStat, StaticSource};
 
 /// Bumped when what a photo becomes changes (filter, encoder settings):
 /// the cache's old entries are then not used.
@@ -87,6 +88,8 @@ pub(crate) struct Made {
     pub(crate) variants: Vec<Variant>,
     /// Whether it was taken from the cache (nothing decoded).
     pub(crate) cached: bool,
+    /// Its cache entry's name (the hash of its bytes and the settings).
+    pub(crate) entry: String,
 }
 
 /// Why a photo could not be made.
@@ -131,15 +134,92 @@ pub(crate) fn widths_for(width: u32, config: &ImagesConfig) -> Vec<u32> {
     w
 }
 
-/// Makes every photo of `photos` ((logical path, bytes)), in parallel; one
-/// result each, in order.
+/// Makes every photo of `photos`, in parallel; one result each, in order.
+/// A photo on disk whose size, modification time and inode the cache has
+/// seen is not read at all: its entry is found by the stat index.
 pub(crate) fn make_all(
-    photos: &[(&str, &[u8])],
+    photos: &[&StaticSource],
     settings: &Settings,
 ) -> Vec<Result<Made, ImageError>> {
     photos
         .par_iter()
-        .map(|(logical, bytes)| make(logical, bytes, settings))
+        .map(|s| {
+            let seen = s
+                .stat
+                .map(|st| settings.dir.join("stat").join(stat_key(s, st, settings)));
+            if let Some(made) = seen.as_deref().and_then(|p| from_index(p, settings)) {
+                return Ok(made);
+            }
+            let bytes = s.read().map_err(|e| ImageError::Decode(e.to_string()))?;
+            let made = make(&s.logical, &bytes, settings)?;
+            if let Some(p) = seen {
+                let own = made.variants.last().map_or(Format::Jpeg, |v| v.format);
+                let line = format!(
+                    "{} {} {} {}\n",
+                    made.entry,
+                    made.size.0,
+                    made.size.1,
+                    own.ext()
+                );
+                // An optimisation: a failed write costs the next build a read.
+                let _ = write_atomically(&p, line.as_bytes());
+            }
+            Ok(made)
+        })
+        .collect()
+}
+
+/// The stat index's name for a photo: where it is, what its file looks
+/// like, and the settings.
+fn stat_key(s: &StaticSource, st: FileStat, settings: &Settings) -> String {
+    let mut h = Sha256::new();
+    h.update(s.origin.to_string_lossy().as_bytes());
+    h.update(
+        format!(
+            "|{}|{}|{}|{PIPELINE}|{:?}|{}",
+            st.len, st.mtime_ns, st.ino, settings.config.widths, settings.config.quality
+        )
+        .as_bytes(),
+    );
+    hex::encode(&h.finalize()[..16])
+}
+
+/// The photo the stat index entry at `path` names, from the cache.
+fn from_index(path: &Path, settings: &Settings) -> Option<Made> {
+    let line = std::fs::read_to_string(path).ok()?;
+    let mut parts = line.split_whitespace();
+    let entry = settings.dir.join(parts.next()?);
+    let size: (u32, u32) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+    let own = match parts.next()? {
+        "png" => Format::Png,
+        _ => Format::Jpeg,
+    };
+    let widths = widths_for(size.0, &settings.config);
+    let variants = read_cached(&entry, &plan(size, &widths, own))?;
+    Some(Made {
+        size,
+        variants,
+        cached: true,
+        entry: entry.file_name()?.to_string_lossy().into_owned(),
+    })
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let tmp = parent.join(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        crate::util::random::hex(4)
+    ));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn plan(size: (u32, u32), widths: &[u32], own: Format) -> Vec<(u32, u32, Format)> {
+    [Format::Webp, own]
+        .into_iter()
+        .flat_map(|f| widths.iter().map(move |w| (*w, height_for(size, *w), f)))
         .collect()
 }
 
@@ -150,16 +230,15 @@ pub(crate) fn make(logical: &str, bytes: &[u8], settings: &Settings) -> Result<M
         .map_err(|e| ImageError::Decode(e.to_string()))
         .map(|s| (s.width as u32, s.height as u32))?;
     let widths = widths_for(size.0, &settings.config);
-    let entry = settings.dir.join(key(bytes, &settings.config));
-    let plan: Vec<(u32, u32, Format)> = [Format::Webp, format]
-        .into_iter()
-        .flat_map(|f| widths.iter().map(move |w| (*w, height_for(size, *w), f)))
-        .collect();
+    let name = key(bytes, &settings.config);
+    let entry = settings.dir.join(&name);
+    let plan = plan(size, &widths, format);
     if let Some(variants) = read_cached(&entry, &plan) {
         return Ok(Made {
             size,
             variants,
             cached: true,
+            entry: name,
         });
     }
     let pixels = decode(bytes)?;
@@ -184,6 +263,7 @@ pub(crate) fn make(logical: &str, bytes: &[u8], settings: &Settings) -> Result<M
         size,
         variants,
         cached: false,
+        entry: name,
     })
 }
 
@@ -411,6 +491,35 @@ mod tests {
         let mut other = settings.clone();
         other.config.quality = 50;
         assert!(!make("p.jpg", &jpg, &other).unwrap().cached);
+        // A photo on disk the stat index has seen is not read again: the
+        // same size, time and inode with other bytes is taken for the same.
+        let path = dir.path().join("p.jpg");
+        std::fs::write(&path, &jpg).unwrap();
+        let source = |p: &std::path::Path| StaticSource {
+            logical: "p.jpg".into(),
+            bytes: Vec::new(),
+            origin: p.to_path_buf(),
+            stat: Some(FileStat::of(p).unwrap()),
+        };
+        let first = make_all(&[&source(&path)], &settings).remove(0).unwrap();
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::write(&path, vec![0u8; jpg.len()]).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        let again = make_all(&[&source(&path)], &settings).remove(0).unwrap();
+        assert!(again.cached);
+        assert_eq!(again.variants.len(), first.variants.len());
+        assert_eq!(again.variants[3].bytes, first.variants[3].bytes);
+        // A change the stat shows is read: these bytes are no photo.
+        std::fs::write(&path, vec![0u8; jpg.len() + 1]).unwrap();
+        let err = make_all(&[&source(&path)], &settings)
+            .remove(0)
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot read the image"), "{err}");
         // A broken photo says so.
         let err = make("p.jpg", &jpg[..200], &settings).unwrap_err();
         assert!(err.to_string().contains("cannot read the image"), "{err}");

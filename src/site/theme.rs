@@ -42,8 +42,42 @@ pub(crate) struct TemplateSource {
 pub(crate) struct StaticSource {
     /// Path relative to `static/`, with `/` separators.
     pub(crate) logical: String,
+    /// The file's bytes; empty for a photo on disk (`stat` is set), read
+    /// only when the image cache does not know it (`site::images`).
     pub(crate) bytes: Vec<u8>,
     pub(crate) origin: PathBuf,
+    /// A photo's size, modification time and inode, instead of its bytes.
+    pub(crate) stat: Option<FileStat>,
+}
+
+/// What says a file on disk is the one seen before without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct FileStat {
+    pub(crate) len: u64,
+    pub(crate) mtime_ns: i128,
+    pub(crate) ino: u64,
+}
+
+impl FileStat {
+    pub(crate) fn of(path: &Path) -> std::io::Result<FileStat> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(FileStat {
+            len: m.len(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ino: m.ino(),
+        })
+    }
+}
+
+impl StaticSource {
+    /// The file's bytes: as read, or (a photo) read now.
+    pub(crate) fn read(&self) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
+        match self.stat {
+            Some(_) => std::fs::read(&self.origin).map(std::borrow::Cow::Owned),
+            None => Ok(std::borrow::Cow::Borrowed(&self.bytes)),
+        }
+    }
 }
 
 /// Every template and static file of a site, layered.
@@ -81,12 +115,17 @@ impl Theme {
     }
 
     fn add_static(&mut self, logical: String, bytes: Vec<u8>, origin: PathBuf) {
-        self.statics.retain(|s| s.logical != logical);
-        self.statics.push(StaticSource {
+        self.add_source(StaticSource {
             logical,
             bytes,
             origin,
+            stat: None,
         });
+    }
+
+    fn add_source(&mut self, s: StaticSource) {
+        self.statics.retain(|t| t.logical != s.logical);
+        self.statics.push(s);
     }
 
     /// Templates are the `.html` and `.css` files at the top of a theme (or any
@@ -113,10 +152,23 @@ impl Theme {
             return Ok(());
         }
         for entry in walk(dir, usize::MAX)? {
-            let bytes = std::fs::read(&entry).map_err(|e| {
+            let unreadable = |e: std::io::Error| {
                 Diagnostic::in_file(&entry, format!("cannot read static file: {e}"))
-            })?;
-            self.add_static(relative(dir, &entry), bytes, entry);
+            };
+            let logical = relative(dir, &entry);
+            if super::images::is_photo(&logical) {
+                // Photos are read only when the image cache does not know them.
+                let stat = FileStat::of(&entry).map_err(unreadable)?;
+                self.add_source(StaticSource {
+                    logical,
+                    bytes: Vec::new(),
+                    origin: entry,
+                    stat: Some(stat),
+                });
+                continue;
+            }
+            let bytes = std::fs::read(&entry).map_err(unreadable)?;
+            self.add_static(logical, bytes, entry);
         }
         Ok(())
     }
