@@ -105,17 +105,16 @@ pub(crate) enum ImageError {
     },
 }
 
-/// Whether `logical` (a static path) is a photo this pipeline makes responsive.
-pub(crate) fn is_photo(logical: &str) -> bool {
-    source_format(logical).is_some()
-}
+pub(crate) use crate::site::theme::is_photo;
 
+/// A photo's own format, the fallback's (`is_photo` says which are photos).
 fn source_format(logical: &str) -> Option<Format> {
-    let ext = logical.rsplit_once('.')?.1.to_ascii_lowercase();
-    match ext.as_str() {
-        "jpg" | "jpeg" => Some(Format::Jpeg),
+    if !is_photo(logical) {
+        return None;
+    }
+    match logical.rsplit_once('.')?.1.to_ascii_lowercase().as_str() {
         "png" => Some(Format::Png),
-        _ => None,
+        _ => Some(Format::Jpeg),
     }
 }
 

@@ -70,6 +70,14 @@ impl FileStat {
     }
 }
 
+/// Whether `logical` (a static path) is a photo the build makes responsive
+/// (`site::images`): a JPEG or a PNG. Photos are read only when needed.
+pub(crate) fn is_photo(logical: &str) -> bool {
+    logical
+        .rsplit_once('.')
+        .is_some_and(|(_, ext)| matches!(ext.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+}
+
 impl StaticSource {
     /// The file's bytes: as read, or (a photo) read now.
     pub(crate) fn read(&self) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
@@ -156,7 +164,7 @@ impl Theme {
                 Diagnostic::in_file(&entry, format!("cannot read static file: {e}"))
             };
             let logical = relative(dir, &entry);
-            if super::images::is_photo(&logical) {
+            if is_photo(&logical) {
                 // Photos are read only when the image cache does not know them.
                 let stat = FileStat::of(&entry).map_err(unreadable)?;
                 self.add_source(StaticSource {
