@@ -36,12 +36,27 @@ pub(crate) fn cache_dir(root: &Path) -> PathBuf {
     }
 }
 
+/// Told after each photo: how many are done, of how many, and whether this
+/// one was made (decoded and encoded) rather than taken from the cache.
+pub(crate) type Progress = std::sync::Arc<dyn Fn(usize, usize, bool) + Send + Sync>;
+
 /// How photos are made: the widths, the quality, and where they are kept.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Settings {
     pub(crate) config: ImagesConfig,
     /// `<cache_dir>/images`.
     pub(crate) dir: PathBuf,
+    /// For a progress bar (the command's), when there is one.
+    pub(crate) progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("config", &self.config)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The format a variant is in.
@@ -140,32 +155,42 @@ pub(crate) fn make_all(
     photos: &[&StaticSource],
     settings: &Settings,
 ) -> Vec<Result<Made, ImageError>> {
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let tell = |made: &Result<Made, ImageError>| {
+        if let Some(progress) = &settings.progress {
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress(n, photos.len(), made.as_ref().is_ok_and(|m| !m.cached));
+        }
+    };
     photos
         .par_iter()
         .map(|s| {
-            let seen = s
-                .stat
-                .map(|st| settings.dir.join("stat").join(stat_key(s, st, settings)));
-            if let Some(made) = seen.as_deref().and_then(|p| from_index(p, settings)) {
-                return Ok(made);
-            }
-            let bytes = s.read().map_err(|e| ImageError::Decode(e.to_string()))?;
-            let made = make(&s.logical, &bytes, settings)?;
-            if let Some(p) = seen {
-                let own = made.variants.last().map_or(Format::Jpeg, |v| v.format);
-                let line = format!(
-                    "{} {} {} {}\n",
-                    made.entry,
-                    made.size.0,
-                    made.size.1,
-                    own.ext()
-                );
-                // An optimisation: a failed write costs the next build a read.
-                let _ = write_atomically(&p, line.as_bytes());
-            }
-            Ok(made)
+            let made = make_one(s, settings);
+            tell(&made);
+            made
         })
         .collect()
+}
+
+/// One photo of `make_all`: by the stat index, else read and made (or found
+/// in the cache by its bytes).
+fn make_one(s: &StaticSource, settings: &Settings) -> Result<Made, ImageError> {
+    let seen = s
+        .stat
+        .map(|st| settings.dir.join("stat").join(stat_key(s, st, settings)));
+    if let Some(made) = seen.as_deref().and_then(|p| from_index(p, settings)) {
+        return Ok(made);
+    }
+    let bytes = s.read().map_err(|e| ImageError::Decode(e.to_string()))?;
+    let made = make(&s.logical, &bytes, settings)?;
+    if let Some(p) = seen {
+        let own = made.variants.last().map_or(Format::Jpeg, |v| v.format);
+        let (w, h) = made.size;
+        let line = format!("{} {w} {h} {}\n", made.entry, own.ext());
+        // An optimisation: a failed write costs the next build a read.
+        let _ = write_atomically(&p, line.as_bytes());
+    }
+    Ok(made)
 }
 
 /// The stat index's name for a photo: where it is, what its file looks
@@ -455,6 +480,7 @@ mod tests {
                 quality: 75,
             },
             dir: dir.path().join("images"),
+            progress: None,
         };
         let mut jpg = Vec::new();
         let px: Vec<u8> = (0..100 * 80 * 3).map(|i| (i % 251) as u8).collect();

@@ -102,10 +102,20 @@ pub(crate) struct Report {
 impl Site {
     /// Reads and checks everything; writes nothing.
     pub(crate) fn from_config(config: Config) -> Result<Site, Error> {
+        Site::with_progress(config, None)
+    }
+
+    /// As [`Site::from_config`], telling `progress` of each photo made
+    /// responsive (`site::images`): a command's progress bar.
+    pub(crate) fn with_progress(
+        config: Config,
+        progress: Option<images::Progress>,
+    ) -> Result<Site, Error> {
         let theme = Theme::load(&config)?;
         let images = images::Settings {
             config: config.images.clone(),
             dir: images::cache_dir(&config.root).join("images"),
+            progress,
         };
         let assets = Arc::new(Assets::build(
             &theme.statics,
