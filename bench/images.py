@@ -21,29 +21,14 @@ the same site's without images.
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import time
+
+from build import timed  # bench/build.py: wall time and the builder's own peak memory
+from gen import write  # bench/gen.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "flashsale")
 WIDTHS = [320, 480, 640, 800, 1080, 1440]
-
-
-def timed(cmd, cwd):
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    if status != 0:
-        sys.exit(f"{' '.join(cmd)} failed: {p.stderr.read().decode()}")
-    return {"wall": wall, "peak_mib": ru.ru_maxrss / 1024}
-
-
-def write(path, text):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def sale(dir, photos, with_images):
@@ -141,4 +126,5 @@ def main():
     print("goals:", "met" if first <= 0.5 and noop <= 1.1 else "NOT met")
 
 
-main()
+if __name__ == "__main__":
+    main()

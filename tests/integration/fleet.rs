@@ -101,6 +101,22 @@ impl Fleet {
         sale::order_url(&gate.base, "test-sale", &self.token)
     }
 
+    /// `flashsale audit` over every gate's journal (`j<i>`), the ledger and
+    /// what the order system accepted.
+    fn audit(&self) -> std::process::Output {
+        let journals: Vec<String> = (1..=9)
+            .map(|i| format!("j{i}"))
+            .filter(|j| self.s.sale.path().join(j).is_dir())
+            .collect();
+        let journals: Vec<&str> = journals.iter().map(String::as_str).collect();
+        audit(
+            &self.s.sale,
+            &journals,
+            &self.orders,
+            &["--ledger", &self.redis.url()],
+        )
+    }
+
     /// `flashsale ledger load` with `args`, as the operator runs it.
     fn load(&self, args: &[&str]) -> std::process::Output {
         let url = self.redis.url();
@@ -434,13 +450,7 @@ fn a_gate_and_redis_killed_in_one_storm_end_with_a_clean_audit() {
         delivered, orders,
         "the order system has every winner, and only those"
     );
-    let url = f.redis.url();
-    ok(audit(
-        &f.s.sale,
-        &["j1", "j2", "j3"],
-        &f.orders,
-        &["--ledger", &url],
-    ));
+    ok(f.audit());
 }
 
 #[test]
@@ -895,13 +905,7 @@ fn after_a_lost_ledger_is_reloaded_every_later_winner_reaches_the_order_system()
             "{order} never reached the order system"
         );
     }
-    let ledger = f.redis.url();
-    ok(audit(
-        &f.s.sale,
-        &["j1", "j2"],
-        &f.orders,
-        &["--ledger", &ledger],
-    ));
+    ok(f.audit());
 }
 
 /// Sells A-1 (stock 6) through three listed gates, two winners each, kills
@@ -988,13 +992,7 @@ fn a_lost_ledger_with_a_gate_down_is_reloaded_only_once_that_gate_is_back() {
     for g in &f.gates {
         assert_eq!(g.metric("flashsale_gate_oversell_alarms_total"), 0.0);
     }
-    let ledger = f.redis.url();
-    ok(audit(
-        &f.s.sale,
-        &["j1", "j2", "j3"],
-        &f.orders,
-        &["--ledger", &ledger],
-    ));
+    ok(f.audit());
 }
 
 /// The operator loads without a gate that is down (`--missing`): its units
@@ -1044,12 +1042,7 @@ fn a_gate_named_missing_raises_the_oversell_alarm_when_it_returns() {
         body.contains("won").then_some(body)
     });
     assert!(first5.contains(&given), "{first5}");
-    let out = audit(
-        &f.s.sale,
-        &["j1", "j2", "j3"],
-        &f.orders,
-        &["--ledger", &f.redis.url()],
-    );
+    let out = f.audit();
     assert_eq!(out.status.code(), Some(1));
     let report = stdout(&out);
     assert!(
@@ -1192,13 +1185,7 @@ fn an_order_system_down_for_20_s_gets_each_winner_once_from_the_gate_that_holds_
             "a live gate's winners were taken over"
         );
     }
-    let ledger = f.redis.url();
-    ok(audit(
-        &f.s.sale,
-        &["j1", "j2", "j3"],
-        &f.orders,
-        &["--ledger", &ledger],
-    ));
+    ok(f.audit());
 }
 
 /// One winner the order system fails forever, among 50 sold by three gates:
@@ -1245,13 +1232,7 @@ fn a_poison_winner_among_50_in_a_fleet_is_set_aside_and_the_others_delivered() {
         .collect();
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert!(letters[0].contains("\"user\":\"odd-7\""), "{letters:?}");
-    let ledger = f.redis.url();
-    let out = audit(
-        &f.s.sale,
-        &["j1", "j2", "j3"],
-        &f.orders,
-        &["--ledger", &ledger],
-    );
+    let out = f.audit();
     assert_eq!(out.status.code(), Some(1));
     let said = stdout(&out);
     assert!(said.contains("(odd-7) is in the dead letters"), "{said}");
