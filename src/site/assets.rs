@@ -4,7 +4,9 @@
 //! CSS is rewritten first so that its `url(...)` references point at fingerprinted
 //! names too (and a change to an image changes the CSS's fingerprint).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
@@ -16,10 +18,42 @@ use crate::util::diag::{Diagnostic, Diagnostics};
 pub(crate) struct Asset {
     /// Path in the output, e.g. `assets/style.0123456789abcdef.css`.
     pub(crate) output: String,
-    pub(crate) bytes: Vec<u8>,
+    pub(crate) body: Body,
     /// An image's intrinsic width and height in CSS pixels, read at build
     /// time so pages can reserve its box before it loads (no layout shift).
     pub(crate) size: Option<(u32, u32)>,
+}
+
+/// An asset's bytes: in memory, or a file of the image cache whose length and
+/// SHA-256 are known, read only when the output lacks it (`Output::stage_copy`).
+#[derive(Debug, Clone)]
+pub(crate) enum Body {
+    Bytes(Vec<u8>),
+    Cached {
+        path: PathBuf,
+        len: u64,
+        sha256: String,
+    },
+}
+
+impl Asset {
+    /// Its bytes (a cached file is read).
+    pub(crate) fn bytes(&self) -> std::io::Result<Cow<'_, [u8]>> {
+        match &self.body {
+            Body::Bytes(b) => Ok(b.into()),
+            Body::Cached { path, .. } => std::fs::read(path).map(Into::into).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("{} (image cache): {e}", path.display()))
+            }),
+        }
+    }
+
+    /// Its length in bytes.
+    pub(crate) fn len(&self) -> u64 {
+        match &self.body {
+            Body::Bytes(b) => b.len() as u64,
+            Body::Cached { len, .. } => *len,
+        }
+    }
 }
 
 /// Logical static path (`style.css`, `images/mug.svg`) to its fingerprinted asset.
@@ -175,21 +209,25 @@ impl Assets {
             }
             for v in made.variants {
                 let logical = format!("{stem}-{}.{}", v.width, v.format.ext());
-                let output = fingerprinted_name(&logical, &v.bytes);
+                let output = hashed_name(&logical, &v.sha256);
                 let url = format!("{}{output}", self.base_path);
                 if v.format == Format::Webp {
                     r.webp.push((v.width, url));
-                    r.webp_bytes.push((v.width, v.bytes.len()));
+                    r.webp_bytes.push((v.width, v.len as usize));
                 } else {
                     r.fallback.push((v.width, url));
                     r.fallback_type = v.format.mime();
                 }
                 let size = Some((v.width, v.height));
-                let asset = Asset {
-                    output,
-                    bytes: v.bytes,
-                    size,
+                let body = match v.data {
+                    Some(bytes) => Body::Bytes(bytes),
+                    None => Body::Cached {
+                        path: v.path,
+                        len: v.len,
+                        sha256: v.sha256,
+                    },
                 };
+                let asset = Asset { output, body, size };
                 self.map.insert(format!("{}@{logical}", s.logical), asset);
             }
             let widest = r.fallback.last().map(|(w, _)| *w).unwrap_or(0);
@@ -229,7 +267,7 @@ impl Assets {
             s.logical.clone(),
             Asset {
                 output,
-                bytes,
+                body: Body::Bytes(bytes),
                 size,
             },
         );
@@ -326,8 +364,12 @@ fn svg_size(text: &str) -> Option<(u32, u32)> {
 
 /// `assets/<dir>/<stem>.<16 hex>.<ext>` (the last extension only).
 pub(crate) fn fingerprinted_name(logical: &str, bytes: &[u8]) -> String {
-    let digest = hex::encode(Sha256::digest(bytes));
-    let hash = &digest[..16];
+    hashed_name(logical, &hex::encode(Sha256::digest(bytes)))
+}
+
+/// As [`fingerprinted_name`], from the bytes' hex SHA-256.
+fn hashed_name(logical: &str, sha256: &str) -> String {
+    let hash = &sha256[..16.min(sha256.len())];
     let (dir, file) = match logical.rsplit_once('/') {
         Some((d, f)) => (format!("{d}/"), f),
         None => (String::new(), logical),
@@ -476,7 +518,15 @@ mod tests {
             src("css/b.css", "p{color:red}"),
         ];
         let assets = Assets::build(&statics, "/", None).unwrap();
-        let a = String::from_utf8(assets.get("css/a.css").unwrap().bytes.clone()).unwrap();
+        let a = String::from_utf8(
+            assets
+                .get("css/a.css")
+                .unwrap()
+                .bytes()
+                .unwrap()
+                .into_owned(),
+        )
+        .unwrap();
         let bg = assets.url("img/bg.svg").unwrap();
         let b = assets.url("css/b.css").unwrap();
         assert!(a.contains(&format!("url(\"{bg}#x\")")), "{a}");

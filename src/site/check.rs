@@ -270,8 +270,8 @@ pub(crate) struct Weigher<'a> {
     site: &'a Site,
     /// Item index by output path.
     items: std::collections::HashMap<String, usize>,
-    /// An asset's bytes by output path.
-    assets: std::collections::HashMap<&'a str, &'a [u8]>,
+    /// An asset by output path.
+    assets: std::collections::HashMap<&'a str, &'a crate::site::assets::Asset>,
     /// Gzip sizes of the stylesheets and scripts weighed so far.
     served: std::collections::HashMap<String, usize>,
 }
@@ -286,11 +286,7 @@ impl<'a> Weigher<'a> {
                 .enumerate()
                 .map(|(i, item)| (item.output_path(), i))
                 .collect(),
-            assets: site
-                .assets
-                .all()
-                .map(|a| (a.output.as_str(), a.bytes.as_slice()))
-                .collect(),
+            assets: site.assets.all().map(|a| (a.output.as_str(), a)).collect(),
             served: Default::default(),
         }
     }
@@ -310,16 +306,18 @@ impl<'a> Weigher<'a> {
                 continue;
             }
             let assets = &self.assets;
-            total += *self
-                .served
-                .entry(file.to_string())
-                .or_insert_with(|| assets.get(file).map_or(0, |b| gzip_len(b)));
+            total += *self.served.entry(file.to_string()).or_insert_with(|| {
+                assets
+                    .get(file)
+                    .and_then(|a| a.bytes().ok())
+                    .map_or(0, |b| gzip_len(&b))
+            });
         }
         let image = |i: &site::content::Item, slot: f64| -> usize {
             let Some(logical) = &i.image else { return 0 };
             match site.assets.responsive(logical) {
                 Some(r) => r.pick(slot, PHONE_DPR).map_or(0, |(_, n)| n),
-                None => site.assets.get(logical).map_or(0, |a| a.bytes.len()),
+                None => site.assets.get(logical).map_or(0, |a| a.len() as usize),
             }
         };
         if let Some(i) = self.items.get(path) {

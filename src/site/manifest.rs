@@ -84,19 +84,21 @@ impl Manifest {
 
     /// One entry per line: small, and diffs of two builds read well.
     pub(crate) fn to_json(&self) -> String {
-        let mut out = format!(
+        let out = format!(
             "{{\"version\":{},\"sale\":{},\"files\":[\n",
             self.version,
             serde_json::to_string(&self.sale).expect("string")
         );
+        let mut out = out.into_bytes();
+        out.reserve(self.files.len() * 200);
         for (i, e) in self.files.iter().enumerate() {
             if i > 0 {
-                out.push_str(",\n");
+                out.extend_from_slice(b",\n");
             }
-            out.push_str(&serde_json::to_string(e).expect("entry"));
+            serde_json::to_writer(&mut out, e).expect("entry");
         }
-        out.push_str("\n]}\n");
-        out
+        out.extend_from_slice(b"\n]}\n");
+        String::from_utf8(out).expect("JSON is UTF-8")
     }
 
     /// Adds or replaces the entry for `entry.path`, keeping the order.

@@ -25,7 +25,7 @@ use tera::Context;
 
 use crate::config::Config;
 use crate::sale::Toggle;
-use crate::site::assets::Assets;
+use crate::site::assets::{Assets, Body};
 use crate::site::manifest::Manifest;
 use crate::site::output::{Changes, Output, Staged};
 use crate::site::theme::Theme;
@@ -116,6 +116,7 @@ impl Site {
             config: config.images.clone(),
             dir: images::cache_dir(&config.root).join("images"),
             progress,
+            scope: images::scope_of(&config.root),
         };
         let assets = Arc::new(Assets::build(
             &theme.statics,
@@ -187,11 +188,13 @@ impl Site {
             Ok(self.templates.render(name, &ctx)?.into_bytes())
         };
         match page {
-            Product::Asset(p) => Ok(self
-                .assets
-                .get(p)
-                .map(|a| a.bytes.clone())
-                .unwrap_or_default()),
+            Product::Asset(p) => match self.assets.get(p) {
+                Some(a) => a
+                    .bytes()
+                    .map(|b| b.into_owned())
+                    .map_err(io(Path::new(&a.output))),
+                None => Ok(Vec::new()),
+            },
             Product::Toggle => Ok(Toggle::pending(
                 &self.config.name,
                 self.config.start.timestamp_millis(),
@@ -246,13 +249,30 @@ impl Site {
         ctx
     }
 
+    /// The cache file an asset's bytes are in, when they are not in memory.
+    fn cached_asset(&self, page: &Product) -> Option<&Body> {
+        let Product::Asset(p) = page else { return None };
+        let body = &self.assets.get(p)?.body;
+        matches!(body, Body::Cached { .. }).then_some(body)
+    }
+
     /// Renders and stages `pages` in parallel.
     fn stage(&self, out: &Output, pages: &[Product]) -> Result<Vec<Staged>, Error> {
         pages
             .par_iter()
             .map(|page| {
-                let bytes = self.render(page)?;
                 let path = self.path_of(page);
+                if let Some(Body::Cached {
+                    path: source,
+                    len,
+                    sha256,
+                }) = self.cached_asset(page)
+                {
+                    return out
+                        .stage_copy(&path, source, *len, sha256, &self.config.headers)
+                        .map_err(io(source));
+                }
+                let bytes = self.render(page)?;
                 out.stage(&path, &bytes, &self.config.headers)
                     .map_err(io(&out.root().join(&path)))
             })

@@ -54,6 +54,9 @@ pub(crate) struct Output {
     committed: bool,
     /// Directories directly below the staging root, created (and spread) once.
     tops: std::sync::Mutex<HashSet<std::ffi::OsString>>,
+    /// Every file in the output before this build, listed once when first
+    /// needed (`stage_copy`, a full commit).
+    existing: std::sync::OnceLock<Result<HashSet<String>, (io::ErrorKind, String)>>,
 }
 
 impl Output {
@@ -71,6 +74,7 @@ impl Output {
             staging,
             committed: false,
             tops: Default::default(),
+            existing: Default::default(),
         })
     }
 
@@ -112,6 +116,54 @@ impl Output {
             entry,
             changed: !same,
         })
+    }
+
+    /// Stages a content-addressed file (its name carries its hash) whose
+    /// length and SHA-256 are known, copied from `source` only when the
+    /// output lacks a file of that name: a rebuild with the file in place
+    /// reads nothing, not even its metadata (the output is listed once per
+    /// build). Files reach the output whole (staged, then renamed), so a file
+    /// of that name holds those bytes.
+    pub(crate) fn stage_copy(
+        &self,
+        path: &str,
+        source: &Path,
+        len: u64,
+        sha256: &str,
+        rules: &[HeaderRule],
+    ) -> io::Result<Staged> {
+        let entry = Entry {
+            path: path.to_string(),
+            sha256: sha256.to_string(),
+            size: len,
+            class: Class::of(path),
+            headers: headers::for_path(path, rules),
+        };
+        let same = self.existing()?.contains(path);
+        if !same {
+            let staged = self.staging.join(path);
+            if let Some(parent) = staged.parent() {
+                self.make_top(path)?;
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::copy(source, &staged)?;
+        }
+        Ok(Staged {
+            entry,
+            changed: !same,
+        })
+    }
+
+    fn existing(&self) -> io::Result<&HashSet<String>> {
+        // Other threads wait while one lists.
+        let listed = self.existing.get_or_init(|| {
+            self.files()
+                .map(|f| f.into_iter().collect())
+                .map_err(|e| (e.kind(), e.to_string()))
+        });
+        listed
+            .as_ref()
+            .map_err(|(kind, e)| io::Error::new(*kind, e.clone()))
     }
 
     /// Creates the staging directory directly below the root that `path`
@@ -159,11 +211,16 @@ impl Output {
                 .filter(|p| manifest.get(p).is_none())
                 .collect(),
             None => {
+                // Listed before the staged files moved in: those are all kept.
                 let keep: HashSet<&str> = manifest.files.iter().map(|e| e.path.as_str()).collect();
-                self.files()?
-                    .into_iter()
-                    .filter(|p| p != manifest::FILE_NAME && !keep.contains(p.as_str()))
-                    .collect()
+                let mut doomed: Vec<String> = self
+                    .existing()?
+                    .iter()
+                    .filter(|p| *p != manifest::FILE_NAME && !keep.contains(p.as_str()))
+                    .cloned()
+                    .collect();
+                doomed.sort();
+                doomed
             }
         };
         for p in doomed {
@@ -187,22 +244,34 @@ impl Output {
     /// Every file now in the output (outside the staging tree), `/`-separated.
     fn files(&self) -> io::Result<Vec<String>> {
         let mut out = Vec::new();
-        for entry in walkdir::WalkDir::new(&self.root)
-            .min_depth(1)
-            .into_iter()
-            .filter_entry(|e| e.file_name() != STAGING)
-        {
-            let entry = entry.map_err(io::Error::other)?;
-            if !entry.file_type().is_dir() {
-                let rel = entry
-                    .path()
-                    .strip_prefix(&self.root)
-                    .expect("walk stays below root");
-                out.push(rel.to_string_lossy().replace('\\', "/"));
-            }
-        }
+        list(&self.root, &mut String::new(), &mut out)?;
         Ok(out)
     }
+}
+
+/// Appends the files below `dir` to `out` as `<prefix><name>`, recursing
+/// into directories (not into links, nor the staging tree). By hand rather
+/// than by `walkdir`: an output of thousands of photos' variants is listed on
+/// every build, and building a path per entry is most of a walk's cost.
+fn list(dir: &Path, prefix: &mut String, out: &mut Vec<String>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if prefix.is_empty() && name == STAGING {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            let len = prefix.len();
+            prefix.push_str(&name);
+            prefix.push('/');
+            list(&entry.path(), prefix, out)?;
+            prefix.truncate(len);
+        } else {
+            out.push(format!("{prefix}{name}"));
+        }
+    }
+    Ok(())
 }
 
 impl Drop for Output {
@@ -288,5 +357,29 @@ mod tests {
             assert_eq!(has_topdir_flag(&root.join("items")), Some(true));
             assert_eq!(has_topdir_flag(&root.join("items/a")), Some(false));
         }
+    }
+
+    #[test]
+    fn a_content_addressed_file_is_copied_only_when_the_output_lacks_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("public");
+        let source = dir.path().join("cached.webp");
+        std::fs::write(&source, b"webp bytes").unwrap();
+        let path = "assets/p-320.0123456789abcdef.webp";
+        let build = || {
+            let out = Output::open(&root).unwrap();
+            let staged = vec![out.stage_copy(path, &source, 10, "ab", &[]).unwrap()];
+            let entries = staged.iter().map(|s| s.entry.clone()).collect();
+            out.commit(staged, None, &Manifest::new("t", entries))
+                .unwrap()
+        };
+        assert_eq!(build().written, [path]);
+        assert_eq!(std::fs::read(root.join(path)).unwrap(), b"webp bytes");
+        let again = build();
+        assert_eq!((again.written.len(), again.unchanged), (0, 1));
+        // Deleted by hand: put back.
+        std::fs::remove_file(root.join(path)).unwrap();
+        assert_eq!(build().written, [path]);
+        assert!(root.join(path).is_file());
     }
 }

@@ -216,20 +216,30 @@ fn walk(dir: &Path, depth: usize) -> Result<Vec<PathBuf>, Diagnostics> {
             let p = e.path().unwrap_or(dir).to_path_buf();
             Diagnostic::in_file(&p, format!("cannot read: {e}"))
         })?;
+        // Only a link can lead outside: a directory reached through a link
+        // that stays inside holds what is inside (its own links are checked
+        // as they come). Resolving only links keeps a walk of many photos cheap.
+        if entry.path_is_symlink() {
+            let real = entry
+                .path()
+                .canonicalize()
+                .map_err(|e| Diagnostic::in_file(entry.path(), e.to_string()))?;
+            if !real.starts_with(&root) {
+                let what = if entry.file_type().is_dir() {
+                    "a directory"
+                } else {
+                    "a file"
+                };
+                return Err(Diagnostic::in_file(
+                    entry.path(),
+                    format!("is a link to {what} outside its directory"),
+                )
+                .with_help("copy it in instead of linking to it")
+                .into());
+            }
+        }
         if !entry.file_type().is_file() {
             continue;
-        }
-        let real = entry
-            .path()
-            .canonicalize()
-            .map_err(|e| Diagnostic::in_file(entry.path(), e.to_string()))?;
-        if !real.starts_with(&root) {
-            return Err(Diagnostic::in_file(
-                entry.path(),
-                "is a link to a file outside its directory",
-            )
-            .with_help("copy the file in instead of linking to it")
-            .into());
         }
         out.push(entry.into_path());
     }
@@ -247,6 +257,35 @@ fn relative(dir: &Path, path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_walk_follows_links_only_inside_its_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, outside) = (tmp.path().join("static"), tmp.path().join("outside"));
+        std::fs::create_dir_all(dir.join("real")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(dir.join("real/a.css"), "a").unwrap();
+        std::fs::write(outside.join("secret.txt"), "s").unwrap();
+        std::os::unix::fs::symlink(dir.join("real"), dir.join("alias")).unwrap();
+        let names = |d: &Path| -> Vec<String> {
+            walk(d, usize::MAX)
+                .unwrap()
+                .iter()
+                .map(|p| relative(d, p))
+                .collect()
+        };
+        assert_eq!(names(&dir), ["alias/a.css", "real/a.css"]);
+        std::os::unix::fs::symlink(outside.join("secret.txt"), dir.join("s.txt")).unwrap();
+        let err = walk(&dir, usize::MAX).unwrap_err().to_string();
+        assert!(
+            err.contains("s.txt") && err.contains("a file outside"),
+            "{err}"
+        );
+        std::fs::remove_file(dir.join("s.txt")).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("real/out")).unwrap();
+        let err = walk(&dir, usize::MAX).unwrap_err().to_string();
+        assert!(err.contains("a directory outside"), "{err}");
+    }
 
     #[test]
     fn builtin_list_matches_the_theme_directory() {
