@@ -85,7 +85,8 @@ pub(super) fn run(g: &Global, a: AuditArgs) -> anyhow::Result<()> {
             let skus: Vec<String> = stock.iter().map(|(s, _)| s.clone()).collect();
             let rt = tokio::runtime::Runtime::new()?;
             let (entries, status) = rt.block_on(async {
-                let ledger = crate::ledger::Ledger::new(&url, &config.name)?;
+                let ledger =
+                    crate::ledger::Ledger::new(&url, &config.gate.ledger_access, &config.name)?;
                 let entries = ledger.export(&skus).await?;
                 let status = ledger.status(&skus, None).await?;
                 Ok::<_, crate::ledger::LedgerError>((entries, status))

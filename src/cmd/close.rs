@@ -62,12 +62,10 @@ fn ledger_sold_out(
         .into_iter()
         .map(|i| i.sku)
         .collect();
-    let (sale, every) = (config.name.clone(), a.poll);
+    let every = a.poll;
     let show = !g.quiet && (!a.switch.json || g.verbose);
+    let ledger = Ledger::new(&url, &config.gate.ledger_access, &config.name)?;
     Ok(async move {
-        let Ok(ledger) = Ledger::new(&url, &sale) else {
-            return std::future::pending().await;
-        };
         let mut last = String::new();
         loop {
             let line = match ledger.status(&skus, None).await {

@@ -90,7 +90,7 @@ pub(super) fn run(g: &Global, a: LedgerArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         // The connection lives on the runtime.
-        let ledger = Ledger::new(&url, &config.name)?;
+        let ledger = Ledger::new(&url, &config.gate.ledger_access, &config.name)?;
         let ledger = &ledger;
         match a.command {
             LedgerCommand::Load {
@@ -216,10 +216,21 @@ async fn load(
     for m in &how.missing {
         eprintln!("warning: loaded without gate {m}: its winners are not in the ledger; when it returns, watch its log for `oversell_alarm`");
     }
-    for w in ledger.persistence().await?.warnings() {
+    for w in settings_warnings(ledger).await {
         eprintln!("warning: {}: {w}", ledger.at());
     }
     Ok(())
+}
+
+/// What is unsafe in the ledger's settings; a managed Redis may refuse
+/// `CONFIG GET` to its users: then that, as a warning.
+async fn settings_warnings(ledger: &Ledger) -> Vec<String> {
+    match ledger.persistence().await {
+        Ok(p) => p.warnings(),
+        Err(e) => vec![format!(
+            "cannot read its settings ({e}); make sure it keeps writes (appendonly or the service's durability) and never evicts keys (noeviction)"
+        )],
+    }
 }
 
 async fn status(
@@ -230,7 +241,7 @@ async fn status(
     json: bool,
 ) -> anyhow::Result<()> {
     let st = ledger.status(skus, None).await?;
-    let warnings = ledger.persistence().await?.warnings();
+    let warnings = settings_warnings(ledger).await;
     if json {
         let items: serde_json::Map<String, serde_json::Value> = st
             .items

@@ -128,6 +128,17 @@ pub(super) async fn connect(
 /// The fleet's shared ledger: --ledger, else $FLASHSALE_LEDGER_URL, else
 /// `[gate] ledger`. The URL may hold a password: never print it.
 pub(super) fn ledger_url(flag: Option<&str>, config: &crate::config::Config) -> Option<String> {
+    if let Some(f) = flag {
+        if url::Url::parse(f).is_ok_and(|u| u.password().is_some()) {
+            eprintln!(
+                "warning: the ledger's password is on the command line (--ledger), where every process listing shows it; put it in ${} or a file named by `[gate] ledger_password_file`, and the URL without it",
+                crate::ledger::PASSWORD_ENV
+            );
+        }
+    }
+    if let Some(file) = &config.gate.ledger_access.password_file {
+        warn_if_shared(file);
+    }
     flag.map(str::to_string)
         .or_else(|| {
             std::env::var("FLASHSALE_LEDGER_URL")

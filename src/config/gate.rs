@@ -30,6 +30,11 @@ pub(crate) const GATE_KEYS: &[(&str, &str)] = &[
     ("client_ip_hops", "client_ip_hops = 1"),
     ("ledger", "ledger = \"redis://127.0.0.1:6379/0\""),
     ("fleet", "fleet = [\"g1\", \"g2\", \"g3\"]"),
+    ("ledger_ca", "ledger_ca = \"certs/redis-ca.pem\""),
+    (
+        "ledger_password_file",
+        "ledger_password_file = \"/run/secrets/ledger-password\"",
+    ),
 ];
 
 #[derive(Deserialize)]
@@ -51,6 +56,8 @@ pub(crate) struct RawGate {
     client_ip_hops: Option<Spanned<i64>>,
     ledger: Option<Spanned<String>>,
     fleet: Option<Spanned<Vec<String>>>,
+    ledger_ca: Option<Spanned<String>>,
+    ledger_password_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +97,22 @@ pub(crate) struct GateConfig {
     /// `--gate-id`): after a lost ledger, the stock is loaded again only
     /// once each has put its winners back. Empty: not listed.
     pub(crate) fleet: Vec<String>,
+    /// How the gates reach the ledger beyond its URL: a CA for `rediss://`
+    /// and where its password is.
+    pub(crate) ledger_access: LedgerAccess,
+}
+
+/// How to reach a ledger beyond its URL. Paths as written (relative to the
+/// sale's directory until `Config::parse` resolves them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct LedgerAccess {
+    /// PEM certificates of the CA that signed the ledger's TLS certificate
+    /// (a private CA); `None`: the system's roots.
+    pub(crate) ca_file: Option<std::path::PathBuf>,
+    /// A file holding the ledger's password (its first line), e.g. a mounted
+    /// secret. `$FLASHSALE_LEDGER_PASSWORD` wins over it, and a password
+    /// written into the URL over both.
+    pub(crate) password_file: Option<std::path::PathBuf>,
 }
 
 /// Who is ordering.
@@ -193,12 +216,32 @@ impl RawGate {
                 cx.push_redacted(
                     l.span(),
                     "`ledger` is not a Redis URL",
-                    "write it like `ledger = \"redis://127.0.0.1:6379/0\"` (a password goes in as redis://:PASSWORD@host:port/db; better in $FLASHSALE_LEDGER_URL than here)",
+                    "write it like `ledger = \"redis://127.0.0.1:6379/0\"` (TLS: rediss://; a user as rediss://USER@host:port/db, its password in `ledger_password_file` or $FLASHSALE_LEDGER_PASSWORD, not here)",
                 );
             }
             l.get_ref().clone()
         });
         let fleet = self.fleet.as_ref().map_or_else(Vec::new, |f| fleet(cx, f));
+        let mut path = |v: &Option<Spanned<String>>, key: &str, example: &str| {
+            let v = v.as_ref()?;
+            if v.get_ref().trim().is_empty() {
+                cx.push(
+                    v.span(),
+                    format!("`{key}` is empty"),
+                    format!("name a file, e.g. `{key} = \"{example}\"`, or remove the line"),
+                );
+                return None;
+            }
+            Some(std::path::PathBuf::from(v.get_ref()))
+        };
+        let ledger_access = LedgerAccess {
+            ca_file: path(&self.ledger_ca, "ledger_ca", "certs/redis-ca.pem"),
+            password_file: path(
+                &self.ledger_password_file,
+                "ledger_password_file",
+                "/run/secrets/ledger-password",
+            ),
+        };
         GateConfig {
             url,
             quota,
@@ -226,6 +269,7 @@ impl RawGate {
             },
             ledger,
             fleet,
+            ledger_access,
         }
     }
 }

@@ -22,7 +22,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::util::diag::{self, Diagnostic, Diagnostics};
-pub(crate) use gate::{is_gate_id, GateConfig, Identity, RawGate, GATE_KEYS, MAX_FAIR_WINDOW};
+pub(crate) use gate::{
+    is_gate_id, GateConfig, Identity, LedgerAccess, RawGate, GATE_KEYS, MAX_FAIR_WINDOW,
+};
 pub(crate) use headers::{HeaderRule, HEADER_KEYS};
 pub(crate) use images::{ImagesConfig, RawImages, IMAGES_KEYS};
 pub(crate) use items::{PriceText, RawItem, ITEM_KEYS};
@@ -213,7 +215,14 @@ impl Config {
         };
         let site = raw.check(&root, &mut cx);
         let length_ms = (site.end - site.start).num_milliseconds();
-        let gate = raw.gate.get_ref().check(&site.base_url, length_ms, &mut cx);
+        let mut gate = raw.gate.get_ref().check(&site.base_url, length_ms, &mut cx);
+        let access = &mut gate.ledger_access;
+        for p in [&mut access.ca_file, &mut access.password_file]
+            .into_iter()
+            .flatten()
+        {
+            *p = in_root(&root, p);
+        }
         let publish = raw.publish.as_ref().map(|p| p.get_ref().check(&mut cx));
         let images = raw
             .images

@@ -196,7 +196,7 @@ async fn shared_stock(
             "fleet_unlisted: after a lost ledger, nobody can tell whether a gate that is down holds winners; the gates resume two polls after putting theirs back"
         );
     }
-    let ledger = Ledger::new(url, &config.name)?;
+    let ledger = Ledger::new(url, &config.gate.ledger_access, &config.name)?;
     let skus: Vec<String> = stock.iter().map(|(s, _)| s.clone()).collect();
     // A ledger that is down now is not fatal: the gate starts closed and
     // opens when it answers. A gate id in use is.
@@ -219,6 +219,8 @@ async fn shared_stock(
                 Err(e) => tracing::warn!(error = %e, "ledger_settings_unknown"),
             }
         }
+        // Turned away (credentials, a certificate): waiting will not mend it.
+        Err(e @ crate::ledger::LedgerError::Refused { .. }) => return Err(e.into()),
         Err(e) => tracing::error!(error = %e, "ledger_down"),
     }
     Ok(SharedStock::new(
@@ -244,7 +246,7 @@ fn open_draw(
         return Ok(None);
     };
     let fleet = match &config.gate.ledger {
-        Some(url) => Some(Ledger::new(url, &config.name)?),
+        Some(url) => Some(Ledger::new(url, &config.gate.ledger_access, &config.name)?),
         None => None,
     };
     let (d, entries) = StartDraw::open(draw::Setup {

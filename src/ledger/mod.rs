@@ -30,16 +30,118 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use redis::{AsyncCommands, IntoConnectionInfo, Script};
 use serde::Serialize;
+
+pub(crate) use crate::config::LedgerAccess;
+
+/// The environment variable a ledger's password may come in (wins over
+/// `[gate] ledger_password_file`; a password in the URL wins over both).
+pub(crate) const PASSWORD_ENV: &str = "FLASHSALE_LEDGER_PASSWORD";
+
+/// The Redis client for `url` with `access` applied.
+fn client(url: &str, access: &LedgerAccess) -> Result<redis::Client, LedgerError> {
+    let bad_url = |e: redis::RedisError| LedgerError::BadUrl(e.to_string());
+    let mut info = url.into_connection_info().map_err(bad_url)?;
+    let file = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| LedgerError::AccessFile {
+            path: path.to_path_buf(),
+            why: format!("cannot read it: {e}"),
+        })
+    };
+    // A password written into the URL is the most specific; else the
+    // environment's; else the file's.
+    let in_url = info.redis_settings().password().is_some();
+    let from_env = std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty());
+    let password = match (from_env, &access.password_file) {
+        _ if in_url => None,
+        (Some(p), _) => Some(p),
+        (None, Some(path)) => {
+            let text = String::from_utf8(file(path)?).map_err(|_| LedgerError::AccessFile {
+                path: path.clone(),
+                why: "not UTF-8 text; write the password on the first line".into(),
+            })?;
+            let first = text.lines().next().unwrap_or("").to_string();
+            if first.is_empty() {
+                return Err(LedgerError::AccessFile {
+                    path: path.clone(),
+                    why: "its first line is empty; write the password there".into(),
+                });
+            }
+            Some(first)
+        }
+        (None, None) => None,
+    };
+    if let Some(p) = password {
+        let settings = info.redis_settings().clone().set_password(p);
+        info = info.set_redis_settings(settings);
+    }
+    let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+    match &access.ca_file {
+        Some(path) if !tls => Err(LedgerError::AccessFile {
+            path: path.clone(),
+            why: "a CA for the ledger, but its URL is not TLS; write it rediss://…, or remove `ledger_ca`".into(),
+        }),
+        Some(path) => {
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(file(path)?),
+            };
+            redis::Client::build_with_tls(info, certs).map_err(|e| LedgerError::AccessFile {
+                path: path.clone(),
+                why: format!("not a usable CA (PEM certificates): {e}"),
+            })
+        }
+        None => redis::Client::open(info).map_err(bad_url),
+    }
+}
+
+/// A failed call, as down (it may come back) or refused (it will not, as it is).
+fn classify(at: &str, e: redis::RedisError) -> LedgerError {
+    let why = e.to_string();
+    let auth = e.kind() == redis::ErrorKind::AuthenticationFailed
+        || why.contains("WRONGPASS")
+        || why.contains("NOAUTH")
+        || why.contains("NOPERM");
+    let tls = why.contains("certificate") || why.contains("Certificate");
+    let help = if auth {
+        "check the user in the ledger URL and its password ($FLASHSALE_LEDGER_PASSWORD, or the file in `[gate] ledger_password_file`); the user needs the commands the gates run (see the README's ledger section)"
+    } else if tls {
+        "give the CA that signed the ledger's certificate in `[gate] ledger_ca`, and reach it by a name or address its certificate holds"
+    } else {
+        return LedgerError::Down {
+            at: at.to_string(),
+            why,
+        };
+    };
+    LedgerError::Refused {
+        at: at.to_string(),
+        why,
+        help,
+    }
+}
 
 /// What a ledger call failed on.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LedgerError {
     #[error(
-        "the ledger URL is not a Redis URL ({0}); write it like redis://[:password@]host:port/db"
+        "the ledger URL is not a Redis URL ({0}); write it like redis://host:port/db, or rediss://USER@host:port/db for TLS"
     )]
     BadUrl(String),
+    /// A file the ledger's access needs (its CA, its password) cannot be used.
+    #[error("{}: {why}", path.display())]
+    AccessFile {
+        path: std::path::PathBuf,
+        why: String,
+    },
+    /// The ledger turned the gate away: wrong credentials, a certificate it
+    /// cannot trust. Waiting does not mend it.
+    #[error("the ledger (Redis at {at}) refused the connection: {why}; {help}")]
+    Refused {
+        at: String,
+        why: String,
+        help: &'static str,
+    },
     #[error("the ledger (Redis at {at}) does not answer: {why}")]
     Down { at: String, why: String },
     #[error("the ledger (Redis at {at}) answered something unexpected: {why}")]
@@ -222,10 +324,12 @@ pub(crate) const DRAW_LEASE: Duration = Duration::from_secs(5);
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1000);
 
 impl Ledger {
-    /// A ledger for `sale` at `url` (`redis://[:password@]host:port/db`).
+    /// A ledger for `sale` at `url` (`redis://host:port/db`, `rediss://`
+    /// for TLS), reached as `access` says (a CA file; the password from the
+    /// URL, else `$FLASHSALE_LEDGER_PASSWORD`, else its file).
     /// Connects lazily: a ledger that is down is found out by the first call.
-    pub(crate) fn new(url: &str, sale: &str) -> Result<Ledger, LedgerError> {
-        let client = redis::Client::open(url).map_err(|e| LedgerError::BadUrl(e.to_string()))?;
+    pub(crate) fn new(url: &str, access: &LedgerAccess, sale: &str) -> Result<Ledger, LedgerError> {
+        let client = client(url, access)?;
         let info = client.get_connection_info();
         let at = info.addr().to_string();
         let config = ConnectionManagerConfig::new()
@@ -257,10 +361,7 @@ impl Ledger {
     }
 
     fn down(&self, e: redis::RedisError) -> LedgerError {
-        LedgerError::Down {
-            at: self.at.clone(),
-            why: e.to_string(),
-        }
+        classify(&self.at, e)
     }
 
     fn protocol(&self, why: impl Into<String>) -> LedgerError {

@@ -87,7 +87,7 @@ impl PreviewSale {
                 missing: &[],
                 started: false,
             };
-            crate::ledger::Ledger::new(url, &config.name)?
+            crate::ledger::Ledger::new(url, &config.gate.ledger_access, &config.name)?
                 .load(&stock, false, roster)
                 .await?;
         }

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::gate::{audit, order, order_system, receiver, GateProc, GateSale, Receiver};
+use crate::common::gate::{
+    audit, order, order_system, receiver, wait_healthy, GateProc, GateSale, Receiver,
+};
 use crate::common::redis::Redis;
 use crate::common::*;
 use flashsale::sale;
@@ -205,14 +207,6 @@ impl Fleet {
             })
             .sum()
     }
-}
-
-fn wait_healthy(g: &GateProc) {
-    wait_for(
-        &format!("gate {} to be healthy", g.base),
-        Duration::from_secs(10),
-        || get(&format!("{}/healthz", g.base)).0 == 200,
-    );
 }
 
 /// What one attempt got: customer, sku, gate index, status, order (when won).

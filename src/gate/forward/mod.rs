@@ -68,7 +68,7 @@ impl Forwarding {
             // A fleet forwards the ledger's stream, on a connection of its own.
             Some(ledger) => Source::Stream(Relay::new(
                 delivery.clone(),
-                Ledger::new(ledger, &config.name)?,
+                Ledger::new(ledger, &config.gate.ledger_access, &config.name)?,
                 gate_id,
             )),
             None => Source::Journal(Forwarder::new(

@@ -305,3 +305,12 @@ pub(crate) fn audit(sale: &Sale, journals: &[&str], rx: &Receiver, extra: &[&str
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     sale.run(&args)
 }
+
+/// Waits until `g` answers /healthz with 200.
+pub(crate) fn wait_healthy(g: &GateProc) {
+    super::wait_for(
+        &format!("gate {} to be healthy", g.base),
+        std::time::Duration::from_secs(10),
+        || super::get(&format!("{}/healthz", g.base)).0 == 200,
+    );
+}

@@ -16,6 +16,90 @@ pub(crate) struct Redis {
     /// Settings over the sale's (`--appendonly no`, `--requirepass P`, ...).
     extra: Vec<String>,
     password: Option<String>,
+    /// Serving TLS only (`start_tls`): up when it accepts connections.
+    tls: bool,
+}
+
+/// A throwaway certificate authority and a server certificate for
+/// 127.0.0.1 it signed, made with `openssl`; and a second CA that signed
+/// nothing (the wrong one).
+pub(crate) struct TestCa {
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    pub(crate) fn new() -> TestCa {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl (Debian package openssl)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "other-ca"] {
+            let (key, pem, subj) = (
+                format!("{ca}.key"),
+                format!("{ca}.pem"),
+                format!("/CN=flashsale test {ca}"),
+            );
+            let mut a = vec![
+                "req", "-x509", "-days", "2", "-subj", &subj, "-keyout", &key, "-out", &pem,
+            ];
+            a.extend(ec);
+            run(&a);
+        }
+        let mut a = vec![
+            "req",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ];
+        a.extend(ec);
+        run(&a);
+        std::fs::write(
+            dir.path().join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-extfile",
+            "server.ext",
+        ]);
+        TestCa { dir }
+    }
+
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
 }
 
 impl Redis {
@@ -40,6 +124,54 @@ impl Redis {
             dir: tempfile::tempdir().unwrap(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             password,
+            tls: false,
+        };
+        r.spawn();
+        r
+    }
+
+    /// Serving TLS only, with `ca`'s server certificate, and the ACL user
+    /// `user` with `password`, refused `CONFIG` (the default user off): as
+    /// a managed Redis is.
+    pub(crate) fn start_tls(ca: &TestCa, user: &str, password: &str) -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let path = |n: &str| ca.path(n).to_string_lossy().into_owned();
+        let mut r = Redis {
+            child: None,
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            extra: vec![
+                "--port".into(),
+                "0".into(),
+                "--tls-port".into(),
+                port.to_string(),
+                "--tls-cert-file".into(),
+                path("server.pem"),
+                "--tls-key-file".into(),
+                path("server.key"),
+                "--tls-ca-cert-file".into(),
+                path("ca.pem"),
+                "--tls-auth-clients".into(),
+                "no".into(),
+                // One argument each: redis-server joins them into the line.
+                "--user".into(),
+                user.into(),
+                "on".into(),
+                format!(">{password}"),
+                "~*".into(),
+                "&*".into(),
+                "+@all".into(),
+                "-config".into(),
+                "--user".into(),
+                "default".into(),
+                "off".into(),
+            ],
+            password: None,
+            tls: true,
         };
         r.spawn();
         r
@@ -77,8 +209,12 @@ impl Redis {
             .spawn()
             .expect("redis-server (Debian package redis-server; scripts/test installs it)");
         self.child = Some(child);
-        // Answers PONG, or asks for the password: up either way.
+        // Answers PONG, or asks for the password: up either way. TLS only:
+        // accepting connections.
         super::wait_for("redis-server to start", Duration::from_secs(10), || {
+            if self.tls {
+                return TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+            }
             let pong = self.command("PING");
             pong == "+PONG" || pong.starts_with("-NOAUTH")
         });
