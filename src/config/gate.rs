@@ -30,6 +30,7 @@ pub(crate) const GATE_KEYS: &[(&str, &str)] = &[
     ("client_ip_hops", "client_ip_hops = 1"),
     ("ledger", "ledger = \"redis://127.0.0.1:6379/0\""),
     ("fleet", "fleet = [\"g1\", \"g2\", \"g3\"]"),
+    ("ledger_replicas", "ledger_replicas = 1"),
     ("ledger_ca", "ledger_ca = \"certs/redis-ca.pem\""),
     (
         "ledger_password_file",
@@ -58,6 +59,7 @@ pub(crate) struct RawGate {
     fleet: Option<Spanned<Vec<String>>>,
     ledger_ca: Option<Spanned<String>>,
     ledger_password_file: Option<Spanned<String>>,
+    ledger_replicas: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +102,10 @@ pub(crate) struct GateConfig {
     /// How the gates reach the ledger beyond its URL: a CA for `rediss://`
     /// and where its password is.
     pub(crate) ledger_access: LedgerAccess,
+    /// Replicas that must confirm a winner before it is acknowledged
+    /// (`WAIT`); `None`: 1 when the primary has replicas at the gate's
+    /// start, else 0.
+    pub(crate) ledger_replicas: Option<u32>,
 }
 
 /// How to reach a ledger beyond its URL. Paths as written (relative to the
@@ -242,6 +248,19 @@ impl RawGate {
                 "/run/secrets/ledger-password",
             ),
         };
+        let ledger_replicas = self.ledger_replicas.as_ref().and_then(|n| {
+            match u32::try_from(*n.get_ref()) {
+                Ok(x) if x <= 5 => Some(x),
+                _ => {
+                    cx.push(
+                        n.span(),
+                        format!("`ledger_replicas = {}` is not 0 to 5", n.get_ref()),
+                        "the replicas that must have a winner before it is answered, e.g. `ledger_replicas = 1`; 0 waits for none",
+                    );
+                    None
+                }
+            }
+        });
         GateConfig {
             url,
             quota,
@@ -270,6 +289,7 @@ impl RawGate {
             ledger,
             fleet,
             ledger_access,
+            ledger_replicas,
         }
     }
 }

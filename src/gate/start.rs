@@ -223,6 +223,26 @@ async fn shared_stock(
         Err(e @ crate::ledger::LedgerError::Refused { .. }) => return Err(e.into()),
         Err(e) => tracing::error!(error = %e, "ledger_down"),
     }
+    let replicas = match config.gate.ledger_replicas {
+        Some(n) => n,
+        None => match ledger.connected_replicas().await {
+            Ok(n) => u32::from(n > 0),
+            Err(_) => {
+                tracing::warn!(
+                    hint = "set `[gate] ledger_replicas` in site.toml",
+                    "ledger_replicas_unknown: the ledger did not answer at start; winners are not waited on replicas"
+                );
+                0
+            }
+        },
+    };
+    tracing::info!(
+        replicas,
+        probed = config.gate.ledger_replicas.is_none(),
+        meaning = "a winner is answered once this many replicas of the ledger have it",
+        "ledger_replicas"
+    );
+    let ledger = ledger.with_replicas(replicas);
     Ok(SharedStock::new(
         ledger,
         &config.name,

@@ -168,6 +168,8 @@ pub(crate) struct Ledger {
     prefix: String,
     /// Where Redis is, for messages: host and port, never the password.
     at: String,
+    /// Replicas that must confirm a take before it counts (`WAIT`); 0: none.
+    replicas: u32,
 }
 
 /// The answer of the `take` script.
@@ -189,7 +191,17 @@ pub(crate) enum Take {
     Reset {
         epoch: Option<String>,
     },
+    /// Won (or won before), but fewer replicas than required confirmed it
+    /// in time (`WAIT`): a failover now could lose it, so it is not
+    /// acknowledged; the customer's retry answers the same order once it is.
+    Unreplicated {
+        order: String,
+    },
 }
+
+/// How long a take waits for its replicas (`WAIT`) before it is answered
+/// 503: well inside the call's own timeout.
+const REPLICA_WAIT_MS: u64 = 500;
 
 /// One winner as the ledger keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -348,7 +360,30 @@ impl Ledger {
             sale: sale.to_string(),
             prefix: format!("fs:{{{sale}}}:"),
             at,
+            replicas: 0,
         })
+    }
+
+    /// This ledger, its takes acknowledged only once `n` replicas confirm
+    /// them (`[gate] ledger_replicas`).
+    pub(crate) fn with_replicas(mut self, n: u32) -> Ledger {
+        self.replicas = n;
+        self
+    }
+
+    /// The replicas the ledger's primary has connected now (`INFO replication`).
+    pub(crate) async fn connected_replicas(&self) -> Result<u32, LedgerError> {
+        let mut con = self.con.clone();
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut con)
+            .await
+            .map_err(|e| self.down(e))?;
+        Ok(info
+            .lines()
+            .find_map(|l| l.strip_prefix("connected_slaves:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0))
     }
 
     /// Where the ledger is, for messages (never with the password).
@@ -401,10 +436,14 @@ impl Ledger {
                 attempts.len()
             )));
         }
+        let replicated = self.replicated(&mut con, &reply).await?;
         reply
             .chunks(3)
             .map(|r| {
                 let (kind, order, left) = (r[0].as_str(), r[1].clone(), r[2].as_str());
+                if !replicated && (kind == "won" || kind == "repeat") {
+                    return Ok(Take::Unreplicated { order });
+                }
                 Ok(match kind {
                     "won" => Take::Won {
                         order,
@@ -694,6 +733,36 @@ impl Ledger {
             .await
             .map_err(|e| self.down(e))?;
         Ok(pair.get(1).cloned().unwrap_or_default())
+    }
+
+    /// Whether the replicas required confirmed this connection's writes so
+    /// far (`WAIT`), when the reply holds a winner; a repeat is waited on too
+    /// (its first answer may not have been confirmed).
+    async fn replicated(
+        &self,
+        con: &mut ConnectionManager,
+        reply: &[String],
+    ) -> Result<bool, LedgerError> {
+        let winners = reply.chunks(3).any(|r| r[0] == "won" || r[0] == "repeat");
+        if self.replicas == 0 || !winners {
+            return Ok(true);
+        }
+        let acked: u32 = redis::cmd("WAIT")
+            .arg(self.replicas)
+            .arg(REPLICA_WAIT_MS)
+            .query_async(con)
+            .await
+            .map_err(|e| self.down(e))?;
+        if acked < self.replicas {
+            tracing::warn!(
+                at = %self.at,
+                acked,
+                required = self.replicas,
+                hint = "winners are answered 503 until a replica confirms them",
+                "ledger_not_replicated"
+            );
+        }
+        Ok(acked >= self.replicas)
     }
 
     /// Every winner of these items, by item then order.

@@ -238,6 +238,29 @@ impl Redis {
             .to_string()
     }
 
+    /// `INFO <section>`, whole (redis-cli, from redis-server's own redis-tools).
+    pub(crate) fn info(&self, section: &str) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "info", section])
+            .output()
+            .expect("redis-cli (Debian package redis-tools, a dependency of redis-server)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A replica of `primary`, up and in sync.
+    pub(crate) fn replica_of(primary: &Redis) -> Redis {
+        let r = Redis::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+        r.wait_in_sync();
+        r
+    }
+
+    /// Waits until this replica's link to its primary is up.
+    pub(crate) fn wait_in_sync(&self) {
+        super::wait_for("the replica to sync", Duration::from_secs(10), || {
+            self.info("replication").contains("master_link_status:up")
+        });
+    }
+
     /// SIGKILL: whatever was acknowledged is in the AOF (appendfsync always).
     pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

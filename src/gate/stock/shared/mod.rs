@@ -345,6 +345,8 @@ impl Admission for SharedStock {
                 self.mark_sold_out(sku);
                 self.after_sold_out(sku, user, item).await
             }
+            // Taken, but not yet on the replicas required: not acknowledged.
+            Some(Take::Unreplicated { .. }) => Verdict::Unavailable,
             Some(Take::Unknown) => {
                 tracing::error!(
                     sku,
