@@ -64,8 +64,18 @@ fn ledger_sold_out(
         .collect();
     let every = a.poll;
     let show = !g.quiet && (!a.switch.json || g.verbose);
-    let ledger = Ledger::new(&url, &config.gate.ledger_access, &config.name)?;
+    let (access, sale) = (config.gate.ledger_access.clone(), config.name.clone());
     Ok(async move {
+        // Made on the runtime its connection lives on.
+        let ledger = match Ledger::new(&url, &access, &sale) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "warning: {e}; --when-sold-out cannot follow the ledger: closing at the end"
+                );
+                return std::future::pending().await;
+            }
+        };
         let mut last = String::new();
         loop {
             let line = match ledger.status(&skus, None).await {

@@ -216,13 +216,25 @@ impl RawGate {
             }
         });
         let ledger = self.ledger.as_ref().map(|l| {
-            let ok = url::Url::parse(l.get_ref())
-                .is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some());
+            let text = l.get_ref();
+            // Sentinel: `redis+sentinel://host:26379,host:26379/<service>/<db>`
+            // (read whole by `ledger`); else one node's URL.
+            let sentinel = ["redis+sentinel://", "rediss+sentinel://"]
+                .iter()
+                .find_map(|p| text.strip_prefix(p))
+                .map(|rest| {
+                    rest.split_once('/')
+                        .is_some_and(|(hosts, service)| !hosts.is_empty() && !service.is_empty())
+                });
+            let ok = sentinel.unwrap_or_else(|| {
+                url::Url::parse(text)
+                    .is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some())
+            });
             if !ok {
                 cx.push_redacted(
                     l.span(),
                     "`ledger` is not a Redis URL",
-                    "write it like `ledger = \"redis://127.0.0.1:6379/0\"` (TLS: rediss://; a user as rediss://USER@host:port/db, its password in `ledger_password_file` or $FLASHSALE_LEDGER_PASSWORD, not here)",
+                    "write it like `ledger = \"redis://127.0.0.1:6379/0\"` (TLS: rediss://; a user as rediss://USER@host:port/db, its password in `ledger_password_file` or $FLASHSALE_LEDGER_PASSWORD, not here; Sentinel: redis+sentinel://host:26379,host:26379/mymaster/0)",
                 );
             }
             l.get_ref().clone()

@@ -35,26 +35,24 @@ use serde::Serialize;
 
 pub(crate) use crate::config::LedgerAccess;
 
+mod link;
+use link::Link;
+
 /// The environment variable a ledger's password may come in (wins over
 /// `[gate] ledger_password_file`; a password in the URL wins over both).
 pub(crate) const PASSWORD_ENV: &str = "FLASHSALE_LEDGER_PASSWORD";
 
-/// The Redis client for `url` with `access` applied.
-fn client(url: &str, access: &LedgerAccess) -> Result<redis::Client, LedgerError> {
-    let bad_url = |e: redis::RedisError| LedgerError::BadUrl(e.to_string());
-    let mut info = url.into_connection_info().map_err(bad_url)?;
+/// The password (from the environment, else the file) and the CA's PEM
+/// bytes `access` names.
+fn secrets(access: &LedgerAccess) -> Result<(Option<String>, Option<Vec<u8>>), LedgerError> {
     let file = |path: &std::path::Path| {
         std::fs::read(path).map_err(|e| LedgerError::AccessFile {
             path: path.to_path_buf(),
             why: format!("cannot read it: {e}"),
         })
     };
-    // A password written into the URL is the most specific; else the
-    // environment's; else the file's.
-    let in_url = info.redis_settings().password().is_some();
     let from_env = std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty());
     let password = match (from_env, &access.password_file) {
-        _ if in_url => None,
         (Some(p), _) => Some(p),
         (None, Some(path)) => {
             let text = String::from_utf8(file(path)?).map_err(|_| LedgerError::AccessFile {
@@ -72,27 +70,40 @@ fn client(url: &str, access: &LedgerAccess) -> Result<redis::Client, LedgerError
         }
         (None, None) => None,
     };
-    if let Some(p) = password {
-        let settings = info.redis_settings().clone().set_password(p);
-        info = info.set_redis_settings(settings);
+    let ca = access.ca_file.as_deref().map(file).transpose()?;
+    Ok((password, ca))
+}
+
+/// The Redis client for `url` with `access` applied.
+fn client(url: &str, access: &LedgerAccess) -> Result<redis::Client, LedgerError> {
+    let bad_url = |e: redis::RedisError| LedgerError::BadUrl(e.to_string());
+    let mut info = url.into_connection_info().map_err(bad_url)?;
+    let (password, ca) = secrets(access)?;
+    // A password written into the URL is the most specific; else the
+    // environment's; else the file's.
+    if info.redis_settings().password().is_none() {
+        if let Some(p) = password {
+            let settings = info.redis_settings().clone().set_password(p);
+            info = info.set_redis_settings(settings);
+        }
     }
     let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
-    match &access.ca_file {
-        Some(path) if !tls => Err(LedgerError::AccessFile {
+    match (&access.ca_file, ca) {
+        (Some(path), _) if !tls => Err(LedgerError::AccessFile {
             path: path.clone(),
             why: "a CA for the ledger, but its URL is not TLS; write it rediss://…, or remove `ledger_ca`".into(),
         }),
-        Some(path) => {
+        (Some(path), Some(root_cert)) => {
             let certs = redis::TlsCertificates {
                 client_tls: None,
-                root_cert: Some(file(path)?),
+                root_cert: Some(root_cert),
             };
             redis::Client::build_with_tls(info, certs).map_err(|e| LedgerError::AccessFile {
                 path: path.clone(),
                 why: format!("not a usable CA (PEM certificates): {e}"),
             })
         }
-        None => redis::Client::open(info).map_err(bad_url),
+        _ => redis::Client::open(info).map_err(bad_url),
     }
 }
 
@@ -163,7 +174,7 @@ pub(crate) enum LedgerError {
 /// A connection to the ledger of one sale. Cheap to clone; reconnects by itself.
 #[derive(Clone)]
 pub(crate) struct Ledger {
-    con: ConnectionManager,
+    link: Link,
     sale: String,
     prefix: String,
     /// Where Redis is, for messages: host and port, never the password.
@@ -341,27 +352,48 @@ impl Ledger {
     /// URL, else `$FLASHSALE_LEDGER_PASSWORD`, else its file).
     /// Connects lazily: a ledger that is down is found out by the first call.
     pub(crate) fn new(url: &str, access: &LedgerAccess, sale: &str) -> Result<Ledger, LedgerError> {
-        let client = client(url, access)?;
-        let info = client.get_connection_info();
-        let at = info.addr().to_string();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(RESPONSE_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(200));
-        let con = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
-            LedgerError::Down {
-                at: at.clone(),
-                why: e.to_string(),
+        let (link, at) = match link::parse_sentinel(url) {
+            Some(parsed) => {
+                let parsed = parsed.map_err(LedgerError::BadUrl)?;
+                let (password, certs) = secrets(access)?;
+                let certs = certs.map(|root_cert| redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                });
+                let f = link::Followed::new(&parsed, password, certs, config)
+                    .map_err(|e| LedgerError::BadUrl(e.to_string()))?;
+                let at = f.at.clone();
+                (Link::Sentinel(std::sync::Arc::new(f)), at)
             }
-        })?;
+            None => {
+                let client = client(url, access)?;
+                let at = client.get_connection_info().addr().to_string();
+                let con = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
+                    LedgerError::Down {
+                        at: at.clone(),
+                        why: e.to_string(),
+                    }
+                })?;
+                (Link::Direct(con), at)
+            }
+        };
         Ok(Ledger {
-            con,
+            link,
             sale: sale.to_string(),
             prefix: format!("fs:{{{sale}}}:"),
             at,
             replicas: 0,
         })
+    }
+
+    /// The connection for a call (the primary's, through Sentinel).
+    async fn con(&self) -> Result<ConnectionManager, LedgerError> {
+        self.link.con().await.map_err(|e| self.down(e))
     }
 
     /// This ledger, its takes acknowledged only once `n` replicas confirm
@@ -373,7 +405,7 @@ impl Ledger {
 
     /// The replicas the ledger's primary has connected now (`INFO replication`).
     pub(crate) async fn connected_replicas(&self) -> Result<u32, LedgerError> {
-        let mut con = self.con.clone();
+        let mut con = self.con().await?;
         let info: String = redis::cmd("INFO")
             .arg("replication")
             .query_async(&mut con)
@@ -396,6 +428,7 @@ impl Ledger {
     }
 
     fn down(&self, e: redis::RedisError) -> LedgerError {
+        self.link.failed(&e);
         classify(&self.at, e)
     }
 
@@ -414,7 +447,7 @@ impl Ledger {
         gate: &str,
         attempts: &[(String, String)],
     ) -> Result<Vec<Take>, LedgerError> {
-        let mut con = self.con.clone();
+        let mut con = self.con().await?;
         let mut call = TAKE.prepare_invoke();
         call.key(self.key("meta"))
             .key(self.key("seq"))
@@ -486,7 +519,7 @@ impl Ledger {
         let mut found = Reasserted::default();
         let mut alarms = std::collections::BTreeSet::new();
         for (i, (winners, entries)) in calls.into_iter().enumerate() {
-            let mut con = self.con.clone();
+            let mut con = self.con().await?;
             let mut call = REASSERT.prepare_invoke();
             call.arg(&self.prefix)
                 .arg(if i == last { gate } else { "" })
@@ -542,7 +575,7 @@ impl Ledger {
         skus: &[String],
         gate: Option<&str>,
     ) -> Result<Status, LedgerError> {
-        let mut con = self.con.clone();
+        let mut con = self.con().await?;
         let mut call = STATUS.prepare_invoke();
         call.arg(&self.prefix).arg(gate.unwrap_or(""));
         for sku in skus {
@@ -592,7 +625,7 @@ impl Ledger {
 
     /// Enters `user` into `sku`'s draw; `false` once its entries are closed.
     pub(crate) async fn enter(&self, sku: &str, user: &str) -> Result<bool, LedgerError> {
-        let mut con = self.con.clone();
+        let mut con = self.con().await?;
         let n: u8 = ENTER
             .prepare_invoke()
             .key(self.key(&format!("entries:{sku}")))
@@ -606,7 +639,7 @@ impl Ledger {
 
     /// Whether `sku`'s draw is done (every drawn entrant taken).
     pub(crate) async fn drawn(&self, sku: &str) -> Result<bool, LedgerError> {
-        let mut con = self.con.clone();
+        let mut con = self.con().await?;
         con.hexists(self.key(&format!("draw:{sku}")), "done")
             .await
             .map_err(|e| self.down(e))
@@ -615,7 +648,7 @@ impl Ledger {
     /// Takes the lease on `sku`'s draw for `gate` ([`DRAW_LEASE`]); `false`
     /// if another gate holds it.
     pub(crate) async fn lease_draw(&self, sku: &str, gate: &str) -> Result<bool, LedgerError> {
-        let mut con = self.con.clone();
+        let mut con = self.con().await?;
         let set: Option<String> = redis::cmd("SET")
             .arg(self.key(&format!("drawlease:{sku}")))
             .arg(gate)
@@ -630,7 +663,7 @@ impl Ledger {
 
     /// Closes `sku`'s entries: the units its draw is for, and its entrants.
     pub(crate) async fn close_entries(&self, sku: &str) -> Result<(u32, Vec<String>), LedgerError> {
-        let mut con = self.con.clone();
+        let mut con = self.con().await?;
         let reply: Vec<String> = CLOSE
             .prepare_invoke()
             .key(self.key(&format!("entries:{sku}")))
@@ -651,7 +684,7 @@ impl Ledger {
 
     /// Marks `sku`'s draw done: the gates answer their entrants.
     pub(crate) async fn draw_done(&self, sku: &str) -> Result<(), LedgerError> {
-        let mut con = self.con.clone();
+        let mut con = self.con().await?;
         con.hset::<_, _, _, ()>(self.key(&format!("draw:{sku}")), "done", "1")
             .await
             .map_err(|e| self.down(e))
@@ -659,7 +692,7 @@ impl Ledger {
 
     /// Every winner of `sku`.
     pub(crate) async fn winners(&self, sku: &str) -> Result<BTreeMap<String, String>, LedgerError> {
-        let mut con = self.con.clone();
+        let mut con = self.con().await?;
         con.hgetall(self.key(&format!("w:{sku}")))
             .await
             .map_err(|e| self.down(e))
@@ -694,7 +727,7 @@ impl Ledger {
         for (sku, n) in stock {
             call.arg(sku).arg(n);
         }
-        let mut con = self.con.clone();
+        let mut con = self.con().await?;
         let reply: Vec<String> = call
             .invoke_async(&mut con)
             .await
@@ -725,7 +758,7 @@ impl Ledger {
     }
 
     async fn config_get(&self, name: &str) -> Result<String, LedgerError> {
-        let mut con = self.con.clone();
+        let mut con = self.con().await?;
         let pair: Vec<String> = redis::cmd("CONFIG")
             .arg("GET")
             .arg(name)
@@ -783,7 +816,7 @@ impl Ledger {
 
     /// Deletes every key of the sale (for rehearsals); returns how many.
     pub(crate) async fn clear(&self) -> Result<u64, LedgerError> {
-        let mut con = self.con.clone();
+        let mut con = self.con().await?;
         let pattern = format!(
             "{}*",
             self.prefix
@@ -817,7 +850,7 @@ impl Ledger {
 
     /// Makes sure the forwarders' consumer group exists on the winners' stream.
     pub(crate) async fn ensure_group(&self) -> Result<(), LedgerError> {
-        let mut con = self.con.clone();
+        let mut con = self.con().await?;
         let made: redis::RedisResult<()> = con
             .xgroup_create_mkstream(self.key("orders"), GROUP, "0")
             .await;
@@ -847,7 +880,7 @@ impl Ledger {
         if let (None, Some(b)) = (after, block) {
             opts = opts.block(b.as_millis() as usize);
         }
-        let mut con = self.con.clone();
+        let mut con = self.con().await?;
         let reply: Option<StreamReadReply> = con
             .xread_options(&[self.key("orders")], &[after.unwrap_or(">")], &opts)
             .await
@@ -874,7 +907,7 @@ impl Ledger {
         idle: Duration,
     ) -> Result<Vec<(String, usize)>, LedgerError> {
         let beats = self.status(&[], None).await?.gates;
-        let mut con = self.con.clone();
+        let mut con = self.con().await?;
         let pending: redis::streams::StreamPendingCountReply = con
             .xpending_count(self.key("orders"), GROUP, "-", "+", 1000)
             .await
@@ -907,7 +940,7 @@ impl Ledger {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut con = self.con.clone();
+        let mut con = self.con().await?;
         let claimed: redis::streams::StreamClaimReply = con
             .xclaim(
                 self.key("orders"),
@@ -962,7 +995,7 @@ impl Ledger {
 
     /// The order system has a winner: it is not forwarded again.
     pub(crate) async fn forwarded(&self, id: &str) -> Result<(), LedgerError> {
-        let mut con = self.con.clone();
+        let mut con = self.con().await?;
         let _: (u64, u64) = redis::pipe()
             .xack(self.key("orders"), GROUP, &[id])
             .incr(self.key("forwarded"), 1)
@@ -975,7 +1008,7 @@ impl Ledger {
     /// How many stream entries the fleet has acknowledged so far: it grows
     /// while the order system takes winners at any gate.
     pub(crate) async fn forwarded_count(&self) -> Result<u64, LedgerError> {
-        let mut con = self.con.clone();
+        let mut con = self.con().await?;
         let n: Option<u64> = con
             .get(self.key("forwarded"))
             .await
@@ -985,7 +1018,7 @@ impl Ledger {
 
     /// Winners handed to a forwarder and not yet accepted by the order system.
     pub(crate) async fn unforwarded(&self) -> Result<u64, LedgerError> {
-        let mut con = self.con.clone();
+        let mut con = self.con().await?;
         let reply: redis::streams::StreamPendingReply = con
             .xpending(self.key("orders"), GROUP)
             .await

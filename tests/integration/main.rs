@@ -15,6 +15,7 @@ mod gate;
 mod hardening;
 mod layout;
 mod ledger_replicas;
+mod ledger_sentinel;
 mod ledger_tls;
 mod photos;
 mod publish;

@@ -295,3 +295,97 @@ impl Drop for Redis {
         self.kill();
     }
 }
+
+/// Three Sentinels (`redis-server --sentinel`, Debian's) watching `primary`
+/// as `mymaster`: down after 1 s, a quorum of 2.
+pub(crate) struct Sentinels {
+    children: Vec<Child>,
+    pub(crate) ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+impl Sentinels {
+    pub(crate) fn watch(primary: &Redis) -> Sentinels {
+        let dir = tempfile::tempdir().unwrap();
+        let mut children = Vec::new();
+        let mut ports = Vec::new();
+        for i in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let conf = dir.path().join(format!("sentinel-{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 2\nsentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n",
+                    dir.path().display(),
+                    primary.port
+                ),
+            )
+            .unwrap();
+            let child = Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server --sentinel");
+            children.push(child);
+            ports.push(port);
+        }
+        let s = Sentinels {
+            children,
+            ports,
+            _dir: dir,
+        };
+        super::wait_for(
+            "the Sentinels to see the primary",
+            Duration::from_secs(10),
+            || s.primary() == Some(primary.port),
+        );
+        s
+    }
+
+    /// The primary's port, as the first Sentinel that answers names it.
+    pub(crate) fn primary(&self) -> Option<u16> {
+        self.ports.iter().find_map(|p| {
+            let out = Command::new("redis-cli")
+                .args([
+                    "-p",
+                    &p.to_string(),
+                    "SENTINEL",
+                    "get-master-addr-by-name",
+                    "mymaster",
+                ])
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .nth(1)?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
+    /// `redis+sentinel://…/mymaster/0`.
+    pub(crate) fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("redis+sentinel://{}/mymaster/0", hosts.join(","))
+    }
+}
+
+impl Drop for Sentinels {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

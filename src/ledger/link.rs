@@ -1,0 +1,283 @@
+//! The ledger's connection, following its primary.
+//!
+//! A plain URL (`redis://`, `rediss://`) is one `ConnectionManager`, which
+//! reconnects to that address by itself. A Sentinel URL
+//! (`redis+sentinel://host:26379,host:26379/<service>/<db>`, or
+//! `rediss+sentinel://` for TLS to the primary) is the primary the Sentinels
+//! name: asked at the first call, and again whenever a call fails for a
+//! reason a failover explains (the connection lost or timed out, `READONLY`
+//! from a demoted primary), at most every `ASK_EVERY`. A new primary gets a
+//! connection of its own; the scripts are loaded on it by `EVALSHA`'s
+//! `NOSCRIPT` fallback (`redis::Script`), so nothing is cached per node.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+
+use crate::util::sync::lock;
+
+/// How often the Sentinels are asked again while calls fail.
+const ASK_EVERY: Duration = Duration::from_millis(250);
+
+/// Where calls go.
+#[derive(Clone)]
+pub(crate) enum Link {
+    Direct(ConnectionManager),
+    Sentinel(Arc<Followed>),
+}
+
+/// A primary found through Sentinel.
+pub(crate) struct Followed {
+    sentinel: tokio::sync::Mutex<SentinelClient>,
+    config: ConnectionManagerConfig,
+    /// The primary's connection and address, once known.
+    current: Mutex<Option<(ConnectionManager, String)>>,
+    asking: AtomicBool,
+    asked: Mutex<Option<Instant>>,
+    /// For messages: `sentinel <service> via host:port,…`.
+    pub(crate) at: String,
+}
+
+/// A Sentinel URL's parts.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct SentinelUrl {
+    pub(crate) sentinels: Vec<(String, u16)>,
+    pub(crate) service: String,
+    pub(crate) db: i64,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) tls: bool,
+}
+
+/// `redis+sentinel://[user[:password]@]host[:port],host[:port]/service[/db]`
+/// (port 26379 by default); `None` when `url` is not a Sentinel URL.
+pub(crate) fn parse_sentinel(url: &str) -> Option<Result<SentinelUrl, String>> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("redis+sentinel://") {
+        (false, r)
+    } else {
+        (true, url.strip_prefix("rediss+sentinel://")?)
+    };
+    Some(parse_rest(rest, tls))
+}
+
+fn parse_rest(rest: &str, tls: bool) -> Result<SentinelUrl, String> {
+    let (auth, rest) = match rest.rsplit_once('@') {
+        Some((a, r)) => (Some(a), r),
+        None => (None, rest),
+    };
+    let (hosts, path) = rest
+        .split_once('/')
+        .ok_or("no service name: write redis+sentinel://host:26379,host:26379/mymaster/0")?;
+    let mut sentinels = Vec::new();
+    for h in hosts.split(',').filter(|h| !h.is_empty()) {
+        let (host, port) = match h.rsplit_once(':') {
+            Some((host, port)) => (
+                host,
+                port.parse::<u16>()
+                    .map_err(|_| format!("`{port}` is not a port"))?,
+            ),
+            None => (h, 26379),
+        };
+        sentinels.push((host.to_string(), port));
+    }
+    if sentinels.is_empty() {
+        return Err(
+            "no Sentinel address: write redis+sentinel://host:26379,host:26379/mymaster/0".into(),
+        );
+    }
+    let mut parts = path.split('/').filter(|p| !p.is_empty());
+    let service = parts
+        .next()
+        .ok_or("no service name: write redis+sentinel://host:26379/mymaster/0")?
+        .to_string();
+    let db = match parts.next() {
+        Some(d) => d
+            .parse()
+            .map_err(|_| format!("`{d}` is not a database number"))?,
+        None => 0,
+    };
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let (username, password) = match auth {
+        None => (None, None),
+        Some(a) => match a.split_once(':') {
+            Some((u, p)) => (Some(decode(u)).filter(|u| !u.is_empty()), Some(decode(p))),
+            None => (Some(decode(a)).filter(|u| !u.is_empty()), None),
+        },
+    };
+    Ok(SentinelUrl {
+        sentinels,
+        service,
+        db,
+        username,
+        password,
+        tls,
+    })
+}
+
+impl Followed {
+    /// Follows the primary `url` names; `password` is the primary's (the
+    /// Sentinels are asked without one), `certs` its TLS roots.
+    pub(crate) fn new(
+        url: &SentinelUrl,
+        password: Option<String>,
+        certs: Option<redis::TlsCertificates>,
+        config: ConnectionManagerConfig,
+    ) -> redis::RedisResult<Followed> {
+        let addrs = url
+            .sentinels
+            .iter()
+            .map(|(h, p)| redis::ConnectionAddr::Tcp(h.clone(), *p));
+        let mut b = SentinelClientBuilder::new(addrs, &url.service, SentinelServerType::Master)?
+            .set_client_to_redis_db(url.db);
+        if let Some(u) = &url.username {
+            b = b.set_client_to_redis_username(u);
+        }
+        if let Some(p) = password.or_else(|| url.password.clone()) {
+            b = b.set_client_to_redis_password(p);
+        }
+        if url.tls {
+            b = b.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
+            if let Some(c) = certs {
+                b = b.set_client_to_redis_certificates(c);
+            }
+        }
+        let hosts: Vec<String> = url
+            .sentinels
+            .iter()
+            .map(|(h, p)| format!("{h}:{p}"))
+            .collect();
+        Ok(Followed {
+            sentinel: tokio::sync::Mutex::new(b.build()?),
+            config,
+            current: Mutex::new(None),
+            asking: AtomicBool::new(false),
+            asked: Mutex::new(None),
+            at: format!("sentinel {} via {}", url.service, hosts.join(",")),
+        })
+    }
+
+    /// Asks the Sentinels which node is primary, and connects to it when it
+    /// is another than the one known.
+    async fn ask(&self) -> redis::RedisResult<ConnectionManager> {
+        let client = self.sentinel.lock().await.async_get_client().await?;
+        let addr = client.get_connection_info().addr().to_string();
+        if let Some((con, known)) = lock(&self.current).as_ref() {
+            if *known == addr {
+                return Ok(con.clone());
+            }
+        }
+        let con = ConnectionManager::new_lazy_with_config(client, self.config.clone())?;
+        let before = lock(&self.current).replace((con.clone(), addr.clone()));
+        match before {
+            Some((_, old)) => {
+                tracing::warn!(from = %old, to = %addr, at = %self.at, "ledger_primary_changed")
+            }
+            None => tracing::info!(primary = %addr, at = %self.at, "ledger_primary_found"),
+        }
+        Ok(con)
+    }
+
+    /// Asks again in the background (once at a time, at most every
+    /// `ASK_EVERY`).
+    fn ask_soon(self: &Arc<Self>) {
+        {
+            let mut asked = lock(&self.asked);
+            if asked.is_some_and(|t| t.elapsed() < ASK_EVERY) {
+                return;
+            }
+            *asked = Some(Instant::now());
+        }
+        if self.asking.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            me.asking.store(false, Ordering::Release);
+            return;
+        };
+        rt.spawn(async move {
+            if let Err(e) = me.ask().await {
+                tracing::warn!(error = %e, at = %me.at, "ledger_sentinels_unanswered");
+            }
+            me.asking.store(false, Ordering::Release);
+        });
+    }
+}
+
+impl Link {
+    /// The connection for a call: the primary's (asked for first when none
+    /// is known yet).
+    pub(crate) async fn con(&self) -> redis::RedisResult<ConnectionManager> {
+        match self {
+            Link::Direct(c) => Ok(c.clone()),
+            Link::Sentinel(f) => {
+                let known = lock(&f.current).as_ref().map(|(c, _)| c.clone());
+                match known {
+                    Some(c) => Ok(c),
+                    None => f.ask().await,
+                }
+            }
+        }
+    }
+
+    /// A call failed with `e`: when a failover explains it, ask the
+    /// Sentinels again.
+    pub(crate) fn failed(&self, e: &redis::RedisError) {
+        let Link::Sentinel(f) = self else { return };
+        let text = e.to_string();
+        if e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || text.contains("READONLY")
+            || text.contains("LOADING")
+            || text.contains("MASTERDOWN")
+        {
+            f.ask_soon();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_urls_name_their_sentinels_service_and_database() {
+        let u = parse_sentinel("redis+sentinel://a:26379,b:26380,c/mymaster/2")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            u.sentinels,
+            [
+                ("a".to_string(), 26379),
+                ("b".to_string(), 26380),
+                ("c".to_string(), 26379)
+            ]
+        );
+        assert_eq!((u.service.as_str(), u.db, u.tls), ("mymaster", 2, false));
+        let u = parse_sentinel("rediss+sentinel://gate:p%40ss@h:1/svc")
+            .unwrap()
+            .unwrap();
+        assert_eq!(u.username.as_deref(), Some("gate"));
+        assert_eq!(u.password.as_deref(), Some("p@ss"));
+        assert!(u.tls && u.db == 0);
+        assert!(parse_sentinel("redis://h:6379/0").is_none());
+        let err = parse_sentinel("redis+sentinel://h:26379")
+            .unwrap()
+            .unwrap_err();
+        assert!(err.contains("service"), "{err}");
+        let err = parse_sentinel("redis+sentinel://h:x/m")
+            .unwrap()
+            .unwrap_err();
+        assert!(err.contains("`x` is not a port"), "{err}");
+    }
+}
