@@ -25,7 +25,7 @@ use crate::site::theme::{FileStat, StaticSource};
 
 /// Bumped when what a photo becomes changes (filter, encoder settings):
 /// the cache's old entries are then not used.
-const PIPELINE: u32 = 2;
+const PIPELINE: u32 = 3;
 
 /// The cache directory of a sale rooted at `root`: `$FLASHSALE_CACHE_DIR`
 /// (for a CI cache), else `<root>/.flashsale-cache`.
@@ -121,6 +121,38 @@ impl Variant {
             path: entry.join(cached_name((width, format))),
             data: Some(bytes),
         }
+    }
+
+    /// How an index keeps it: `<width>,<height>,<ext>,<len>,<sha256>`.
+    fn describe(&self) -> String {
+        let ext = self.format.ext();
+        format!(
+            "{},{},{ext},{},{}",
+            self.width, self.height, self.len, self.sha256
+        )
+    }
+
+    /// A variant `describe` wrote, its file in `entry`.
+    fn parse(text: &str, entry: &Path) -> Option<Variant> {
+        let f: Vec<&str> = text.split(',').collect();
+        let [w, h, ext, len, sha] = f[..] else {
+            return None;
+        };
+        let format = match ext {
+            "webp" => Format::Webp,
+            "png" => Format::Png,
+            _ => Format::Jpeg,
+        };
+        let width = w.parse().ok()?;
+        Some(Variant {
+            width,
+            height: h.parse().ok()?,
+            format,
+            len: len.parse().ok()?,
+            sha256: sha.to_string(),
+            path: entry.join(cached_name((width, format))),
+            data: None,
+        })
     }
 
     /// Its bytes: in memory when just made, else from the cache.
@@ -269,14 +301,8 @@ fn stat_key(s: &StaticSource, st: FileStat, settings: &Settings) -> String {
 fn index_line(m: &Made) -> String {
     let mut line = format!("{} {} {}", m.entry, m.size.0, m.size.1);
     for v in &m.variants {
-        line.push_str(&format!(
-            " {},{},{},{},{}",
-            v.width,
-            v.height,
-            v.format.ext(),
-            v.len,
-            v.sha256
-        ));
+        line.push(' ');
+        line.push_str(&v.describe());
     }
     line
 }
@@ -289,27 +315,7 @@ fn from_index(line: &str, settings: &Settings) -> Option<Made> {
     let size: (u32, u32) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
     let entry = settings.dir.join(name);
     let variants = parts
-        .map(|v| {
-            let f: Vec<&str> = v.split(',').collect();
-            let [w, h, ext, len, sha] = f[..] else {
-                return None;
-            };
-            let format = match ext {
-                "webp" => Format::Webp,
-                "png" => Format::Png,
-                _ => Format::Jpeg,
-            };
-            let width = w.parse().ok()?;
-            Some(Variant {
-                width,
-                height: h.parse().ok()?,
-                format,
-                len: len.parse().ok()?,
-                sha256: sha.to_string(),
-                path: entry.join(cached_name((width, format))),
-                data: None,
-            })
-        })
+        .map(|v| Variant::parse(v, &entry))
         .collect::<Option<Vec<Variant>>>()?;
     (!variants.is_empty() && entry.is_dir()).then(|| Made {
         size,
@@ -403,33 +409,21 @@ fn cached_name(v: (u32, Format)) -> String {
     format!("{}.{}", v.0, v.1.ext())
 }
 
-/// The variants of `plan` in the cache entry, by its index (`<w> <h> <ext>
-/// <len> <sha256>` a line): each file's length is checked, none is read.
+/// The variants of `plan` in the cache entry, by its index (a variant a
+/// line, as `Variant::describe`): each file's length is checked, none is read.
 fn read_cached(entry: &Path, plan: &[(u32, u32, Format)]) -> Option<Vec<Variant>> {
     let index = std::fs::read_to_string(entry.join(INDEX)).ok()?;
-    let mut known = std::collections::HashMap::new();
-    for line in index.lines() {
-        let p: Vec<&str> = line.split(' ').collect();
-        if let [w, h, ext, len, sha] = p[..] {
-            let len: u64 = len.parse().ok()?;
-            known.insert(format!("{w}.{ext}"), (h.parse::<u32>().ok()?, len, sha));
-        }
-    }
+    let known: Vec<Variant> = index
+        .lines()
+        .filter_map(|l| Variant::parse(l, entry))
+        .collect();
     plan.iter()
         .map(|(w, h, f)| {
-            let name = cached_name((*w, *f));
-            let (height, len, sha) = known.get(&name)?;
-            let path = entry.join(&name);
-            let on_disk = std::fs::metadata(&path).ok()?;
-            (height == h && on_disk.len() == *len).then(|| Variant {
-                width: *w,
-                height: *h,
-                format: *f,
-                len: *len,
-                sha256: sha.to_string(),
-                path,
-                data: None,
-            })
+            let v = known
+                .iter()
+                .find(|v| (v.width, v.height, v.format) == (*w, *h, *f))?;
+            let on_disk = std::fs::metadata(&v.path).ok()?;
+            (on_disk.len() == v.len).then(|| v.clone())
         })
         .collect()
 }
@@ -452,14 +446,8 @@ fn write_cached(entry: &Path, variants: &[Variant]) -> std::io::Result<()> {
     for v in variants {
         let name = cached_name((v.width, v.format));
         std::fs::write(tmp.join(&name), v.read()?)?;
-        index.push_str(&format!(
-            "{} {} {} {} {}\n",
-            v.width,
-            v.height,
-            v.format.ext(),
-            v.len,
-            v.sha256
-        ));
+        index.push_str(&v.describe());
+        index.push('\n');
     }
     // Last: an entry with an index has every file it names.
     std::fs::write(tmp.join(INDEX), index)?;
