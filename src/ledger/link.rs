@@ -128,7 +128,7 @@ impl Followed {
     pub(crate) fn new(
         url: &SentinelUrl,
         password: Option<String>,
-        certs: Option<redis::TlsCertificates>,
+        ca: Option<Vec<u8>>,
         config: ConnectionManagerConfig,
     ) -> redis::RedisResult<Followed> {
         let addrs = url
@@ -144,10 +144,7 @@ impl Followed {
             b = b.set_client_to_redis_password(p);
         }
         if url.tls {
-            b = b.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
-            if let Some(c) = certs {
-                b = b.set_client_to_redis_certificates(c);
-            }
+            b = tls(b, ca)?;
         }
         let hosts: Vec<String> = url
             .sentinels
@@ -210,6 +207,27 @@ impl Followed {
             me.asking.store(false, Ordering::Release);
         });
     }
+}
+
+/// TLS to the primary, trusting `ca` (PEM) or the system's roots.
+#[cfg(feature = "ledger-tls")]
+fn tls(b: SentinelClientBuilder, ca: Option<Vec<u8>>) -> redis::RedisResult<SentinelClientBuilder> {
+    let b = b.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
+    Ok(match ca {
+        Some(root_cert) => b.set_client_to_redis_certificates(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(root_cert),
+        }),
+        None => b,
+    })
+}
+
+#[cfg(not(feature = "ledger-tls"))]
+fn tls(_: SentinelClientBuilder, _: Option<Vec<u8>>) -> redis::RedisResult<SentinelClientBuilder> {
+    Err(redis::RedisError::from((
+        redis::ErrorKind::InvalidClientConfig,
+        "this flashsale was built without TLS for the ledger (--no-default-features); build it with the default features",
+    )))
 }
 
 impl Link {

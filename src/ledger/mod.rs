@@ -93,19 +93,43 @@ fn client(url: &str, access: &LedgerAccess) -> Result<redis::Client, LedgerError
             path: path.clone(),
             why: "a CA for the ledger, but its URL is not TLS; write it rediss://…, or remove `ledger_ca`".into(),
         }),
-        (Some(path), Some(root_cert)) => {
-            let certs = redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(root_cert),
-            };
-            redis::Client::build_with_tls(info, certs).map_err(|e| LedgerError::AccessFile {
-                path: path.clone(),
-                why: format!("not a usable CA (PEM certificates): {e}"),
-            })
-        }
+        (Some(path), Some(root_cert)) => with_ca(info, path, root_cert),
         _ => redis::Client::open(info).map_err(bad_url),
     }
 }
+
+/// A TLS client trusting the CA in `path` (its PEM bytes `root_cert`).
+#[cfg(feature = "ledger-tls")]
+fn with_ca(
+    info: redis::ConnectionInfo,
+    path: &std::path::Path,
+    root_cert: Vec<u8>,
+) -> Result<redis::Client, LedgerError> {
+    let certs = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(root_cert),
+    };
+    redis::Client::build_with_tls(info, certs).map_err(|e| LedgerError::AccessFile {
+        path: path.to_path_buf(),
+        why: format!("not a usable CA (PEM certificates): {e}"),
+    })
+}
+
+#[cfg(not(feature = "ledger-tls"))]
+fn with_ca(
+    _: redis::ConnectionInfo,
+    path: &std::path::Path,
+    _: Vec<u8>,
+) -> Result<redis::Client, LedgerError> {
+    Err(LedgerError::AccessFile {
+        path: path.to_path_buf(),
+        why: NO_TLS.into(),
+    })
+}
+
+/// Why a build without the `ledger-tls` feature cannot use a TLS ledger.
+#[cfg(not(feature = "ledger-tls"))]
+const NO_TLS: &str = "this flashsale was built without TLS for the ledger (--no-default-features); build it with the default features";
 
 /// A failed call, as down (it may come back) or refused (it will not, as it is).
 fn classify(at: &str, e: redis::RedisError) -> LedgerError {
@@ -360,12 +384,8 @@ impl Ledger {
         let (link, at) = match link::parse_sentinel(url) {
             Some(parsed) => {
                 let parsed = parsed.map_err(LedgerError::BadUrl)?;
-                let (password, certs) = secrets(access)?;
-                let certs = certs.map(|root_cert| redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(root_cert),
-                });
-                let f = link::Followed::new(&parsed, password, certs, config)
+                let (password, ca) = secrets(access)?;
+                let f = link::Followed::new(&parsed, password, ca, config)
                     .map_err(|e| LedgerError::BadUrl(e.to_string()))?;
                 let at = f.at.clone();
                 (Link::Sentinel(std::sync::Arc::new(f)), at)
