@@ -205,6 +205,9 @@ pub(crate) struct Ledger {
     at: String,
     /// Replicas that must confirm a take before it counts (`WAIT`); 0: none.
     replicas: u32,
+    /// Until when takes are held after a `WAIT` fell short: each `WAIT`
+    /// blocks the shared connection, so they are not queued behind one another.
+    held_until: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 /// The answer of the `take` script.
@@ -232,6 +235,9 @@ pub(crate) enum Take {
     Unreplicated {
         order: String,
     },
+    /// Not tried: a take a moment ago found the replicas required missing
+    /// (for `REPLICA_WAIT_MS / 2`, takes are answered this way at once).
+    Held,
 }
 
 /// How long a take waits for its replicas (`WAIT`) before it is answered
@@ -408,6 +414,7 @@ impl Ledger {
             prefix: format!("fs:{{{sale}}}:"),
             at,
             replicas: 0,
+            held_until: Default::default(),
         })
     }
 
@@ -467,6 +474,11 @@ impl Ledger {
         gate: &str,
         attempts: &[(String, String)],
     ) -> Result<Vec<Take>, LedgerError> {
+        let held = crate::util::sync::lock(&self.held_until)
+            .is_some_and(|t| std::time::Instant::now() < t);
+        if held {
+            return Ok(attempts.iter().map(|_| Take::Held).collect());
+        }
         let mut con = self.con().await?;
         let mut call = TAKE.prepare_invoke();
         call.key(self.key("meta"))
@@ -807,6 +819,8 @@ impl Ledger {
             .await
             .map_err(|e| self.down(e))?;
         if acked < self.replicas {
+            *crate::util::sync::lock(&self.held_until) =
+                Some(std::time::Instant::now() + Duration::from_millis(REPLICA_WAIT_MS / 2));
             tracing::warn!(
                 at = %self.at,
                 acked,

@@ -346,7 +346,7 @@ impl Admission for SharedStock {
                 self.after_sold_out(sku, user, item).await
             }
             // Taken, but not yet on the replicas required: not acknowledged.
-            Some(Take::Unreplicated { .. }) => Verdict::Unavailable,
+            Some(Take::Unreplicated { .. } | Take::Held) => Verdict::Unavailable,
             Some(Take::Unknown) => {
                 tracing::error!(
                     sku,
