@@ -49,6 +49,21 @@ def write(path, text):
         f.write(text)
 
 
+def site_toml(top="", rest=""):
+    """The benchmarks' site.toml: `top` among the top-level keys, `rest` after [gate]."""
+    return f"""name = "bench"
+title = "Benchmark Sale"
+base_url = "https://sale.example.com/"
+start = 2030-01-01T10:00:00+08:00
+end = 2030-01-01T11:00:00+08:00
+currency = "EUR"
+items_dir = "items"
+{top}
+[gate]
+url = "https://gate.example.com"
+{rest}"""
+
+
 def main():
     n = int(sys.argv[1])
     out = sys.argv[2]
@@ -56,18 +71,7 @@ def main():
     rng = random.Random(42)
     sale, hugo = os.path.join(out, "sale"), os.path.join(out, "hugo")
     svg = open(os.path.join(here, "..", "static", "images", "mug.svg")).read()
-    write(os.path.join(sale, "site.toml"), """name = "bench"
-title = "Benchmark Sale"
-base_url = "https://sale.example.com/"
-start = 2030-01-01T10:00:00+08:00
-end = 2030-01-01T11:00:00+08:00
-currency = "EUR"
-items_dir = "items"
-paginate = 48
-
-[gate]
-url = "https://gate.example.com"
-""")
+    write(os.path.join(sale, "site.toml"), site_toml("paginate = 48\n"))
     write(os.path.join(sale, "static", "img", "item.svg"), svg)
     for i in range(n):
         cents = rng.randint(100, 9999)

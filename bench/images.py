@@ -25,7 +25,7 @@ import statistics
 import sys
 
 from build import timed  # bench/build.py: wall time and the builder's own peak memory
-from gen import write  # bench/gen.py
+from gen import site_toml, write  # bench/gen.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "flashsale")
@@ -34,21 +34,7 @@ NOOP_RUNS = 21
 
 
 def sale(dir, photos, with_images):
-    write(os.path.join(dir, "site.toml"), f"""name = "bench"
-title = "Benchmark Sale"
-base_url = "https://sale.example.com/"
-start = 2030-01-01T10:00:00+08:00
-end = 2030-01-01T11:00:00+08:00
-currency = "EUR"
-items_dir = "items"
-
-[gate]
-url = "https://gate.example.com"
-
-[images]
-widths = {WIDTHS}
-quality = 75
-""")
+    write(os.path.join(dir, "site.toml"), site_toml(rest=f"\n[images]\nwidths = {WIDTHS}\nquality = 75\n"))
     for i, photo in enumerate(photos):
         image = f'image = "photos/{i}.jpg"\n' if with_images else ""
         write(os.path.join(dir, "items", f"item-{i:03d}.md"), f"""+++

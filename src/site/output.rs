@@ -90,13 +90,12 @@ impl Output {
         bytes: &[u8],
         rules: &[HeaderRule],
     ) -> io::Result<Staged> {
-        let entry = Entry {
-            path: path.to_string(),
-            sha256: hex::encode(Sha256::digest(bytes)),
-            size: bytes.len() as u64,
-            class: Class::of(path),
-            headers: headers::for_path(path, rules),
-        };
+        let entry = entry(
+            path,
+            hex::encode(Sha256::digest(bytes)),
+            bytes.len() as u64,
+            rules,
+        );
         let target = self.root.join(path);
         let same = match std::fs::metadata(&target) {
             Ok(m) if m.is_file() && m.len() == bytes.len() as u64 => {
@@ -105,12 +104,7 @@ impl Output {
             _ => false,
         };
         if !same {
-            let staged = self.staging.join(path);
-            if let Some(parent) = staged.parent() {
-                self.make_top(path)?;
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(&staged, bytes)?;
+            std::fs::write(self.staging_path(path)?, bytes)?;
         }
         Ok(Staged {
             entry,
@@ -132,26 +126,25 @@ impl Output {
         sha256: &str,
         rules: &[HeaderRule],
     ) -> io::Result<Staged> {
-        let entry = Entry {
-            path: path.to_string(),
-            sha256: sha256.to_string(),
-            size: len,
-            class: Class::of(path),
-            headers: headers::for_path(path, rules),
-        };
+        let entry = entry(path, sha256.to_string(), len, rules);
         let same = self.existing()?.contains(path);
         if !same {
-            let staged = self.staging.join(path);
-            if let Some(parent) = staged.parent() {
-                self.make_top(path)?;
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::copy(source, &staged)?;
+            std::fs::copy(source, self.staging_path(path)?)?;
         }
         Ok(Staged {
             entry,
             changed: !same,
         })
+    }
+
+    /// Where `path` is staged, its directories made.
+    fn staging_path(&self, path: &str) -> io::Result<PathBuf> {
+        let staged = self.staging.join(path);
+        if let Some(parent) = staged.parent() {
+            self.make_top(path)?;
+            std::fs::create_dir_all(parent)?;
+        }
+        Ok(staged)
     }
 
     fn existing(&self) -> io::Result<&HashSet<String>> {
@@ -272,6 +265,17 @@ fn list(dir: &Path, prefix: &mut String, out: &mut Vec<String>) -> io::Result<()
         }
     }
     Ok(())
+}
+
+/// The manifest entry of the output file `path`.
+fn entry(path: &str, sha256: String, size: u64, rules: &[HeaderRule]) -> Entry {
+    Entry {
+        path: path.to_string(),
+        sha256,
+        size,
+        class: Class::of(path),
+        headers: headers::for_path(path, rules),
+    }
 }
 
 impl Drop for Output {
