@@ -10,7 +10,7 @@
 //! connection of its own; the scripts are loaded on it by `EVALSHA`'s
 //! `NOSCRIPT` fallback (`redis::Script`), so nothing is cached per node.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,8 @@ pub(crate) struct Followed {
     config: ConnectionManagerConfig,
     /// The primary's connection and address, once known.
     current: Mutex<Option<(ConnectionManager, String)>>,
+    /// How many times the primary changed since the first was found.
+    changes: AtomicU64,
     asking: AtomicBool,
     asked: Mutex<Option<Instant>>,
     /// For messages: `sentinel <service> via host:port,…`.
@@ -155,6 +157,7 @@ impl Followed {
             sentinel: tokio::sync::Mutex::new(b.build()?),
             config,
             current: Mutex::new(None),
+            changes: AtomicU64::new(0),
             asking: AtomicBool::new(false),
             asked: Mutex::new(None),
             at: format!("sentinel {} via {}", url.service, hosts.join(",")),
@@ -172,7 +175,13 @@ impl Followed {
             }
         }
         let con = ConnectionManager::new_lazy_with_config(client, self.config.clone())?;
-        let before = lock(&self.current).replace((con.clone(), addr.clone()));
+        let before = {
+            let mut current = lock(&self.current);
+            if current.is_some() {
+                self.changes.fetch_add(1, Ordering::AcqRel);
+            }
+            current.replace((con.clone(), addr.clone()))
+        };
         match before {
             Some((_, old)) => {
                 tracing::warn!(from = %old, to = %addr, at = %self.at, "ledger_primary_changed")
@@ -234,15 +243,39 @@ impl Link {
     /// The connection for a call: the primary's (asked for first when none
     /// is known yet).
     pub(crate) async fn con(&self) -> redis::RedisResult<ConnectionManager> {
+        Ok(self.con_at().await?.0)
+    }
+
+    /// The connection for a call and how many times the primary had changed
+    /// when it was handed out (see [`Link::changes`]).
+    pub(crate) async fn con_at(&self) -> redis::RedisResult<(ConnectionManager, u64)> {
         match self {
-            Link::Direct(c) => Ok(c.clone()),
+            Link::Direct(c) => Ok((c.clone(), 0)),
             Link::Sentinel(f) => {
-                let known = lock(&f.current).as_ref().map(|(c, _)| c.clone());
+                let known = {
+                    let current = lock(&f.current);
+                    let changes = f.changes.load(Ordering::Acquire);
+                    current.as_ref().map(|(c, _)| (c.clone(), changes))
+                };
                 match known {
-                    Some(c) => Ok(c),
-                    None => f.ask().await,
+                    Some(known) => Ok(known),
+                    None => {
+                        let con = f.ask().await?;
+                        Ok((con, f.changes.load(Ordering::Acquire)))
+                    }
                 }
             }
+        }
+    }
+
+    /// How many times the primary changed (a failover): a gate puts its
+    /// journal back on each new primary before taking on it, since a
+    /// promoted replica may lack the last takes its primary acknowledged.
+    /// Always 0 for a plain URL.
+    pub(crate) fn changes(&self) -> u64 {
+        match self {
+            Link::Direct(_) => 0,
+            Link::Sentinel(f) => f.changes.load(Ordering::Acquire),
         }
     }
 

@@ -235,7 +235,8 @@ pub(crate) enum Take {
     Unreplicated {
         order: String,
     },
-    /// Not tried: a take a moment ago found the replicas required missing
+    /// Not tried: the primary changed since the gate last put its journal
+    /// back, or a take a moment ago found the replicas required missing
     /// (for `REPLICA_WAIT_MS / 2`, takes are answered this way at once).
     Held,
 }
@@ -423,6 +424,12 @@ impl Ledger {
         self.link.con().await.map_err(|e| self.down(e))
     }
 
+    /// How many times the ledger's primary changed (failovers followed
+    /// through Sentinel); see [`Ledger::take`].
+    pub(crate) fn primary_changes(&self) -> u64 {
+        self.link.changes()
+    }
+
     /// This ledger, its takes acknowledged only once `n` replicas confirm
     /// them (`[gate] ledger_replicas`).
     pub(crate) fn with_replicas(mut self, n: u32) -> Ledger {
@@ -468,18 +475,24 @@ impl Ledger {
 
     /// Admission attempts `(sku, user)` by `gate`, each decided in one
     /// atomic step, all in one round trip; one answer per attempt, in order.
+    /// `asserted` is [`Ledger::primary_changes`] when the gate last put its
+    /// journal back: on a primary promoted since, the attempts are held.
     pub(crate) async fn take(
         &self,
         epoch: &str,
         gate: &str,
         attempts: &[(String, String)],
+        asserted: u64,
     ) -> Result<Vec<Take>, LedgerError> {
         let held = crate::util::sync::lock(&self.held_until)
             .is_some_and(|t| std::time::Instant::now() < t);
         if held {
             return Ok(attempts.iter().map(|_| Take::Held).collect());
         }
-        let mut con = self.con().await?;
+        let (mut con, changes) = self.link.con_at().await.map_err(|e| self.down(e))?;
+        if changes != asserted {
+            return Ok(attempts.iter().map(|_| Take::Held).collect());
+        }
         let mut call = TAKE.prepare_invoke();
         call.key(self.key("meta"))
             .key(self.key("seq"))

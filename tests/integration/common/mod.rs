@@ -6,6 +6,7 @@ pub(crate) mod gate;
 pub(crate) mod moto;
 pub(crate) mod photo;
 pub(crate) mod redis;
+pub(crate) mod storm;
 pub(crate) mod varnish;
 pub(crate) mod webdriver;
 
@@ -397,4 +398,10 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
+}
+
+/// A string field of a JSON body ("" when it has none).
+pub(crate) fn json_field(body: &str, key: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    v[key].as_str().unwrap_or_default().to_string()
 }

@@ -202,6 +202,9 @@ impl Redis {
                 "always",
                 "--maxmemory-policy",
                 "noeviction",
+                // A replica joining is sent its copy at once, not after 5 s.
+                "--repl-diskless-sync-delay",
+                "0",
             ])
             .args(&self.extra)
             .stdout(Stdio::null())
@@ -275,6 +278,22 @@ impl Redis {
         self.spawn();
     }
 
+    /// Started again on its data as a replica of `primary` (a killed primary
+    /// rejoining after a promotion), and in sync.
+    pub(crate) fn rejoin(&mut self, primary: u16) {
+        self.kill();
+        if let Some(i) = self.extra.iter().position(|a| a == "--replicaof") {
+            self.extra.drain(i..i + 3);
+        }
+        self.extra.extend([
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            primary.to_string(),
+        ]);
+        self.spawn();
+        self.wait_in_sync();
+    }
+
     /// Killed and started again with nothing: a Redis that lost its data.
     pub(crate) fn restart_empty(&mut self) {
         self.kill();
@@ -297,7 +316,9 @@ impl Drop for Redis {
 }
 
 /// Three Sentinels (`redis-server --sentinel`, Debian's) watching `primary`
-/// as `mymaster`: down after 1 s, a quorum of 2.
+/// as `mymaster`: down after 2 s (1 s, on this 2-core machine under a
+/// storm with `appendfsync always`, let Sentinels call a just-promoted
+/// primary down and fail it over again), a quorum of 2.
 pub(crate) struct Sentinels {
     children: Vec<Child>,
     pub(crate) ports: Vec<u16>,
@@ -319,7 +340,7 @@ impl Sentinels {
             std::fs::write(
                 &conf,
                 format!(
-                    "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 2\nsentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n",
+                    "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 2\nsentinel down-after-milliseconds mymaster 2000\nsentinel failover-timeout mymaster 5000\n",
                     dir.path().display(),
                     primary.port
                 ),
@@ -350,23 +371,56 @@ impl Sentinels {
 
     /// The primary's port, as the first Sentinel that answers names it.
     pub(crate) fn primary(&self) -> Option<u16> {
-        self.ports.iter().find_map(|p| {
-            let out = Command::new("redis-cli")
-                .args([
-                    "-p",
-                    &p.to_string(),
-                    "SENTINEL",
-                    "get-master-addr-by-name",
-                    "mymaster",
-                ])
-                .output()
-                .ok()?;
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .nth(1)?
-                .trim()
-                .parse()
-                .ok()
+        self.ports.iter().find_map(|p| Self::named_by(*p))
+    }
+
+    /// The primary's port as the Sentinel on `port` names it.
+    fn named_by(port: u16) -> Option<u16> {
+        let out = Command::new("redis-cli")
+            .args([
+                "-p",
+                &port.to_string(),
+                "SENTINEL",
+                "get-master-addr-by-name",
+                "mymaster",
+            ])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Whether every Sentinel names `port` the primary, is done failing
+    /// over (no failover in progress: a leader still reconfiguring replicas
+    /// already names the new primary) and sees `replicas` replicas up.
+    pub(crate) fn settled(&self, port: u16, replicas: usize) -> bool {
+        self.ports.iter().all(|s| {
+            let fields = |cmd: &str| -> Vec<String> {
+                let out = Command::new("redis-cli")
+                    .args(["-p", &s.to_string(), "SENTINEL", cmd, "mymaster"])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                out.lines().map(str::to_string).collect()
+            };
+            let value = |f: &[String], key: &str| -> String {
+                f.chunks(2)
+                    .find(|kv| kv[0] == key)
+                    .and_then(|kv| kv.get(1).cloned())
+                    .unwrap_or_default()
+            };
+            let master = fields("master");
+            let up = fields("replicas")
+                .windows(2)
+                .filter(|kv| kv[0] == "flags" && kv[1] == "slave")
+                .count();
+            value(&master, "port") == port.to_string()
+                && value(&master, "flags") == "master"
+                && up == replicas
         })
     }
 

@@ -109,6 +109,9 @@ pub(crate) struct SharedStock {
     journal: Mutex<Vec<Winner>>,
     /// The journal must be re-asserted before admitting again.
     reassert: AtomicBool,
+    /// The ledger's primary changes when the journal was last re-asserted
+    /// (see [`Ledger::primary_changes`]).
+    asserted: AtomicU64,
     /// Attempts on their way to the ledger (see [`Self::take`]).
     attempts: mpsc::UnboundedSender<Attempt>,
     queued: Mutex<Option<mpsc::UnboundedReceiver<Attempt>>>,
@@ -167,6 +170,7 @@ impl SharedStock {
             state: AtomicU8::new(LedgerState::Starting as u8),
             journal: Mutex::new(journaled),
             reassert: AtomicBool::new(true),
+            asserted: AtomicU64::new(0),
             attempts,
             queued: Mutex::new(Some(queued)),
             admission_calls: AtomicU64::new(0),
@@ -219,7 +223,8 @@ impl SharedStock {
                     .map(|a| (a.sku.clone(), a.user.clone()))
                     .collect();
                 me.admission_calls.fetch_add(1, Ordering::Relaxed);
-                match me.ledger.take(&epoch, &me.gate, &attempts).await {
+                let asserted = me.asserted.load(Ordering::Acquire);
+                match me.ledger.take(&epoch, &me.gate, &attempts, asserted).await {
                     Ok(answers) => {
                         for (a, t) in batch.into_iter().zip(answers) {
                             let _ = a.answer.send(Some(t));

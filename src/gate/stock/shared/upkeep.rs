@@ -68,6 +68,12 @@ impl SharedStock {
 
     async fn poll(&self, resume_at: &mut Option<Instant>) {
         self.upkeep_calls.fetch_add(1, Ordering::Relaxed);
+        if self.ledger.primary_changes() != self.asserted.load(Ordering::Acquire) {
+            // A failover: the promoted replica may lack takes its primary
+            // acknowledged; they are in the journal. Takes wait meanwhile.
+            self.reassert.store(true, Ordering::Relaxed);
+            self.set_state(LedgerState::Starting, "");
+        }
         let status = match self.ledger.status(&self.skus, Some(&self.gate)).await {
             Ok(s) => s,
             Err(e) => return self.failed(&e),
@@ -171,6 +177,8 @@ impl SharedStock {
     /// Puts this gate's journal (winners and fair-start entries) back into
     /// the ledger; `false` if the ledger failed.
     pub(super) async fn reassert_journal(&self) -> bool {
+        let changes = self.ledger.primary_changes();
+        let failover = changes != self.asserted.load(Ordering::Acquire);
         let winners = lock(&self.journal).clone();
         let entries = lock(&self.entrants).clone();
         self.upkeep_calls.fetch_add(1, Ordering::Relaxed);
@@ -181,7 +189,15 @@ impl SharedStock {
                 return false;
             }
         };
-        if found.missing > 0 || !winners.is_empty() || !entries.is_empty() {
+        if failover {
+            // The promoted replica lacked `missing` of this gate's winners.
+            tracing::warn!(
+                winners = winners.len(),
+                missing = found.missing,
+                at = self.ledger.at(),
+                "ledger_reasserted_after_failover"
+            );
+        } else if found.missing > 0 || !winners.is_empty() || !entries.is_empty() {
             tracing::warn!(
                 winners = winners.len(),
                 entries = entries.len(),
@@ -198,6 +214,7 @@ impl SharedStock {
             );
             seen.insert(alarm);
         }
+        self.asserted.store(changes, Ordering::Release);
         true
     }
 }
