@@ -226,7 +226,16 @@ impl RawGate {
                     rest.split_once('/')
                         .is_some_and(|(hosts, service)| !hosts.is_empty() && !service.is_empty())
                 });
-            let ok = sentinel.unwrap_or_else(|| {
+            // Cluster: `redis+cluster://host:6379,host:6379` (any nodes).
+            let cluster = ["redis+cluster://", "rediss+cluster://"]
+                .iter()
+                .find_map(|p| text.strip_prefix(p))
+                .map(|rest| {
+                    let hosts = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+                    let hosts = hosts.split_once('/').map_or(hosts, |(h, _)| h);
+                    hosts.split(',').all(|h| !h.is_empty())
+                });
+            let ok = sentinel.or(cluster).unwrap_or_else(|| {
                 url::Url::parse(text)
                     .is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some())
             });
@@ -234,7 +243,7 @@ impl RawGate {
                 cx.push_redacted(
                     l.span(),
                     "`ledger` is not a Redis URL",
-                    "write it like `ledger = \"redis://127.0.0.1:6379/0\"` (TLS: rediss://; a user as rediss://USER@host:port/db, its password in `ledger_password_file` or $FLASHSALE_LEDGER_PASSWORD, not here; Sentinel: redis+sentinel://host:26379,host:26379/mymaster/0)",
+                    "write it like `ledger = \"redis://127.0.0.1:6379/0\"` (TLS: rediss://; a user as rediss://USER@host:port/db, its password in `ledger_password_file` or $FLASHSALE_LEDGER_PASSWORD, not here; Sentinel: redis+sentinel://host:26379,host:26379/mymaster/0; cluster mode: redis+cluster://host:6379,host:6379)",
                 );
             }
             l.get_ref().clone()

@@ -9,13 +9,24 @@
 //! from a demoted primary), at most every `ASK_EVERY`. A new primary gets a
 //! connection of its own; the scripts are loaded on it by `EVALSHA`'s
 //! `NOSCRIPT` fallback (`redis::Script`), so nothing is cached per node.
+//!
+//! A cluster URL (`redis+cluster://host:6379,host:6379`, or
+//! `rediss+cluster://`) is one cluster connection (redis-rs's), which follows
+//! `MOVED`/`ASK` and a failover of a slot's primary by itself. Every key of a
+//! sale shares one hash slot (`fs:{<sale>}:…`); the commands without a key
+//! the ledger sends (`WAIT`, `INFO`, `CONFIG`, `SCAN`) go to that slot's
+//! primary too ([`Con`]), so `WAIT` counts the replicas of the node that took.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use crate::util::sync::lock;
 
@@ -27,6 +38,212 @@ const ASK_EVERY: Duration = Duration::from_millis(250);
 pub(crate) enum Link {
     Direct(ConnectionManager),
     Sentinel(Arc<Followed>),
+    Cluster(Arc<Clustered>),
+}
+
+/// A cluster, connected at the first call.
+pub(crate) struct Clustered {
+    client: ClusterClient,
+    con: tokio::sync::OnceCell<ClusterConnection>,
+    /// The hash slot of the sale's keys.
+    slot: Slot,
+}
+
+/// The connection one call goes over.
+#[derive(Clone)]
+pub(crate) enum Con {
+    Single(ConnectionManager),
+    /// A cluster, and the slot whose primary the keyless commands go to.
+    Cluster(ClusterConnection, Slot),
+}
+
+/// Whether `cmd` has no key for the cluster to route it by: then it goes
+/// to the primary of the sale's slot.
+fn keyless(cmd: &Cmd) -> bool {
+    let name = match cmd.args_iter().next() {
+        Some(redis::Arg::Simple(n)) => n.to_ascii_uppercase(),
+        _ => return false,
+    };
+    matches!(
+        name.as_slice(),
+        b"WAIT" | b"WAITAOF" | b"INFO" | b"CONFIG" | b"SCAN"
+    )
+}
+
+impl ConnectionLike for Con {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Con::Single(c) => c.req_packed_command(cmd),
+            Con::Cluster(c, slot) => {
+                if !keyless(cmd) {
+                    return c.req_packed_command(cmd);
+                }
+                let primary = Route::with_slot(*slot, SlotAddr::Master);
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(primary));
+                Box::pin(c.route_command(cmd.clone(), routing))
+            }
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Con::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Con::Cluster(c, _) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Con::Single(c) => c.get_db(),
+            Con::Cluster(..) => 0,
+        }
+    }
+}
+
+/// A cluster URL's parts.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ClusterUrl {
+    pub(crate) seeds: Vec<(String, u16)>,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) tls: bool,
+}
+
+/// `redis+cluster://[user[:password]@]host[:port],host[:port]` (port 6379
+/// by default; any nodes of the cluster, the client finds the rest); `None`
+/// when `url` is not a cluster URL.
+pub(crate) fn parse_cluster(url: &str) -> Option<Result<ClusterUrl, String>> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("redis+cluster://") {
+        (false, r)
+    } else {
+        (true, url.strip_prefix("rediss+cluster://")?)
+    };
+    Some((|| {
+        let (auth, rest) = split_auth(rest);
+        let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if !path.trim_matches('/').is_empty() && path.trim_matches('/') != "0" {
+            return Err(format!(
+                "a cluster has only database 0, not `{path}`: write redis+cluster://host:6379,host:6379"
+            ));
+        }
+        let seeds = hosts_of(hosts, 6379)?;
+        if seeds.is_empty() {
+            return Err("no node address: write redis+cluster://host:6379,host:6379".into());
+        }
+        let (username, password) = auth;
+        Ok(ClusterUrl {
+            seeds,
+            username,
+            password,
+            tls,
+        })
+    })())
+}
+
+/// `user:password@rest` → ((user, password), rest), percent-decoded.
+fn split_auth(rest: &str) -> ((Option<String>, Option<String>), &str) {
+    let (auth, rest) = match rest.rsplit_once('@') {
+        Some((a, r)) => (Some(a), r),
+        None => (None, rest),
+    };
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let auth = match auth {
+        None => (None, None),
+        Some(a) => match a.split_once(':') {
+            Some((u, p)) => (Some(decode(u)).filter(|u| !u.is_empty()), Some(decode(p))),
+            None => (Some(decode(a)).filter(|u| !u.is_empty()), None),
+        },
+    };
+    (auth, rest)
+}
+
+/// `host:port,host,…` with `port` where none is given.
+fn hosts_of(hosts: &str, port: u16) -> Result<Vec<(String, u16)>, String> {
+    hosts
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(|h| match h.rsplit_once(':') {
+            Some((host, p)) => Ok((
+                host.to_string(),
+                p.parse::<u16>()
+                    .map_err(|_| format!("`{p}` is not a port"))?,
+            )),
+            None => Ok((h.to_string(), port)),
+        })
+        .collect()
+}
+
+impl Clustered {
+    /// The cluster `url` names, for the sale whose keys start `prefix`;
+    /// `password` is the nodes' (the URL's wins), `ca` their TLS roots.
+    pub(crate) fn new(
+        url: &ClusterUrl,
+        password: Option<String>,
+        ca: Option<Vec<u8>>,
+        timeout: Duration,
+        prefix: &str,
+    ) -> redis::RedisResult<Clustered> {
+        let scheme = if url.tls { "rediss" } else { "redis" };
+        let seeds: Vec<String> = url
+            .seeds
+            .iter()
+            .map(|(h, p)| format!("{scheme}://{h}:{p}"))
+            .collect();
+        let mut b = ClusterClientBuilder::new(seeds)
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(3)
+            .min_retry_wait(50)
+            .max_retry_wait(500);
+        if let Some(u) = &url.username {
+            b = b.username(u);
+        }
+        if let Some(p) = url.password.clone().or(password) {
+            b = b.password(p);
+        }
+        if url.tls {
+            b = cluster_tls(b, ca)?;
+        }
+        Ok(Clustered {
+            client: b.build()?,
+            con: tokio::sync::OnceCell::new(),
+            slot: Slot::for_key(prefix),
+        })
+    }
+}
+
+/// TLS to the nodes, trusting `ca` (PEM) or the system's roots.
+#[cfg(feature = "ledger-tls")]
+fn cluster_tls(
+    b: ClusterClientBuilder,
+    ca: Option<Vec<u8>>,
+) -> redis::RedisResult<ClusterClientBuilder> {
+    let b = b.tls(redis::TlsMode::Secure);
+    Ok(match ca {
+        Some(root_cert) => b.certs(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(root_cert),
+        }),
+        None => b,
+    })
+}
+
+#[cfg(not(feature = "ledger-tls"))]
+fn cluster_tls(
+    _: ClusterClientBuilder,
+    _: Option<Vec<u8>>,
+) -> redis::RedisResult<ClusterClientBuilder> {
+    Err(no_tls())
 }
 
 /// A primary found through Sentinel.
@@ -66,25 +283,11 @@ pub(crate) fn parse_sentinel(url: &str) -> Option<Result<SentinelUrl, String>> {
 }
 
 fn parse_rest(rest: &str, tls: bool) -> Result<SentinelUrl, String> {
-    let (auth, rest) = match rest.rsplit_once('@') {
-        Some((a, r)) => (Some(a), r),
-        None => (None, rest),
-    };
+    let ((username, password), rest) = split_auth(rest);
     let (hosts, path) = rest
         .split_once('/')
         .ok_or("no service name: write redis+sentinel://host:26379,host:26379/mymaster/0")?;
-    let mut sentinels = Vec::new();
-    for h in hosts.split(',').filter(|h| !h.is_empty()) {
-        let (host, port) = match h.rsplit_once(':') {
-            Some((host, port)) => (
-                host,
-                port.parse::<u16>()
-                    .map_err(|_| format!("`{port}` is not a port"))?,
-            ),
-            None => (h, 26379),
-        };
-        sentinels.push((host.to_string(), port));
-    }
+    let sentinels = hosts_of(hosts, 26379)?;
     if sentinels.is_empty() {
         return Err(
             "no Sentinel address: write redis+sentinel://host:26379,host:26379/mymaster/0".into(),
@@ -100,19 +303,6 @@ fn parse_rest(rest: &str, tls: bool) -> Result<SentinelUrl, String> {
             .parse()
             .map_err(|_| format!("`{d}` is not a database number"))?,
         None => 0,
-    };
-    let decode = |s: &str| {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    let (username, password) = match auth {
-        None => (None, None),
-        Some(a) => match a.split_once(':') {
-            Some((u, p)) => (Some(decode(u)).filter(|u| !u.is_empty()), Some(decode(p))),
-            None => (Some(decode(a)).filter(|u| !u.is_empty()), None),
-        },
     };
     Ok(SentinelUrl {
         sentinels,
@@ -233,37 +423,50 @@ fn tls(b: SentinelClientBuilder, ca: Option<Vec<u8>>) -> redis::RedisResult<Sent
 
 #[cfg(not(feature = "ledger-tls"))]
 fn tls(_: SentinelClientBuilder, _: Option<Vec<u8>>) -> redis::RedisResult<SentinelClientBuilder> {
-    Err(redis::RedisError::from((
+    Err(no_tls())
+}
+
+#[cfg(not(feature = "ledger-tls"))]
+fn no_tls() -> redis::RedisError {
+    redis::RedisError::from((
         redis::ErrorKind::InvalidClientConfig,
         "this flashsale was built without TLS for the ledger (--no-default-features); build it with the default features",
-    )))
+    ))
 }
 
 impl Link {
     /// The connection for a call: the primary's (asked for first when none
     /// is known yet).
-    pub(crate) async fn con(&self) -> redis::RedisResult<ConnectionManager> {
+    pub(crate) async fn con(&self) -> redis::RedisResult<Con> {
         Ok(self.con_at().await?.0)
     }
 
     /// The connection for a call and how many times the primary had changed
     /// when it was handed out (see [`Link::changes`]).
-    pub(crate) async fn con_at(&self) -> redis::RedisResult<(ConnectionManager, u64)> {
+    pub(crate) async fn con_at(&self) -> redis::RedisResult<(Con, u64)> {
         match self {
-            Link::Direct(c) => Ok((c.clone(), 0)),
+            Link::Direct(c) => Ok((Con::Single(c.clone()), 0)),
             Link::Sentinel(f) => {
                 let known = {
                     let current = lock(&f.current);
                     let changes = f.changes.load(Ordering::Acquire);
                     current.as_ref().map(|(c, _)| (c.clone(), changes))
                 };
-                match known {
-                    Some(known) => Ok(known),
+                let (con, changes) = match known {
+                    Some(known) => known,
                     None => {
                         let con = f.ask().await?;
-                        Ok((con, f.changes.load(Ordering::Acquire)))
+                        (con, f.changes.load(Ordering::Acquire))
                     }
-                }
+                };
+                Ok((Con::Single(con), changes))
+            }
+            Link::Cluster(c) => {
+                let con = c
+                    .con
+                    .get_or_try_init(|| c.client.get_async_connection())
+                    .await?;
+                Ok((Con::Cluster(con.clone(), c.slot), 0))
             }
         }
     }
@@ -274,7 +477,7 @@ impl Link {
     /// Always 0 for a plain URL.
     pub(crate) fn changes(&self) -> u64 {
         match self {
-            Link::Direct(_) => 0,
+            Link::Direct(_) | Link::Cluster(_) => 0,
             Link::Sentinel(f) => f.changes.load(Ordering::Acquire),
         }
     }
@@ -330,5 +533,43 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert!(err.contains("`x` is not a port"), "{err}");
+    }
+
+    #[test]
+    fn cluster_urls_name_their_seeds_and_no_database() {
+        let u = parse_cluster("redis+cluster://a:7000,b,c:7002")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            u.seeds,
+            [
+                ("a".to_string(), 7000),
+                ("b".to_string(), 6379),
+                ("c".to_string(), 7002)
+            ]
+        );
+        assert!(!u.tls && u.username.is_none() && u.password.is_none());
+        let u = parse_cluster("rediss+cluster://gate:s%3Acret@clustercfg.example:6379/")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (u.username.as_deref(), u.password.as_deref(), u.tls),
+            (Some("gate"), Some("s:cret"), true)
+        );
+        assert!(parse_cluster("redis://h:6379/0").is_none());
+        let err = parse_cluster("redis+cluster://h:7000/3")
+            .unwrap()
+            .unwrap_err();
+        assert!(err.contains("only database 0"), "{err}");
+        let err = parse_cluster("redis+cluster://").unwrap().unwrap_err();
+        assert!(err.contains("no node address"), "{err}");
+    }
+
+    #[test]
+    fn the_keyless_commands_go_to_the_sales_slot() {
+        assert!(keyless(&redis::cmd("WAIT")));
+        assert!(keyless(&redis::cmd("info")));
+        assert!(!keyless(&redis::cmd("EVALSHA")));
+        assert!(!keyless(&redis::cmd("XADD")));
     }
 }

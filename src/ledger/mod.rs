@@ -32,11 +32,13 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, IntoConnectionInfo, Script};
 use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub(crate) use crate::config::LedgerAccess;
 
 mod link;
-use link::Link;
+use link::{Con, Link};
 
 /// The environment variable a ledger's password may come in (wins over
 /// `[gate] ledger_password_file`; a password in the URL wins over both).
@@ -87,14 +89,24 @@ fn client(url: &str, access: &LedgerAccess) -> Result<redis::Client, LedgerError
             info = info.set_redis_settings(settings);
         }
     }
-    let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+    ca_needs_tls(
+        access,
+        matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }),
+    )?;
     match (&access.ca_file, ca) {
-        (Some(path), _) if !tls => Err(LedgerError::AccessFile {
-            path: path.clone(),
-            why: "a CA for the ledger, but its URL is not TLS; write it rediss://…, or remove `ledger_ca`".into(),
-        }),
         (Some(path), Some(root_cert)) => with_ca(info, path, root_cert),
         _ => redis::Client::open(info).map_err(bad_url),
+    }
+}
+
+/// A CA file for a ledger reached without TLS is a mistake: said, not ignored.
+fn ca_needs_tls(access: &LedgerAccess, tls: bool) -> Result<(), LedgerError> {
+    match &access.ca_file {
+        Some(path) if !tls => Err(LedgerError::AccessFile {
+            path: path.clone(),
+            why: "a CA for the ledger, but its URL is not TLS; write it rediss://… (rediss+sentinel://, rediss+cluster://), or remove `ledger_ca`".into(),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -207,7 +219,18 @@ pub(crate) struct Ledger {
     replicas: u32,
     /// Until when takes are held after a `WAIT` fell short: each `WAIT`
     /// blocks the shared connection, so they are not queued behind one another.
-    held_until: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    held_until: Arc<Mutex<Option<std::time::Instant>>>,
+    /// The primary's identity as last seen, and how often it changed.
+    primary: Arc<Primary>,
+}
+
+/// Which Redis process is the primary (`run_id`), as the gate's poll saw it
+/// last: a new one is a failover (or a restart) whatever the topology —
+/// Sentinel, a cluster's slot, or a DNS name a managed Redis moves.
+#[derive(Default)]
+struct Primary {
+    run_id: Mutex<Option<String>>,
+    changes: AtomicU64,
 }
 
 /// The answer of the `take` script.
@@ -388,46 +411,81 @@ impl Ledger {
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(200));
-        let (link, at) = match link::parse_sentinel(url) {
-            Some(parsed) => {
-                let parsed = parsed.map_err(LedgerError::BadUrl)?;
-                let (password, ca) = secrets(access)?;
-                let f = link::Followed::new(&parsed, password, ca, config)
-                    .map_err(|e| LedgerError::BadUrl(e.to_string()))?;
-                let at = f.at.clone();
-                (Link::Sentinel(std::sync::Arc::new(f)), at)
-            }
-            None => {
-                let client = client(url, access)?;
-                let at = client.get_connection_info().addr().to_string();
-                let con = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
-                    LedgerError::Down {
-                        at: at.clone(),
-                        why: e.to_string(),
-                    }
-                })?;
-                (Link::Direct(con), at)
-            }
+        let prefix = format!("fs:{{{sale}}}:");
+        let (link, at) = if let Some(parsed) = link::parse_sentinel(url) {
+            let parsed = parsed.map_err(LedgerError::BadUrl)?;
+            let (password, ca) = secrets(access)?;
+            ca_needs_tls(access, parsed.tls)?;
+            let f = link::Followed::new(&parsed, password, ca, config)
+                .map_err(|e| LedgerError::BadUrl(e.to_string()))?;
+            let at = f.at.clone();
+            (Link::Sentinel(Arc::new(f)), at)
+        } else if let Some(parsed) = link::parse_cluster(url) {
+            let parsed = parsed.map_err(LedgerError::BadUrl)?;
+            let (password, ca) = secrets(access)?;
+            ca_needs_tls(access, parsed.tls)?;
+            let seeds: Vec<String> = parsed
+                .seeds
+                .iter()
+                .map(|(h, p)| format!("{h}:{p}"))
+                .collect();
+            let at = format!("cluster via {}", seeds.join(","));
+            let c = link::Clustered::new(&parsed, password, ca, RESPONSE_TIMEOUT, &prefix)
+                .map_err(|e| LedgerError::BadUrl(e.to_string()))?;
+            (Link::Cluster(Arc::new(c)), at)
+        } else {
+            let client = client(url, access)?;
+            let at = client.get_connection_info().addr().to_string();
+            let con = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
+                LedgerError::Down {
+                    at: at.clone(),
+                    why: e.to_string(),
+                }
+            })?;
+            (Link::Direct(con), at)
         };
         Ok(Ledger {
             link,
             sale: sale.to_string(),
-            prefix: format!("fs:{{{sale}}}:"),
+            prefix,
             at,
             replicas: 0,
             held_until: Default::default(),
+            primary: Default::default(),
         })
     }
 
     /// The connection for a call (the primary's, through Sentinel).
-    async fn con(&self) -> Result<ConnectionManager, LedgerError> {
+    async fn con(&self) -> Result<Con, LedgerError> {
         self.link.con().await.map_err(|e| self.down(e))
     }
 
-    /// How many times the ledger's primary changed (failovers followed
-    /// through Sentinel); see [`Ledger::take`].
+    /// How many times the ledger's primary changed (a failover followed
+    /// through Sentinel, or a new `run_id` seen by [`Ledger::watch_primary`]);
+    /// see [`Ledger::take`].
     pub(crate) fn primary_changes(&self) -> u64 {
-        self.link.changes()
+        self.link.changes() + self.primary.changes.load(Ordering::Acquire)
+    }
+
+    /// Asks the primary (of the sale's slot, in a cluster) who it is, and
+    /// counts a change when it is another process than last time.
+    pub(crate) async fn watch_primary(&self) -> Result<(), LedgerError> {
+        let mut con = self.con().await?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut con)
+            .await
+            .map_err(|e| self.down(e))?;
+        let Some(run_id) = info.lines().find_map(|l| l.strip_prefix("run_id:")) else {
+            return Ok(());
+        };
+        let mut known = crate::util::sync::lock(&self.primary.run_id);
+        if known.as_deref().is_some_and(|k| k != run_id.trim()) {
+            self.primary.changes.fetch_add(1, Ordering::AcqRel);
+            tracing::warn!(at = %self.at, "ledger_primary_replaced");
+        }
+        *known = Some(run_id.trim().to_string());
+        Ok(())
     }
 
     /// This ledger, its takes acknowledged only once `n` replicas confirm
@@ -490,7 +548,7 @@ impl Ledger {
             return Ok(attempts.iter().map(|_| Take::Held).collect());
         }
         let (mut con, changes) = self.link.con_at().await.map_err(|e| self.down(e))?;
-        if changes != asserted {
+        if changes + self.primary.changes.load(Ordering::Acquire) != asserted {
             return Ok(attempts.iter().map(|_| Take::Held).collect());
         }
         let mut call = TAKE.prepare_invoke();
@@ -566,7 +624,10 @@ impl Ledger {
         for (i, (winners, entries)) in calls.into_iter().enumerate() {
             let mut con = self.con().await?;
             let mut call = REASSERT.prepare_invoke();
-            call.arg(&self.prefix)
+            // (Its one key routes the call to the sale's slot in a cluster;
+            // the script reaches the others by the prefix, in that slot.)
+            call.key(self.key("meta"))
+                .arg(&self.prefix)
                 .arg(if i == last { gate } else { "" })
                 .arg(winners.len());
             for w in winners {
@@ -622,7 +683,9 @@ impl Ledger {
     ) -> Result<Status, LedgerError> {
         let mut con = self.con().await?;
         let mut call = STATUS.prepare_invoke();
-        call.arg(&self.prefix).arg(gate.unwrap_or(""));
+        call.key(self.key("meta"))
+            .arg(&self.prefix)
+            .arg(gate.unwrap_or(""));
         for sku in skus {
             call.arg(sku);
         }
@@ -757,7 +820,8 @@ impl Ledger {
         // between the looks and the write.
         let epoch = crate::util::random::hex(8);
         let mut call = LOAD.prepare_invoke();
-        call.arg(&self.prefix)
+        call.key(self.key("meta"))
+            .arg(&self.prefix)
             .arg(if force { "1" } else { "0" })
             .arg(&epoch)
             .arg(if roster.started { "1" } else { "0" })
@@ -816,11 +880,7 @@ impl Ledger {
     /// Whether the replicas required confirmed this connection's writes so
     /// far (`WAIT`), when the reply holds a winner; a repeat is waited on too
     /// (its first answer may not have been confirmed).
-    async fn replicated(
-        &self,
-        con: &mut ConnectionManager,
-        reply: &[String],
-    ) -> Result<bool, LedgerError> {
+    async fn replicated(&self, con: &mut Con, reply: &[String]) -> Result<bool, LedgerError> {
         let winners = reply.chunks(3).any(|r| r[0] == "won" || r[0] == "repeat");
         if self.replicas == 0 || !winners {
             return Ok(true);

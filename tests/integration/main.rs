@@ -14,6 +14,7 @@ mod fleet;
 mod gate;
 mod hardening;
 mod layout;
+mod ledger_cluster;
 mod ledger_replicas;
 mod ledger_sentinel;
 mod ledger_tls;

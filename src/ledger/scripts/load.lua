@@ -6,6 +6,7 @@
 -- so no winner can be taken between the look and the write, and every listed
 -- gate without a marker is marked excused (named missing, or the sale has not
 -- started: nobody can have won yet), so the others resume without it.
+-- KEYS: the meta key, only to route the call to the sale's slot in a cluster.
 -- ARGV: key prefix, force ('1'/'0'), epoch, started ('1'/'0'),
 --   n, the fleet's gates (n of them), m, the gates named missing (m of them),
 --   then (sku, total) pairs.

@@ -1,5 +1,6 @@
 -- Puts a gate's winners and fair-start entries back from its journals,
 -- idempotently, and reports what does not fit.
+-- KEYS: the meta key, only to route the call to the sale's slot in a cluster.
 -- ARGV: key prefix, gate ('' for no marker), n, then (sku, user, order, gate,
 --   time, sale) per winner (n of them), then (sku, user) per entry.
 -- A winner that was missing is put on the stream again (to be forwarded; its

@@ -1,4 +1,5 @@
 -- The ledger at a glance, in one round trip; with a gate id, also its heartbeat.
+-- KEYS: the meta key, only to route the call to the sale's slot in a cluster.
 -- ARGV: key prefix, gate id (or ''), then the skus.
 -- Returns {epoch or '', now_ms, n, (member, marker) * n, taken_1, total_1, ...,
 --   gate_1, beat_1, ...}: a member's marker is the ms it put its winners back,

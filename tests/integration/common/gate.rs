@@ -308,9 +308,17 @@ pub(crate) fn audit(sale: &Sale, journals: &[&str], rx: &Receiver, extra: &[&str
 
 /// Waits until `g` answers /healthz with 200.
 pub(crate) fn wait_healthy(g: &GateProc) {
-    super::wait_for(
-        &format!("gate {} to be healthy", g.base),
-        std::time::Duration::from_secs(10),
-        || super::get(&format!("{}/healthz", g.base)).0 == 200,
-    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while super::get(&format!("{}/healthz", g.base)).0 != 200 {
+        if std::time::Instant::now() > deadline {
+            let log = g.err.lock().unwrap();
+            let tail = &log[log.len().saturating_sub(20)..];
+            panic!(
+                "waited 10s for gate {} to be healthy; its log ends:\n{}",
+                g.base,
+                tail.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -443,3 +443,111 @@ impl Drop for Sentinels {
         }
     }
 }
+
+/// A Redis cluster of 3 primaries and 3 replicas (Debian's `redis-server`
+/// with `--cluster-enabled`, joined by `redis-cli --cluster create`); a node
+/// is failed after 2 s without answers.
+pub(crate) struct Cluster {
+    pub(crate) nodes: Vec<Redis>,
+}
+
+impl Cluster {
+    pub(crate) fn start() -> Cluster {
+        let nodes: Vec<Redis> = (0..6)
+            .map(|_| {
+                // The bus on a free port of its own (port + 10000 may be
+                // past 65535).
+                let bus = std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port()
+                    .to_string();
+                Redis::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--cluster-port",
+                    &bus,
+                ])
+            })
+            .collect();
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for n in &nodes {
+            create.arg(format!("127.0.0.1:{}", n.port));
+        }
+        let out = create
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let c = Cluster { nodes };
+        super::wait_for("the cluster to be ok", Duration::from_secs(20), || {
+            c.nodes.iter().all(Redis::cluster_ok)
+        });
+        c
+    }
+
+    /// `redis+cluster://` with every node as a seed.
+    pub(crate) fn url(&self) -> String {
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", seeds.join(","))
+    }
+
+    /// The port of the primary serving `key`'s slot, as a live node sees it.
+    pub(crate) fn primary_of(&self, key: &str) -> Option<u16> {
+        let live = self.nodes.iter().find(|n| n.child.is_some())?;
+        let cli = |args: &[&str]| {
+            Command::new("redis-cli")
+                .args(["-p", &live.port.to_string()])
+                .args(args)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        let slot: u16 = cli(&["CLUSTER", "KEYSLOT", key]).trim().parse().ok()?;
+        cli(&["CLUSTER", "NODES"]).lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let flags = f.get(2)?;
+            if !flags.contains("master") || flags.contains("fail") {
+                return None;
+            }
+            let serves = f.iter().skip(8).any(|r| {
+                let (a, b) = r.split_once('-').unwrap_or((r, r));
+                match (a.parse::<u16>(), b.parse::<u16>()) {
+                    (Ok(a), Ok(b)) => (a..=b).contains(&slot),
+                    _ => false,
+                }
+            });
+            let port = f.get(1)?.split(['@', ':']).nth(1)?.parse().ok()?;
+            serves.then_some(port)
+        })
+    }
+
+    pub(crate) fn node(&mut self, port: u16) -> &mut Redis {
+        self.nodes.iter_mut().find(|n| n.port == port).unwrap()
+    }
+}
+
+impl Redis {
+    /// Whether this cluster node sees every slot served.
+    fn cluster_ok(&self) -> bool {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "CLUSTER", "INFO"])
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok")
+    }
+}

@@ -67,7 +67,10 @@ impl SharedStock {
     }
 
     async fn poll(&self, resume_at: &mut Option<Instant>) {
-        self.upkeep_calls.fetch_add(1, Ordering::Relaxed);
+        self.upkeep_calls.fetch_add(2, Ordering::Relaxed);
+        if let Err(e) = self.ledger.watch_primary().await {
+            return self.failed(&e);
+        }
         if self.ledger.primary_changes() != self.asserted.load(Ordering::Acquire) {
             // A failover: the promoted replica may lack takes its primary
             // acknowledged; they are in the journal. Takes wait meanwhile.
