@@ -33,10 +33,18 @@ use crate::util::sync::lock;
 /// How often the Sentinels are asked again while calls fail.
 const ASK_EVERY: Duration = Duration::from_millis(250);
 
+/// Connections to the primary, each its own: takes that wait for their
+/// replicas (`WAIT` blocks the connection it is sent on until the writes
+/// *of that connection* are replicated) go over several, so one batch's
+/// wait does not hold up the next batch's take. Lazy: unused lanes cost
+/// nothing.
+pub(crate) const LANES: usize = 4;
+
 /// Where calls go.
 #[derive(Clone)]
 pub(crate) enum Link {
-    Direct(ConnectionManager),
+    /// One node: `LANES` connections to it.
+    Direct(Arc<Vec<ConnectionManager>>),
     Sentinel(Arc<Followed>),
     Cluster(Arc<Clustered>),
 }
@@ -44,7 +52,8 @@ pub(crate) enum Link {
 /// A cluster, connected at the first call.
 pub(crate) struct Clustered {
     client: ClusterClient,
-    con: tokio::sync::OnceCell<ClusterConnection>,
+    /// `LANES` cluster connections (each its own connection per node).
+    lanes: Vec<tokio::sync::OnceCell<ClusterConnection>>,
     /// The hash slot of the sale's keys.
     slot: Slot,
 }
@@ -216,7 +225,7 @@ impl Clustered {
         }
         Ok(Clustered {
             client: b.build()?,
-            con: tokio::sync::OnceCell::new(),
+            lanes: (0..LANES).map(|_| tokio::sync::OnceCell::new()).collect(),
             slot: Slot::for_key(prefix),
         })
     }
@@ -250,8 +259,8 @@ fn cluster_tls(
 pub(crate) struct Followed {
     sentinel: tokio::sync::Mutex<SentinelClient>,
     config: ConnectionManagerConfig,
-    /// The primary's connection and address, once known.
-    current: Mutex<Option<(ConnectionManager, String)>>,
+    /// The primary's connections (`LANES`) and address, once known.
+    current: Mutex<Option<(Vec<ConnectionManager>, String)>>,
     /// How many times the primary changed since the first was found.
     changes: AtomicU64,
     asking: AtomicBool,
@@ -356,7 +365,7 @@ impl Followed {
 
     /// Asks the Sentinels which node is primary, and connects to it when it
     /// is another than the one known.
-    async fn ask(&self) -> redis::RedisResult<ConnectionManager> {
+    async fn ask(&self) -> redis::RedisResult<Vec<ConnectionManager>> {
         let client = self.sentinel.lock().await.async_get_client().await?;
         let addr = client.get_connection_info().addr().to_string();
         if let Some((con, known)) = lock(&self.current).as_ref() {
@@ -364,7 +373,9 @@ impl Followed {
                 return Ok(con.clone());
             }
         }
-        let con = ConnectionManager::new_lazy_with_config(client, self.config.clone())?;
+        let con = (0..LANES)
+            .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), self.config.clone()))
+            .collect::<redis::RedisResult<Vec<_>>>()?;
         let before = {
             let mut current = lock(&self.current);
             if current.is_some() {
@@ -438,32 +449,33 @@ impl Link {
     /// The connection for a call: the primary's (asked for first when none
     /// is known yet).
     pub(crate) async fn con(&self) -> redis::RedisResult<Con> {
-        Ok(self.con_at().await?.0)
+        Ok(self.con_at(0).await?.0)
     }
 
-    /// The connection for a call and how many times the primary had changed
-    /// when it was handed out (see [`Link::changes`]).
-    pub(crate) async fn con_at(&self) -> redis::RedisResult<(Con, u64)> {
+    /// The connection of lane `lane` (`< LANES`) for a call, and how many
+    /// times the primary had changed when it was handed out (see
+    /// [`Link::changes`]).
+    pub(crate) async fn con_at(&self, lane: usize) -> redis::RedisResult<(Con, u64)> {
+        let lane = lane % LANES;
         match self {
-            Link::Direct(c) => Ok((Con::Single(c.clone()), 0)),
+            Link::Direct(c) => Ok((Con::Single(c[lane].clone()), 0)),
             Link::Sentinel(f) => {
                 let known = {
                     let current = lock(&f.current);
                     let changes = f.changes.load(Ordering::Acquire);
-                    current.as_ref().map(|(c, _)| (c.clone(), changes))
+                    current.as_ref().map(|(c, _)| (c[lane].clone(), changes))
                 };
                 let (con, changes) = match known {
                     Some(known) => known,
                     None => {
-                        let con = f.ask().await?;
+                        let con = f.ask().await?.swap_remove(lane);
                         (con, f.changes.load(Ordering::Acquire))
                     }
                 };
                 Ok((Con::Single(con), changes))
             }
             Link::Cluster(c) => {
-                let con = c
-                    .con
+                let con = c.lanes[lane]
                     .get_or_try_init(|| c.client.get_async_connection())
                     .await?;
                 Ok((Con::Cluster(con.clone(), c.slot), 0))

@@ -222,6 +222,8 @@ pub(crate) struct Ledger {
     held_until: Arc<Mutex<Option<std::time::Instant>>>,
     /// The primary's identity as last seen, and how often it changed.
     primary: Arc<Primary>,
+    /// The lane the next take goes over (see [`link::LANES`]).
+    lane: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Which Redis process is the primary (`run_id`), as the gate's poll saw it
@@ -436,13 +438,14 @@ impl Ledger {
         } else {
             let client = client(url, access)?;
             let at = client.get_connection_info().addr().to_string();
-            let con = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
-                LedgerError::Down {
+            let lanes = (0..link::LANES)
+                .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
+                .collect::<redis::RedisResult<Vec<_>>>()
+                .map_err(|e| LedgerError::Down {
                     at: at.clone(),
                     why: e.to_string(),
-                }
-            })?;
-            (Link::Direct(con), at)
+                })?;
+            (Link::Direct(Arc::new(lanes)), at)
         };
         Ok(Ledger {
             link,
@@ -452,6 +455,7 @@ impl Ledger {
             replicas: 0,
             held_until: Default::default(),
             primary: Default::default(),
+            lane: Default::default(),
         })
     }
 
@@ -547,7 +551,14 @@ impl Ledger {
         if held {
             return Ok(attempts.iter().map(|_| Take::Held).collect());
         }
-        let (mut con, changes) = self.link.con_at().await.map_err(|e| self.down(e))?;
+        // Takes that wait for replicas spread over the lanes; without, one
+        // connection pipelines them all.
+        let lane = if self.replicas > 0 {
+            self.lane.fetch_add(1, Ordering::Relaxed)
+        } else {
+            0
+        };
+        let (mut con, changes) = self.link.con_at(lane).await.map_err(|e| self.down(e))?;
         if changes + self.primary.changes.load(Ordering::Acquire) != asserted {
             return Ok(attempts.iter().map(|_| Take::Held).collect());
         }
