@@ -56,7 +56,7 @@ def redis_node(work, name, *extra):
     os.makedirs(d, exist_ok=True)
     p = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", d, "--save", "",
                           "--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction",
-                          "--repl-diskless-sync-delay", "0", *extra],
+                          "--repl-diskless-sync-delay", "0", "--logfile", os.path.join(d, "redis.log"), *extra],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
         try:
@@ -110,7 +110,7 @@ class Topology:
                 sentinels.append(sp)
             wait_until("the Sentinels", lambda: all(
                 str(primary) in redis_cli(sp, "SENTINEL", "get-master-addr-by-name", "mymaster") for sp in sentinels))
-            self.settle([primary, replica])
+            self.settle([replica])
             self.primaries = [primary]
             self.url = "redis+sentinel://" + ",".join(f"127.0.0.1:{sp}" for sp in sentinels) + "/mymaster/0"
             self.gate_toml = "ledger_replicas = 1\n"
@@ -126,17 +126,19 @@ class Topology:
             wait_until("the cluster", lambda: all("cluster_state:ok" in redis_cli(p, "CLUSTER", "INFO") for p in ports))
             wait_until("the replicas in sync", lambda: all(
                 "master_link_status:up" in i or "role:master" in i for i in (redis_cli(p, "INFO", "replication") for p in ports)))
-            self.settle(ports)
             self.primaries = [p for p in ports if "role:master" in redis_cli(p, "INFO", "replication")]
+            self.settle([p for p in ports if p not in self.primaries])
             self.url = "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports)
         else:
             sys.exit(f"unknown topology {kind!r}: single, sentinel or cluster")
 
-    def settle(self, ports):
-        """Waits until no node rewrites its AOF (a replica does after its first sync)."""
-        wait_until("the AOF rewrites", lambda: all(
-            "aof_rewrite_in_progress:0" in (i := redis_cli(p, "INFO", "persistence")) and "aof_rewrite_scheduled:0" in i
-            for p in ports))
+    def settle(self, replicas):
+        """Waits until each replica has rewritten its AOF after its first sync
+        (a replica with AOF does, and stalls its acks meanwhile)."""
+        def done(p):
+            i = redis_cli(p, "INFO", "persistence")
+            return "aof_rewrites:0" not in i and "aof_rewrite_in_progress:0" in i and "aof_rewrite_scheduled:0" in i
+        wait_until("the replicas' AOF rewrites", lambda: all(done(p) for p in replicas))
 
     def commands(self):
         return sum(int(re.search(r"total_commands_processed:(\d+)", redis_cli(p, "INFO", "stats")).group(1))
@@ -149,9 +151,10 @@ class Topology:
             p.wait()
 
 
-def start_gate(sale, args):
+def start_gate(sale, args, log):
+    """A gate; its log (JSON lines) goes to `log`."""
     p = subprocess.Popen([BIN, "gate", "--listen", "127.0.0.1:0", "--key-file", "gate.key", *args], cwd=sale,
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                         stdout=subprocess.PIPE, stderr=open(log, "w"), text=True)
     line = p.stdout.readline()
     m = re.search(r"http://([0-9.:]+)/", line)
     if not m:
@@ -224,7 +227,8 @@ def run(work, mode, path, seconds, conns, topology):
         journal = os.path.join(work, f"journal-{mode}-{path}-{i}")
         shutil.rmtree(journal, ignore_errors=True)
         extra = ["--ledger", topology.url] if ledger else ["--quota", str(stock // 2)]
-        gates.append(start_gate(sale, ["--journal", journal, "--gate-id", f"g{i}", *extra]))
+        log = os.path.join(work, f"gate-{mode}-{path.replace(' ', '-')}-{i}.log")
+        gates.append(start_gate(sale, ["--journal", journal, "--gate-id", f"g{i}", *extra], log))
     try:
         for _, addr in gates:
             wait_healthy(addr)

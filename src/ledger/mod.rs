@@ -551,10 +551,10 @@ impl Ledger {
         if held {
             return Ok(attempts.iter().map(|_| Take::Held).collect());
         }
-        // Takes that wait for replicas spread over the lanes; without, one
-        // connection pipelines them all.
+        // Takes that wait for replicas spread over lanes 1.. (lane 0 is the
+        // poll's); without, one connection pipelines them all.
         let lane = if self.replicas > 0 {
-            self.lane.fetch_add(1, Ordering::Relaxed)
+            1 + self.lane.fetch_add(1, Ordering::Relaxed) % (link::LANES - 1)
         } else {
             0
         };

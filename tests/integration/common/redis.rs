@@ -131,8 +131,8 @@ impl Redis {
     }
 
     /// Serving TLS only, with `ca`'s server certificate, and the ACL user
-    /// `user` with `password`, refused `CONFIG` (the default user off): as
-    /// a managed Redis is.
+    /// `user` with `password` allowed only the commands the README lists
+    /// (refused `CONFIG`; the default user off): as a managed Redis is.
     pub(crate) fn start_tls(ca: &TestCa, user: &str, password: &str) -> Redis {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -162,10 +162,37 @@ impl Redis {
                 user.into(),
                 "on".into(),
                 format!(">{password}"),
-                "~*".into(),
-                "&*".into(),
-                "+@all".into(),
-                "-config".into(),
+                // Exactly the commands the README's ledger section lists
+                // (less `config|get`: refused, as managed services do).
+                "~fs:*".into(),
+                "-@all".into(),
+                "+evalsha".into(),
+                "+eval".into(),
+                "+script|load".into(),
+                "+get".into(),
+                "+set".into(),
+                "+del".into(),
+                "+incr".into(),
+                "+incrby".into(),
+                "+hget".into(),
+                "+hgetall".into(),
+                "+hset".into(),
+                "+hsetnx".into(),
+                "+hexists".into(),
+                "+hlen".into(),
+                "+sadd".into(),
+                "+smembers".into(),
+                "+time".into(),
+                "+xadd".into(),
+                "+xreadgroup".into(),
+                "+xack".into(),
+                "+xclaim".into(),
+                "+xpending".into(),
+                "+xgroup".into(),
+                "+scan".into(),
+                "+info".into(),
+                "+wait".into(),
+                "+ping".into(),
                 "--user".into(),
                 "default".into(),
                 "off".into(),
