@@ -236,13 +236,16 @@ async fn shared_stock(
             }
         },
     };
+    // Their disks too, where the server can say (WAITAOF).
+    let waitaof = replicas > 0 && ledger.probe_waitaof().await.unwrap_or(false);
     tracing::info!(
         replicas,
         probed = config.gate.ledger_replicas.is_none(),
+        wait = if waitaof { "WAITAOF" } else { "WAIT" },
         meaning = "a winner is answered once this many replicas of the ledger have it",
         "ledger_replicas"
     );
-    let ledger = ledger.with_replicas(replicas);
+    let ledger = ledger.with_replicas(replicas).with_waitaof(waitaof);
     Ok(SharedStock::new(
         ledger,
         &config.name,

@@ -224,6 +224,8 @@ pub(crate) struct Ledger {
     primary: Arc<Primary>,
     /// The lane the next take goes over (see [`link::LANES`]).
     lane: Arc<std::sync::atomic::AtomicUsize>,
+    /// Wait for the replicas' disks (`WAITAOF`), not only their memory.
+    waitaof: bool,
 }
 
 /// Which Redis process is the primary (`run_id`), as the gate's poll saw it
@@ -264,6 +266,22 @@ pub(crate) enum Take {
     /// back, or a take a moment ago found the replicas required missing
     /// (for `REPLICA_WAIT_MS / 2`, takes are answered this way at once).
     Held,
+}
+
+/// Whether `INFO server persistence` says `WAITAOF` exists and an AOF is kept.
+fn waitaof_supported(info: &str) -> bool {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    let version: Vec<u32> = field("redis_version:")
+        .unwrap_or("")
+        .split('.')
+        .map_while(|p| p.parse().ok())
+        .collect();
+    let new_enough = matches!(version.as_slice(), [major, minor, ..] if (*major, *minor) >= (7, 2));
+    new_enough && field("aof_enabled:") == Some("1")
 }
 
 /// How long a take waits for its replicas (`WAIT`) before it is answered
@@ -456,6 +474,7 @@ impl Ledger {
             held_until: Default::default(),
             primary: Default::default(),
             lane: Default::default(),
+            waitaof: false,
         })
     }
 
@@ -497,6 +516,28 @@ impl Ledger {
     pub(crate) fn with_replicas(mut self, n: u32) -> Ledger {
         self.replicas = n;
         self
+    }
+
+    /// This ledger, waiting with `WAITAOF` (the replicas wrote the take to
+    /// their AOF and fsynced it) instead of `WAIT` (they received it).
+    pub(crate) fn with_waitaof(mut self, on: bool) -> Ledger {
+        self.waitaof = on;
+        self
+    }
+
+    /// Whether the primary can wait for its replicas' disks: `WAITAOF`
+    /// exists (Redis ≥ 7.2, which Valkey reports too) and the primary keeps
+    /// an AOF (`aof_enabled`: a deployment that does runs its replicas alike;
+    /// one without, such as ElastiCache, is waited on with `WAIT`).
+    pub(crate) async fn probe_waitaof(&self) -> Result<bool, LedgerError> {
+        let mut con = self.con().await?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .arg("persistence")
+            .query_async(&mut con)
+            .await
+            .map_err(|e| self.down(e))?;
+        Ok(waitaof_supported(&info))
     }
 
     /// The replicas the ledger's primary has connected now (`INFO replication`).
@@ -896,12 +937,25 @@ impl Ledger {
         if self.replicas == 0 || !winners {
             return Ok(true);
         }
-        let acked: u32 = redis::cmd("WAIT")
-            .arg(self.replicas)
-            .arg(REPLICA_WAIT_MS)
-            .query_async(con)
-            .await
-            .map_err(|e| self.down(e))?;
+        let acked: u32 = if self.waitaof {
+            // [fsynced locally, replicas that fsynced]; 0 local: the
+            // primary's own `appendfsync` covers it.
+            let both: (u32, u32) = redis::cmd("WAITAOF")
+                .arg(0)
+                .arg(self.replicas)
+                .arg(REPLICA_WAIT_MS)
+                .query_async(con)
+                .await
+                .map_err(|e| self.down(e))?;
+            both.1
+        } else {
+            redis::cmd("WAIT")
+                .arg(self.replicas)
+                .arg(REPLICA_WAIT_MS)
+                .query_async(con)
+                .await
+                .map_err(|e| self.down(e))?
+        };
         if acked < self.replicas {
             *crate::util::sync::lock(&self.held_until) =
                 Some(std::time::Instant::now() + Duration::from_millis(REPLICA_WAIT_MS / 2));
@@ -1150,6 +1204,22 @@ const GROUP: &str = "forwarders";
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn waitaof_is_used_on_redis_7_2_and_later_with_an_aof() {
+        use super::waitaof_supported as ok;
+        let info = |v: &str, aof: &str| {
+            format!("# Server\r\nredis_version:{v}\r\nrun_id:x\r\n# Persistence\r\naof_enabled:{aof}\r\n")
+        };
+        assert!(!ok(&info("7.0.15", "1")), "Debian's 7.0 has no WAITAOF");
+        assert!(
+            ok(&info("7.2.4", "1")),
+            "7.2 (and Valkey, which reports 7.2.4)"
+        );
+        assert!(ok(&info("8.0.1", "1")));
+        assert!(!ok(&info("7.4.0", "0")), "no AOF (ElastiCache): WAIT");
+        assert!(!ok("garbage"));
+    }
+
     #[test]
     fn the_ledger_scripts_make_and_read_order_ids_the_same_way() {
         let take = include_str!("scripts/take.lua");
