@@ -284,10 +284,15 @@ impl Redis {
         r
     }
 
-    /// Waits until this replica's link to its primary is up.
+    /// Waits until this replica's link to its primary is up and it has
+    /// rewritten its AOF after the sync (meanwhile its acknowledgements
+    /// stall, and a `WAIT` may time out).
     pub(crate) fn wait_in_sync(&self) {
         super::wait_for("the replica to sync", Duration::from_secs(10), || {
+            let persistence = self.info("persistence");
             self.info("replication").contains("master_link_status:up")
+                && persistence.contains("aof_rewrite_in_progress:0")
+                && persistence.contains("aof_rewrite_scheduled:0")
         });
     }
 
@@ -520,6 +525,11 @@ impl Cluster {
         super::wait_for("the cluster to be ok", Duration::from_secs(20), || {
             c.nodes.iter().all(Redis::cluster_ok)
         });
+        for n in &c.nodes {
+            if n.info("replication").contains("role:slave") {
+                n.wait_in_sync();
+            }
+        }
         c
     }
 
