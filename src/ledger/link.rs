@@ -127,11 +127,7 @@ pub(crate) struct ClusterUrl {
 /// by default; any nodes of the cluster, the client finds the rest); `None`
 /// when `url` is not a cluster URL.
 pub(crate) fn parse_cluster(url: &str) -> Option<Result<ClusterUrl, String>> {
-    let (tls, rest) = if let Some(r) = url.strip_prefix("redis+cluster://") {
-        (false, r)
-    } else {
-        (true, url.strip_prefix("rediss+cluster://")?)
-    };
+    let (tls, rest) = scheme(url, "cluster")?;
     Some((|| {
         let (auth, rest) = split_auth(rest);
         let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
@@ -152,6 +148,17 @@ pub(crate) fn parse_cluster(url: &str) -> Option<Result<ClusterUrl, String>> {
             tls,
         })
     })())
+}
+
+/// Whether `url` is `redis+<kind>://` (false) or `rediss+<kind>://` (true,
+/// TLS), and what follows; `None` for any other URL.
+fn scheme<'a>(url: &'a str, kind: &str) -> Option<(bool, &'a str)> {
+    let (name, rest) = url.split_once("://")?;
+    match name.strip_suffix(kind)?.strip_suffix('+')? {
+        "redis" => Some((false, rest)),
+        "rediss" => Some((true, rest)),
+        _ => None,
+    }
 }
 
 /// `user:password@rest` → ((user, password), rest), percent-decoded.
@@ -283,11 +290,7 @@ pub(crate) struct SentinelUrl {
 /// `redis+sentinel://[user[:password]@]host[:port],host[:port]/service[/db]`
 /// (port 26379 by default); `None` when `url` is not a Sentinel URL.
 pub(crate) fn parse_sentinel(url: &str) -> Option<Result<SentinelUrl, String>> {
-    let (tls, rest) = if let Some(r) = url.strip_prefix("redis+sentinel://") {
-        (false, r)
-    } else {
-        (true, url.strip_prefix("rediss+sentinel://")?)
-    };
+    let (tls, rest) = scheme(url, "sentinel")?;
     Some(parse_rest(rest, tls))
 }
 

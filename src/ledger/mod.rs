@@ -493,12 +493,7 @@ impl Ledger {
     /// Asks the primary (of the sale's slot, in a cluster) who it is, and
     /// counts a change when it is another process than last time.
     pub(crate) async fn watch_primary(&self) -> Result<(), LedgerError> {
-        let mut con = self.con().await?;
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut con)
-            .await
-            .map_err(|e| self.down(e))?;
+        let info = self.info(&["server"]).await?;
         let Some(run_id) = info.lines().find_map(|l| l.strip_prefix("run_id:")) else {
             return Ok(());
         };
@@ -530,24 +525,24 @@ impl Ledger {
     /// an AOF (`aof_enabled`: a deployment that does runs its replicas alike;
     /// one without, such as ElastiCache, is waited on with `WAIT`).
     pub(crate) async fn probe_waitaof(&self) -> Result<bool, LedgerError> {
+        Ok(waitaof_supported(
+            &self.info(&["server", "persistence"]).await?,
+        ))
+    }
+
+    /// `INFO` of these sections, from the primary (of the sale's slot).
+    async fn info(&self, sections: &[&str]) -> Result<String, LedgerError> {
         let mut con = self.con().await?;
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .arg("persistence")
+        redis::cmd("INFO")
+            .arg(sections)
             .query_async(&mut con)
             .await
-            .map_err(|e| self.down(e))?;
-        Ok(waitaof_supported(&info))
+            .map_err(|e| self.down(e))
     }
 
     /// The replicas the ledger's primary has connected now (`INFO replication`).
     pub(crate) async fn connected_replicas(&self) -> Result<u32, LedgerError> {
-        let mut con = self.con().await?;
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query_async(&mut con)
-            .await
-            .map_err(|e| self.down(e))?;
+        let info = self.info(&["replication"]).await?;
         Ok(info
             .lines()
             .find_map(|l| l.strip_prefix("connected_slaves:"))

@@ -8,32 +8,24 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::gate::{receiver, wait_healthy, GateProc, GateSale};
 use crate::common::redis::Cluster;
-use crate::common::storm::{assert_nothing_lost, Storm};
+use crate::common::storm::{assert_nothing_lost, staged, Staged, Storm};
 use crate::common::*;
-use flashsale::sale;
 
 const STOCK: usize = 100_000;
 
 #[test]
 fn the_gate_follows_the_promotion_of_its_slots_replica() {
     let mut cluster = Cluster::start();
-    let s = GateSale::new(&format!("ledger = \"{}\"", cluster.url()));
-    let text = s
-        .sale
-        .read("items/a-1.md")
-        .replace("stock = 10", &format!("stock = {STOCK}"));
-    s.sale.write("items/a-1.md", &text);
-    ok(s.sale.run(&["ledger", "load"]));
-    let orders = receiver(0);
-    let forward = format!("{}/orders", orders.base);
-    let gate = GateProc::start(&s, &["--gate-id", "g1", "--forward", &forward]);
-    wait_healthy(&gate);
+    let Staged {
+        s,
+        orders,
+        gate,
+        url,
+    } = staged(&format!("ledger = \"{}\"", cluster.url()), STOCK);
     // The gate found the slot's primary has a replica: it waits for it.
     let replicas = gate.wait_for_log("ledger_replicas");
     assert_eq!(replicas["replicas"], 1, "{replicas}");
-    let url = sale::order_url(&gate.base, "test-sale", &s.key.mint("test-sale"));
     let storm = Storm::start(&url, "A-1", 4, Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(2));
     let key = "fs:{test-sale}:meta";

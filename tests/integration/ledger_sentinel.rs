@@ -8,11 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::gate::{order, receiver, wait_healthy, GateProc, GateSale};
+use crate::common::gate::order;
 use crate::common::redis::{Redis, Sentinels};
-use crate::common::storm::{assert_nothing_lost, Storm};
+use crate::common::storm::{assert_nothing_lost, staged, Staged, Storm};
 use crate::common::*;
-use flashsale::sale;
 
 const KILLS: usize = 10;
 const STOCK: usize = 100_000;
@@ -26,21 +25,15 @@ fn the_gate_follows_ten_promotions_and_loses_no_acknowledged_winner() {
         primary,
     ];
     let sentinels = Sentinels::watch(&nodes[2]);
-    let s = GateSale::new(&format!(
-        "ledger = \"{}\"\nledger_replicas = 1",
-        sentinels.url()
-    ));
-    let text = s
-        .sale
-        .read("items/a-1.md")
-        .replace("stock = 10", &format!("stock = {STOCK}"));
-    s.sale.write("items/a-1.md", &text);
-    ok(s.sale.run(&["ledger", "load"]));
-    let orders = receiver(0);
-    let forward = format!("{}/orders", orders.base);
-    let gate = GateProc::start(&s, &["--gate-id", "g1", "--forward", &forward]);
-    wait_healthy(&gate);
-    let url = sale::order_url(&gate.base, "test-sale", &s.key.mint("test-sale"));
+    let Staged {
+        s,
+        orders,
+        gate,
+        url,
+    } = staged(
+        &format!("ledger = \"{}\"\nledger_replicas = 1", sentinels.url()),
+        STOCK,
+    );
     let storm = Storm::start(&url, "A-1", 4, Duration::from_secs(240));
     std::thread::sleep(Duration::from_secs(2));
     // (kill → promotion, promotion → the first winner after it)
@@ -110,19 +103,10 @@ fn a_winner_the_promoted_replica_lacks_is_put_back_from_the_journal() {
     let mut primary = Redis::start();
     let replica = Redis::replica_of(&primary);
     let sentinels = Sentinels::watch(&primary);
-    let s = GateSale::new(&format!(
-        "ledger = \"{}\"\nledger_replicas = 0",
-        sentinels.url()
-    ));
-    let text = s
-        .sale
-        .read("items/a-1.md")
-        .replace("stock = 10", "stock = 2");
-    s.sale.write("items/a-1.md", &text);
-    ok(s.sale.run(&["ledger", "load"]));
-    let gate = GateProc::start(&s, &["--gate-id", "g1"]);
-    wait_healthy(&gate);
-    let url = sale::order_url(&gate.base, "test-sale", &s.key.mint("test-sale"));
+    let Staged { s, gate, url, .. } = staged(
+        &format!("ledger = \"{}\"\nledger_replicas = 0", sentinels.url()),
+        2,
+    );
     let (status, body, _) = order(&http(), &url, Some("first"), "A-1", true);
     assert!(status == 200 && body.contains("won"), "{status} {body}");
     wait_for("the replica caught up", Duration::from_secs(10), || {

@@ -7,8 +7,40 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::gate::{order, GateSale, Receiver};
+use super::gate::{order, receiver, wait_healthy, GateProc, GateSale, Receiver};
 use super::*;
+
+/// A sale on a ledger with `stock` units of A-1, loaded, and gate `g1`
+/// forwarding its winners to an order system that takes them all.
+pub(crate) struct Staged {
+    pub(crate) s: GateSale,
+    pub(crate) orders: Receiver,
+    pub(crate) gate: GateProc,
+    /// The order URL.
+    pub(crate) url: String,
+}
+
+/// `gate_toml`: the `[gate]` lines naming the ledger.
+pub(crate) fn staged(gate_toml: &str, stock: usize) -> Staged {
+    let s = GateSale::new(gate_toml);
+    let text = s
+        .sale
+        .read("items/a-1.md")
+        .replace("stock = 10", &format!("stock = {stock}"));
+    s.sale.write("items/a-1.md", &text);
+    ok(s.sale.run(&["ledger", "load"]));
+    let orders = receiver(0);
+    let forward = format!("{}/orders", orders.base);
+    let gate = GateProc::start(&s, &["--gate-id", "g1", "--forward", &forward]);
+    wait_healthy(&gate);
+    let url = flashsale::sale::order_url(&gate.base, "test-sale", &s.key.mint("test-sale"));
+    Staged {
+        s,
+        orders,
+        gate,
+        url,
+    }
+}
 
 /// When, who, the status and the body of one order.
 pub(crate) type Answer = (Instant, String, u16, String);
