@@ -4,7 +4,8 @@
 //! and public, so a shop (or `flashsale draw verify`) can recompute it.
 //!
 //! **Seed.** `HMAC-SHA256(key, "draw|<sale>|<round>")`, the round naming the
-//! draw (the sale's start, so a re-opened order URL does not change it): every
+//! draw (the sale's start in Unix ms, so a re-opened order URL does not
+//! change it, nor does another spelling of the same instant): every
 //! gate of a fleet computes the same seed from the gate key, without talking
 //! to the others. Its commitment,
 //! `SHA-256(seed)`, can be published before the draw (by `open`, in the gate's
@@ -41,9 +42,16 @@ impl Seed {
         Seed(key.derive(&[b"draw|", sale.as_bytes(), b"|", round.as_bytes()]))
     }
 
-    /// The seed of `config`'s sale: its round is the sale's start.
+    /// The seed of `config`'s sale: its round is the sale's start as an
+    /// instant, in Unix milliseconds — not as `site.toml` spells it, so
+    /// rewriting `start` in another offset or with nanoseconds (one instant,
+    /// millions of spellings) cannot choose among draws.
     pub(crate) fn of(key: &GateKey, config: &crate::config::Config) -> Seed {
-        Seed::derive(key, &config.name, &config.start.to_rfc3339())
+        Seed::derive(
+            key,
+            &config.name,
+            &config.start.timestamp_millis().to_string(),
+        )
     }
 
     /// A revealed seed, as [`Seed::to_hex`] wrote it.
@@ -232,6 +240,37 @@ mod tests {
 
     fn seed(n: u8) -> Seed {
         Seed([n; 32])
+    }
+
+    #[test]
+    fn one_instant_is_one_draw_however_start_is_spelled() {
+        let key = GateKey::generate();
+        let of = |start: &str| {
+            let toml = format!(
+                "name = \"s\"\nbase_url = \"https://s.example.com/\"\nstart = {start}\nend = 2026-12-13T00:00:00Z\ncurrency = \"EUR\"\n[gate]\nurl = \"https://g.example.com/\"\n[[items]]\nsku = \"A\"\ntitle = \"A\"\nprice = 1\nstock = 3\n"
+            );
+            let config = crate::config::Config::parse(std::path::Path::new("site.toml"), toml)
+                .unwrap_or_else(|e| panic!("{e:?}"));
+            Seed::of(&key, &config)
+        };
+        let utc = of("2026-12-12T21:36:46Z");
+        assert_eq!(utc, of("2026-12-12T15:36:46-06:00"));
+        assert_eq!(utc, of("2026-12-12T21:36:46.000000001+00:00"));
+        assert_ne!(
+            utc,
+            of("2026-12-12T21:36:47Z"),
+            "another instant, another draw"
+        );
+        let users: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
+        assert_eq!(
+            draw(&utc, "A", users.iter().map(String::as_str), 3),
+            draw(
+                &of("2026-12-12T15:36:46-06:00"),
+                "A",
+                users.iter().map(String::as_str),
+                3
+            )
+        );
     }
 
     #[test]
