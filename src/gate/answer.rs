@@ -108,6 +108,31 @@ impl Answers {
         self.cors(r)
     }
 
+    /// An entrant asking again in a fair start's window: in the draw, its
+    /// result at `result_at_ms` (202; JSON for the page, text for a form).
+    pub(super) fn entered(&self, json: bool, result_at_ms: i64) -> Answer {
+        let mut r = if json {
+            let body = format!("{{\"status\":\"entered\",\"result_at\":{result_at_ms}}}");
+            with_type(
+                Response::new(Full::new(Bytes::from(body))),
+                "application/json",
+            )
+        } else {
+            let at = chrono::DateTime::from_timestamp_millis(result_at_ms)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default();
+            let body = format!("You are in the draw; ask again after {at} for its result.\n");
+            with_type(
+                Response::new(Full::new(Bytes::from(body))),
+                "text/plain; charset=utf-8",
+            )
+        };
+        *r.status_mut() = StatusCode::ACCEPTED;
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        self.cors(r)
+    }
+
     /// The shop's pages (another origin) may read the answer, with cookies.
     pub(super) fn cors(&self, mut r: Answer) -> Answer {
         let h = r.headers_mut();

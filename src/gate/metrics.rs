@@ -35,6 +35,8 @@ pub(crate) enum Outcome {
     SoldOut,
     /// An entrant of a fair start's draw who was not drawn.
     NotDrawn,
+    /// An entrant asking again in the window: told at once it is in the draw.
+    Entered,
     NotFound,
     OutsideWindow,
     NoIdentity,
@@ -47,11 +49,12 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    const ALL: [Outcome; 13] = [
+    const ALL: [Outcome; 14] = [
         Outcome::Won,
         Outcome::Repeat,
         Outcome::SoldOut,
         Outcome::NotDrawn,
+        Outcome::Entered,
         Outcome::NotFound,
         Outcome::OutsideWindow,
         Outcome::NoIdentity,
@@ -69,6 +72,7 @@ impl Outcome {
             Outcome::Repeat => "repeat",
             Outcome::SoldOut => "sold_out",
             Outcome::NotDrawn => "not_drawn",
+            Outcome::Entered => "entered",
             Outcome::NotFound => "not_found",
             Outcome::OutsideWindow => "outside_window",
             Outcome::NoIdentity => "no_identity",

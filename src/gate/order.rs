@@ -77,6 +77,13 @@ const UNAVAILABLE: Refusal = refusal(
 /// A step of the ladder: what it found, or why the order ends there.
 type Step<T> = Result<T, Refusal>;
 
+/// How a fair start's window ends an order early: refused, or an entrant
+/// asking again (answered at once that it is in the draw).
+enum DrawStep {
+    Refused(Refusal),
+    Again,
+}
+
 /// The order token's check. Every customer posts to the same order URL, so
 /// the token last found authentic is kept and later ones compared to it (in
 /// constant time): the MAC is computed once per token, not per request (that
@@ -248,7 +255,10 @@ impl Gate {
             None => false,
             Some(d) => match self.through_draw(d, sku, user, now).await {
                 Ok(entrant) => entrant,
-                Err(r) => return self.refused(r),
+                Err(DrawStep::Refused(r)) => return self.refused(r),
+                Err(DrawStep::Again) => {
+                    return (Outcome::Entered, self.answers.entered(json, d.until_ms))
+                }
             },
         };
         let verdict = self
@@ -265,21 +275,28 @@ impl Gate {
     /// A fair start: in the window this order is an entry, held until the
     /// draw; after it, nobody is admitted before the draw is done. Whether
     /// this order is an entry.
-    async fn through_draw(&self, d: &StartDraw, sku: &str, user: &str, now: i64) -> Step<bool> {
+    async fn through_draw(
+        &self,
+        d: &StartDraw,
+        sku: &str,
+        user: &str,
+        now: i64,
+    ) -> Result<bool, DrawStep> {
         if !d.sells(sku) {
-            return Err(NO_SUCH_ITEM);
+            return Err(DrawStep::Refused(NO_SUCH_ITEM));
         }
         let entrant = match d.enter(sku, user).await {
             Ok(Entered::Yes) => true,
+            Ok(Entered::Again) => return Err(DrawStep::Again),
             Ok(Entered::No) => false,
-            Err(_) => return Err(UNAVAILABLE),
+            Err(_) => return Err(DrawStep::Refused(UNAVAILABLE)),
         };
         let left = Duration::from_millis((d.until_ms - now).max(0) as u64);
         if !d
             .done(tokio::time::Instant::now() + left + DRAW_GRACE)
             .await
         {
-            return Err(UNAVAILABLE);
+            return Err(DrawStep::Refused(UNAVAILABLE));
         }
         Ok(entrant)
     }

@@ -74,11 +74,26 @@ fn a_gate_killed_during_the_window_loses_no_entry_and_draws_once() {
     let url = gate.url(&s);
     let second: Vec<String> = (0..20).map(|i| format!("later-{i}")).collect();
     let everyone: Vec<String> = first.iter().chain(&second).cloned().collect();
-    // The first 30 ask again (their first requests died), the 20 new ones too.
-    let answers: Vec<(String, u16, String)> = order_all(&url, &everyone)
+    // The first 30 ask again (their first requests died): in the draw,
+    // told at once, with when to ask for the result; the 20 new ones enter.
+    let mut answers: Vec<(String, u16, String)> = order_all(&url, &everyone)
         .into_iter()
         .map(|h| h.join().unwrap())
         .collect();
+    let told: Vec<(String, u16, String)> = answers.drain(..30).collect();
+    for (u, status, body) in &told {
+        assert!(
+            *status == 202 && body.contains("\"entered\""),
+            "{u}: {status} {body}"
+        );
+    }
+    // Asked again after the draw, they get their result.
+    gate.wait_for_log("draw_done");
+    answers.extend(
+        order_all(&url, &first)
+            .into_iter()
+            .map(|h| h.join().unwrap()),
+    );
     let won: BTreeSet<&str> = answers
         .iter()
         .filter(|(_, st, b)| *st == 200 && b.contains("\"won\""))

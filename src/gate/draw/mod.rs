@@ -95,8 +95,11 @@ type Closed = Vec<(String, Vec<Arc<str>>, Option<u32>)>;
 pub(super) enum Entered {
     /// Not an entry: the window is over (admission as usual, after the draw).
     No,
-    /// An entry, on disk (or an entry already).
+    /// An entry, now on disk: held until the draw.
     Yes,
+    /// An entry already (another tab, a retry): answered at once that it is
+    /// in the draw, so one customer holds one connection, not many.
+    Again,
 }
 
 pub(super) struct StartDraw {
@@ -234,8 +237,8 @@ impl StartDraw {
     }
 
     /// Enters `user` into `sku`'s draw unless the window is over; resolves
-    /// once the entry is on disk. An entrant entering again is an entry
-    /// already (and waits for nothing).
+    /// once the entry is on disk. An entrant entering again is told so at
+    /// once (and waits for nothing).
     pub(super) async fn enter(&self, sku: &str, user: &str) -> Result<Entered, DrawError> {
         {
             let e = lock(&self.entries);
@@ -243,7 +246,7 @@ impl StartDraw {
                 return Ok(Entered::No);
             }
             if e.by_sku.get(sku).is_some_and(|s| s.contains(user)) {
-                return Ok(Entered::Yes);
+                return Ok(Entered::Again);
             }
             if e.count >= MAX_ENTRIES {
                 return Err(DrawError::Unavailable);
@@ -259,7 +262,7 @@ impl StartDraw {
         let seq = {
             let mut e = lock(&self.entries);
             if e.by_sku.get(sku).is_some_and(|s| s.contains(user)) {
-                return Ok(Entered::Yes);
+                return Ok(Entered::Again);
             }
             if e.closed && self.fleet.is_none() {
                 return Ok(Entered::No);

@@ -41,13 +41,24 @@ async fn a_fair_start_holds_entrants_draws_the_quota_and_answers_each() {
             let (f, path) = (f.clone(), path.clone());
             tokio::spawn(async move {
                 let user = format!("entrant-{i}");
-                // Everyone asks twice: one entry each all the same.
+                // Everyone asks twice at once: one entry each, held until the
+                // draw; the other request is told at once it is in the draw
+                // (one connection held per customer, not one per click).
                 let (a, b) = tokio::join!(
                     f.order(&path, Some(&user), "sku=A"),
                     f.order(&path, Some(&user), "sku=A")
                 );
-                assert_eq!(a, b, "{user}: both requests get the same answer");
-                (user, a)
+                let (held, told) = if a.0 == StatusCode::ACCEPTED {
+                    (b, a)
+                } else {
+                    (a, b)
+                };
+                assert_eq!(told.0, StatusCode::ACCEPTED, "{user}: {told:?}");
+                assert!(
+                    told.1.starts_with("{\"status\":\"entered\",\"result_at\":"),
+                    "{told:?}"
+                );
+                (user, held)
             })
         })
         .collect();
@@ -62,6 +73,9 @@ async fn a_fair_start_holds_entrants_draws_the_quota_and_answers_each() {
         draw.count() == 12
     })
     .await;
+    // Asking again in the window is answered while the window lasts.
+    let again = f.order(&path, Some("entrant-0"), "sku=A").await;
+    assert_eq!(again.0, StatusCode::ACCEPTED, "{again:?}");
     f.advance(900);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert!(
@@ -97,7 +111,8 @@ async fn a_fair_start_holds_entrants_draws_the_quota_and_answers_each() {
     won.sort();
     assert_eq!(drawn_of_a(f.journal.path(), 12, 2), won);
     let metrics = f.gate.metrics();
-    assert!(metrics.contains("outcome=\"not_drawn\"} 20"), "{metrics}");
+    assert!(metrics.contains("outcome=\"not_drawn\"} 10"), "{metrics}");
+    assert!(metrics.contains("outcome=\"entered\"} 13"), "{metrics}");
     assert!(
         metrics.contains("flashsale_gate_draw_entries{"),
         "{metrics}"

@@ -191,6 +191,17 @@
           return;
         }
         busy = 0;
+        if (j.status === 'entered') {
+          // Already in the draw (another tab, a retry): ask again for the
+          // result once the draw is done, spread over a second.
+          body.setAttribute('data-outcome', 'entered');
+          text('[data-result]', 'You\u2019re in the draw \u2014 result at ' + clock(j.result_at) + '.');
+          setTimeout(function () {
+            if (button) button.disabled = false;
+            if (form.requestSubmit) form.requestSubmit();
+          }, Math.max(0, j.result_at - now()) + Math.random() * 1000);
+          return;
+        }
         if (j.status === 'won' || j.status === 'sold_out' || j.status === 'not_drawn') {
           body.setAttribute('data-outcome', j.status);
           text('[data-result]', j.status === 'won'
