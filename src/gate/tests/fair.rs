@@ -31,6 +31,27 @@ fn drawn_of_a(journal: &Path, entrants: usize, units: u32) -> Vec<String> {
     a.published.clone()
 }
 
+/// `user` asks twice at once: one entry, held until the draw; the other
+/// request is told at once it is in the draw (one connection held per
+/// customer, not one per click). The held request's answer.
+async fn enter_twice(f: &Fixture, path: &str, user: String) -> (String, (StatusCode, String)) {
+    let (a, b) = tokio::join!(
+        f.order(path, Some(&user), "sku=A"),
+        f.order(path, Some(&user), "sku=A")
+    );
+    let (held, told) = if a.0 == StatusCode::ACCEPTED {
+        (b, a)
+    } else {
+        (a, b)
+    };
+    assert_eq!(told.0, StatusCode::ACCEPTED, "{user}: {told:?}");
+    assert!(
+        told.1.starts_with("{\"status\":\"entered\",\"result_at\":"),
+        "{told:?}"
+    );
+    (user, held)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fair_start_holds_entrants_draws_the_quota_and_answers_each() {
     // The sale started a second ago; entries until a second from now.
@@ -39,27 +60,7 @@ async fn a_fair_start_holds_entrants_draws_the_quota_and_answers_each() {
     let tasks: Vec<_> = (0..12)
         .map(|i| {
             let (f, path) = (f.clone(), path.clone());
-            tokio::spawn(async move {
-                let user = format!("entrant-{i}");
-                // Everyone asks twice at once: one entry each, held until the
-                // draw; the other request is told at once it is in the draw
-                // (one connection held per customer, not one per click).
-                let (a, b) = tokio::join!(
-                    f.order(&path, Some(&user), "sku=A"),
-                    f.order(&path, Some(&user), "sku=A")
-                );
-                let (held, told) = if a.0 == StatusCode::ACCEPTED {
-                    (b, a)
-                } else {
-                    (a, b)
-                };
-                assert_eq!(told.0, StatusCode::ACCEPTED, "{user}: {told:?}");
-                assert!(
-                    told.1.starts_with("{\"status\":\"entered\",\"result_at\":"),
-                    "{told:?}"
-                );
-                (user, held)
-            })
+            tokio::spawn(async move { enter_twice(&f, &path, format!("entrant-{i}")).await })
         })
         .collect();
     // An unknown item is refused at once, not entered.
