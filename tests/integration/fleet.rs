@@ -740,6 +740,22 @@ fn a_fair_start_across_the_fleet_draws_once_even_when_a_gate_dies_in_the_window(
         })
         .sum();
     assert_eq!(draws, 1, "one draw of A-1 in the fleet");
+    // The drawing gate took its 10 winners in a few ledger calls, not one
+    // round trip each (the answers after it add a sold-out fetch or two).
+    let drawer = (2..=3)
+        .find(|i| {
+            journal(*i, "entries.jsonl")
+                .iter()
+                .any(|l| l["drawn"] == "A-1")
+        })
+        .unwrap();
+    let calls = gates[drawer - 1]
+        .metric_where("flashsale_gate_ledger_calls_total", &["kind=\"admission\""]);
+    eprintln!("g{drawer} drew: {calls} admission calls to the ledger");
+    assert!(
+        calls <= 6.0,
+        "{calls} ledger calls to take 10 drawn winners"
+    );
     // The ledger's winners are the drawn entrants.
     let out = ok(s.sale.run(&["ledger", "export", "--ledger", &redis.url()]));
     let ledger: BTreeSet<String> = out

@@ -161,8 +161,8 @@ impl StartDraw {
     }
 }
 
-/// Draws `units` of `sku` among `entrants` and admits the drawn, in ticket
-/// order, journaling them together (one group commit).
+/// Draws `units` of `sku` among `entrants` and admits the drawn together,
+/// in ticket order, journaling them together (one group commit).
 async fn draw_item(
     stock: &Arc<Stock>,
     recorder: &Arc<Recorder>,
@@ -179,8 +179,17 @@ async fn draw_item(
     );
     let mut fresh = 0;
     let mut writes = Vec::new();
-    for user in &winners {
-        match stock.admit(sku, user, || recorder.next_order()).await {
+    // All at once: in a fleet the attempts go to the ledger together, as
+    // many per call as it takes (not one round trip per winner), in ticket
+    // order (each is queued at its first poll, in this order).
+    let verdicts = futures_util::future::join_all(
+        winners
+            .iter()
+            .map(|user| stock.admit(sku, user, || recorder.next_order())),
+    )
+    .await;
+    for (user, verdict) in winners.iter().zip(verdicts) {
+        match verdict {
             Verdict::Won(t) | Verdict::Adopt(t) => {
                 fresh += 1;
                 let (recorder, sku, user) = (recorder.clone(), sku.to_string(), user.to_string());
