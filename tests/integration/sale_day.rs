@@ -158,6 +158,26 @@ fn a_fair_start_in_the_browser_shows_the_draw_then_its_result() {
         );
     }
     alice.screenshot(&shots().join("sale-draw-entered.png"));
+    // Alice clicks again while her first order is held: the gate answers at
+    // once (202, entered) and the page keeps saying she is in the draw —
+    // not an error — and asks again once the result is due.
+    alice.eval(
+        "window.__codes = []; var f = window.fetch; \
+         window.fetch = function () { return f.apply(this, arguments).then(function (r) { window.__codes.push(r.status); return r; }); }; \
+         var b = document.querySelector('[data-buy]'); b.disabled = false; b.click(); return true",
+    );
+    alice.wait_until(
+        "return window.__codes.indexOf(202) >= 0",
+        Duration::from_secs(5),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let said = alice.eval("return document.querySelector('[data-result]').textContent");
+    assert!(
+        said.as_str()
+            .unwrap()
+            .starts_with("You\u{2019}re in the draw \u{2014} result at "),
+        "{said}"
+    );
     // The draw: one of them wins the mug, the other is not drawn, no reload.
     let mut outcomes = Vec::new();
     for b in [&alice, &bob] {
