@@ -128,26 +128,28 @@ pub(crate) struct ClusterUrl {
 /// when `url` is not a cluster URL.
 pub(crate) fn parse_cluster(url: &str) -> Option<Result<ClusterUrl, String>> {
     let (tls, rest) = scheme(url, "cluster")?;
-    Some((|| {
-        let (auth, rest) = split_auth(rest);
-        let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
-        if !path.trim_matches('/').is_empty() && path.trim_matches('/') != "0" {
-            return Err(format!(
-                "a cluster has only database 0, not `{path}`: write redis+cluster://host:6379,host:6379"
-            ));
-        }
-        let seeds = hosts_of(hosts, 6379)?;
-        if seeds.is_empty() {
-            return Err("no node address: write redis+cluster://host:6379,host:6379".into());
-        }
-        let (username, password) = auth;
-        Ok(ClusterUrl {
-            seeds,
-            username,
-            password,
-            tls,
-        })
-    })())
+    Some(parse_cluster_rest(rest, tls))
+}
+
+fn parse_cluster_rest(rest: &str, tls: bool) -> Result<ClusterUrl, String> {
+    let (auth, rest) = split_auth(rest);
+    let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if !path.trim_matches('/').is_empty() && path.trim_matches('/') != "0" {
+        return Err(format!(
+            "a cluster has only database 0, not `{path}`: write redis+cluster://host:6379,host:6379"
+        ));
+    }
+    let seeds = hosts_of(hosts, 6379)?;
+    if seeds.is_empty() {
+        return Err("no node address: write redis+cluster://host:6379,host:6379".into());
+    }
+    let (username, password) = auth;
+    Ok(ClusterUrl {
+        seeds,
+        username,
+        password,
+        tls,
+    })
 }
 
 /// Whether `url` is `redis+<kind>://` (false) or `rediss+<kind>://` (true,
@@ -246,10 +248,7 @@ fn cluster_tls(
 ) -> redis::RedisResult<ClusterClientBuilder> {
     let b = b.tls(redis::TlsMode::Secure);
     Ok(match ca {
-        Some(root_cert) => b.certs(redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(root_cert),
-        }),
+        Some(root_cert) => b.certs(super::trusting(root_cert)),
         None => b,
     })
 }
@@ -427,10 +426,7 @@ impl Followed {
 fn tls(b: SentinelClientBuilder, ca: Option<Vec<u8>>) -> redis::RedisResult<SentinelClientBuilder> {
     let b = b.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
     Ok(match ca {
-        Some(root_cert) => b.set_client_to_redis_certificates(redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(root_cert),
-        }),
+        Some(root_cert) => b.set_client_to_redis_certificates(super::trusting(root_cert)),
         None => b,
     })
 }
@@ -442,10 +438,7 @@ fn tls(_: SentinelClientBuilder, _: Option<Vec<u8>>) -> redis::RedisResult<Senti
 
 #[cfg(not(feature = "ledger-tls"))]
 fn no_tls() -> redis::RedisError {
-    redis::RedisError::from((
-        redis::ErrorKind::InvalidClientConfig,
-        "this flashsale was built without TLS for the ledger (--no-default-features); build it with the default features",
-    ))
+    redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, super::NO_TLS))
 }
 
 impl Link {

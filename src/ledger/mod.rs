@@ -110,6 +110,15 @@ fn ca_needs_tls(access: &LedgerAccess, tls: bool) -> Result<(), LedgerError> {
     }
 }
 
+/// TLS roots of one private CA (its PEM bytes), no client certificate.
+#[cfg(feature = "ledger-tls")]
+fn trusting(root_cert: Vec<u8>) -> redis::TlsCertificates {
+    redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(root_cert),
+    }
+}
+
 /// A TLS client trusting the CA in `path` (its PEM bytes `root_cert`).
 #[cfg(feature = "ledger-tls")]
 fn with_ca(
@@ -117,11 +126,7 @@ fn with_ca(
     path: &std::path::Path,
     root_cert: Vec<u8>,
 ) -> Result<redis::Client, LedgerError> {
-    let certs = redis::TlsCertificates {
-        client_tls: None,
-        root_cert: Some(root_cert),
-    };
-    redis::Client::build_with_tls(info, certs).map_err(|e| LedgerError::AccessFile {
+    redis::Client::build_with_tls(info, trusting(root_cert)).map_err(|e| LedgerError::AccessFile {
         path: path.to_path_buf(),
         why: format!("not a usable CA (PEM certificates): {e}"),
     })
