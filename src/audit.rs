@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::sale::draw::{verify, Line, Seed};
+use crate::sale::draw::{verify, Line, Secret};
 use crate::sale::Winner;
 
 /// What the audit reads.
@@ -34,6 +34,9 @@ pub(crate) struct Evidence {
     pub(crate) delivered: Option<Vec<String>>,
     /// A fair start's record: every journal's `entries.jsonl` lines.
     pub(crate) draw: Vec<Line>,
+    /// The sale's name and its draw's round (its start, Unix ms).
+    pub(crate) sale: String,
+    pub(crate) round_ms: i64,
 }
 
 /// One item's numbers.
@@ -95,7 +98,7 @@ pub(crate) enum Problem {
     DeliveredButNeverWon {
         order: String,
     },
-    /// The draw's commitment or seed does not check out.
+    /// The draw's commitment or secret does not check out.
     DrawUnproven {
         why: String,
     },
@@ -337,6 +340,7 @@ pub(crate) fn audit(e: &Evidence) -> Report {
     let winners = e.journals.iter().flat_map(|(_, w)| w);
     problems.extend(draw_problems(
         &e.draw,
+        (&e.sale, e.round_ms),
         winners.map(|w| (w.sku.as_str(), w.user.as_str())),
     ));
     Report {
@@ -347,11 +351,12 @@ pub(crate) fn audit(e: &Evidence) -> Report {
     }
 }
 
-/// A fair start's draw, checked: one commitment, a revealed seed that
+/// A fair start's draw, checked: one commitment, a revealed secret that
 /// opens it, and each item's winners the ones its draw picks. Nothing when
 /// no draw was recorded.
 fn draw_problems<'a>(
     lines: &[Line],
+    (sale, round_ms): (&str, i64),
     winners: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Vec<Problem> {
     let commitments: BTreeSet<&str> = lines
@@ -370,21 +375,21 @@ fn draw_problems<'a>(
         return unproven(format!("the journals record {} commitments ({}): another sale's or key's journal is among them", all.len(), all.join(", ")));
     }
     let revealed = lines.iter().rev().find_map(|l| match l {
-        Line::Seed { seed } => Some(seed.as_str()),
+        Line::Revealed { secret } => Some(secret.as_str()),
         _ => None,
     });
-    let Some(seed) = revealed.and_then(Seed::from_hex) else {
+    let Some(secret) = revealed.and_then(Secret::from_hex) else {
         return unproven(
-            "no seed revealed: the draw did not finish (a gate draws when it starts again)"
+            "no secret revealed: the draw did not finish (a gate draws when it starts again)"
                 .to_string(),
         );
     };
-    if !seed.opens(commitment) {
+    if !secret.opens(commitment) {
         return unproven(format!(
-            "the revealed seed does not open the commitment {commitment}"
+            "the revealed secret does not open the commitment {commitment}"
         ));
     }
-    verify(&seed, lines, winners)
+    verify(&secret, sale, round_ms, lines, winners)
         .into_iter()
         .filter(|c| !c.holds())
         .map(|c| Problem::DrawDoesNotFollow {
@@ -424,13 +429,17 @@ mod tests {
             delivered: Some(vec!["g1-000001".into(), "G1-000002".into()]),
             available: Some([("A".to_string(), 0)].into()),
             draw: vec![],
+            sale: "s".into(),
+            round_ms: 1_000,
         }
     }
 
     /// A fair start over `clean()`'s item: ten entrants, two units, the
     /// journals' winners the drawn ones.
     fn drawn() -> Evidence {
-        let seed = Seed::from_hex(&"07".repeat(32)).unwrap();
+        use crate::sale::draw::{leaf, DrawnItem};
+        let key = crate::sale::GateKey::parse(&"07".repeat(32), "test").unwrap();
+        let secret = Secret::derive(&key, "s", 1_000);
         let users: Vec<String> = (0..10).map(|i| format!("u{i}")).collect();
         let mut draw: Vec<Line> = users
             .iter()
@@ -439,18 +448,37 @@ mod tests {
                 user: u.clone(),
                 time: "2026-01-01T00:00:00.000Z".into(),
                 gate: "g1".into(),
+                leaf: leaf(&key, "s", "A", u),
             })
             .collect();
+        let item = DrawnItem::new(
+            "s",
+            1_000,
+            &secret,
+            "A",
+            2,
+            users.iter().map(|u| leaf(&key, "s", "A", u)),
+        );
         draw.push(Line::Drawn {
             drawn: "A".into(),
             units: 2,
             entrants: 10,
-            commitment: seed.commitment(),
+            root: item.root.clone(),
+            commitment: secret.commitment(),
         });
-        draw.push(Line::Seed {
-            seed: seed.to_hex(),
+        draw.push(Line::Revealed {
+            secret: secret.to_hex(),
         });
-        let picked = crate::sale::draw::draw(&seed, "A", users.iter().map(String::as_str), 2);
+        let picked: Vec<&String> = item
+            .winners
+            .iter()
+            .map(|l| {
+                users
+                    .iter()
+                    .find(|u| leaf(&key, "s", "A", u) == *l)
+                    .unwrap()
+            })
+            .collect();
         let mut e = clean();
         for (i, user) in picked.iter().enumerate() {
             e.journals[0].1[i].user = user.to_string();
@@ -501,13 +529,13 @@ mod tests {
             "{said:?}"
         );
 
-        // The seed not revealed; another seed revealed.
+        // The secret not revealed; another secret revealed.
         let mut hidden = drawn();
         hidden.draw.pop();
         let said: Vec<String> = audit(&hidden).problems.iter().map(Problem::say).collect();
-        assert_eq!(said, ["the fair start's draw: no seed revealed: the draw did not finish (a gate draws when it starts again)"]);
-        hidden.draw.push(Line::Seed {
-            seed: "08".repeat(32),
+        assert_eq!(said, ["the fair start's draw: no secret revealed: the draw did not finish (a gate draws when it starts again)"]);
+        hidden.draw.push(Line::Revealed {
+            secret: "08".repeat(32),
         });
         let said: Vec<String> = audit(&hidden).problems.iter().map(Problem::say).collect();
         assert!(said[0].contains("does not open the commitment"), "{said:?}");

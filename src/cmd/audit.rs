@@ -122,6 +122,8 @@ pub(super) fn run(g: &Global, a: AuditArgs) -> anyhow::Result<()> {
         available,
         delivered,
         draw,
+        sale: config.name.clone(),
+        round_ms: config.start.timestamp_millis(),
     });
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

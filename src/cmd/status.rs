@@ -156,7 +156,7 @@ pub(super) fn run(g: &Global, a: StatusArgs) -> anyhow::Result<()> {
                 d["commitment"].as_str().unwrap_or("?"),
                 match d["commitment_matches_key"].as_bool() {
                     Some(true) => " (the gates' key makes it)",
-                    Some(false) => " (NOT this key's: the gates would draw with another seed)",
+                    Some(false) => " (NOT this key's: the gates would draw with another secret)",
                     None => "",
                 }
             ));
@@ -188,9 +188,9 @@ fn describe_live(
                 if let Some(d) = draw {
                     v["draw"] = json!({ "until_ms": d.until, "commitment": d.commitment });
                     if let Some(key) = key {
-                        // The gates draw with this key's seed: the same commitment?
-                        let seed = crate::sale::draw::Seed::of(key, config);
-                        v["draw"]["commitment_matches_key"] = json!(seed.opens(&d.commitment));
+                        // The gates draw with this key's secret: the same commitment?
+                        let secret = crate::sale::draw::Secret::of(key, config);
+                        v["draw"]["commitment_matches_key"] = json!(secret.opens(&d.commitment));
                     }
                 }
             }

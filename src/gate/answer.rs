@@ -12,6 +12,7 @@ use hyper::{Response, StatusCode};
 use super::stock::Ticket;
 use super::Error;
 use crate::config::Config;
+use crate::sale::draw::Receipt;
 
 pub(super) type Answer = Response<Full<Bytes>>;
 
@@ -108,11 +109,14 @@ impl Answers {
         self.cors(r)
     }
 
-    /// An entrant asking again in a fair start's window: in the draw, its
-    /// result at `result_at_ms` (202; JSON for the page, text for a form).
-    pub(super) fn entered(&self, json: bool, result_at_ms: i64) -> Answer {
+    /// An entrant in a fair start's window: in the draw, with its receipt,
+    /// the result at `result_at_ms` (202; JSON for the page, text for a form).
+    pub(super) fn entered(&self, json: bool, result_at_ms: i64, receipt: &Receipt) -> Answer {
+        let receipt = serde_json::to_string(receipt).expect("plain data serialises");
         let mut r = if json {
-            let body = format!("{{\"status\":\"entered\",\"result_at\":{result_at_ms}}}");
+            let body = format!(
+                "{{\"status\":\"entered\",\"result_at\":{result_at_ms},\"receipt\":{receipt}}}"
+            );
             with_type(
                 Response::new(Full::new(Bytes::from(body))),
                 "application/json",
@@ -121,7 +125,9 @@ impl Answers {
             let at = chrono::DateTime::from_timestamp_millis(result_at_ms)
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                 .unwrap_or_default();
-            let body = format!("You are in the draw; ask again after {at} for its result.\n");
+            let body = format!(
+                "You are in the draw; ask again after {at} for its result.\nYour receipt (keep it to check the published draw): {receipt}\n"
+            );
             with_type(
                 Response::new(Full::new(Bytes::from(body))),
                 "text/plain; charset=utf-8",

@@ -77,11 +77,22 @@ const UNAVAILABLE: Refusal = refusal(
 /// A step of the ladder: what it found, or why the order ends there.
 type Step<T> = Result<T, Refusal>;
 
-/// How a fair start's window ends an order early: refused, or an entrant
-/// asking again (answered at once that it is in the draw).
+/// How a fair start's window ends an order early: refused, or answered at
+/// once that it is in the draw (with a receipt): an entrant who asked for
+/// one (`receipt=1`; the page does) or one asking again.
 enum DrawStep {
     Refused(Refusal),
-    Again,
+    Entered,
+}
+
+/// What the client asked for besides an item.
+#[derive(Clone, Copy)]
+struct Asks {
+    /// A JSON answer (`Accept: application/json`), not a page or redirect.
+    json: bool,
+    /// In a fair start's window: the entry's receipt at once, the result
+    /// when asked again after the draw (`receipt=1` in the form).
+    receipt: bool,
 }
 
 /// The order token's check. Every customer posts to the same order URL, so
@@ -143,7 +154,11 @@ impl Gate {
                 StatusCode::BAD_REQUEST,
                 "which item? send sku=...\n",
             ))?;
-            Ok(self.admit(&sku, user, wants_json(&parts.headers)).await)
+            let asks = Asks {
+                json: wants_json(&parts.headers),
+                receipt: asks_receipt(&body),
+            };
+            Ok(self.admit(&sku, user, asks).await)
         };
         match steps.await {
             Ok(a) => a,
@@ -234,7 +249,8 @@ impl Gate {
     }
 
     /// Everything about the order is in order: who gets a unit.
-    async fn admit(self: &Arc<Self>, sku: &str, user: &str, json: bool) -> Answered {
+    async fn admit(self: &Arc<Self>, sku: &str, user: &str, asks: Asks) -> Answered {
+        let json = asks.json;
         // A winner asking again gets their order, whatever else holds now:
         // after the end, with the journal failed, while shutting down.
         if let Some(t) = self.stock.winner(sku, user) {
@@ -253,11 +269,15 @@ impl Gate {
         }
         let entrant = match self.draw.as_deref().filter(|d| !d.is_done()) {
             None => false,
-            Some(d) => match self.through_draw(d, sku, user, now).await {
+            Some(d) => match self.through_draw(d, sku, user, now, asks.receipt).await {
                 Ok(entrant) => entrant,
                 Err(DrawStep::Refused(r)) => return self.refused(r),
-                Err(DrawStep::Again) => {
-                    return (Outcome::Entered, self.answers.entered(json, d.until_ms))
+                Err(DrawStep::Entered) => {
+                    let receipt = d.receipt(sku, user);
+                    return (
+                        Outcome::Entered,
+                        self.answers.entered(json, d.until_ms, &receipt),
+                    );
                 }
             },
         };
@@ -273,21 +293,24 @@ impl Gate {
     }
 
     /// A fair start: in the window this order is an entry, held until the
-    /// draw; after it, nobody is admitted before the draw is done. Whether
-    /// this order is an entry.
+    /// draw (or answered at once with its receipt, if it asked for one);
+    /// after it, nobody is admitted before the draw is done. Whether this
+    /// order is an entry.
     async fn through_draw(
         &self,
         d: &StartDraw,
         sku: &str,
         user: &str,
         now: i64,
+        receipt: bool,
     ) -> Result<bool, DrawStep> {
         if !d.sells(sku) {
             return Err(DrawStep::Refused(NO_SUCH_ITEM));
         }
         let entrant = match d.enter(sku, user).await {
+            Ok(Entered::Yes) if receipt => return Err(DrawStep::Entered),
             Ok(Entered::Yes) => true,
-            Ok(Entered::Again) => return Err(DrawStep::Again),
+            Ok(Entered::Again) => return Err(DrawStep::Entered),
             Ok(Entered::No) => false,
             Err(_) => return Err(DrawStep::Refused(UNAVAILABLE)),
         };
@@ -369,6 +392,11 @@ fn wants_json(headers: &HeaderMap) -> bool {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/json"))
+}
+
+/// Whether the form asks for a fair start's receipt (`receipt=1`).
+fn asks_receipt(form: &[u8]) -> bool {
+    form_urlencoded::parse(form).any(|(k, v)| k == "receipt" && v == "1")
 }
 
 /// The `sku` field of an `a=1&b=2` form: trimmed, non-empty, at most 64

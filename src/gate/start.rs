@@ -274,9 +274,12 @@ fn open_draw(
     };
     let (d, entries) = StartDraw::open(draw::Setup {
         dir: &opts.journal_dir,
-        seed: sale::draw::Seed::of(&opts.key, config),
+        key: &opts.key,
+        sale: &config.name,
+        round_ms: config.start.timestamp_millis(),
         until_ms: config.start.timestamp_millis() + window,
         gate_id,
+        tolerance_ms: config.gate.tolerance_ms,
         skus: stock.iter().map(|(s, _)| s.clone()).collect(),
         fleet,
         on_entry: match chosen {
@@ -292,11 +295,12 @@ fn open_draw(
     })?;
     tracing::info!(
         commitment = d.commitment(),
+        receipt_key = d.receipt_key(),
         until = %chrono::DateTime::from_timestamp_millis(d.until_ms)
             .unwrap_or_default()
             .with_timezone(config.start.offset()),
         replayed = entries,
-        hint = "orders until then are entries of a draw; the commitment is the SHA-256 of its seed",
+        hint = "orders until then are entries of a draw; the commitment is the SHA-256 of its secret, revealed after the draw; receipts are signed with receipt_key",
         "fair_start"
     );
     Ok(Some(Arc::new(d)))

@@ -416,6 +416,7 @@ static REASSERT: LazyLock<Script> =
 static STATUS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/status.lua")));
 static ENTER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/enter.lua")));
 static CLOSE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/close.lua")));
+static LEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/lease.lua")));
 static LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/load.lua")));
 
 /// A gate drawing an item holds its lease this long; if it dies, another
@@ -783,14 +784,22 @@ impl Ledger {
         })
     }
 
-    /// Enters `user` into `sku`'s draw; `false` once its entries are closed.
-    pub(crate) async fn enter(&self, sku: &str, user: &str) -> Result<bool, LedgerError> {
+    /// Enters `user` into `sku`'s draw; `false` once its entries are closed
+    /// or, by the ledger's clock (`TIME`), the window ending at `until_ms`
+    /// is over: one clock for the fleet.
+    pub(crate) async fn enter(
+        &self,
+        sku: &str,
+        user: &str,
+        until_ms: i64,
+    ) -> Result<bool, LedgerError> {
         let mut con = self.con().await?;
         let n: u8 = ENTER
             .prepare_invoke()
             .key(self.key(&format!("entries:{sku}")))
             .key(self.key(&format!("draw:{sku}")))
             .arg(user)
+            .arg(until_ms)
             .invoke_async(&mut con)
             .await
             .map_err(|e| self.down(e))?;
@@ -805,24 +814,29 @@ impl Ledger {
             .map_err(|e| self.down(e))
     }
 
-    /// Takes the lease on `sku`'s draw for `gate` ([`DRAW_LEASE`]); `false`
-    /// if another gate holds it.
+    /// Takes, or renews, the lease on `sku`'s draw for `gate`
+    /// ([`DRAW_LEASE`]); `false` if another gate holds it.
     pub(crate) async fn lease_draw(&self, sku: &str, gate: &str) -> Result<bool, LedgerError> {
         let mut con = self.con().await?;
-        let set: Option<String> = redis::cmd("SET")
-            .arg(self.key(&format!("drawlease:{sku}")))
+        let n: u8 = LEASE
+            .prepare_invoke()
+            .key(self.key(&format!("drawlease:{sku}")))
             .arg(gate)
-            .arg("NX")
-            .arg("PX")
             .arg(DRAW_LEASE.as_millis() as u64)
-            .query_async(&mut con)
+            .invoke_async(&mut con)
             .await
             .map_err(|e| self.down(e))?;
-        Ok(set.is_some())
+        Ok(n == 1)
     }
 
-    /// Closes `sku`'s entries: the units its draw is for, and its entrants.
-    pub(crate) async fn close_entries(&self, sku: &str) -> Result<(u32, Vec<String>), LedgerError> {
+    /// Closes `sku`'s entries: the units its draw is for, and its entrants;
+    /// `None` while the window ending at `until_ms` is not over by the
+    /// ledger's clock.
+    pub(crate) async fn close_entries(
+        &self,
+        sku: &str,
+        until_ms: i64,
+    ) -> Result<Option<(u32, Vec<String>)>, LedgerError> {
         let mut con = self.con().await?;
         let reply: Vec<String> = CLOSE
             .prepare_invoke()
@@ -831,15 +845,19 @@ impl Ledger {
             .key(self.key("meta"))
             .key(self.key(&format!("w:{sku}")))
             .arg(sku)
+            .arg(until_ms)
             .invoke_async(&mut con)
             .await
             .map_err(|e| self.down(e))?;
         let mut it = reply.into_iter();
-        let units = it
+        let units: i64 = it
             .next()
             .and_then(|u| u.parse().ok())
             .ok_or_else(|| self.protocol("close answered no units"))?;
-        Ok((units, it.collect()))
+        if units < 0 {
+            return Ok(None);
+        }
+        Ok(Some((units as u32, it.collect())))
     }
 
     /// Marks `sku`'s draw done: the gates answer their entrants.

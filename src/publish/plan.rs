@@ -186,7 +186,9 @@ impl Plan {
             .sort_by_key(|s| (phase(s.entry.class), s.key.clone()));
 
         for key in view.listed.keys() {
-            if manifest.get(key).is_none() && !key.starts_with(OWN_PREFIX) {
+            // The published draw is written after the build, by `draw publish`.
+            let drawn = key == crate::sale::draw::PUBLISHED;
+            if manifest.get(key).is_none() && !key.starts_with(OWN_PREFIX) && !drawn {
                 if opts.prune {
                     plan.deletions.push(key.clone());
                     touched.insert(key.clone());

@@ -15,7 +15,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::draw::Seed;
+use super::draw::{Secret, Signer};
 use super::{minted_for, order_url, wait_until, Draw, GateKey, State, Toggle};
 use crate::config::headers::{self, TOGGLE_PATH};
 use crate::config::Config;
@@ -190,7 +190,9 @@ pub(crate) fn toggle(config: &Config, action: &Action, write: Write) -> Toggle {
                 end: config.end.timestamp_millis(),
                 draw: config.gate.fair_window_ms.map(|w| Draw {
                     until: config.start.timestamp_millis() + w,
-                    commitment: Seed::of(key, config).commitment(),
+                    commitment: Secret::of(key, config).commitment(),
+                    receipt_key: Signer::new(key, &config.name, config.start.timestamp_millis())
+                        .public_hex(),
                 }),
             })
         }

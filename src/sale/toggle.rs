@@ -42,9 +42,13 @@ pub struct Draw {
     /// Orders until then (Unix milliseconds, the gates' clock) are entries;
     /// their answers come once the draw is done, shortly after.
     pub until: i64,
-    /// `SHA-256(seed)` of the draw (`sale::draw::Seed::commitment`): the seed
-    /// is revealed after the draw, and anyone can check it opens this.
+    /// `SHA-256(secret)` of the draw (`sale::draw::Secret::commitment`):
+    /// the secret is revealed after the draw, and anyone can check it opens
+    /// this.
     pub commitment: String,
+    /// The Ed25519 public key (hex) that signs the entrants' receipts.
+    #[serde(default)]
+    pub receipt_key: String,
 }
 
 impl Toggle {
@@ -112,6 +116,7 @@ mod tests {
                 draw: Some(Draw {
                     until: 1_796_000_004_000,
                     commitment: "ab".repeat(32),
+                    receipt_key: "cd".repeat(32),
                 }),
             },
             State::Ended {

@@ -16,6 +16,7 @@ use super::live::{self, LiveBody};
 use super::preview::{cookie_user, PreviewSale, USER_COOKIE};
 use super::{Event, Served, Shared};
 use crate::config::headers::TOGGLE_PATH;
+use crate::sale::draw::PUBLISHED;
 use crate::util::sync::{lock, read};
 
 /// What a redirect's path must encode (a request path decoded may hold any of it).
@@ -76,7 +77,11 @@ async fn with_sale(
         return r;
     }
     let served = read(&shared.served).clone();
-    let is_toggle = request_path(path, &served.base_path).as_deref() == Some(TOGGLE_PATH);
+    let rel = request_path(path, &served.base_path);
+    if rel.as_deref() == Some(PUBLISHED) {
+        return published_draw(sale);
+    }
+    let is_toggle = rel.as_deref() == Some(TOGGLE_PATH);
     let needs_cookie = cookie_user(req.headers()).is_none();
     let mut resp = match (is_toggle, sale.store.bytes(TOGGLE_PATH)) {
         (true, Some(bytes)) if req.method() == Method::GET || req.method() == Method::HEAD => {
@@ -116,6 +121,24 @@ async fn with_sale(
         }
     }
     resp
+}
+
+/// A fair start's published draw, as `draw publish` would upload it: the
+/// in-process gate writes it into its journal after the draw.
+fn published_draw(sale: &PreviewSale) -> Response<Body> {
+    match std::fs::read(sale.journal().join(PUBLISHED)) {
+        Ok(bytes) => {
+            let mut r = Response::new(Either::Left(Full::new(Bytes::from(bytes))));
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            r
+        }
+        Err(_) => plain(StatusCode::NOT_FOUND, "not drawn yet\n"),
+    }
 }
 
 fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {

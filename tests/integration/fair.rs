@@ -160,28 +160,180 @@ fn a_gate_killed_during_the_window_loses_no_entry_and_draws_once() {
         1
     );
     drop(gate);
-    // draw verify recomputes the draw from the journal and the seed, and the
-    // seed opens the commitment the gate announced at its start.
-    let seed = done["seed"].as_str().unwrap();
-    let out = ok(s.sale.run(&[
+    // draw verify recomputes the draw from the journal, the revealed secret
+    // opens the commitment the gate announced at its start, and the
+    // draw.json the gate wrote follows from both.
+    assert!(done["secret"].is_string(), "{done}");
+    let receipts = keep_receipts(&s, &told[..3]);
+    let mut args = vec![
         "draw",
         "verify",
         "--journal",
         "journal",
-        "--seed",
-        seed,
         "--commitment",
         &commitment,
-    ]));
+    ];
+    for r in &receipts {
+        args.extend(["--receipt", r.as_str()]);
+    }
+    let out = ok(s.sale.run(&args));
     assert!(
         out.contains("A-1: 5 units among 50 entrants: the 5 published winners are the draw's"),
         "{out}"
     );
     assert!(out.contains("opens commitment"), "{out}");
+    assert!(
+        out.contains("published draw: A-1 (5 of 50), B-2 (0 of 0)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("in the draw of A-1 among 50 entrants"),
+        "{out}"
+    );
     // The audit checks the draw too.
     let out = ok(s.sale.run(&["audit", "--journal", "journal"]));
     assert!(out.contains("ok: every promise held"), "{out}");
-    // A tampered record does not verify: one winner swapped for a loser.
+    // Published next to ended.html; a customer checks their receipt
+    // against it alone (no journal).
+    let out = ok(s.sale.run(&[
+        "draw",
+        "publish",
+        "--journal",
+        "journal",
+        "--target",
+        "dir:public",
+    ]));
+    assert!(out.contains("draw.json published"), "{out}");
+    let out = ok(s.sale.run(&[
+        "draw",
+        "verify",
+        "--published",
+        "public/draw.json",
+        "--receipt",
+        &receipts[0],
+    ]));
+    assert!(
+        out.contains("in the draw of A-1 among 50 entrants"),
+        "{out}"
+    );
+    tampered_draws_do_not_verify(&s, &receipts[0], &commitment);
+    swapped_winners_do_not_verify(&s, &everyone, &won);
+}
+
+/// Saves the receipts of `told` (202 answers) as files in the sale's
+/// directory; their names.
+fn keep_receipts(s: &GateSale, told: &[(String, u16, String)]) -> Vec<String> {
+    told.iter()
+        .map(|(u, _, body)| {
+            let v: Value = serde_json::from_str(body).unwrap();
+            let name = format!("receipt-{u}.json");
+            std::fs::write(s.sale.path().join(&name), v["receipt"].to_string()).unwrap();
+            name
+        })
+        .collect()
+}
+
+/// `draw verify` on a doctored copy of the published draw: exit 1, and
+/// the line that says what is wrong.
+fn refuted(s: &GateSale, doctor: impl FnOnce(&mut Value), extra: &[&str], says: &str) {
+    let mut v: Value =
+        serde_json::from_slice(&std::fs::read(s.sale.path().join("public/draw.json")).unwrap())
+            .unwrap();
+    doctor(&mut v);
+    std::fs::write(s.sale.path().join("doctored.json"), v.to_string()).unwrap();
+    let mut args = vec![
+        "draw",
+        "verify",
+        "--journal",
+        "journal",
+        "--published",
+        "doctored.json",
+    ];
+    args.extend(extra);
+    let out = s.sale.run(&args);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{says}: {said}");
+    assert!(said.contains(says), "wanted `{says}` in:\n{said}");
+}
+
+fn tampered_draws_do_not_verify(s: &GateSale, receipt: &str, commitment: &str) {
+    use flashsale::sale::draw::{DrawnItem, Published, Secret};
+    let mine: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.sale.path().join(receipt)).unwrap())
+            .unwrap();
+    let leaf = mine["leaf"].as_str().unwrap().to_string();
+    // A dropped entrant holding a receipt, the rest redone under the secret
+    // so the file is consistent in itself: only the receipt (and the
+    // journals) show it.
+    let drop_mine = |v: &mut Value| {
+        let mut p: Published = serde_json::from_value(v.clone()).unwrap();
+        let secret = Secret::from_hex(&p.secret).unwrap();
+        let item = &p.items[0];
+        let leaves = item.leaves.iter().filter(|l| **l != leaf).cloned();
+        p.items[0] = DrawnItem::new(&p.sale, p.round, &secret, &item.sku, item.units, leaves);
+        assert!(p.problems().is_empty());
+        *v = serde_json::to_value(&p).unwrap();
+    };
+    refuted(
+        s,
+        drop_mine,
+        &["--receipt", receipt],
+        "DROPPED: the gate signed this entry",
+    );
+    let out = s.sale.run(&[
+        "draw",
+        "verify",
+        "--published",
+        "doctored.json",
+        "--receipt",
+        receipt,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "a receipt alone shows the drop");
+    refuted(
+        s,
+        drop_mine,
+        &[],
+        "entrants in the journals but not in the published set",
+    );
+    // An entrant added after the fact, root redone: the draw is another.
+    let add_one = |v: &mut Value| {
+        let mut leaves: Vec<String> =
+            serde_json::from_value(v["items"][0]["leaves"].clone()).unwrap();
+        leaves.push("ab".repeat(32));
+        leaves.sort();
+        v["items"][0]["entrants"] = leaves.len().into();
+        v["items"][0]["root"] =
+            flashsale::sale::draw::root(leaves.iter().map(String::as_str)).into();
+        v["items"][0]["leaves"] = leaves.into();
+    };
+    refuted(s, add_one, &[], "the seed does not follow");
+    // A changed seed input: another round (another instant's start).
+    let respell = |v: &mut Value| v["round"] = (v["round"].as_i64().unwrap() + 1).into();
+    refuted(s, respell, &[], "its round is");
+    // Another secret: it does not open the commitment.
+    let other = |v: &mut Value| v["secret"] = "07".repeat(32).into();
+    refuted(s, other, &[], "the secret does not open the commitment");
+    // The commitment announced was another: the revealed secret does not open it.
+    let wrong = commitment.chars().rev().collect::<String>();
+    refuted(s, |_| {}, &["--commitment", &wrong], "DOES NOT OPEN");
+}
+
+fn swapped_winners_do_not_verify(s: &GateSale, everyone: &[String], won: &BTreeSet<&str>) {
+    // In the published file: a drawn leaf swapped for one not drawn.
+    let swap = |v: &mut Value| {
+        let winners: Vec<String> =
+            serde_json::from_value(v["items"][0]["winners"].clone()).unwrap();
+        let other = v["items"][0]["leaves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| !winners.contains(&l.as_str().unwrap().to_string()))
+            .unwrap()
+            .clone();
+        v["items"][0]["winners"][0] = other;
+    };
+    refuted(s, swap, &[], "the winners do not follow");
+    // In the winners' journal: one winner swapped for a loser.
     let journal = s.journal().join("winners.jsonl");
     let text = std::fs::read_to_string(&journal).unwrap();
     let loser = everyone.iter().find(|u| !won.contains(u.as_str())).unwrap();

@@ -29,7 +29,7 @@
 mod run;
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -40,7 +40,8 @@ pub(super) use run::run;
 
 use crate::journal::{self, Journal, JournalError, ENTRIES};
 use crate::ledger::{Ledger, LedgerError};
-use crate::sale::draw::{Line, Seed};
+use crate::sale::draw::{self as sale_draw, Line, Receipt, Secret, Signer};
+use crate::sale::GateKey;
 use crate::util::clock::Clock;
 use crate::util::sync::lock;
 
@@ -103,10 +104,20 @@ pub(super) enum Entered {
 }
 
 pub(super) struct StartDraw {
-    seed: Seed,
+    /// The draw's secret (committed to before the start).
+    secret: Secret,
+    /// The sale, its round (start, Unix ms) and the key its leaves come from.
+    sale: String,
+    round_ms: i64,
+    key: GateKey,
+    /// Signs the entrants' receipts.
+    signer: Signer,
+    /// The journal directory: `draw.json` is written there after the draw.
+    dir: PathBuf,
     /// Entries from `start − tolerance`, until this (Unix ms).
     pub(super) until_ms: i64,
     gate_id: String,
+    tolerance_ms: i64,
     skus: Vec<String>,
     journal: Journal<Line>,
     entries: Mutex<Entries>,
@@ -132,10 +143,16 @@ pub(super) type OnEntry = Box<dyn Fn(&str, &str) + Send + Sync>;
 pub(super) struct Setup<'a> {
     /// The journal directory: entries go to `entries.jsonl` in it.
     pub(super) dir: &'a Path,
-    pub(super) seed: Seed,
+    pub(super) key: &'a GateKey,
+    pub(super) sale: &'a str,
+    /// The sale's start, Unix ms: the draw's round.
+    pub(super) round_ms: i64,
     /// Entries until this (Unix ms): the end of the fair window.
     pub(super) until_ms: i64,
     pub(super) gate_id: &'a str,
+    /// The clock tolerance: in a fleet, a gate asks the ledger about orders
+    /// until this long past the window (the ledger's clock decides).
+    pub(super) tolerance_ms: i64,
     pub(super) skus: Vec<String>,
     /// The fleet's ledger, when the gates share one.
     pub(super) fleet: Option<Ledger>,
@@ -148,9 +165,12 @@ impl StartDraw {
     pub(super) fn open(setup: Setup<'_>) -> Result<(StartDraw, usize), JournalError> {
         let Setup {
             dir,
-            seed,
+            key,
+            sale,
+            round_ms,
             until_ms,
             gate_id,
+            tolerance_ms,
             skus,
             fleet,
             on_entry,
@@ -179,16 +199,22 @@ impl StartDraw {
                 Line::Drawn { drawn, units, .. } => {
                     entries.drawn.insert(drawn.clone(), *units);
                 }
-                Line::Seed { .. } => {}
+                Line::Revealed { .. } => {}
             }
         }
         let count = entries.count;
         let journal = Journal::open(dir, ENTRIES, Box::new(|_: &[Line]| {}))?;
         Ok((
             StartDraw {
-                seed,
+                secret: Secret::derive(key, sale, round_ms),
+                sale: sale.to_string(),
+                round_ms,
+                key: key.clone(),
+                signer: Signer::new(key, sale, round_ms),
+                dir: dir.to_path_buf(),
                 until_ms,
                 gate_id: gate_id.to_string(),
+                tolerance_ms,
                 skus,
                 journal,
                 entries: Mutex::new(entries),
@@ -204,7 +230,22 @@ impl StartDraw {
     }
 
     pub(super) fn commitment(&self) -> String {
-        self.seed.commitment()
+        self.secret.commitment()
+    }
+
+    /// The public key of the receipts' signatures.
+    pub(super) fn receipt_key(&self) -> String {
+        self.signer.public_hex()
+    }
+
+    /// `user`'s leaf in `sku`'s draw.
+    pub(super) fn leaf(&self, sku: &str, user: &str) -> String {
+        sale_draw::leaf(&self.key, &self.sale, sku, user)
+    }
+
+    /// The receipt of `user`'s entry into `sku`'s draw.
+    pub(super) fn receipt(&self, sku: &str, user: &str) -> Receipt {
+        self.signer.sign(sku, &self.leaf(sku, user))
     }
 
     pub(super) fn phase(&self) -> Phase {
@@ -238,50 +279,49 @@ impl StartDraw {
 
     /// Enters `user` into `sku`'s draw unless the window is over; resolves
     /// once the entry is on disk. An entrant entering again is told so at
-    /// once (and waits for nothing).
+    /// once (once their first entry is on disk).
     pub(super) async fn enter(&self, sku: &str, user: &str) -> Result<Entered, DrawError> {
-        {
+        let again = {
             let e = lock(&self.entries);
-            if e.closed || self.clock.now_ms() >= self.until_ms {
+            if self.late(e.closed) {
                 return Ok(Entered::No);
-            }
-            if e.by_sku.get(sku).is_some_and(|s| s.contains(user)) {
-                return Ok(Entered::Again);
             }
             if e.count >= MAX_ENTRIES {
                 return Err(DrawError::Unavailable);
             }
+            e.by_sku
+                .get(sku)
+                .is_some_and(|s| s.contains(user))
+                .then_some(e.last_seq)
+        };
+        if let Some(seq) = again {
+            // Told (with a receipt) only once the first entry is on disk.
+            self.journal.wait(seq).await?;
+            return Ok(Entered::Again);
         }
-        // A fleet: the ledger's entries are the draw's; once it closed them
-        // (a gate whose clock is ahead began the draw) this order is late.
+        // A fleet: the ledger's entries are the draw's, and its clock says
+        // when they close — one clock for every gate, however theirs drift.
         if let Some(ledger) = &self.fleet {
-            if !ledger.enter(sku, user).await? {
+            if !ledger.enter(sku, user, self.until_ms).await? {
                 return Ok(Entered::No);
             }
         }
-        let seq = {
+        let queued = {
             let mut e = lock(&self.entries);
             if e.by_sku.get(sku).is_some_and(|s| s.contains(user)) {
+                Err(e.last_seq)
+            } else if e.closed && self.fleet.is_none() {
+                return Ok(Entered::No);
+            } else {
+                Ok(self.queue(&mut e, sku, user)?)
+            }
+        };
+        let seq = match queued {
+            Ok(seq) => seq,
+            Err(seq) => {
+                self.journal.wait(seq).await?;
                 return Ok(Entered::Again);
             }
-            if e.closed && self.fleet.is_none() {
-                return Ok(Entered::No);
-            }
-            // Queued under the lock, so the draw (which closes under it)
-            // waits for every entry it counts.
-            let seq = self.journal.enqueue(Line::Entry {
-                sku: sku.to_string(),
-                user: user.to_string(),
-                time: self.clock.stamp(),
-                gate: self.gate_id.clone(),
-            })?;
-            e.by_sku
-                .get_mut(sku)
-                .expect("sells() was asked first")
-                .insert(user.into());
-            e.count += 1;
-            e.last_seq = seq;
-            seq
         };
         self.journal.wait(seq).await?;
         self.on_disk.fetch_add(1, Ordering::Relaxed);
@@ -289,6 +329,36 @@ impl StartDraw {
             tell(sku, user);
         }
         Ok(Entered::Yes)
+    }
+
+    /// Whether an order now is too late to be an entry: past the window by
+    /// this gate's clock; in a fleet, by more than the clock tolerance (the
+    /// ledger's clock decides, see [`Ledger::enter`]).
+    fn late(&self, closed: bool) -> bool {
+        let now = self.clock.now_ms();
+        match &self.fleet {
+            None => closed || now >= self.until_ms,
+            Some(_) => now >= self.until_ms + self.tolerance_ms,
+        }
+    }
+
+    /// Queues `user`'s entry into `sku` (under the entries' lock, so the
+    /// draw, which closes under it, waits for every entry it counts).
+    fn queue(&self, e: &mut Entries, sku: &str, user: &str) -> Result<u64, DrawError> {
+        let seq = self.journal.enqueue(Line::Entry {
+            sku: sku.to_string(),
+            user: user.to_string(),
+            time: self.clock.stamp(),
+            gate: self.gate_id.clone(),
+            leaf: self.leaf(sku, user),
+        })?;
+        e.by_sku
+            .get_mut(sku)
+            .expect("sells() was asked first")
+            .insert(user.into());
+        e.count += 1;
+        e.last_seq = seq;
+        Ok(seq)
     }
 
     /// Waits until the draw is done (true) or stopped, or `until` passes.

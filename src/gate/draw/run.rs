@@ -3,7 +3,7 @@
 //! recorded like any winner, the seed revealed; one gate alone, or one gate
 //! per item of a fleet under the ledger's lease.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +11,8 @@ use super::super::record::Recorder;
 use super::super::stock::{Admission, Stock, Verdict};
 use super::{Closed, DrawError, Entrants, Phase, StartDraw, DRAW_GRACE};
 use crate::journal::JournalError;
-use crate::ledger::Ledger;
-use crate::sale::draw::{self, Line};
+use crate::ledger::{Ledger, DRAW_LEASE};
+use crate::sale::draw::{DrawnItem, Line, Published, PUBLISHED};
 
 /// Waits for the window's end (on the draw's clock), then draws every item:
 /// the drawn are admitted through `stock` and recorded, then entrants get
@@ -58,26 +58,32 @@ pub(in crate::gate) async fn run(d: Arc<StartDraw>, stock: Arc<Stock>, recorder:
     }
 }
 
-/// Draws every item, then reveals the seed; the entrants' answers follow.
+/// Draws every item, then reveals the secret and writes what the sale
+/// publishes (`draw.json` in the journal directory); the entrants' answers
+/// follow.
 async fn draw_all(
     d: &StartDraw,
     stock: &Arc<Stock>,
     recorder: &Arc<Recorder>,
 ) -> Result<(), DrawError> {
     let items = d.close().await?;
-    let all = match &d.fleet {
+    let (all, drawn) = match &d.fleet {
         None => draw_here(d, stock, recorder, items).await?,
         Some(ledger) => draw_in_fleet(d, stock, recorder, ledger, items).await?,
     };
-    let seed = d.seed.to_hex();
+    let secret = d.secret.to_hex();
     // Revealed once the draw is done, for `flashsale draw verify`.
-    d.journal.append(Line::Seed { seed: seed.clone() }).await?;
+    d.journal
+        .append(Line::Revealed {
+            secret: secret.clone(),
+        })
+        .await?;
+    d.write_published(drawn);
     let _ = d.done.set(all);
     tracing::info!(
-        seed,
-        commitment = d.seed.commitment(),
-        hint =
-            "the seed is revealed; `flashsale draw verify` recomputes the draw from the journals",
+        secret,
+        commitment = d.secret.commitment(),
+        hint = "the secret is revealed; `flashsale draw publish` publishes the draw, `flashsale draw verify` recomputes it",
         "draw_done"
     );
     Ok(())
@@ -90,27 +96,26 @@ async fn draw_here(
     stock: &Arc<Stock>,
     recorder: &Arc<Recorder>,
     items: Closed,
-) -> Result<Entrants, DrawError> {
+) -> Result<(Entrants, Vec<DrawnItem>), DrawError> {
     let remaining: BTreeMap<String, u32> = stock
         .counts()
         .into_iter()
         .map(|c| (c.sku.clone(), c.remaining()))
         .collect();
     let mut all = Entrants::new();
+    let mut drawn = Vec::new();
     for (sku, entrants, recorded) in items {
         let entrants: Vec<String> = entrants.iter().map(|u| u.to_string()).collect();
-        let units = match recorded {
-            Some(u) => u,
-            None => {
-                let units = remaining.get(&sku).copied().unwrap_or(0);
-                d.record_draw(&sku, units, entrants.len()).await?;
-                units
-            }
-        };
-        draw_item(stock, recorder, d, &sku, &entrants, units).await?;
+        let units = recorded.unwrap_or_else(|| remaining.get(&sku).copied().unwrap_or(0));
+        let (item, whose) = d.item(&sku, units, &entrants);
+        if recorded.is_none() {
+            d.record_draw(&item).await?;
+        }
+        draw_item(stock, recorder, &item, &whose).await?;
         all.insert(sku, entrants.into_iter().map(Into::into).collect());
+        drawn.push(item);
     }
-    Ok(all)
+    Ok((all, drawn))
 }
 
 /// A fleet's draw: per item, the gate holding the ledger's lease draws among
@@ -121,43 +126,125 @@ async fn draw_in_fleet(
     recorder: &Arc<Recorder>,
     ledger: &Ledger,
     items: Closed,
-) -> Result<Entrants, DrawError> {
+) -> Result<(Entrants, Vec<DrawnItem>), DrawError> {
     let mut all = Entrants::new();
+    let mut drawn = Vec::new();
     for (sku, _, _) in items {
         // Until the fleet's draw of this item is done, by this gate or another.
         while !ledger.drawn(&sku).await? {
+            if d.phase() == Phase::Stopped {
+                return Err(DrawError::Unavailable);
+            }
             if !ledger.lease_draw(&sku, &d.gate_id).await? {
-                if d.phase() == Phase::Stopped {
-                    return Err(DrawError::Unavailable);
-                }
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
-            let (units, entrants) = ledger.close_entries(&sku).await?;
-            d.record_draw(&sku, units, entrants.len()).await?;
-            draw_item(stock, recorder, d, &sku, &entrants, units).await?;
+            // Held while this gate draws, however long the draw takes.
+            let _renewed = Renewal::start(ledger, &sku, &d.gate_id);
+            // Closed by the ledger's clock, not this gate's.
+            let Some((units, entrants)) = ledger.close_entries(&sku, d.until_ms).await? else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            };
+            let (item, whose) = d.item(&sku, units, &entrants);
+            d.record_draw(&item).await?;
+            draw_item(stock, recorder, &item, &whose).await?;
             ledger.draw_done(&sku).await?;
         }
         // Every gate's entrants, read once (the answers after the draw must
         // not ask the ledger who entered).
-        let (_, everyone) = ledger.close_entries(&sku).await?;
+        let (units, everyone) = ledger
+            .close_entries(&sku, d.until_ms)
+            .await?
+            .ok_or(DrawError::Unavailable)?;
+        drawn.push(d.item(&sku, units, &everyone).0);
         all.insert(sku, everyone.into_iter().map(Into::into).collect());
     }
-    Ok(all)
+    Ok((all, drawn))
 }
 
+/// Renews a draw's lease in the ledger until dropped, so a draw longer
+/// than [`DRAW_LEASE`] is not taken over (and done twice) by another gate.
+struct Renewal(tokio::task::JoinHandle<()>);
+
+impl Renewal {
+    fn start(ledger: &Ledger, sku: &str, gate: &str) -> Renewal {
+        let (ledger, sku, gate) = (ledger.clone(), sku.to_string(), gate.to_string());
+        Renewal(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(DRAW_LEASE / 3).await;
+                match ledger.lease_draw(&sku, &gate).await {
+                    Ok(true) => tracing::debug!(sku, "draw_lease_renewed"),
+                    Ok(false) => {
+                        tracing::warn!(sku, "draw_lease_lost");
+                        return;
+                    }
+                    Err(e) => tracing::warn!(sku, error = %e, "draw_lease_renewal_failed"),
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Whose each leaf of a draw is.
+type Whose = HashMap<String, String>;
+
 impl StartDraw {
-    /// Records, before anyone is admitted, the units `sku`'s draw is for.
-    async fn record_draw(&self, sku: &str, units: u32, entrants: usize) -> Result<(), DrawError> {
+    /// `sku`'s draw of `units` among `entrants`, and whose each leaf is.
+    fn item(&self, sku: &str, units: u32, entrants: &[String]) -> (DrawnItem, Whose) {
+        let whose: Whose = entrants
+            .iter()
+            .map(|u| (self.leaf(sku, u), u.clone()))
+            .collect();
+        let item = DrawnItem::new(
+            &self.sale,
+            self.round_ms,
+            &self.secret,
+            sku,
+            units,
+            whose.keys().cloned(),
+        );
+        (item, whose)
+    }
+
+    /// Records, before anyone is admitted, the units an item's draw is for
+    /// and the root of its entrant set.
+    async fn record_draw(&self, item: &DrawnItem) -> Result<(), DrawError> {
         self.journal
             .append(Line::Drawn {
-                drawn: sku.to_string(),
-                units,
-                entrants: entrants as u32,
-                commitment: self.seed.commitment(),
+                drawn: item.sku.clone(),
+                units: item.units,
+                entrants: item.entrants as u32,
+                root: item.root.clone(),
+                commitment: self.secret.commitment(),
             })
             .await?;
         Ok(())
+    }
+
+    /// Writes what the sale publishes after the draw, `draw.json`, into the
+    /// journal directory (`flashsale draw publish` uploads it; the preview
+    /// serves it). A failure is logged: the journals hold all of it.
+    fn write_published(&self, items: Vec<DrawnItem>) {
+        let published = Published {
+            sale: self.sale.clone(),
+            round: self.round_ms,
+            commitment: self.secret.commitment(),
+            secret: self.secret.to_hex(),
+            receipt_key: self.receipt_key(),
+            items,
+        };
+        let path = self.dir.join(PUBLISHED);
+        let text = serde_json::to_vec(&published).expect("plain data serialises");
+        if let Err(e) = crate::util::fs::write_durably(&path, &text) {
+            tracing::error!(path = %path.display(), error = %e, "draw_file_failed");
+        }
     }
 }
 
@@ -166,17 +253,11 @@ impl StartDraw {
 async fn draw_item(
     stock: &Arc<Stock>,
     recorder: &Arc<Recorder>,
-    d: &StartDraw,
-    sku: &str,
-    entrants: &[String],
-    units: u32,
+    item: &DrawnItem,
+    whose: &Whose,
 ) -> Result<(), DrawError> {
-    let winners = draw::draw(
-        &d.seed,
-        sku,
-        entrants.iter().map(String::as_str),
-        units as usize,
-    );
+    let sku = item.sku.as_str();
+    let winners: Vec<&str> = item.winners.iter().map(|l| whose[l].as_str()).collect();
     let mut fresh = 0;
     let mut writes = Vec::new();
     // All at once: in a fleet the attempts go to the ledger together, as
@@ -207,8 +288,8 @@ async fn draw_item(
     }
     tracing::info!(
         sku,
-        entrants = entrants.len(),
-        units,
+        entrants = item.entrants,
+        units = item.units,
         drawn = winners.len(),
         admitted_now = fresh,
         "draw"

@@ -8,25 +8,40 @@ fn entries(dir: &Path) -> Vec<crate::sale::draw::Line> {
 }
 
 /// The journals' draw of item A: it verifies, with this many entrants and
-/// units; its winners.
+/// units, and so does the draw.json the gate wrote; its winners.
 fn drawn_of_a(journal: &Path, entrants: usize, units: u32) -> Vec<String> {
-    use crate::sale::draw::{verify, Line, Seed};
+    use crate::sale::draw::{verify, Line, Published, Secret, PUBLISHED};
     let lines = entries(journal);
-    let seed = lines
+    let secret = lines
         .iter()
         .find_map(|l| match l {
-            Line::Seed { seed } => Seed::from_hex(seed),
+            Line::Revealed { secret } => Secret::from_hex(secret),
             _ => None,
         })
-        .expect("the seed is revealed after the draw");
+        .expect("the secret is revealed after the draw");
+    let published: Published =
+        serde_json::from_slice(&std::fs::read(journal.join(PUBLISHED)).unwrap()).unwrap();
+    assert!(
+        published.problems().is_empty(),
+        "{:?}",
+        published.problems()
+    );
+    assert_eq!(published.secret, secret.to_hex());
     let winners = crate::journal::replay(journal).unwrap();
     let checks = verify(
-        &seed,
+        &secret,
+        &published.sale,
+        published.round,
         &lines,
         winners.iter().map(|w| (w.sku.as_str(), w.user.as_str())),
     );
     let a = checks.iter().find(|c| c.sku == "A").unwrap();
     assert!(a.holds(), "{a:?}");
+    assert!(
+        a.against(&published).is_empty(),
+        "{:?}",
+        a.against(&published)
+    );
     assert_eq!((a.entrants, a.units as usize), (entrants, units as usize));
     a.published.clone()
 }
