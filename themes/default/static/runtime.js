@@ -11,8 +11,9 @@
   var body = document.body, data = body.dataset;
   var start = +data.saleStart, end = +data.saleEnd, toggleUrl = data.toggle;
   var state = 'pending', version = '', timer = 0, ticker = 0;
-  // A fair start: orders until drawUntil are entries of a draw (see the gate).
-  var drawUntil = 0;
+  // A fair start: orders until drawUntil are entries of a draw (see the gate),
+  // whose secret opens drawCommitment; the gate signs each entry a receipt.
+  var drawUntil = 0, drawCommitment = '', receipt = null;
   // Server minus client clock, narrowed by every response: the server's clock read
   // `date` (1 s resolution) at some moment between our send (t0) and receipt (t1).
   var lo = -Infinity, hi = Infinity, skew = 0;
@@ -66,6 +67,7 @@
     if (state === 'open') {
       if (t.end) end = t.end;
       drawUntil = t.draw ? t.draw.until : 0;
+      drawCommitment = t.draw ? t.draw.commitment : '';
       each('[data-order-form]', function (f) { f.action = t.order; });
       each('[data-buy]', function (b) { b.disabled = false; });
       text('[data-status]', 'On sale now!');
@@ -178,9 +180,12 @@
         ? 'You\u2019re in the draw \u2014 result at ' + clock(drawUntil) + '.'
         : 'Sending your order…');
       each('[data-result]', function (r) { r.hidden = false; });
+      var sent = new URLSearchParams(new FormData(form));
+      // In the window: the receipt at once, the result when asked again.
+      if (entering) sent.append('receipt', '1');
       fetch(form.action, {
         method: 'POST',
-        body: new URLSearchParams(new FormData(form)),
+        body: sent,
         headers: { Accept: 'application/json' },
         credentials: 'include'
       }).then(function (r) {
@@ -192,9 +197,10 @@
         }
         busy = 0;
         if (j.status === 'entered') {
-          // Already in the draw (another tab, a retry): ask again for the
-          // result once the draw is done, spread over a second.
+          // In the draw, with a receipt: ask again for the result once the
+          // draw is done, spread over a second.
           body.setAttribute('data-outcome', 'entered');
+          if (j.receipt) keepReceipt(j.receipt);
           text('[data-result]', 'You\u2019re in the draw \u2014 result at ' + clock(j.result_at) + '.');
           setTimeout(function () {
             if (button) button.disabled = false;
@@ -210,6 +216,7 @@
               ? 'Not drawn this time: the draw gave every unit to other entrants.'
               : 'Too late: every unit has found its buyer.');
           if (j.status !== 'won') text('[data-stock]', 'Sold out');
+          if (receipt) checkDraw(receipt, 0);
           // The sale may be ending: look at the toggle again soon.
           clearTimeout(timer);
           timer = setTimeout(fetchToggle, POLL_MIN + Math.random() * POLL_SPREAD);
@@ -223,11 +230,68 @@
     });
   });
 
+  // Receipts: kept in the page and in localStorage (a reload keeps them).
+  function keepReceipt(r) {
+    receipt = r;
+    try { localStorage.setItem('flashsale-receipt:' + r.sale + ':' + r.sku, JSON.stringify(r)); } catch (err) { /* private mode */ }
+  }
+  function hex(buf) {
+    return Array.prototype.map.call(new Uint8Array(buf), function (b) { return (b < 16 ? '0' : '') + b.toString(16); }).join('');
+  }
+  function sha(data) {
+    return crypto.subtle.digest('SHA-256', typeof data === 'string' ? new TextEncoder().encode(data) : data).then(hex);
+  }
+  function bytes(h) {
+    return new Uint8Array(h.match(/../g).map(function (b) { return parseInt(b, 16); }));
+  }
+  // After the draw: the published draw.json (next to sale.js) must hold our
+  // leaf, and its winners follow from its inputs: the secret opens the
+  // commitment announced at the start, the root opens the leaves, the seed
+  // and the lowest tickets are recomputed here (see src/sale/draw.rs).
+  function checkDraw(r, tries) {
+    var say = function (s, how) {
+      each('[data-draw-check]', function (e) { e.textContent = s; e.hidden = false; e.setAttribute('data-check', how); });
+    };
+    if (!window.crypto || !crypto.subtle) return;
+    fetch(new URL('draw.json', new URL(toggleUrl, location.href)), { cache: 'no-store' }).then(function (res) {
+      if (!res.ok) throw new Error('draw.json: HTTP ' + res.status);
+      return res.json();
+    }).then(function (p) {
+      var item = (p.items || []).filter(function (i) { return i.sku === r.sku; })[0];
+      if (!item || p.sale !== r.sale || p.round !== r.round || item.leaves.indexOf(r.leaf) < 0) {
+        say('Your entry is missing from the published draw: keep your receipt, it proves you entered.', 'missing');
+        return;
+      }
+      var seed;
+      return Promise.all([sha(bytes(p.secret)), sha(item.leaves.join('\n'))]).then(function (h) {
+        if (h[0] !== drawCommitment && drawCommitment) throw new Error('commitment');
+        if (h[1] !== item.root) throw new Error('root');
+        return sha(['flashsale-draw', p.sale, p.round, item.sku, p.secret, h[1]].join('|'));
+      }).then(function (s) {
+        seed = s;
+        if (seed !== item.seed) throw new Error('seed');
+        return Promise.all(item.leaves.map(function (l) { return sha(seed + '|' + l).then(function (t) { return t + l; }); }));
+      }).then(function (tickets) {
+        var drawn = tickets.sort().slice(0, item.units).map(function (t) { return t.slice(64); });
+        if (drawn.join() !== item.winners.join()) throw new Error('winners');
+        say('You were in the draw of ' + item.entrants + ' entrants; checked: its winners follow from the published draw.', 'ok');
+      }).catch(function (e) {
+        say('You were in the draw of ' + item.entrants + ' entrants, but the published draw does not check out (' + e.message + '): keep your receipt.', 'failed');
+      });
+    }).catch(function () {
+      // Not published yet: look again, for up to two minutes.
+      if (tries < 40) setTimeout(function () { checkDraw(r, tries + 1); }, 3000);
+    });
+  }
+
   document.addEventListener('visibilitychange', function () {
     if (!document.hidden && state !== 'ended') setTimeout(fetchToggle, Math.random() * 1000);
   });
   // Exposed for tests and for a theme's own scripts.
-  window.flashsaleRuntime = { state: function () { return state; }, skew: function () { return skew; }, refresh: fetchToggle };
+  window.flashsaleRuntime = {
+    state: function () { return state; }, skew: function () { return skew; }, refresh: fetchToggle,
+    checkDraw: function () { if (receipt) checkDraw(receipt, 0); }
+  };
   tick();
   fetchToggle();
 })();
