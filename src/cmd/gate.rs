@@ -24,6 +24,16 @@ use crate::util::clock::Clock;
 /// SIGTERM finishes in-flight requests and flushes the journal.
 #[derive(Args, Debug)]
 pub(super) struct GateArgs {
+    /// Read the clock this many milliseconds ahead (negative: behind): a
+    /// host whose clock is off, for tests and rehearsals of a fleet.
+    #[arg(
+        long,
+        hide = true,
+        default_value_t = 0,
+        allow_hyphen_values = true,
+        value_name = "MS"
+    )]
+    clock_offset_ms: i64,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -149,7 +159,7 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
                 body_timeout: a.body_timeout,
                 resend_dead_letters: a.resend_dead_letters,
                 origin: None,
-                clock: Clock::system(),
+                clock: Clock::skewed(a.clock_offset_ms),
             },
         )
         .await

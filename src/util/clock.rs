@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-/// What time it is (Unix milliseconds): the system's, or one a test sets.
+/// What time it is (Unix milliseconds): the system's (perhaps read a fixed
+/// offset off, as a drifting host's would be), or one a test sets.
 #[derive(Clone, Default)]
-pub(crate) struct Clock(Option<Arc<watch::Sender<i64>>>);
+pub(crate) struct Clock(Option<Arc<watch::Sender<i64>>>, i64);
 
 /// How long the system clock is trusted not to jump: a wait looks at it
 /// again at least this often.
@@ -18,13 +19,19 @@ const RECHECK: Duration = Duration::from_secs(1);
 impl Clock {
     /// The system's wall clock.
     pub(crate) fn system() -> Clock {
-        Clock(None)
+        Clock(None, 0)
+    }
+
+    /// The system's wall clock read `offset_ms` ahead (negative: behind):
+    /// a host whose clock is off, for tests and rehearsals of a fleet.
+    pub(crate) fn skewed(offset_ms: i64) -> Clock {
+        Clock(None, offset_ms)
     }
 
     /// A clock that reads `now_ms` until [`Clock::set`] moves it.
     #[cfg(test)]
     pub(crate) fn manual(now_ms: i64) -> Clock {
-        Clock(Some(Arc::new(watch::channel(now_ms).0)))
+        Clock(Some(Arc::new(watch::channel(now_ms).0)), 0)
     }
 
     /// Moves a manual clock (wakes whoever waits for the new time).
@@ -38,7 +45,7 @@ impl Clock {
     /// Now, in Unix milliseconds.
     pub(crate) fn now_ms(&self) -> i64 {
         match &self.0 {
-            None => chrono::Utc::now().timestamp_millis(),
+            None => chrono::Utc::now().timestamp_millis() + self.1,
             Some(t) => *t.borrow(),
         }
     }

@@ -1410,3 +1410,101 @@ fn ledger_clear_is_refused_while_a_gate_is_live() {
         .run(&["ledger", "clear", "--yes", "--force", "--ledger", &url]));
     assert!(!f.ledger_status_epoch_present());
 }
+
+#[test]
+fn entries_close_on_the_ledgers_clock_whatever_each_gates_clock_says() {
+    // Three gates whose clocks are 1.9 s behind, right and 1.9 s ahead (the
+    // tolerance is 2 s): entries end 5 s after the start by the ledger's
+    // clock, for all of them.
+    let s = GateSale::with_times(&in_secs(2), &in_secs(3600), "fair_window = \"5s\"");
+    let redis = Redis::start();
+    ok(s.sale.run(&["ledger", "load", "--ledger", &redis.url()]));
+    let dir = s.sale.path().to_path_buf();
+    let offsets = [-1900i64, 0, 1900];
+    let gates: Vec<GateProc> = offsets
+        .iter()
+        .enumerate()
+        .map(|(i, off)| {
+            let off = off.to_string();
+            GateProc::start_in(
+                &dir,
+                &dir.join(format!("j{i}")),
+                &[
+                    "--ledger",
+                    &redis.url(),
+                    "--gate-id",
+                    &format!("g{i}"),
+                    "--clock-offset-ms",
+                    &off,
+                ],
+            )
+        })
+        .collect();
+    for g in &gates {
+        wait_healthy(g);
+    }
+    let until = gates[1].wait_for_log("fair_start")["until"]
+        .as_str()
+        .map(|t| {
+            chrono::DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f %:z")
+                .unwrap_or_else(|e| panic!("{t}: {e}"))
+                .timestamp_millis()
+        })
+        .unwrap();
+    let token = s.key.mint("test-sale");
+    let url = |g: &GateProc| sale::order_url(&g.base, "test-sale", &token);
+    let now_ms = || chrono::Utc::now().timestamp_millis();
+    let sleep_until =
+        |at: i64| std::thread::sleep(Duration::from_millis((at - now_ms()).max(0) as u64));
+    // Asking for a receipt: an entry is answered 202 at once.
+    let enter =
+        |g: &GateProc, user: &str| order(&http(), &url(g), Some(user), "A-1&receipt=1", true);
+    let entered = |a: &(u16, String, Option<String>)| a.0 == 202 && a.1.contains("\"receipt\"");
+    // 0.3 s before the end, at the lagging gate (its clock: 2.2 s before).
+    sleep_until(until - 300);
+    let lagging = enter(&gates[0], "on-time-at-the-lagging-gate");
+    assert!(entered(&lagging), "{lagging:?}");
+    // 1 s before the end at the gate ahead (its clock: 0.9 s past the end):
+    // still an entry, the ledger's clock says so.
+    let ahead = enter(&gates[2], "on-time-at-the-gate-ahead");
+    assert!(entered(&ahead), "{ahead:?}");
+    // 0.5 s after the end at the lagging gate (its clock: 1.4 s before it):
+    // late, whatever that gate's clock says — answered after the draw.
+    sleep_until(until + 500);
+    let late = enter(&gates[0], "late-at-the-lagging-gate");
+    assert!(!entered(&late) && late.0 == 200, "{late:?}");
+    // One draw; its set holds both on-time orders and not the late one.
+    for g in &gates {
+        g.wait_for_log("draw_done");
+    }
+    let leaf = |u: &str| flashsale::sale::draw::leaf(&s.key, "test-sale", "A-1", u);
+    let published: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("j1/draw.json")).unwrap()).unwrap();
+    let leaves = published["items"][0]["leaves"].as_array().unwrap();
+    for (u, is_in) in [
+        ("on-time-at-the-lagging-gate", true),
+        ("on-time-at-the-gate-ahead", true),
+        ("late-at-the-lagging-gate", false),
+    ] {
+        assert_eq!(
+            leaves.contains(&Value::from(leaf(u))),
+            is_in,
+            "{u}: {published}"
+        );
+    }
+    // The gate ahead took A-1's lease first and held it, renewed, while it
+    // waited for the ledger's clock to end the window: it alone drew A-1;
+    // each item was drawn once in the fleet.
+    let drawn = |i: usize, sku: &str| -> usize {
+        std::fs::read_to_string(dir.join(format!("j{i}/entries.jsonl")))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&format!("\"drawn\":\"{sku}\"")))
+            .count()
+    };
+    for sku in ["A-1", "B-2", "C-3"] {
+        assert_eq!((0..3).map(|i| drawn(i, sku)).sum::<usize>(), 1, "{sku}");
+    }
+    assert_eq!(drawn(2, "A-1"), 1, "the gate ahead drew A-1");
+    gates[2].wait_for_log("draw_lease_renewed");
+}

@@ -141,10 +141,15 @@ async fn draw_in_fleet(
             }
             // Held while this gate draws, however long the draw takes.
             let _renewed = Renewal::start(ledger, &sku, &d.gate_id);
-            // Closed by the ledger's clock, not this gate's.
-            let Some((units, entrants)) = ledger.close_entries(&sku, d.until_ms).await? else {
+            // Closed by the ledger's clock, not this gate's (one ahead waits).
+            let (units, entrants) = loop {
+                if let Some(closed) = ledger.close_entries(&sku, d.until_ms).await? {
+                    break closed;
+                }
+                if d.phase() == Phase::Stopped {
+                    return Err(DrawError::Unavailable);
+                }
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
             };
             let (item, whose) = d.item(&sku, units, &entrants);
             d.record_draw(&item).await?;
@@ -174,7 +179,7 @@ impl Renewal {
             loop {
                 tokio::time::sleep(DRAW_LEASE / 3).await;
                 match ledger.lease_draw(&sku, &gate).await {
-                    Ok(true) => tracing::debug!(sku, "draw_lease_renewed"),
+                    Ok(true) => tracing::info!(sku, "draw_lease_renewed"),
                     Ok(false) => {
                         tracing::warn!(sku, "draw_lease_lost");
                         return;

@@ -183,6 +183,7 @@ impl Redis {
                 "+sadd".into(),
                 "+smembers".into(),
                 "+time".into(),
+                "+pexpire".into(),
                 "+xadd".into(),
                 "+xreadgroup".into(),
                 "+xack".into(),
