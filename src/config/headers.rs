@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 /// The toggle script's path in the output.
 pub(crate) const TOGGLE_PATH: &str = "sale.js";
+/// A fair start's published draw (`flashsale draw publish`), next to
+/// `ended.html`: written after the build, so never pruned by `publish`.
+pub(crate) const DRAW_PATH: &str = "draw.json";
 
 pub(crate) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 pub(crate) const PAGE: &str = "public, max-age=60";

@@ -187,7 +187,7 @@ impl Plan {
 
         for key in view.listed.keys() {
             // The published draw is written after the build, by `draw publish`.
-            let drawn = key == crate::sale::draw::PUBLISHED;
+            let drawn = key == crate::config::headers::DRAW_PATH;
             if manifest.get(key).is_none() && !key.starts_with(OWN_PREFIX) && !drawn {
                 if opts.prune {
                     plan.deletions.push(key.clone());
@@ -385,6 +385,18 @@ mod tests {
         );
         assert_eq!(plan.deletions, ["items/b/index.html"]);
         assert_eq!(plan.invalidate, ["/items/b/", "/items/b/index.html"]);
+        // A fair start's published draw is not the build's: never pruned.
+        let mut view = view;
+        view.listed.insert("draw.json".into(), Some("\"d\"".into()));
+        let plan = Plan::compute(
+            &fewer,
+            &view,
+            &Options {
+                prune: true,
+                ..OPTS
+            },
+        );
+        assert_eq!(plan.deletions, ["items/b/index.html"]);
     }
 
     #[test]

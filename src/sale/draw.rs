@@ -47,7 +47,7 @@ use sha2::{Digest, Sha256};
 use super::GateKey;
 
 /// The published draw's file name, next to `ended.html`.
-pub const PUBLISHED: &str = "draw.json";
+pub const PUBLISHED: &str = crate::config::headers::DRAW_PATH;
 
 /// A sale's draw secret, committed to before the start. Printed only on
 /// purpose (`to_hex`), after the draw.
