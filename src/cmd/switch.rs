@@ -211,6 +211,7 @@ fn report(g: &Global, a: &SwitchArgs, verb: &str, s: &Switched, target: &str, cd
             "draw": draw.as_ref().map(|d| serde_json::json!({
                 "until": rfc3339(UNIX_EPOCH + Duration::from_millis(d.until.max(0) as u64)),
                 "commitment": d.commitment,
+                "receipt_key": d.receipt_key,
             })),
             "target": target,
             "scheduled": rfc3339(s.due),
@@ -244,9 +245,10 @@ fn report(g: &Global, a: &SwitchArgs, verb: &str, s: &Switched, target: &str, cd
     }
     if let Some(d) = draw {
         g.say(format!(
-            "  fair start: orders until {} are entries of a draw; its commitment (SHA-256 of the seed) is {}",
+            "  fair start: orders until {} are entries of a draw; its commitment (SHA-256 of the secret) is {}, its receipts are signed by {}",
             rfc3339(UNIX_EPOCH + Duration::from_millis(d.until.max(0) as u64)),
-            d.commitment
+            d.commitment,
+            d.receipt_key
         ));
     }
     match (&s.invalidation, cdn) {

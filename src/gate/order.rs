@@ -307,11 +307,15 @@ impl Gate {
         if !d.sells(sku) {
             return Err(DrawStep::Refused(NO_SUCH_ITEM));
         }
-        let entrant = match d.enter(sku, user).await {
-            Ok(Entered::Yes) if receipt => return Err(DrawStep::Entered),
-            Ok(Entered::Yes) => true,
-            Ok(Entered::Again) => return Err(DrawStep::Entered),
-            Ok(Entered::No) => false,
+        let (entrant, _held) = match d.enter(sku, user).await {
+            // Asked for a receipt: answered now, held when it asks again.
+            Ok(Entered::Yes | Entered::Again) if receipt => return Err(DrawStep::Entered),
+            // Held until the draw, unless another request of theirs is.
+            Ok(Entered::Yes | Entered::Again) => match d.hold(sku, user) {
+                Some(held) => (true, Some(held)),
+                None => return Err(DrawStep::Entered),
+            },
+            Ok(Entered::No) => (false, None),
             Err(_) => return Err(DrawStep::Refused(UNAVAILABLE)),
         };
         let left = Duration::from_millis((d.until_ms - now).max(0) as u64);

@@ -9,14 +9,19 @@ use crate::common::gate::{order, receiver, GateProc, GateSale};
 use crate::common::*;
 use serde_json::Value;
 
-/// Orders `users` at once in threads (each held until the draw); their answers.
-fn order_all(url: &str, users: &[String]) -> Vec<std::thread::JoinHandle<(String, u16, String)>> {
+/// Orders `users` at once in threads (each held until the draw, unless
+/// `form` asks for a receipt); their answers.
+fn order_all(
+    url: &str,
+    users: &[String],
+    form: &'static str,
+) -> Vec<std::thread::JoinHandle<(String, u16, String)>> {
     users
         .iter()
         .map(|u| {
             let (url, u) = (url.to_string(), u.clone());
             std::thread::spawn(move || {
-                let (status, body, _) = order(&http(), &url, Some(&u), "A-1", true);
+                let (status, body, _) = order(&http(), &url, Some(&u), form, true);
                 (u, status, body)
             })
         })
@@ -51,7 +56,7 @@ fn a_gate_killed_during_the_window_loses_no_entry_and_draws_once() {
     let commitment = started["commitment"].as_str().unwrap().to_string();
     let url = gate.url(&s);
     let first: Vec<String> = (0..30).map(|i| format!("early-{i}")).collect();
-    let held = order_all(&url, &first);
+    let held = order_all(&url, &first, "A-1");
     wait_for("30 entries", Duration::from_secs(5), || {
         gate.metric("flashsale_gate_draw_entries") >= 30.0
     });
@@ -74,13 +79,17 @@ fn a_gate_killed_during_the_window_loses_no_entry_and_draws_once() {
     let url = gate.url(&s);
     let second: Vec<String> = (0..20).map(|i| format!("later-{i}")).collect();
     let everyone: Vec<String> = first.iter().chain(&second).cloned().collect();
-    // The first 30 ask again (their first requests died): in the draw,
-    // told at once, with when to ask for the result; the 20 new ones enter.
-    let mut answers: Vec<(String, u16, String)> = order_all(&url, &everyone)
+    // The first 30 ask again for a receipt (their first requests died):
+    // in the draw, told at once, with the receipt and when to ask for the
+    // result; the 20 new ones enter, held until the draw.
+    let told: Vec<(String, u16, String)> = order_all(&url, &first, "A-1&receipt=1")
         .into_iter()
         .map(|h| h.join().unwrap())
         .collect();
-    let told: Vec<(String, u16, String)> = answers.drain(..30).collect();
+    let mut answers: Vec<(String, u16, String)> = order_all(&url, &second, "A-1")
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
     for (u, status, body) in &told {
         assert!(
             *status == 202 && body.contains("\"entered\""),
@@ -90,7 +99,7 @@ fn a_gate_killed_during_the_window_loses_no_entry_and_draws_once() {
     // Asked again after the draw, they get their result.
     gate.wait_for_log("draw_done");
     answers.extend(
-        order_all(&url, &first)
+        order_all(&url, &first, "A-1")
             .into_iter()
             .map(|h| h.join().unwrap()),
     );

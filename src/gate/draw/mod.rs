@@ -84,6 +84,8 @@ struct Entries {
     last_seq: u64,
     /// Units each item's draw began with (a replayed `Drawn` line).
     drawn: HashMap<String, u32>,
+    /// Entrants (sku, user) whose request is held until the draw: one each.
+    holding: HashSet<(String, Arc<str>)>,
 }
 
 /// Each item's entrants, fixed once the draw is done (a fleet: every gate's).
@@ -136,6 +138,18 @@ pub(super) struct StartDraw {
     clock: Clock,
 }
 
+/// An entrant's request held until the draw; its place is freed when dropped.
+pub(super) struct Held<'a> {
+    draw: &'a StartDraw,
+    key: (String, Arc<str>),
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        lock(&self.draw.entries).holding.remove(&self.key);
+    }
+}
+
 /// Told `(sku, user)` of each entry this gate holds.
 pub(super) type OnEntry = Box<dyn Fn(&str, &str) + Send + Sync>;
 
@@ -183,6 +197,7 @@ impl StartDraw {
             count: 0,
             last_seq: 0,
             drawn: HashMap::new(),
+            holding: HashSet::new(),
         };
         for line in &replayed {
             match line {
@@ -359,6 +374,16 @@ impl StartDraw {
         e.count += 1;
         e.last_seq = seq;
         Ok(seq)
+    }
+
+    /// A place for `user`'s request in `sku`'s draw to be held until the
+    /// draw, unless another of theirs holds it: one connection per entrant,
+    /// however often they ask.
+    pub(super) fn hold(&self, sku: &str, user: &str) -> Option<Held<'_>> {
+        let key = (sku.to_string(), Arc::<str>::from(user));
+        let free = lock(&self.entries).holding.insert(key.clone());
+        // Made only when its place is taken: dropping one frees the place.
+        free.then(|| Held { draw: self, key })
     }
 
     /// Waits until the draw is done (true) or stopped, or `until` passes.

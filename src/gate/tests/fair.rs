@@ -136,6 +136,40 @@ async fn a_fair_start_holds_entrants_draws_the_quota_and_answers_each() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_comes_at_once_and_the_result_when_asked_again() {
+    use crate::sale::draw::{Published, Receipt, PUBLISHED};
+    let f = Arc::new(gate(-1, 3600, "fair_window = \"2s\"").await);
+    let path = f.path();
+    // Asked with receipt=1: 202 at once, with a receipt the gate signed.
+    let (status, body) = f.order(&path, Some("r1"), "sku=A&receipt=1").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let receipt: Receipt = serde_json::from_value(v["receipt"].clone()).unwrap();
+    let draw = f.gate.draw.as_ref().unwrap();
+    assert!(receipt.signed_by(&draw.receipt_key()), "{receipt:?}");
+    assert_eq!(receipt.leaf, draw.leaf("A", "r1"));
+    // Asked again: held until the draw; a third request is answered at once.
+    let held = {
+        let (f, path) = (f.clone(), path.clone());
+        tokio::spawn(async move { f.order(&path, Some("r1"), "sku=A").await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!held.is_finished(), "held until the draw");
+    let third = f.order(&path, Some("r1"), "sku=A").await;
+    assert_eq!(third.0, StatusCode::ACCEPTED, "{third:?}");
+    assert!(third.1.contains("\"receipt\":"), "{third:?}");
+    f.advance(1100);
+    let (status, body) = held.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("\"won\""), "one entrant, two units: {body}");
+    // The published draw holds the receipt's entry, drawn.
+    let p: Published =
+        serde_json::from_slice(&std::fs::read(f.journal.path().join(PUBLISHED)).unwrap()).unwrap();
+    let standing = p.standing(&receipt).unwrap();
+    assert_eq!((standing.entrants, standing.drawn), (1, true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_of_a_stopped_gate_are_drawn_on_restart_once() {
     let f = gate(-1, 3600, "fair_window = \"30s\"").await;
     let path = f.path();

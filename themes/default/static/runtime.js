@@ -181,8 +181,9 @@
         : 'Sending your order…');
       each('[data-result]', function (r) { r.hidden = false; });
       var sent = new URLSearchParams(new FormData(form));
-      // In the window: the receipt at once, the result when asked again.
-      if (entering) sent.append('receipt', '1');
+      // In the window: the receipt at once, then the result on asking again.
+      var asking = entering && !receipt;
+      if (asking) sent.append('receipt', '1');
       fetch(form.action, {
         method: 'POST',
         body: sent,
@@ -197,15 +198,16 @@
         }
         busy = 0;
         if (j.status === 'entered') {
-          // In the draw, with a receipt: ask again for the result once the
-          // draw is done, spread over a second.
+          // In the draw, with a receipt: ask again at once (that request is
+          // held and answered when the draw is done); if another tab's is
+          // held already, ask again after result_at, spread over a second.
           body.setAttribute('data-outcome', 'entered');
           if (j.receipt) keepReceipt(j.receipt);
           text('[data-result]', 'You\u2019re in the draw \u2014 result at ' + clock(j.result_at) + '.');
           setTimeout(function () {
             if (button) button.disabled = false;
             if (form.requestSubmit) form.requestSubmit();
-          }, Math.max(0, j.result_at - now()) + Math.random() * 1000);
+          }, asking && receipt ? 0 : Math.max(0, j.result_at - now()) + Math.random() * 1000);
           return;
         }
         if (j.status === 'won' || j.status === 'sold_out' || j.status === 'not_drawn') {
@@ -216,7 +218,8 @@
               ? 'Not drawn this time: the draw gave every unit to other entrants.'
               : 'Too late: every unit has found its buyer.');
           if (j.status !== 'won') text('[data-stock]', 'Sold out');
-          if (receipt) checkDraw(receipt, 0);
+          var kept = receipt || storedReceipt(new FormData(form).get('sku'));
+          if (kept) checkDraw(kept, 0);
           // The sale may be ending: look at the toggle again soon.
           clearTimeout(timer);
           timer = setTimeout(fetchToggle, POLL_MIN + Math.random() * POLL_SPREAD);
@@ -234,6 +237,16 @@
   function keepReceipt(r) {
     receipt = r;
     try { localStorage.setItem('flashsale-receipt:' + r.sale + ':' + r.sku, JSON.stringify(r)); } catch (err) { /* private mode */ }
+  }
+  // A receipt kept before a reload, for this item.
+  function storedReceipt(sku) {
+    try {
+      for (var i = 0; i < localStorage.length; i++) {
+        var k = localStorage.key(i);
+        if (k.indexOf('flashsale-receipt:') === 0 && k.slice(-sku.length - 1) === ':' + sku) return JSON.parse(localStorage.getItem(k));
+      }
+    } catch (err) { /* private mode, or not JSON */ }
+    return null;
   }
   function hex(buf) {
     return Array.prototype.map.call(new Uint8Array(buf), function (b) { return (b < 16 ? '0' : '') + b.toString(16); }).join('');
