@@ -375,28 +375,23 @@ mod tests {
         let plan = Plan::compute(&fewer, &view, &OPTS);
         assert_eq!(plan.stale, ["items/b/index.html"]);
         assert!(plan.deletions.is_empty() && plan.invalidate.is_empty());
-        let plan = Plan::compute(
-            &fewer,
-            &view,
-            &Options {
-                prune: true,
-                ..OPTS
-            },
-        );
+        let pruned = |view: &View| {
+            Plan::compute(
+                &fewer,
+                view,
+                &Options {
+                    prune: true,
+                    ..OPTS
+                },
+            )
+        };
+        let plan = pruned(&view);
         assert_eq!(plan.deletions, ["items/b/index.html"]);
         assert_eq!(plan.invalidate, ["/items/b/", "/items/b/index.html"]);
         // A fair start's published draw is not the build's: never pruned.
         let mut view = view;
         view.listed.insert("draw.json".into(), Some("\"d\"".into()));
-        let plan = Plan::compute(
-            &fewer,
-            &view,
-            &Options {
-                prune: true,
-                ..OPTS
-            },
-        );
-        assert_eq!(plan.deletions, ["items/b/index.html"]);
+        assert_eq!(pruned(&view).deletions, ["items/b/index.html"]);
     }
 
     #[test]

@@ -209,17 +209,28 @@ fn a_fair_start_in_the_browser_shows_the_draw_then_its_result() {
     }
     outcomes.sort();
     assert_eq!(outcomes, ["not_drawn", "won"]);
-    // Each page kept its receipt, and checks it against the published
-    // draw.json without a reload: in the set, the winners recomputed.
-    for b in [&alice, &bob] {
-        b.wait_until(
-            "var e = document.querySelector('[data-draw-check]'); return !e.hidden && e.dataset.check !== undefined",
-            Duration::from_secs(20),
-        );
-        let said = b.eval("return document.querySelector('[data-draw-check]').textContent");
+    the_pages_check_their_receipts(&alice, &bob);
+}
+
+/// What a page says once its check of its receipt against the published
+/// draw has come to `check` (ok, missing, failed).
+fn draw_check(b: &Browser, check: &str) -> String {
+    b.wait_until(
+        &format!("return document.querySelector('[data-draw-check]').dataset.check === '{check}'"),
+        Duration::from_secs(20),
+    );
+    let said = b.eval("return document.querySelector('[data-draw-check]').textContent");
+    said.as_str().unwrap().to_string()
+}
+
+/// Each page kept its receipt and checks it against the published draw.json
+/// without a reload: in the set, the winners recomputed; a draw.json
+/// without the page's leaf is called out.
+fn the_pages_check_their_receipts(alice: &Browser, bob: &Browser) {
+    for b in [alice, bob] {
         assert_eq!(
-            said,
-            "You were in the draw of 2 entrants; checked: its winners follow from the published draw.",
+            draw_check(b, "ok"),
+            "You were in the draw of 2 entrants; checked: its winners follow from the published draw."
         );
         assert_eq!(
             b.eval("return window.__sameLoad === true"),
@@ -230,8 +241,7 @@ fn a_fair_start_in_the_browser_shows_the_draw_then_its_result() {
         assert_eq!(kept, 1, "the receipt is kept for a reload");
     }
     alice.screenshot(&shots().join("sale-draw-checked.png"));
-    // A page whose entry the published draw lacks says so: the same check
-    // on Bob's page against a draw.json without his leaf.
+    // Bob's page against a draw.json without his leaf.
     bob.eval(
         "var mine = JSON.parse(localStorage.getItem(Object.keys(localStorage).filter(function (k) { return k.indexOf('flashsale-receipt:') === 0; })[0])).leaf; \
          var f = window.fetch; \
@@ -240,13 +250,8 @@ fn a_fair_start_in_the_browser_shows_the_draw_then_its_result() {
              return new Response(JSON.stringify(p)); }); }); }; \
          window.flashsaleRuntime.checkDraw(); return true",
     );
-    bob.wait_until(
-        "return document.querySelector('[data-draw-check]').dataset.check === 'missing'",
-        Duration::from_secs(10),
-    );
-    let said = bob.eval("return document.querySelector('[data-draw-check]').textContent");
     assert_eq!(
-        said,
+        draw_check(bob, "missing"),
         "Your entry is missing from the published draw: keep your receipt, it proves you entered."
     );
 }
