@@ -38,7 +38,7 @@ pub(in crate::gate) async fn run(d: Arc<StartDraw>, stock: Arc<Stock>, recorder:
         result = draw_all(&d, &stock, &recorder).await;
     }
     match result {
-        Ok(()) => {
+        Ok(drawn) => {
             d.phase.send_if_modified(|p| {
                 let go = *p == Phase::Entering;
                 if go {
@@ -46,6 +46,16 @@ pub(in crate::gate) async fn run(d: Arc<StartDraw>, stock: Arc<Stock>, recorder:
                 }
                 go
             });
+            // The entrants are being answered: the published draw (a few
+            // MB for 100,000 entrants) is written meanwhile, not before.
+            let writer = d.clone();
+            let _ = tokio::task::spawn_blocking(move || writer.write_published(drawn)).await;
+            tracing::info!(
+                secret = d.secret.to_hex(),
+                commitment = d.secret.commitment(),
+                hint = "the secret is revealed; `flashsale draw publish` publishes the draw, `flashsale draw verify` recomputes it",
+                "draw_done"
+            );
         }
         Err(e) => {
             tracing::error!(
@@ -58,35 +68,27 @@ pub(in crate::gate) async fn run(d: Arc<StartDraw>, stock: Arc<Stock>, recorder:
     }
 }
 
-/// Draws every item, then reveals the secret and writes what the sale
-/// publishes (`draw.json` in the journal directory); the entrants' answers
-/// follow.
+/// Draws every item, then reveals the secret; the entrants' answers follow,
+/// and what the sale publishes (`draw.json` in the journal directory) is
+/// written from the items returned.
 async fn draw_all(
     d: &StartDraw,
     stock: &Arc<Stock>,
     recorder: &Arc<Recorder>,
-) -> Result<(), DrawError> {
+) -> Result<Vec<DrawnItem>, DrawError> {
     let items = d.close().await?;
     let (all, drawn) = match &d.fleet {
         None => draw_here(d, stock, recorder, items).await?,
         Some(ledger) => draw_in_fleet(d, stock, recorder, ledger, items).await?,
     };
-    let secret = d.secret.to_hex();
     // Revealed once the draw is done, for `flashsale draw verify`.
     d.journal
         .append(Line::Revealed {
-            secret: secret.clone(),
+            secret: d.secret.to_hex(),
         })
         .await?;
-    d.write_published(drawn);
     let _ = d.done.set(all);
-    tracing::info!(
-        secret,
-        commitment = d.secret.commitment(),
-        hint = "the secret is revealed; `flashsale draw publish` publishes the draw, `flashsale draw verify` recomputes it",
-        "draw_done"
-    );
-    Ok(())
+    Ok(drawn)
 }
 
 /// One gate's draw: each item's units are what its stock has left (recorded

@@ -7,10 +7,22 @@ fn entries(dir: &Path) -> Vec<crate::sale::draw::Line> {
     crate::journal::replay_file(&dir.join(crate::journal::ENTRIES)).unwrap()
 }
 
+/// The draw.json a gate writes while its entrants are answered.
+fn published(journal: &Path) -> crate::sale::draw::Published {
+    let path = journal.join(crate::sale::draw::PUBLISHED);
+    for _ in 0..100 {
+        if let Ok(bytes) = std::fs::read(&path) {
+            return serde_json::from_slice(&bytes).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{}: not written within 5 s of the draw", path.display());
+}
+
 /// The journals' draw of item A: it verifies, with this many entrants and
 /// units, and so does the draw.json the gate wrote; its winners.
 fn drawn_of_a(journal: &Path, entrants: usize, units: u32) -> Vec<String> {
-    use crate::sale::draw::{verify, Line, Published, Secret, PUBLISHED};
+    use crate::sale::draw::{verify, Line, Secret};
     let lines = entries(journal);
     let secret = lines
         .iter()
@@ -19,8 +31,7 @@ fn drawn_of_a(journal: &Path, entrants: usize, units: u32) -> Vec<String> {
             _ => None,
         })
         .expect("the secret is revealed after the draw");
-    let published: Published =
-        serde_json::from_slice(&std::fs::read(journal.join(PUBLISHED)).unwrap()).unwrap();
+    let published = published(journal);
     assert!(
         published.problems().is_empty(),
         "{:?}",
@@ -137,7 +148,7 @@ async fn a_fair_start_holds_entrants_draws_the_quota_and_answers_each() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receipt_comes_at_once_and_the_result_when_asked_again() {
-    use crate::sale::draw::{Published, Receipt, PUBLISHED};
+    use crate::sale::draw::Receipt;
     let f = Arc::new(gate(-1, 3600, "fair_window = \"2s\"").await);
     let path = f.path();
     // Asked with receipt=1: 202 at once, with a receipt the gate signed.
@@ -163,8 +174,7 @@ async fn a_receipt_comes_at_once_and_the_result_when_asked_again() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains("\"won\""), "one entrant, two units: {body}");
     // The published draw holds the receipt's entry, drawn.
-    let p: Published =
-        serde_json::from_slice(&std::fs::read(f.journal.path().join(PUBLISHED)).unwrap()).unwrap();
+    let p = published(f.journal.path());
     let standing = p.standing(&receipt).unwrap();
     assert_eq!((standing.entrants, standing.drawn), (1, true));
 }
