@@ -1,4 +1,12 @@
-//! Prices in a currency's minor units, never floating point.
+//! Prices in a currency's minor units, never floating point; written the
+//! way the sale's language writes them (CLDR, through ICU4X).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use icu_experimental::dimension::currency::formatter::CurrencyFormatter;
+use icu_experimental::dimension::currency::CurrencyCode;
+use writeable::Writeable;
 
 /// An ISO 4217 currency with the facts needed to write amounts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -6,7 +14,6 @@ pub(crate) struct Currency {
     pub(crate) code: String,
     /// Digits after the decimal point (2 for EUR, 0 for JPY).
     pub(crate) decimals: u32,
-    symbol: Option<&'static str>,
 }
 
 /// Currencies whose minor unit is not 1/100.
@@ -15,15 +22,6 @@ const ZERO_DECIMALS: &[&str] = &[
     "XAF", "XOF", "XPF",
 ];
 const THREE_DECIMALS: &[&str] = &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
-const SYMBOLS: &[(&str, &str)] = &[
-    ("USD", "$"),
-    ("EUR", "€"),
-    ("GBP", "£"),
-    ("JPY", "¥"),
-    ("CNY", "¥"),
-    ("INR", "₹"),
-    ("KRW", "₩"),
-];
 
 /// Why a currency code or an amount is not one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,11 +52,9 @@ impl Currency {
         } else {
             2
         };
-        let symbol = SYMBOLS.iter().find(|(c, _)| *c == code).map(|(_, s)| *s);
         Ok(Currency {
             code: code.to_string(),
             decimals,
-            symbol,
         })
     }
 
@@ -89,23 +85,21 @@ impl Currency {
         Ok(Money(whole * scale + minor))
     }
 
-    /// `€1,299.00`, `¥390`, or `1,299.00 CHF` when there is no common symbol.
-    pub(crate) fn format(&self, m: Money) -> String {
-        let scale = 10i64.pow(self.decimals);
-        let whole = group_thousands(m.0 / scale);
-        let number = if self.decimals == 0 {
-            whole
-        } else {
-            format!(
-                "{whole}.{:0width$}",
-                m.0 % scale,
-                width = self.decimals as usize
-            )
+    /// `m` as `language` (a BCP 47 tag) writes it, by CLDR: `$4.90` (en),
+    /// `4,90 €` (de, a no-break space), `￥490` (ja), `¥4.90` (zh-CN),
+    /// `CHF 5.05` (en). A tag ICU cannot read is written as English.
+    pub(crate) fn format(&self, m: Money, language: &str) -> String {
+        let Ok(amount) = self.plain(m).parse::<fixed_decimal::Decimal>() else {
+            return format!("{} {}", self.plain(m), self.code);
         };
-        match self.symbol {
-            Some(s) => format!("{s}{number}"),
-            None => format!("{number} {}", self.code),
-        }
+        let Ok(code) = tinystr::TinyAsciiStr::<3>::try_from_str(&self.code) else {
+            return format!("{} {}", self.plain(m), self.code);
+        };
+        with_formatter(language, |f| {
+            f.format_fixed_decimal(&amount, &CurrencyCode(code))
+                .write_to_string()
+                .into_owned()
+        })
     }
 
     /// Machine-readable amount, e.g. for schema.org `price` (`1299.00`).
@@ -124,16 +118,27 @@ impl Currency {
     }
 }
 
-fn group_thousands(n: i64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
+/// Runs `f` with `language`'s currency formatter, made once per thread
+/// (the build renders on rayon's threads; ICU4X's data handles are not
+/// `Sync` without another feature, and need not be).
+fn with_formatter<T>(language: &str, f: impl FnOnce(&CurrencyFormatter) -> T) -> T {
+    thread_local! {
+        static MADE: RefCell<HashMap<String, CurrencyFormatter>> = RefCell::new(HashMap::new());
     }
-    out
+    MADE.with_borrow_mut(|made| {
+        let formatter = made.entry(language.to_string()).or_insert_with(|| {
+            let make = |l: icu_locale_core::Locale| {
+                CurrencyFormatter::try_new(l.into(), Default::default())
+            };
+            language
+                .parse()
+                .ok()
+                .and_then(|l| make(l).ok())
+                .or_else(|| make(icu_locale_core::locale!("en")).ok())
+                .expect("English currency data is compiled in")
+        });
+        f(formatter)
+    })
 }
 
 /// An amount in minor units (cents for EUR).
@@ -150,13 +155,31 @@ mod tests {
         assert_eq!(eur.amount("9.9").unwrap(), Money(990));
         assert_eq!(eur.amount("1299").unwrap(), Money(129_900));
         assert!(eur.amount("1.999").is_err());
-        assert_eq!(eur.format(Money(129_900)), "€1,299.00");
+        assert_eq!(eur.format(Money(129_900), "en"), "€1,299.00");
         let jpy = Currency::parse("JPY").unwrap();
-        assert_eq!(jpy.format(jpy.amount("390").unwrap()), "¥390");
+        assert_eq!(jpy.format(jpy.amount("390").unwrap(), "en"), "¥390");
         assert!(jpy.amount("3.5").is_err());
         let chf = Currency::parse("CHF").unwrap();
-        assert_eq!(chf.format(Money(505)), "5.05 CHF");
         assert_eq!(chf.plain(Money(505)), "5.05");
         assert!(Currency::parse("eur").is_err());
+    }
+
+    /// Known CLDR outputs (what a browser's `Intl.NumberFormat` writes).
+    #[test]
+    fn prices_are_written_the_customers_way() {
+        let fmt = |code: &str, text: &str, lang: &str| {
+            let c = Currency::parse(code).unwrap();
+            c.format(c.amount(text).unwrap(), lang)
+        };
+        assert_eq!(fmt("EUR", "4.90", "de"), "4,90\u{a0}€");
+        // French: a no-break space before the sign, a narrow one in groups.
+        assert_eq!(fmt("EUR", "4.90", "fr"), "4,90\u{a0}€");
+        assert_eq!(fmt("EUR", "1234.5", "fr"), "1\u{202f}234,50\u{a0}€");
+        assert_eq!(fmt("JPY", "490", "ja"), "￥490");
+        assert_eq!(fmt("CNY", "4.9", "zh-CN"), "¥4.90");
+        assert_eq!(fmt("USD", "4.90", "en"), "$4.90");
+        assert_eq!(fmt("EUR", "1299", "es"), "1299,00\u{a0}€");
+        // A tag nobody can read: English, not a failure.
+        assert_eq!(fmt("USD", "4.90", "not a tag"), "$4.90");
     }
 }

@@ -422,9 +422,9 @@ impl ItemSummary {
             slug: item.slug.clone(),
             title: item.title.clone(),
             url: format!("{}items/{}/", config.base_path, item.slug),
-            price: cur.format(item.price),
+            price: cur.format(item.price, &config.language),
             price_value: cur.plain(item.price),
-            original_price: item.original_price.map(|m| cur.format(m)),
+            original_price: item.original_price.map(|m| cur.format(m, &config.language)),
             discount_percent: item.original_price.map(|o| {
                 // Rounded down: never promise more off than there is.
                 100 - (item.price.0 * 100 + o.0 - 1) / o.0
