@@ -161,6 +161,25 @@ fn inspect(site: &Site, dir: &Path, secrets: &[Secret]) -> Report {
             c.path.display()
         ));
     }
+    let catalogue = &site.catalogue;
+    if !catalogue.missing.is_empty() {
+        let lang = &catalogue.language;
+        let all = catalogue.missing.len() == catalogue.keys().count();
+        report.warn(if all {
+            format!(
+                "{}: no message catalogue for language `{lang}`: the pages speak English; add i18n/{lang}.toml (the keys: themes/default/i18n/en.toml, `flashsale new` writes it)",
+                c.path.display()
+            )
+        } else {
+            format!(
+                "i18n/{lang}.toml: {} message{} missing, said in English: {}; add {} to i18n/{lang}.toml",
+                catalogue.missing.len(),
+                if catalogue.missing.len() == 1 { "" } else { "s" },
+                catalogue.missing.join(", "),
+                if catalogue.missing.len() == 1 { "it" } else { "them" }
+            )
+        });
+    }
     if c.gate.url.starts_with("http://") {
         report.warn(format!(
             "{}: [gate] url is http://; orders would travel unencrypted",

@@ -8,6 +8,7 @@
 pub(crate) mod assets;
 pub(crate) mod check;
 pub(crate) mod content;
+pub(crate) mod i18n;
 pub(crate) mod images;
 pub(crate) mod manifest;
 pub(crate) mod output;
@@ -26,6 +27,7 @@ use tera::Context;
 use crate::config::Config;
 use crate::sale::Toggle;
 use crate::site::assets::{Assets, Body};
+use crate::site::i18n::Catalogue;
 use crate::site::manifest::Manifest;
 use crate::site::output::{Changes, Output, Staged};
 use crate::site::theme::Theme;
@@ -86,6 +88,8 @@ pub(crate) struct Site {
     pub(crate) items: Vec<Item>,
     templates: Templates,
     site_ctx: SiteContext,
+    /// The messages of the sale's language (`site::i18n`).
+    pub(crate) catalogue: Arc<Catalogue>,
     /// What the output holds after the last build (empty before the first).
     pub(crate) manifest: Manifest,
 }
@@ -123,8 +127,9 @@ impl Site {
             &config.base_path,
             Some(&images),
         )?);
+        let catalogue = Arc::new(Catalogue::new(&config.language, &theme.catalogues)?);
         // Templates and items are checked both, and their problems reported together.
-        let templates = Templates::new(&theme, assets.clone());
+        let templates = Templates::new(&theme, assets.clone(), catalogue.clone());
         let statics: HashSet<String> = assets.logical_paths().cloned().collect();
         let items = content::load(&config, &statics);
         let (templates, items) = match (templates, items) {
@@ -136,7 +141,7 @@ impl Site {
                 return Err(Error::Input(all));
             }
         };
-        let site_ctx = SiteContext::new(&config);
+        let site_ctx = SiteContext::new(&config, &catalogue);
         let manifest = Manifest::new(&config.name, Vec::new());
         Ok(Site {
             config,
@@ -144,6 +149,7 @@ impl Site {
             items,
             templates,
             site_ctx,
+            catalogue,
             manifest,
         })
     }

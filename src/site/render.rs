@@ -16,6 +16,7 @@ use tera::{Context, Tera, Value};
 use crate::config::Config;
 use crate::site::assets::{Assets, Responsive};
 use crate::site::content::Item;
+use crate::site::i18n::Catalogue;
 use crate::site::theme::Theme;
 use crate::util::diag::{self, Diagnostic};
 
@@ -26,7 +27,11 @@ pub(crate) struct Templates {
 }
 
 impl Templates {
-    pub(crate) fn new(theme: &Theme, assets: Arc<Assets>) -> Result<Templates, Diagnostic> {
+    pub(crate) fn new(
+        theme: &Theme,
+        assets: Arc<Assets>,
+        catalogue: Arc<Catalogue>,
+    ) -> Result<Templates, Diagnostic> {
         let mut tera = Tera::default();
         tera.autoescape_on(vec![".html"]);
         tera.set_escape_fn(escape_html);
@@ -45,6 +50,8 @@ impl Templates {
             return Err(template_error(&origins, &name, &e));
         }
         tera.register_function("asset", AssetUrl(assets));
+        tera.register_function("t", Translate(catalogue.clone(), false));
+        tera.register_function("t_html", Translate(catalogue, true));
         tera.register_filter("json_ld", json_ld);
         Ok(Templates { tera, origins })
     }
@@ -104,6 +111,56 @@ impl tera::Function for AssetUrl {
 
     fn is_safe(&self) -> bool {
         true
+    }
+}
+
+/// `t(key="buy_now")`, `t(key="stock_line", count=3)`: a message of the
+/// sale's language (`site::i18n`), its `{name}`s filled from the other
+/// arguments — text, escaped by the template. `t_html(key="…_html", …)`:
+/// a message that holds markup, its arguments escaped unless their name
+/// ends in `_html`; not escaped again.
+struct Translate(Arc<Catalogue>, bool);
+
+impl tera::Function for Translate {
+    fn call(&self, args: &HashMap<String, Value>) -> tera::Result<Value> {
+        let html = self.1;
+        let key = args
+            .get("key")
+            .and_then(Value::as_str)
+            .ok_or_else(|| tera::Error::msg("t() needs a key, e.g. t(key=\"buy_now\")"))?;
+        if html != key.ends_with("_html") {
+            return Err(tera::Error::msg(if html {
+                format!("t_html() is for keys ending in `_html`: use t(key=\"{key}\")")
+            } else {
+                format!("`{key}` holds markup: use t_html(key=\"{key}\") | safe")
+            }));
+        }
+        let count = args.get("count").and_then(Value::as_u64);
+        let arg = |name: &str| -> Option<String> {
+            let v = args.get(name)?;
+            let text = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Some(if html && !name.ends_with("_html") {
+                escape_html(&text)
+            } else {
+                text
+            })
+        };
+        self.0.text(key, count, arg).map(Value::String).ok_or_else(|| {
+            let known: Vec<&str> = self.0.keys().collect();
+            let hint = diag::nearest(key, &known)
+                .map_or(String::new(), |n| format!("; did you mean `{n}`?"));
+            tera::Error::msg(format!(
+                "no message `{key}` in the {} catalogue nor the English one{hint} (add it to i18n/{}.toml)",
+                self.0.language, self.0.language
+            ))
+        })
+    }
+
+    fn is_safe(&self) -> bool {
+        self.1
     }
 }
 
@@ -302,20 +359,24 @@ pub(crate) struct SiteContext {
     pub(crate) toggle_url: String,
     pub(crate) ended_url: String,
     pub(crate) home_url: String,
+    /// The page runtime's messages in the sale's language (`js_…` keys).
+    pub(crate) messages: serde_json::Value,
 }
 
 impl SiteContext {
-    pub(crate) fn new(c: &Config) -> SiteContext {
+    pub(crate) fn new(c: &Config, catalogue: &Catalogue) -> SiteContext {
         SiteContext {
             name: c.name.clone(),
             title: c.title.clone(),
             description: c.description.clone().unwrap_or_else(|| {
-                format!(
-                    "{}: a flash sale, {} until {}. A few units at a low price, one per customer.",
-                    c.title,
-                    in_words(&c.start),
-                    in_words(&c.end)
-                )
+                catalogue
+                    .text("site_description", None, |name| match name {
+                        "title" => Some(c.title.clone()),
+                        "start" => Some(in_words(&c.start)),
+                        "end" => Some(in_words(&c.end)),
+                        _ => None,
+                    })
+                    .unwrap_or_default()
             }),
             language: c.language.clone(),
             base_url: c.base_url.clone(),
@@ -331,6 +392,7 @@ impl SiteContext {
             toggle_url: format!("{}sale.js", c.base_path),
             ended_url: format!("{}ended.html", c.base_path),
             home_url: c.base_path.clone(),
+            messages: serde_json::to_value(catalogue.runtime()).unwrap_or_default(),
         }
     }
 }
@@ -554,6 +616,10 @@ mod tests {
         assert!(in_words(&t).ends_with("(UTC)"));
     }
 
+    fn test_catalogue() -> Arc<Catalogue> {
+        Arc::new(Catalogue::new("en", &[]).unwrap())
+    }
+
     #[test]
     fn syntax_errors_name_file_and_line() {
         let theme = Theme {
@@ -563,8 +629,9 @@ mod tests {
                 origin: PathBuf::from("templates/item.html"),
             }],
             statics: vec![],
+            catalogues: vec![],
         };
-        let err = Templates::new(&theme, Arc::new(Assets::default()))
+        let err = Templates::new(&theme, Arc::new(Assets::default()), test_catalogue())
             .err()
             .unwrap()
             .to_string();
@@ -580,8 +647,9 @@ mod tests {
                 origin: PathBuf::from("templates/item.html"),
             }],
             statics: vec![],
+            catalogues: vec![],
         };
-        let t = Templates::new(&theme, Arc::new(Assets::default())).unwrap();
+        let t = Templates::new(&theme, Arc::new(Assets::default()), test_catalogue()).unwrap();
         let err = t
             .render("item.html", &Context::new())
             .unwrap_err()

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, DEFAULT_THEME};
+use crate::site::i18n::{language_of, CatalogueSource};
 use crate::util::diag::{Diagnostic, Diagnostics};
 
 macro_rules! builtin {
@@ -26,6 +27,12 @@ pub(crate) const BUILTIN: &[(&str, &[u8])] = builtin!(
     "static/style.css",
     "static/runtime.js",
     "static/favicon.svg",
+    "i18n/en.toml",
+    "i18n/zh-CN.toml",
+    "i18n/ja.toml",
+    "i18n/de.toml",
+    "i18n/fr.toml",
+    "i18n/es.toml",
 );
 
 /// A template's text and where it came from.
@@ -93,6 +100,8 @@ impl StaticSource {
 pub(crate) struct Theme {
     pub(crate) templates: Vec<TemplateSource>,
     pub(crate) statics: Vec<StaticSource>,
+    /// Message catalogues, in layer order (built in, theme, sale).
+    pub(crate) catalogues: Vec<CatalogueSource>,
 }
 
 impl Theme {
@@ -100,6 +109,10 @@ impl Theme {
         let mut theme = Theme::default();
         for (path, bytes) in BUILTIN {
             let origin = PathBuf::from(format!("themes/{DEFAULT_THEME}/{path} (built in)"));
+            if let Some(file) = path.strip_prefix("i18n/") {
+                theme.add_catalogue(Path::new(file), text(bytes, &origin)?, origin);
+                continue;
+            }
             match path.strip_prefix("static/") {
                 Some(logical) => theme.add_static(logical.to_string(), bytes.to_vec(), origin),
                 None => theme.add_template(path.to_string(), text(bytes, &origin)?, origin),
@@ -109,9 +122,11 @@ impl Theme {
         if config.theme != DEFAULT_THEME || theme_dir.is_dir() {
             theme.add_dir_templates(&theme_dir, false)?;
             theme.add_dir_statics(&theme_dir.join("static"))?;
+            theme.add_dir_catalogues(&theme_dir.join("i18n"))?;
         }
         theme.add_dir_templates(&config.in_root("templates"), true)?;
         theme.add_dir_statics(&config.in_root("static"))?;
+        theme.add_dir_catalogues(&config.in_root("i18n"))?;
         theme.templates.sort_by(|a, b| a.name.cmp(&b.name));
         theme.statics.sort_by(|a, b| a.logical.cmp(&b.logical));
         Ok(theme)
@@ -151,6 +166,33 @@ impl Theme {
                 .map_err(|e| Diagnostic::in_file(&entry, format!("cannot read template: {e}")))?;
             let text = text(&bytes, &entry)?;
             self.add_template(rel, text, entry);
+        }
+        Ok(())
+    }
+
+    fn add_catalogue(&mut self, file: &Path, text: String, origin: PathBuf) {
+        if let Some(language) = language_of(file) {
+            self.catalogues.push(CatalogueSource {
+                language,
+                text,
+                origin,
+            });
+        }
+    }
+
+    /// `<dir>/<language>.toml`, each a catalogue layered over what came before.
+    fn add_dir_catalogues(&mut self, dir: &Path) -> Result<(), Diagnostics> {
+        if !dir.is_dir() {
+            return Ok(());
+        }
+        for entry in walk(dir, 1)? {
+            if entry.extension().is_some_and(|e| e == "toml") {
+                let bytes = std::fs::read(&entry)
+                    .map_err(|e| Diagnostic::in_file(&entry, format!("cannot read: {e}")))?;
+                let text = text(&bytes, &entry)?;
+                let file = PathBuf::from(entry.file_name().unwrap_or_default());
+                self.add_catalogue(&file, text, entry);
+            }
         }
         Ok(())
     }

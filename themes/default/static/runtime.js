@@ -22,6 +22,20 @@
   // Each client's own offset around the start, so polls spread over 3 s.
   var jitter = Math.random() * JITTER;
 
+  // Every word the runtime shows, in the page's language: the page carries
+  // its catalogue's `js_` messages (site::i18n), plural forms by CLDR
+  // category, `{name}` filled in.
+  var messages = {}, plurals = null;
+  try { messages = JSON.parse(document.getElementById('fs-messages').textContent); } catch (err) { /* a theme without them */ }
+  try { plurals = new Intl.PluralRules(document.documentElement.lang || undefined); } catch (err) { /* no Intl */ }
+  function msg(key, vars) {
+    var m = messages[key];
+    vars = vars || {};
+    if (m && typeof m === 'object') m = m[plurals && vars.count !== undefined ? plurals.select(vars.count) : 'other'] || m.other;
+    if (typeof m !== 'string') return key;
+    return m.replace(/\{(\w+)\}/g, function (all, name) { return vars[name] !== undefined ? vars[name] : all; });
+  }
+
   function now() { return Date.now() + skew; }
   function each(sel, f) { Array.prototype.forEach.call(document.querySelectorAll(sel), f); }
   function text(sel, s) { each(sel, function (e) { e.textContent = s; }); }
@@ -70,7 +84,7 @@
       drawCommitment = t.draw ? t.draw.commitment : '';
       each('[data-order-form]', function (f) { f.action = t.order; });
       each('[data-buy]', function (b) { b.disabled = false; });
-      text('[data-status]', 'On sale now!');
+      text('[data-status]', msg('js_on_sale'));
     } else {
       each('[data-buy]', function (b) { b.disabled = true; });
     }
@@ -78,7 +92,7 @@
     // stock line says what is left: nothing.
     each('[data-ended]', function (e) { e.hidden = state !== 'ended'; });
     each('[data-status]', function (e) { e.hidden = state === 'ended'; });
-    if (state === 'ended') text('[data-stock]', 'Sold out');
+    if (state === 'ended') text('[data-stock]', msg('js_sold_out'));
     tick();
   }
 
@@ -138,16 +152,16 @@
     var left = Math.max(0, Math.ceil((start - now()) / 1000));
     var d = Math.floor(left / 86400), h = Math.floor(left / 3600) % 24, m = Math.floor(left / 60) % 60, s = left % 60;
     text('[data-countdown]', left > 0
-      ? 'Starts in ' + (d ? d + 'd ' : '') + pad(h) + ':' + pad(m) + ':' + pad(s)
-      : 'Starting…');
+      ? msg('js_starts_in', { time: (d ? msg('js_days', { count: d }) + ' ' : '') + pad(h) + ':' + pad(m) + ':' + pad(s) })
+      : msg('js_starting'));
     ticker = setTimeout(tick, 1000 - (now() % 1000) + 5);
   }
 
   // Orders go to the gate with fetch, and the answer shows in the page. Without
   // JavaScript (or fetch) the form posts itself and the gate redirects.
   var answers = {
-    401: 'Please sign in to the shop first, then try again.',
-    403: 'The sale is not open right now.'
+    401: 'js_sign_in',
+    403: 'js_not_open'
   };
   // Busy gates (429, 503, no answer): the button comes back after a wait that
   // doubles with each busy answer, so nobody's clicks become a storm.
@@ -159,10 +173,10 @@
     (function countdown() {
       var left = Math.ceil((until - Date.now()) / 1000);
       if (left > 0) {
-        text('[data-result]', what + ' Try again in ' + left + ' s.');
+        text('[data-result]', msg('js_try_again_in', { what: what, count: left }));
         setTimeout(countdown, 250);
       } else {
-        text('[data-result]', what + ' Try again now.');
+        text('[data-result]', msg('js_try_again_now', { what: what }));
         if (button && state === 'open') button.disabled = false;
       }
     })();
@@ -177,8 +191,8 @@
       var entering = drawUntil && now() < drawUntil;
       if (entering) body.setAttribute('data-outcome', 'entered');
       text('[data-result]', entering
-        ? 'You\u2019re in the draw \u2014 result at ' + clock(drawUntil) + '.'
-        : 'Sending your order…');
+        ? msg('js_in_draw', { time: clock(drawUntil) })
+        : msg('js_sending'));
       each('[data-result]', function (r) { r.hidden = false; });
       var sent = new URLSearchParams(new FormData(form));
       // In the window: the receipt at once, then the result on asking again.
@@ -193,7 +207,7 @@
         return r.json().catch(function () { return {}; }).then(function (j) { j.code = r.status; return j; });
       }).then(function (j) {
         if (j.code === 429 || j.code === 503) {
-          retryLater(button, 'The gate is busy.');
+          retryLater(button, msg('js_busy'));
           return;
         }
         busy = 0;
@@ -203,7 +217,7 @@
           // held already, ask again after result_at, spread over a second.
           body.setAttribute('data-outcome', 'entered');
           if (j.receipt) keepReceipt(j.receipt);
-          text('[data-result]', 'You\u2019re in the draw \u2014 result at ' + clock(j.result_at) + '.');
+          text('[data-result]', msg('js_in_draw', { time: clock(j.result_at) }));
           setTimeout(function () {
             if (button) button.disabled = false;
             if (form.requestSubmit) form.requestSubmit();
@@ -213,22 +227,22 @@
         if (j.status === 'won' || j.status === 'sold_out' || j.status === 'not_drawn') {
           body.setAttribute('data-outcome', j.status);
           text('[data-result]', j.status === 'won'
-            ? 'You got it! Your order number is ' + j.order + '.'
+            ? msg('js_won', { order: j.order })
             : j.status === 'not_drawn'
-              ? 'Not drawn this time: the draw gave every unit to other entrants.'
-              : 'Too late: every unit has found its buyer.');
-          if (j.status !== 'won') text('[data-stock]', 'Sold out');
+              ? msg('js_not_drawn')
+              : msg('js_too_late'));
+          if (j.status !== 'won') text('[data-stock]', msg('js_sold_out'));
           var kept = receipt || storedReceipt(new FormData(form).get('sku'));
           if (kept) checkDraw(kept, 0);
           // The sale may be ending: look at the toggle again soon.
           clearTimeout(timer);
           timer = setTimeout(fetchToggle, POLL_MIN + Math.random() * POLL_SPREAD);
         } else {
-          text('[data-result]', answers[j.code] || 'Something went wrong; please try again.');
+          text('[data-result]', msg(answers[j.code] || 'js_went_wrong'));
           if (button) button.disabled = false;
         }
       }).catch(function () {
-        retryLater(button, 'Network problem.');
+        retryLater(button, msg('js_network'));
       });
     });
   });
@@ -272,7 +286,7 @@
     }).then(function (p) {
       var item = (p.items || []).filter(function (i) { return i.sku === r.sku; })[0];
       if (!item || p.sale !== r.sale || p.round !== r.round || item.leaves.indexOf(r.leaf) < 0) {
-        say('Your entry is missing from the published draw: keep your receipt, it proves you entered.', 'missing');
+        say(msg('js_draw_missing'), 'missing');
         return;
       }
       var seed;
@@ -287,9 +301,9 @@
       }).then(function (tickets) {
         var drawn = tickets.sort().slice(0, item.units).map(function (t) { return t.slice(64); });
         if (drawn.join() !== item.winners.join()) throw new Error('winners');
-        say('You were in the draw of ' + item.entrants + ' entrants; checked: its winners follow from the published draw.', 'ok');
+        say(msg('js_draw_checked', { count: item.entrants }), 'ok');
       }).catch(function (e) {
-        say('You were in the draw of ' + item.entrants + ' entrants, but the published draw does not check out (' + e.message + '): keep your receipt.', 'failed');
+        say(msg('js_draw_failed', { count: item.entrants, why: e.message }), 'failed');
       });
     }).catch(function () {
       // Not published yet: look again, for up to two minutes.
