@@ -14,8 +14,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Datelike, FixedOffset, Timelike};
+use icu_datetime::fieldsets::YMDET;
+use icu_datetime::options::TimePrecision;
+use icu_datetime::DateTimeFormatter;
 use icu_plurals::{PluralCategory, PluralRules};
 use serde::Serialize;
+use writeable::Writeable;
 
 use crate::util::diag::{Diagnostic, Diagnostics};
 
@@ -48,6 +53,8 @@ pub(crate) struct Catalogue {
     /// Keys the fallback has and no catalogue of this language does.
     pub(crate) missing: Vec<String>,
     rules: Option<PluralRules>,
+    /// Weekday, day, month, year and time, by CLDR.
+    dates: Option<DateTimeFormatter<YMDET>>,
 }
 
 impl std::fmt::Debug for Catalogue {
@@ -101,15 +108,18 @@ impl Catalogue {
             .collect();
         let mut messages = fallback;
         messages.extend(own);
-        let rules = language
+        let locale = language
             .parse::<icu_locale_core::Locale>()
-            .ok()
-            .and_then(|l| PluralRules::try_new_cardinal(l.into()).ok());
+            .unwrap_or(icu_locale_core::locale!("en"));
+        let rules = PluralRules::try_new_cardinal(locale.clone().into()).ok();
+        let fields = YMDET::long().with_time_precision(TimePrecision::Minute);
+        let dates = DateTimeFormatter::try_new(locale.into(), fields).ok();
         Ok(Catalogue {
             language: language.to_string(),
             messages,
             missing,
             rules,
+            dates,
         })
     }
 
@@ -146,6 +156,39 @@ impl Catalogue {
             ("count", Some(n)) => Some(n.to_string()),
             _ => arg(name),
         }))
+    }
+
+    /// `t` in words, as the sale's language writes a moment, at its own UTC
+    /// offset: `Saturday, December 12, 2026 at 8:00 PM (UTC+08:00)`,
+    /// `2026年12月12日星期六 20:00（UTC+08:00）` — the offset as the
+    /// `in_zone` message places it.
+    pub(crate) fn moment(&self, t: &DateTime<FixedOffset>) -> String {
+        let local = t.naive_local();
+        let words =
+            icu_calendar::Date::try_new_iso(local.year(), local.month() as u8, local.day() as u8)
+                .ok()
+                .zip(icu_time::Time::try_new(local.hour() as u8, local.minute() as u8, 0, 0).ok())
+                .zip(self.dates.as_ref())
+                .map(|((date, time), f)| {
+                    f.format(&icu_time::DateTime { date, time })
+                        .write_to_string()
+                        .into_owned()
+                })
+                .unwrap_or_else(|| t.to_rfc3339());
+        let seconds = t.offset().local_minus_utc();
+        let offset = if seconds == 0 {
+            String::new()
+        } else {
+            let sign = if seconds < 0 { '-' } else { '+' };
+            let o = seconds.abs();
+            format!("{sign}{:02}:{:02}", o / 3600, (o % 3600) / 60)
+        };
+        self.text("in_zone", None, |name| match name {
+            "time" => Some(words.clone()),
+            "offset" => Some(offset.clone()),
+            _ => None,
+        })
+        .unwrap_or(words)
     }
 
     /// The page runtime's messages (`js_…`), for the page to carry.
@@ -330,6 +373,30 @@ mod tests {
                 .then(|| n.to_uppercase())),
             "A and B but {not a name} or {c}"
         );
+    }
+
+    #[test]
+    fn moments_read_the_languages_way() {
+        let all = builtin();
+        let t = DateTime::parse_from_rfc3339("2026-12-12T20:00:00+08:00").unwrap();
+        let at = |l: &str| Catalogue::new(l, &all).unwrap().moment(&t);
+        assert_eq!(
+            at("en"),
+            "Saturday, December 12, 2026 at 8:00\u{202f}PM (UTC+08:00)"
+        );
+        assert_eq!(at("zh-CN"), "2026年12月12日星期六 20:00（UTC+08:00）");
+        assert_eq!(at("ja"), "2026年12月12日土曜日 20:00（UTC+08:00）");
+        assert_eq!(at("de"), "Samstag, 12. Dezember 2026 um 20:00 (UTC+08:00)");
+        assert_eq!(at("fr"), "samedi 12 décembre 2026 à 20:00 (UTC+08:00)");
+        assert_eq!(
+            at("es"),
+            "sábado, 12 de diciembre de 2026 a las 20:00 (UTC+08:00)"
+        );
+        let utc = DateTime::parse_from_rfc3339("2026-12-12T20:00:00Z").unwrap();
+        assert!(Catalogue::new("de", &all)
+            .unwrap()
+            .moment(&utc)
+            .ends_with("(UTC)"));
     }
 
     #[test]

@@ -233,7 +233,8 @@ impl Site {
                 let item = &self.items[*i];
                 let summary = ItemSummary::new(item, &self.config, &self.assets);
                 let mut ctx = self.context(&summary.url);
-                let (meta, product) = render::item_page_values(item, &summary, &self.config);
+                let (meta, product) =
+                    render::item_page_values(item, &summary, &self.config, &self.catalogue);
                 ctx.insert("item", &summary);
                 ctx.insert("description", &render::markdown(&item.description));
                 ctx.insert("meta_description", &meta);

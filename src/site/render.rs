@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::{DateTime, FixedOffset};
 use pulldown_cmark::{html, Options, Parser};
 use serde::Serialize;
 use tera::{Context, Tera, Value};
@@ -372,8 +371,8 @@ impl SiteContext {
                 catalogue
                     .text("site_description", None, |name| match name {
                         "title" => Some(c.title.clone()),
-                        "start" => Some(in_words(&c.start)),
-                        "end" => Some(in_words(&c.end)),
+                        "start" => Some(catalogue.moment(&c.start)),
+                        "end" => Some(catalogue.moment(&c.end)),
                         _ => None,
                     })
                     .unwrap_or_default()
@@ -385,10 +384,10 @@ impl SiteContext {
             currency: c.currency.code.clone(),
             start_iso: c.start.to_rfc3339(),
             start_ms: c.start.timestamp_millis(),
-            start_words: in_words(&c.start),
+            start_words: catalogue.moment(&c.start),
             end_iso: c.end.to_rfc3339(),
             end_ms: c.end.timestamp_millis(),
-            end_words: in_words(&c.end),
+            end_words: catalogue.moment(&c.end),
             toggle_url: format!("{}sale.js", c.base_path),
             ended_url: format!("{}ended.html", c.base_path),
             home_url: c.base_path.clone(),
@@ -403,19 +402,6 @@ fn origin(url: &str) -> String {
         .find('/')
         .map_or(url.len(), |i| after_scheme + i);
     url[..end].to_string()
-}
-
-/// `Saturday, 12 December 2026 at 20:00 (UTC+08:00)`: readable without JavaScript.
-pub(crate) fn in_words(t: &DateTime<FixedOffset>) -> String {
-    let offset = t.offset().local_minus_utc();
-    let zone = if offset == 0 {
-        "UTC".to_string()
-    } else {
-        let sign = if offset < 0 { '-' } else { '+' };
-        let o = offset.abs();
-        format!("UTC{sign}{:02}:{:02}", o / 3600, (o % 3600) / 60)
-    };
-    format!("{} ({zone})", t.format("%A, %-d %B %Y at %H:%M"))
 }
 
 /// What listings and item pages know about an item.
@@ -509,16 +495,19 @@ pub(crate) fn item_page_values(
     item: &Item,
     summary: &ItemSummary,
     config: &Config,
+    catalogue: &Catalogue,
 ) -> (String, serde_json::Value) {
     let mut description = plain_summary(&item.description);
     if description.is_empty() {
-        description = format!(
-            "{} for {} in the {} flash sale, {}.",
-            item.title,
-            summary.price,
-            config.title,
-            in_words(&config.start)
-        );
+        description = catalogue
+            .text("item_description", None, |name| match name {
+                "item" => Some(item.title.clone()),
+                "price" => Some(summary.price.clone()),
+                "title" => Some(config.title.clone()),
+                "start" => Some(catalogue.moment(&config.start)),
+                _ => None,
+            })
+            .unwrap_or_default();
     }
     let url = format!("{}{}", origin(&config.base_url), summary.url);
     let mut offer = serde_json::json!({
@@ -603,17 +592,6 @@ mod tests {
         let html = markdown("| a | b |\n|---|---|\n| 1 | 2 |\n\n~~old~~");
         assert!(html.contains("<table>"), "{html}");
         assert!(html.contains("<del>old</del>"), "{html}");
-    }
-
-    #[test]
-    fn times_read_as_words() {
-        let t = DateTime::parse_from_rfc3339("2026-12-12T20:00:00+08:00").unwrap();
-        assert_eq!(
-            in_words(&t),
-            "Saturday, 12 December 2026 at 20:00 (UTC+08:00)"
-        );
-        let t = DateTime::parse_from_rfc3339("2026-12-12T20:00:00Z").unwrap();
-        assert!(in_words(&t).ends_with("(UTC)"));
     }
 
     fn test_catalogue() -> Arc<Catalogue> {

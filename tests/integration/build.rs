@@ -63,7 +63,7 @@ fn build_writes_pages_assets_toggle_and_manifest() {
         "{page}"
     );
     assert!(
-        page.contains("Tuesday, 1 January 2030 at 10:00 (UTC+08:00)"),
+        page.contains("Tuesday, January 1, 2030 at 10:00\u{202f}AM (UTC+08:00)"),
         "start in words:\n{page}"
     );
     assert!(
