@@ -13,6 +13,7 @@ mod fair;
 mod fleet;
 mod gate;
 mod hardening;
+mod languages;
 mod layout;
 mod ledger_cluster;
 mod ledger_replicas;

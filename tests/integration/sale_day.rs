@@ -16,7 +16,7 @@ fn shots() -> PathBuf {
 }
 
 /// A one-item sale (the demo's mug) with `stock` units.
-fn mug_sale(stock: u32) -> Sale {
+pub(crate) fn mug_sale(stock: u32) -> Sale {
     let sale = Sale::new();
     for f in ["items/a-1.md", "items/b-2.md", "items/c-3.md"] {
         std::fs::remove_file(sale.path().join(f)).unwrap();

@@ -165,6 +165,13 @@ impl Browser {
     /// same page load (marked with `window.__sameLoad`) with its button off.
     #[track_caller]
     pub(crate) fn assert_turns_ended_without_reload(&self) {
+        self.assert_turns_ended_saying("This sale has ended.", "Sold out");
+    }
+
+    /// The same, in the page's language: its catalogue's `ended_notice` and
+    /// `js_sold_out`.
+    #[track_caller]
+    pub(crate) fn assert_turns_ended_saying(&self, ended: &str, sold_out: &str) {
         self.wait_until(
             "return document.body.dataset.state === 'ended'",
             Duration::from_secs(30),
@@ -184,13 +191,19 @@ impl Browser {
         );
         // Said once (innerText leaves out what is hidden), and no stock left.
         assert_eq!(
-            self.eval("return document.body.innerText.split('This sale has ended.').length - 1"),
+            self.eval(&format!(
+                "return document.body.innerText.split({}).length - 1",
+                serde_json::to_string(ended).unwrap()
+            )),
             1,
             "{}",
             self.eval("return document.body.innerText")
         );
         assert_eq!(
-            self.eval("var s = document.querySelector('[data-stock]'); return !s || s.textContent === 'Sold out'"),
+            self.eval(&format!(
+                "var s = document.querySelector('[data-stock]'); return !s || s.textContent === {}",
+                serde_json::to_string(sold_out).unwrap()
+            )),
             true
         );
     }
