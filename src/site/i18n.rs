@@ -191,6 +191,20 @@ impl Catalogue {
         .unwrap_or(words)
     }
 
+    /// `rtl` for a language written right to left (Arabic, Hebrew, Persian,
+    /// …, by CLDR), else `ltr`: the page's `dir`.
+    pub(crate) fn direction(&self) -> &'static str {
+        let rtl = self
+            .language
+            .parse::<icu_locale_core::LanguageIdentifier>()
+            .is_ok_and(|l| icu_locale::LocaleDirectionality::new_common().is_right_to_left(&l));
+        if rtl {
+            "rtl"
+        } else {
+            "ltr"
+        }
+    }
+
     /// The page runtime's messages (`js_…`), for the page to carry.
     pub(crate) fn runtime(&self) -> BTreeMap<&str, &Message> {
         self.messages
@@ -312,7 +326,7 @@ mod tests {
 
     /// The default theme's catalogues, as shipped.
     fn builtin() -> Vec<CatalogueSource> {
-        ["en", "zh-CN", "ja", "de", "fr", "es"]
+        ["en", "zh-CN", "ja", "de", "fr", "es", "ar"]
             .iter()
             .map(|l| {
                 let path = format!(
@@ -328,7 +342,7 @@ mod tests {
     fn every_shipped_language_has_every_key() {
         let all = builtin();
         let en = Catalogue::new("en", &all).unwrap();
-        for language in ["zh-CN", "ja", "de", "fr", "es"] {
+        for language in ["zh-CN", "ja", "de", "fr", "es", "ar"] {
             let c = Catalogue::new(language, &all).unwrap();
             assert!(c.missing.is_empty(), "{language} lacks {:?}", c.missing);
             assert_eq!(c.keys().count(), en.keys().count(), "{language}");
@@ -397,6 +411,19 @@ mod tests {
             .unwrap()
             .moment(&utc)
             .ends_with("(UTC)"));
+    }
+
+    #[test]
+    fn arabic_and_hebrew_are_written_right_to_left() {
+        let dir = |l: &str| Catalogue::new(l, &[]).unwrap().direction();
+        assert_eq!(dir("ar"), "rtl");
+        assert_eq!(dir("he"), "rtl");
+        assert_eq!(dir("fa-IR"), "rtl");
+        assert_eq!(dir("zh-CN"), "ltr");
+        assert_eq!(dir("en"), "ltr");
+        let ar = Catalogue::new("ar", &builtin()).unwrap();
+        assert_eq!(ar.category(2), "two");
+        assert_eq!(ar.text("js_days", Some(2), |_| None).unwrap(), "يومان");
     }
 
     #[test]

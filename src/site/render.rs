@@ -344,6 +344,8 @@ pub(crate) struct SiteContext {
     /// For `<meta name="description">` on the listing and ended pages.
     pub(crate) description: String,
     pub(crate) language: String,
+    /// `ltr` or `rtl`, by the language (the page's `dir`).
+    pub(crate) direction: String,
     pub(crate) base_url: String,
     /// `https://host`, for absolute links (canonical URLs).
     pub(crate) origin: String,
@@ -378,6 +380,7 @@ impl SiteContext {
                     .unwrap_or_default()
             }),
             language: c.language.clone(),
+            direction: catalogue.direction().to_string(),
             base_url: c.base_url.clone(),
             origin: origin(&c.base_url),
             base_path: c.base_path.clone(),

@@ -33,6 +33,7 @@ pub(crate) const BUILTIN: &[(&str, &[u8])] = builtin!(
     "i18n/de.toml",
     "i18n/fr.toml",
     "i18n/es.toml",
+    "i18n/ar.toml",
 );
 
 /// A template's text and where it came from.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::common::webdriver::Browser;
 use crate::common::*;
-use crate::sale_day::mug_sale;
+use crate::sale_day::{mug_sale, shots};
 
 /// A shipped catalogue, as TOML.
 fn catalogue(language: &str) -> toml::Table {
@@ -150,6 +150,12 @@ fn a_sale_day_in(language: &str, currency: &str, price: &str) {
                 "{language}, {step}: English {english:?} in:\n{shown}"
             );
         }
+        let found = b.axe_violations();
+        assert!(found.is_empty(), "{language}, {step}: axe: {found:#?}");
+        b.screenshot(&shots().join(format!(
+            "language-{language}-{}.png",
+            step.replace(' ', "-")
+        )));
         eprintln!("{language}, {step}: {}", shown.replace('\n', " / "));
     };
     for b in [&alice, &bob] {
@@ -227,6 +233,11 @@ fn a_sale_day_in_spanish() {
 }
 
 #[test]
+fn a_sale_day_in_arabic_right_to_left() {
+    a_sale_day_in("ar", "EGP", "4.90");
+}
+
+#[test]
 fn a_sale_day_in_english() {
     a_sale_day_in("en", "USD", "$4.90");
 }
@@ -239,4 +250,45 @@ fn the_english_check_sees_english_and_only_english() {
     assert_eq!(english_on("立即抢购 Sold out", "zh-CN"), ["out", "sold"]);
     assert!(fills("Beginnt in 00:00:07", "Beginnt in {time}"));
     assert!(!fills("Starts in 00:00:07", "Beginnt in {time}"));
+}
+
+#[test]
+fn every_language_keeps_the_item_page_in_one_round_trip() {
+    for (language, currency) in [
+        ("en", "USD"),
+        ("zh-CN", "CNY"),
+        ("ja", "JPY"),
+        ("de", "EUR"),
+        ("fr", "EUR"),
+        ("es", "EUR"),
+        ("ar", "EGP"),
+    ] {
+        let sale = mug_sale(1);
+        sale.write(
+            "site.toml",
+            &sale.read("site.toml").replace(
+                "currency = \"EUR\"",
+                &format!("currency = \"{currency}\"\nlanguage = \"{language}\""),
+            ),
+        );
+        if currency == "JPY" {
+            let item = sale.read("items/mug-01.md");
+            sale.write(
+                "items/mug-01.md",
+                &item
+                    .replace("price = 4.90", "price = 490")
+                    .replace("original_price = 19.90", "original_price = 1990"),
+            );
+        }
+        let out = ok(sale.run(&["check"]));
+        let gzip: usize = out
+            .split("heaviest item page ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{language}: {out}"));
+        eprintln!("{language}: item page {gzip} bytes gzip");
+        assert!(gzip < 14 * 1024, "{language}: {gzip} bytes gzip");
+        assert!(!out.contains("catalogue"), "{language}: {out}");
+    }
 }

@@ -11,7 +11,7 @@ use crate::common::webdriver::Browser;
 use crate::common::*;
 use serde_json::Value;
 
-fn shots() -> PathBuf {
+pub(crate) fn shots() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/out")
 }
 
