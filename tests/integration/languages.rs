@@ -118,7 +118,9 @@ fn fills(text: &str, template: &str) -> bool {
     parts.last().is_none_or(|last| text.ends_with(last))
 }
 
-fn a_sale_day_in(language: &str, currency: &str, price: &str) {
+/// The demo's mug, one unit, in `language` and priced in `currency` (yen
+/// prices whole: JPY has no minor unit).
+fn mug_sale_in(language: &str, currency: &str) -> Sale {
     let sale = mug_sale(1);
     sale.write(
         "site.toml",
@@ -128,7 +130,6 @@ fn a_sale_day_in(language: &str, currency: &str, price: &str) {
         ),
     );
     if currency == "JPY" {
-        // No minor unit: yen prices are whole.
         let item = sale.read("items/mug-01.md");
         sale.write(
             "items/mug-01.md",
@@ -137,6 +138,11 @@ fn a_sale_day_in(language: &str, currency: &str, price: &str) {
                 .replace("original_price = 19.90", "original_price = 1990"),
         );
     }
+    sale
+}
+
+fn a_sale_day_in(language: &str, currency: &str, price: &str) {
+    let sale = mug_sale_in(language, currency);
     let t = catalogue(language);
     let server = Server::start(sale.path(), &["--no-watch", "--opens-in", "15s"]);
     let page = server.url("/items/mug-01/");
@@ -263,23 +269,7 @@ fn every_language_keeps_the_item_page_in_one_round_trip() {
         ("es", "EUR"),
         ("ar", "EGP"),
     ] {
-        let sale = mug_sale(1);
-        sale.write(
-            "site.toml",
-            &sale.read("site.toml").replace(
-                "currency = \"EUR\"",
-                &format!("currency = \"{currency}\"\nlanguage = \"{language}\""),
-            ),
-        );
-        if currency == "JPY" {
-            let item = sale.read("items/mug-01.md");
-            sale.write(
-                "items/mug-01.md",
-                &item
-                    .replace("price = 4.90", "price = 490")
-                    .replace("original_price = 19.90", "original_price = 1990"),
-            );
-        }
+        let sale = mug_sale_in(language, currency);
         let out = ok(sale.run(&["check"]));
         let gzip: usize = out
             .split("heaviest item page ")
