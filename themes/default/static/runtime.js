@@ -227,9 +227,9 @@
         if (j.status === 'won' || j.status === 'sold_out' || j.status === 'not_drawn') {
           body.setAttribute('data-outcome', j.status);
           text('[data-result]', j.status === 'won'
-            // The order id isolated (FSI … PDI): a right-to-left sentence
-            // keeps "preview-000001" in one piece.
-            ? msg('js_won', { order: '\u2068' + j.order + '\u2069' })
+            // On a right-to-left page the order id is isolated (FSI … PDI),
+            // so the sentence keeps "preview-000001" in one piece.
+            ? msg('js_won', { order: document.documentElement.dir === 'rtl' ? '\u2068' + j.order + '\u2069' : j.order })
             : j.status === 'not_drawn'
               ? msg('js_not_drawn')
               : msg('js_too_late'));
