@@ -167,7 +167,7 @@ fn inspect(site: &Site, dir: &Path, secrets: &[Secret]) -> Report {
         let all = catalogue.missing.len() == catalogue.keys().count();
         report.warn(if all {
             format!(
-                "{}: no message catalogue for language `{lang}`: the pages speak English; add i18n/{lang}.toml (the keys: themes/default/i18n/en.toml, `flashsale new` writes it)",
+                "{}: no message catalogue for language `{lang}`: the pages speak English; add i18n/{lang}.toml (start from a copy of i18n/en.toml, which `flashsale new` writes)",
                 c.path.display()
             )
         } else {

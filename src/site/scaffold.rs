@@ -88,7 +88,11 @@ A light **enamel mug** for coffee outdoors.
         ),
     ];
     for (path, bytes) in Theme::builtin_files() {
-        if !path.starts_with("static/") {
+        // The templates to edit in templates/, the message catalogues to
+        // translate or reword in i18n/ (both override the built-in theme).
+        if path.starts_with("i18n/") {
+            files.push((PathBuf::from(path), bytes.to_vec()));
+        } else if !path.starts_with("static/") {
             files.push((Path::new("templates").join(path), bytes.to_vec()));
         }
     }

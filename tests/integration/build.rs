@@ -30,9 +30,15 @@ fn new_scaffolds_a_sale_that_builds_and_checks() {
         "items/mug-01.md",
         "templates/item.html",
         "static/images/mug.svg",
+        "i18n/en.toml",
+        "i18n/zh-CN.toml",
     ] {
         assert!(sale.join(f).is_file(), "{f} missing");
     }
+    assert!(
+        !sale.join("templates/i18n").exists(),
+        "catalogues are not templates"
+    );
     ok(run(&sale, &["build"]));
     assert!(sale.join("public/items/mug-01/index.html").is_file());
     ok(run(&sale, &["check"]));
