@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::sale::draw::{verify, Line, Secret};
+use crate::sale::draw::{recorded, verify, Line};
 use crate::sale::Winner;
 
 /// What the audit reads.
@@ -359,26 +359,13 @@ fn draw_problems<'a>(
     (sale, round_ms): (&str, i64),
     winners: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Vec<Problem> {
-    let commitments: BTreeSet<&str> = lines
-        .iter()
-        .filter_map(|l| match l {
-            Line::Drawn { commitment, .. } => Some(commitment.as_str()),
-            _ => None,
-        })
-        .collect();
-    let Some(commitment) = commitments.first() else {
-        return Vec::new();
-    };
     let unproven = |why: String| vec![Problem::DrawUnproven { why }];
-    if commitments.len() > 1 {
-        let all: Vec<&str> = commitments.iter().copied().collect();
-        return unproven(format!("the journals record {} commitments ({}): another sale's or key's journal is among them", all.len(), all.join(", ")));
-    }
-    let revealed = lines.iter().rev().find_map(|l| match l {
-        Line::Revealed { secret } => Some(secret.as_str()),
-        _ => None,
-    });
-    let Some(secret) = revealed.and_then(Secret::from_hex) else {
+    let (commitment, secret) = match recorded(lines) {
+        Ok(None) => return Vec::new(),
+        Err(why) => return unproven(why),
+        Ok(Some(r)) => (r.commitment, r.secret),
+    };
+    let Some(secret) = secret else {
         return unproven(
             "no secret revealed: the draw did not finish (a gate draws when it starts again)"
                 .to_string(),
@@ -437,7 +424,7 @@ mod tests {
     /// A fair start over `clean()`'s item: ten entrants, two units, the
     /// journals' winners the drawn ones.
     fn drawn() -> Evidence {
-        use crate::sale::draw::{leaf, DrawnItem};
+        use crate::sale::draw::{leaf, DrawnItem, Secret};
         let key = crate::sale::GateKey::parse(&"07".repeat(32), "test").unwrap();
         let secret = Secret::derive(&key, "s", 1_000);
         let users: Vec<String> = (0..10).map(|i| format!("u{i}")).collect();

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use super::prelude::{connect, AwsArgs, Global};
 use crate::journal::{self, JournalError, ENTRIES, WINNERS};
-use crate::sale::draw::{verify, Check, Line, Published, Receipt, Secret, PUBLISHED};
+use crate::sale::draw::{recorded, verify, Check, Line, Published, Receipt, PUBLISHED};
 use crate::sale::Winner;
 use crate::store::{Cdn, Known, Remote};
 
@@ -216,31 +216,13 @@ fn check_journals(
     a: &VerifyArgs,
     v: &mut Verdict,
 ) -> anyhow::Result<Vec<Check>> {
-    let recorded: Vec<&str> = j
-        .lines
-        .iter()
-        .filter_map(|l| match l {
-            Line::Drawn { commitment, .. } => Some(commitment.as_str()),
-            _ => None,
-        })
-        .collect();
-    if recorded.is_empty() {
-        bail!("no draw recorded yet: the window is not over, or the gate stopped before drawing (it draws when it starts again)");
-    }
-    if let Some(other) = recorded.iter().find(|c| **c != recorded[0]) {
-        bail!(
-            "the journals record two commitments ({} and {other}): they come from different sales or keys",
-            recorded[0]
-        );
-    }
-    let revealed = j.lines.iter().rev().find_map(|l| match l {
-        Line::Revealed { secret } => Some(secret.as_str()),
-        _ => None,
-    });
-    let secret = revealed
-        .and_then(Secret::from_hex)
+    let record = recorded(&j.lines)
+        .map_err(anyhow::Error::msg)?
+        .context("no draw recorded yet: the window is not over, or the gate stopped before drawing (it draws when it starts again)")?;
+    let secret = record
+        .secret
         .context("the journals reveal no secret (the draw did not finish; the gate draws when it starts again)")?;
-    let commitment = a.commitment.as_deref().unwrap_or(recorded[0]).trim();
+    let commitment = a.commitment.as_deref().unwrap_or(record.commitment).trim();
     let opens = format!(
         "secret {} opens commitment {commitment}{}",
         secret.to_hex(),

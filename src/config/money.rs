@@ -118,9 +118,9 @@ impl Currency {
     }
 }
 
-/// Runs `f` with `language`'s currency formatter, made once per thread
-/// (the build renders on rayon's threads; ICU4X's data handles are not
-/// `Sync` without another feature, and need not be).
+/// Runs `f` with `language`'s currency formatter, made once per thread:
+/// the build renders on rayon's threads, and a per-thread cache needs no
+/// lock on the hot path (one formatter per item page's two prices).
 fn with_formatter<T>(language: &str, f: impl FnOnce(&CurrencyFormatter) -> T) -> T {
     thread_local! {
         static MADE: RefCell<HashMap<String, CurrencyFormatter>> = RefCell::new(HashMap::new());

@@ -309,9 +309,9 @@ impl Gate {
         }
         let (entrant, _held) = match d.enter(sku, user).await {
             // Asked for a receipt: answered now, held when it asks again.
-            Ok(Entered::Yes | Entered::Again) if receipt => return Err(DrawStep::Entered),
+            Ok(Entered::Yes) if receipt => return Err(DrawStep::Entered),
             // Held until the draw, unless another request of theirs is.
-            Ok(Entered::Yes | Entered::Again) => match d.hold(sku, user) {
+            Ok(Entered::Yes) => match d.hold(sku, user) {
                 Some(held) => (true, Some(held)),
                 None => return Err(DrawStep::Entered),
             },

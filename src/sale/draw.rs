@@ -538,6 +538,42 @@ impl Check {
     }
 }
 
+/// What journals record of a sale's draw: its one commitment and, once the
+/// draw is done, the secret revealed after it.
+#[derive(Debug)]
+pub struct Recorded<'a> {
+    pub commitment: &'a str,
+    pub secret: Option<Secret>,
+}
+
+/// The draw `lines` record: `None` before any draw began; an error (in
+/// words) when they hold two commitments — journals of another sale or key.
+pub fn recorded(lines: &[Line]) -> Result<Option<Recorded<'_>>, String> {
+    let commitments: BTreeSet<&str> = lines
+        .iter()
+        .filter_map(|l| match l {
+            Line::Drawn { commitment, .. } => Some(commitment.as_str()),
+            _ => None,
+        })
+        .collect();
+    let Some(commitment) = commitments.first().copied() else {
+        return Ok(None);
+    };
+    if commitments.len() > 1 {
+        let all: Vec<&str> = commitments.into_iter().collect();
+        return Err(format!(
+            "the journals record {} commitments ({}): another sale's or key's journal is among them",
+            all.len(),
+            all.join(", ")
+        ));
+    }
+    let secret = lines.iter().rev().find_map(|l| match l {
+        Line::Revealed { secret } => Secret::from_hex(secret),
+        _ => None,
+    });
+    Ok(Some(Recorded { commitment, secret }))
+}
+
 /// Recomputes every item's draw recorded in `lines` (the entries of one gate
 /// or of several) under `secret`, next to `winners` ((sku, user) pairs from
 /// the winners' journals; winners who were not entrants came after the draw,

@@ -98,11 +98,10 @@ type Closed = Vec<(String, Vec<Arc<str>>, Option<u32>)>;
 pub(super) enum Entered {
     /// Not an entry: the window is over (admission as usual, after the draw).
     No,
-    /// An entry, now on disk: held until the draw.
+    /// An entry, on disk: this order's, or one made before (another tab, a
+    /// retry). Whether it is held or answered at once is the order's to
+    /// decide (`hold`).
     Yes,
-    /// An entry already (another tab, a retry): answered at once that it is
-    /// in the draw, so one customer holds one connection, not many.
-    Again,
 }
 
 pub(super) struct StartDraw {
@@ -293,8 +292,8 @@ impl StartDraw {
     }
 
     /// Enters `user` into `sku`'s draw unless the window is over; resolves
-    /// once the entry is on disk. An entrant entering again is told so at
-    /// once (once their first entry is on disk).
+    /// once the entry (this one, or the first of an entrant asking again)
+    /// is on disk.
     pub(super) async fn enter(&self, sku: &str, user: &str) -> Result<Entered, DrawError> {
         let again = {
             let e = lock(&self.entries);
@@ -310,9 +309,10 @@ impl StartDraw {
                 .then_some(e.last_seq)
         };
         if let Some(seq) = again {
-            // Told (with a receipt) only once the first entry is on disk.
+            // An entrant asking again: told (with a receipt) only once the
+            // first entry is on disk.
             self.journal.wait(seq).await?;
-            return Ok(Entered::Again);
+            return Ok(Entered::Yes);
         }
         // A fleet: the ledger's entries are the draw's, and its clock says
         // when they close — one clock for every gate, however theirs drift.
@@ -335,7 +335,7 @@ impl StartDraw {
             Ok(seq) => seq,
             Err(seq) => {
                 self.journal.wait(seq).await?;
-                return Ok(Entered::Again);
+                return Ok(Entered::Yes);
             }
         };
         self.journal.wait(seq).await?;
