@@ -18,6 +18,10 @@ pub(crate) const ITEM_KEYS: &[(&str, &str)] = &[
     ("image", "image = \"images/mug.svg\""),
     ("slug", "slug = \"enamel-mug\""),
     ("description", "description = \"A **sturdy** mug.\""),
+    (
+        "translations",
+        "[items.translations.en]\ntitle = \"Enamel mug\"",
+    ),
 ];
 
 /// An item's fields as written, inline or in front matter.
@@ -32,6 +36,10 @@ pub(crate) struct RawItem {
     pub(crate) image: Option<Spanned<String>>,
     pub(crate) slug: Option<Spanned<String>>,
     pub(crate) description: Option<Spanned<String>>,
+    /// Title and description in the sale's other languages.
+    #[serde(default)]
+    pub(crate) translations:
+        std::collections::BTreeMap<String, Spanned<super::languages::ItemText>>,
 }
 
 /// A price as written: an integer, a decimal or a string like `"9.90"`.

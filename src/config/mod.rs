@@ -10,6 +10,7 @@ mod gate;
 pub(crate) mod headers;
 mod images;
 mod items;
+pub(crate) mod languages;
 pub(crate) mod money;
 mod publish;
 mod time;
@@ -49,6 +50,11 @@ const SITE_KEYS: &[(&str, &str)] = &[
     ("theme", "theme = \"default\""),
     ("currency", "currency = \"EUR\""),
     ("language", "language = \"en\""),
+    ("languages", "languages = [\"zh-CN\", \"en\"]"),
+    (
+        "translations",
+        "[translations.en]\ntitle = \"Winter Flash Sale\"",
+    ),
     ("paginate", "paginate = 48"),
     ("output_dir", "output_dir = \"public\""),
     ("items_dir", "items_dir = \"items\""),
@@ -83,7 +89,12 @@ pub(crate) struct Config {
     pub(crate) end: DateTime<FixedOffset>,
     pub(crate) theme: String,
     pub(crate) currency: Currency,
+    /// The default language: `languages[0]`.
     pub(crate) language: String,
+    /// Every language the sale is in, the default first (`config::languages`).
+    pub(crate) languages: Vec<String>,
+    /// The sale's title and description in its other languages.
+    pub(crate) translations: std::collections::BTreeMap<String, languages::SaleText>,
     pub(crate) paginate: usize,
     pub(crate) output_dir: PathBuf,
     pub(crate) items_dir: Option<PathBuf>,
@@ -107,7 +118,10 @@ struct RawSite {
     end: Spanned<RawTime>,
     theme: Option<Spanned<String>>,
     currency: Spanned<String>,
-    language: Option<String>,
+    language: Option<Spanned<String>>,
+    languages: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    translations: std::collections::BTreeMap<String, Spanned<languages::SaleText>>,
     paginate: Option<Spanned<i64>>,
     output_dir: Option<Spanned<String>>,
     items_dir: Option<Spanned<String>>,
@@ -229,6 +243,12 @@ impl Config {
             .as_ref()
             .map_or_else(ImagesConfig::default, |i| i.get_ref().check(&mut cx));
         let headers = check_header_rules(&raw.headers, &mut cx);
+        let all_languages = languages::check(
+            raw.language.as_ref(),
+            raw.languages.as_ref(),
+            &raw.translations,
+            &mut cx,
+        );
         let problems = cx.problems;
         problems.into_result(Config {
             path: path.to_path_buf(),
@@ -245,7 +265,13 @@ impl Config {
             end: site.end,
             theme: site.theme,
             currency: site.currency,
-            language: raw.language.unwrap_or_else(|| "en".into()),
+            language: all_languages[0].clone(),
+            languages: all_languages,
+            translations: raw
+                .translations
+                .into_iter()
+                .map(|(k, v)| (k, v.into_inner()))
+                .collect(),
             paginate: site.paginate,
             output_dir: site.output_dir,
             items_dir: site.items_dir,
@@ -472,6 +498,9 @@ fn keys_for_error(source: &str, e: &toml::de::Error) -> &'static [(&'static str,
         .find(|l| l.starts_with('['));
     match header {
         Some(h) if h.starts_with("[[items]]") => ITEM_KEYS,
+        Some(h) if h.starts_with("[items.translations") || h.starts_with("[translations") => {
+            languages::ITEM_TEXT_KEYS
+        }
         Some(h) if h.starts_with("[[headers]]") => HEADER_KEYS,
         Some(h) if h.starts_with("[gate]") => GATE_KEYS,
         Some(h) if h.starts_with("[publish]") => PUBLISH_KEYS,
@@ -664,5 +693,42 @@ stock = 3
             assert!(text.contains(needle), "{needle}: {text}");
         }
         assert_eq!(err.0.len(), 6, "{text}");
+    }
+
+    #[test]
+    fn the_first_of_languages_is_the_default() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!((c.language.as_str(), c.languages.len()), ("en", 1));
+        let two = GOOD.replace(
+            "currency = \"EUR\"",
+            "currency = \"EUR\"\nlanguages = [\"zh-CN\", \"en\"]\n[translations.en]\ntitle = \"Winter\"",
+        );
+        let c = parse(&two).unwrap();
+        assert_eq!(c.language, "zh-CN");
+        assert_eq!(c.languages, ["zh-CN", "en"]);
+        assert_eq!(c.translations["en"].title.as_deref(), Some("Winter"));
+        assert_eq!(languages::prefix(&c.languages, "zh-CN"), "");
+        assert_eq!(languages::prefix(&c.languages, "en"), "en/");
+        // `language` agrees with the list or is an error, and so is a tag twice.
+        let same = two.replace("languages =", "language = \"zh-CN\"\nlanguages =");
+        assert!(parse(&same).is_ok());
+        for (was, bad, says) in [
+            (
+                "languages =",
+                "language = \"en\"\nlanguages =",
+                "the default language comes first",
+            ),
+            ("languages = [", "languages = [\"en\", ", "listed twice"),
+            (
+                "languages = [",
+                "languages = [\"x!\", ",
+                "`x!` is not a language tag",
+            ),
+        ] {
+            let text = two.replacen(was, bad, 1);
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+            assert!(err.starts_with("site.toml:"), "{err}");
+        }
     }
 }

@@ -161,25 +161,10 @@ fn inspect(site: &Site, dir: &Path, secrets: &[Secret]) -> Report {
             c.path.display()
         ));
     }
-    let catalogue = &site.catalogue;
-    if !catalogue.missing.is_empty() {
-        let lang = &catalogue.language;
-        let all = catalogue.missing.len() == catalogue.keys().count();
-        report.warn(if all {
-            format!(
-                "{}: no message catalogue for language `{lang}`: the pages speak English; add i18n/{lang}.toml (start from a copy of i18n/en.toml, which `flashsale new` writes)",
-                c.path.display()
-            )
-        } else {
-            format!(
-                "i18n/{lang}.toml: {} message{} missing, said in English: {}; add {} to i18n/{lang}.toml",
-                catalogue.missing.len(),
-                if catalogue.missing.len() == 1 { "" } else { "s" },
-                catalogue.missing.join(", "),
-                if catalogue.missing.len() == 1 { "it" } else { "them" }
-            )
-        });
+    for edition in &site.editions {
+        missing_messages(site, &edition.catalogue, &mut report);
     }
+    missing_translations(site, &mut report);
     if c.gate.url.starts_with("http://") {
         report.warn(format!(
             "{}: [gate] url is http://; orders would travel unencrypted",
@@ -245,7 +230,7 @@ fn inspect(site: &Site, dir: &Path, secrets: &[Secret]) -> Report {
                         source_hint(site, &entry.path)
                     ));
                 }
-                if entry.path.starts_with("items/") {
+                if site.item_at(&entry.path).is_some() {
                     let size = gzip_len(&bytes);
                     if report.heaviest.as_ref().is_none_or(|(_, s)| size > *s) {
                         report.heaviest = Some((entry.path.clone(), size));
@@ -273,6 +258,69 @@ fn inspect(site: &Site, dir: &Path, secrets: &[Secret]) -> Report {
     report
 }
 
+/// Messages a language's catalogues lack (said in English).
+fn missing_messages(site: &Site, catalogue: &crate::site::i18n::Catalogue, report: &mut Report) {
+    if catalogue.missing.is_empty() {
+        return;
+    }
+    let lang = &catalogue.language;
+    let all = catalogue.missing.len() == catalogue.keys().count();
+    report.warn(if all {
+        format!(
+            "{}: no message catalogue for language `{lang}`: the pages speak English; add i18n/{lang}.toml (start from a copy of i18n/en.toml, which `flashsale new` writes)",
+            site.config.path.display()
+        )
+    } else {
+        format!(
+            "i18n/{lang}.toml: {} message{} missing, said in English: {}; add {} to i18n/{lang}.toml",
+            catalogue.missing.len(),
+            if catalogue.missing.len() == 1 { "" } else { "s" },
+            catalogue.missing.join(", "),
+            if catalogue.missing.len() == 1 { "it" } else { "them" }
+        )
+    });
+}
+
+/// Most items named one by one when they lack a language's text.
+const UNTRANSLATED_NAMED: usize = 10;
+
+/// Items without their own words in one of the sale's other languages:
+/// that language's page shows the default language's title and description.
+fn missing_translations(site: &Site, report: &mut Report) {
+    let c = &site.config;
+    for lang in &c.languages[1..] {
+        let missing: Vec<&site::content::Item> = site
+            .items
+            .iter()
+            .filter(|i| !i.is_translated(c, lang))
+            .collect();
+        for item in missing.iter().take(UNTRANSLATED_NAMED) {
+            let fix = match item.file == c.path {
+                true => format!(
+                    "add a `[items.translations.{lang}]` table with `title` and `description` after this item's [[items]] table"
+                ),
+                false => format!(
+                    "add {} with front matter `title = \"…\"` and the description after it",
+                    site::content::translation_file(&item.file, lang).display()
+                ),
+            };
+            report.warn(format!(
+                "{}:{}: item `{}` has no {lang} text: its {lang} page shows the {} title and description; {fix}",
+                item.file.display(),
+                item.at.0,
+                item.sku,
+                c.language
+            ));
+        }
+        if missing.len() > UNTRANSLATED_NAMED {
+            report.warn(format!(
+                "{} more items have no {lang} text",
+                missing.len() - UNTRANSLATED_NAMED
+            ));
+        }
+    }
+}
+
 /// What a phone downloads for one page: the first view (nothing cached) and
 /// a repeat view (fingerprinted CSS, JS and images kept: only the HTML).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -287,8 +335,6 @@ pub(crate) struct PageWeight {
 /// listing's first cards).
 pub(crate) struct Weigher<'a> {
     site: &'a Site,
-    /// Item index by output path.
-    items: std::collections::HashMap<String, usize>,
     /// An asset by output path.
     assets: std::collections::HashMap<&'a str, &'a crate::site::assets::Asset>,
     /// Gzip sizes of the stylesheets and scripts weighed so far.
@@ -299,12 +345,6 @@ impl<'a> Weigher<'a> {
     pub(crate) fn new(site: &'a Site) -> Weigher<'a> {
         Weigher {
             site,
-            items: site
-                .items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| (item.output_path(), i))
-                .collect(),
             assets: site.assets.all().map(|a| (a.output.as_str(), a)).collect(),
             served: Default::default(),
         }
@@ -339,9 +379,9 @@ impl<'a> Weigher<'a> {
                 None => site.assets.get(logical).map_or(0, |a| a.len() as usize),
             }
         };
-        if let Some(i) = self.items.get(path) {
-            total += image(&site.items[*i], ITEM_SLOT);
-        } else if let Some(n) = listing_number(path) {
+        if let Some(i) = site.item_at(path) {
+            total += image(&site.items[i], ITEM_SLOT);
+        } else if let Some(n) = site.listing_at(path) {
             let per = site.config.paginate;
             total += site
                 .items
@@ -362,8 +402,9 @@ impl<'a> Weigher<'a> {
 pub(crate) fn heaviest_item_page(site: &Site) -> Result<Option<(String, PageWeight)>, site::Error> {
     let mut weigher = Weigher::new(site);
     let mut heaviest: Option<(String, PageWeight)> = None;
-    for i in 0..site.items.len() {
-        let page = site::Product::Item(i);
+    let pages = (0..site.editions.len())
+        .flat_map(|e| (0..site.items.len()).map(move |i| site::Product::Item(e, i)));
+    for page in pages {
         let html = site.render(&page)?;
         let path = site.path_of(&page);
         let w = weigher.page(&path, &html);
@@ -375,19 +416,6 @@ pub(crate) fn heaviest_item_page(site: &Site) -> Result<Option<(String, PageWeig
         }
     }
     Ok(heaviest)
-}
-
-/// The listing page `path` is (1-based), if it is one.
-fn listing_number(path: &str) -> Option<usize> {
-    if path == "index.html" {
-        return Some(1);
-    }
-    let n = path
-        .strip_prefix("page/")?
-        .strip_suffix("/index.html")?
-        .parse()
-        .ok()?;
-    (site::render::listing_path(n) == path).then_some(n)
 }
 
 /// Photos narrower than the phone shows them: blurry on the sale's best screens.
@@ -409,12 +437,10 @@ fn small_photos(site: &Site, report: &mut Report) {
 }
 
 fn source_hint(site: &Site, output: &str) -> String {
-    site.items
-        .iter()
-        .find(|i| i.output_path() == output)
-        .map_or(String::new(), |i| {
-            format!(" (item `{}` in {})", i.sku, i.file.display())
-        })
+    site.item_at(output).map_or(String::new(), |i| {
+        let item = &site.items[i];
+        format!(" (item `{}` in {})", item.sku, item.file.display())
+    })
 }
 
 fn gzip_len(bytes: &[u8]) -> usize {

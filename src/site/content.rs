@@ -3,13 +3,14 @@
 //! Everything a user wrote is checked here (prices against the currency, unique
 //! SKUs and slugs, images that exist) so rendering never meets bad data.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
 use toml::Spanned;
 
+use crate::config::languages::{ItemText, ITEM_TEXT_KEYS};
 use crate::config::money::Money;
 use crate::config::{Config, PriceText, RawItem, ITEM_KEYS};
 use crate::util::diag::{self, Diagnostic, Diagnostics};
@@ -31,12 +32,48 @@ pub(crate) struct Item {
     pub(crate) image: Option<String>,
     /// Markdown; shared, so copying an item is cheap.
     pub(crate) description: std::sync::Arc<str>,
+    /// Its words in the sale's other languages, by language tag as the
+    /// sale lists it.
+    pub(crate) translations: BTreeMap<String, Translation>,
+}
+
+/// An item's title and description in another language; what is left out
+/// is said in the default language.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Translation {
+    pub(crate) title: Option<String>,
+    pub(crate) description: Option<std::sync::Arc<str>>,
 }
 
 impl Item {
-    /// The item page's path in the output.
-    pub(crate) fn output_path(&self) -> String {
-        format!("items/{}/index.html", self.slug)
+    /// The item page's path under a language's `prefix` (`config::languages`).
+    pub(crate) fn output_path_in(&self, prefix: &str) -> String {
+        format!("{prefix}items/{}/index.html", self.slug)
+    }
+
+    /// Its title in `language`, the default language's when not translated.
+    pub(crate) fn title_in(&self, language: &str) -> &str {
+        self.translations
+            .get(language)
+            .and_then(|t| t.title.as_deref())
+            .unwrap_or(&self.title)
+    }
+
+    /// Its Markdown description in `language`, the default's when not translated.
+    pub(crate) fn description_in(&self, language: &str) -> &str {
+        self.translations
+            .get(language)
+            .and_then(|t| t.description.as_deref())
+            .unwrap_or(&self.description)
+    }
+
+    /// Whether it has its own words in `language` (the default always has).
+    pub(crate) fn is_translated(&self, config: &Config, language: &str) -> bool {
+        config.language == language
+            || self
+                .translations
+                .get(language)
+                .is_some_and(|t| t.title.is_some() || t.description.is_some())
     }
 }
 
@@ -64,7 +101,7 @@ pub(crate) fn load(
         }
     }
     if let Some(dir) = &config.items_dir {
-        let files = item_files(dir)
+        let files = item_files(config, dir)
             .map_err(|e| Diagnostic::in_file(dir, format!("cannot list items: {e}")))?;
         let loaded: Vec<Result<Item, Diagnostics>> = files
             .par_iter()
@@ -80,11 +117,44 @@ pub(crate) fn load(
     if let Err(d) = check_unique(&items) {
         problems.0.extend(d.0);
     }
+    if let Some(dir) = &config.items_dir {
+        problems.0.extend(orphan_translations(config, dir));
+    }
     problems.into_result(items)
 }
 
-/// The item files under `dir`: `*.md`, sorted, hidden files skipped.
-pub(crate) fn item_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// Translation files whose item file does not exist.
+fn orphan_translations(config: &Config, dir: &Path) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    for entry in walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .flatten()
+    {
+        let Some((item, lang)) = translation_of(config, entry.path()) else {
+            continue;
+        };
+        if !item.exists() {
+            found.push(
+                Diagnostic::in_file(
+                    entry.path(),
+                    format!(
+                        "the {lang} text of an item that does not exist ({})",
+                        item.display()
+                    ),
+                )
+                .with_help(format!(
+                    "name it after its item file: `<item>.{lang}.md` next to `<item>.md`"
+                )),
+            );
+        }
+    }
+    found
+}
+
+/// The item files under `dir`: `*.md`, sorted, hidden files and
+/// translations (`mug.en.md`, see [`translation_of`]) skipped.
+pub(crate) fn item_files(config: &Config, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in walkdir::WalkDir::new(dir)
         .sort_by_file_name()
@@ -92,11 +162,31 @@ pub(crate) fn item_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'))
     {
         let entry = entry.map_err(std::io::Error::other)?;
-        if entry.file_type().is_file() && is_item_file(entry.path()) {
+        if entry.file_type().is_file()
+            && is_item_file(entry.path())
+            && translation_of(config, entry.path()).is_none()
+        {
             files.push(entry.into_path());
         }
     }
     Ok(files)
+}
+
+/// For a translation file, `mug.en.md` when the sale is also in `en`: the
+/// item file it translates (`mug.md`) and the language (as `languages` has it).
+pub(crate) fn translation_of(config: &Config, path: &Path) -> Option<(PathBuf, String)> {
+    let stem = path.file_stem()?.to_str()?;
+    let (item, lang) = stem.rsplit_once('.')?;
+    let lang = config.languages[1..]
+        .iter()
+        .find(|l| l.eq_ignore_ascii_case(lang))?;
+    Some((path.with_file_name(format!("{item}.md")), lang.clone()))
+}
+
+/// The translation file of item file `path` for `language`.
+pub(crate) fn translation_file(path: &Path, language: &str) -> PathBuf {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!("{stem}.{language}.md"))
 }
 
 pub(crate) fn is_item_file(path: &Path) -> bool {
@@ -140,7 +230,71 @@ pub(crate) fn load_file(
         text,
         offset: front_offset,
     };
-    check_item(config, path, &rebased, raw, &stem, static_files, false)
+    let mut problems = Diagnostics::default();
+    let mut files = BTreeMap::new();
+    for lang in &config.languages[1..] {
+        match load_translation(&translation_file(path, lang)) {
+            Ok(Some(t)) => {
+                files.insert(lang.clone(), t);
+            }
+            Ok(None) => {}
+            Err(d) => problems.0.extend(d.0),
+        }
+    }
+    let item = check_item(config, path, &rebased, raw, &stem, static_files, false);
+    match item {
+        Ok(mut item) if problems.is_empty() => {
+            item.translations.extend(files);
+            Ok(item)
+        }
+        Ok(_) => Err(problems),
+        Err(d) => {
+            problems.0.extend(d.0);
+            Err(problems)
+        }
+    }
+}
+
+/// An item's text in another language (`mug.en.md`): front matter with its
+/// `title`, then its description in Markdown; or Markdown alone. `None`
+/// when there is no such file.
+fn load_translation(path: &Path) -> Result<Option<Translation>, Diagnostics> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(
+                Diagnostic::in_file(path, format!("cannot read the translation: {e}")).into(),
+            )
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    if !text.starts_with("+++") {
+        return Ok(Some(Translation {
+            title: None,
+            description: Some(text.into()),
+        }));
+    }
+    let (front, body, offset) = split_front_matter(path, text)?;
+    let raw: ItemText = diag::parse_toml(path, text, offset, front, |_| ITEM_TEXT_KEYS)
+        .map_err(|d| {
+            Diagnostics(
+                d.0.into_iter()
+                    .map(|d| d.with_help("a translation holds the item's `title` and, after the closing +++, its description; price, stock and image are the item's own, in its file without the language"))
+                    .collect(),
+            )
+        })?;
+    if raw.description.is_some() {
+        return Err(
+            Diagnostic::in_file(path, "`description` does not belong in front matter")
+                .with_help("write the description as Markdown after the closing +++ line")
+                .into(),
+        );
+    }
+    Ok(Some(Translation {
+        title: raw.title.map(|t| t.into_inner().trim().to_string()),
+        description: (!body.trim().is_empty()).then(|| body.into()),
+    }))
 }
 
 /// Front matter text, the body, and the byte offset of the front matter in `text`.
@@ -343,6 +497,34 @@ fn check_item(
         }
         if remote { i.get_ref().trim().to_string() } else { path }
     });
+    let mut translations = BTreeMap::new();
+    for (lang, text) in &raw.translations {
+        let Some(known) = config.languages[1..]
+            .iter()
+            .find(|l| l.eq_ignore_ascii_case(lang))
+        else {
+            problems.push(
+                src.at(
+                    file,
+                    text.span(),
+                    format!("a translation to `{lang}`, which is not one of the sale's other languages"),
+                )
+                .with_help(format!(
+                    "add `{lang}` to `languages` in site.toml (now {:?}), or remove the translation",
+                    config.languages
+                )),
+            );
+            continue;
+        };
+        let ItemText { title, description } = text.get_ref();
+        translations.insert(
+            known.clone(),
+            Translation {
+                title: title.as_ref().map(|t| t.get_ref().trim().to_string()),
+                description: description.as_deref().map(Into::into),
+            },
+        );
+    }
     problems.into_result(Item {
         file: file.to_path_buf(),
         at: (sku_at.line, sku_at.column),
@@ -358,6 +540,7 @@ fn check_item(
             .map(|d| d.into_inner())
             .unwrap_or_default()
             .into(),
+        translations,
     })
 }
 

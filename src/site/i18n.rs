@@ -214,6 +214,18 @@ impl Catalogue {
             .collect()
     }
 
+    /// Message `key` as the language's own catalogues say it; `None` when
+    /// only the fallback has it (or it is counted).
+    pub(crate) fn own(&self, key: &str) -> Option<String> {
+        if self.missing.iter().any(|m| m == key) {
+            return None;
+        }
+        match self.messages.get(key)? {
+            Message::Text(t) => Some(t.clone()),
+            Message::Plural(_) => None,
+        }
+    }
+
     /// Every key, for `check` and the tests.
     pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
         self.messages.keys().map(String::as_str)

@@ -69,16 +69,30 @@ pub(crate) fn items(config: &Config) -> Result<Vec<Item>, Diagnostics> {
     content::load(config, &statics)
 }
 
-/// One file the build produces: a page, an asset or the toggle.
+/// One file the build produces: a page, an asset or the toggle. Pages name
+/// their edition (the index of the language in `config.languages`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Product {
     Asset(String),
     Toggle,
-    /// 1-based listing page.
-    Listing(usize),
-    Item(usize),
-    Ended,
+    /// Edition, 1-based listing page.
+    Listing(usize, usize),
+    /// Edition, item index.
+    Item(usize, usize),
+    Ended(usize),
+    /// One, in the default language: a CDN has one error page.
     NotFound,
+}
+
+/// The sale in one of its languages: where its pages go, their words and
+/// the templates that speak them (Tera's `t()` is bound to one catalogue).
+pub(crate) struct Edition {
+    /// `""` for the default language, `"en/"` for another.
+    pub(crate) prefix: String,
+    /// Its messages (`site::i18n`).
+    pub(crate) catalogue: Arc<Catalogue>,
+    templates: Templates,
+    pub(crate) ctx: SiteContext,
 }
 
 /// Everything needed to render a sale, kept between builds by `serve`.
@@ -86,10 +100,8 @@ pub(crate) struct Site {
     pub(crate) config: Config,
     pub(crate) assets: Arc<Assets>,
     pub(crate) items: Vec<Item>,
-    templates: Templates,
-    site_ctx: SiteContext,
-    /// The messages of the sale's language (`site::i18n`).
-    pub(crate) catalogue: Arc<Catalogue>,
+    /// One per language, the default first.
+    pub(crate) editions: Vec<Edition>,
     /// What the output holds after the last build (empty before the first).
     pub(crate) manifest: Manifest,
 }
@@ -127,29 +139,25 @@ impl Site {
             &config.base_path,
             Some(&images),
         )?);
-        let catalogue = Arc::new(Catalogue::new(&config.language, &theme.catalogues)?);
         // Templates and items are checked both, and their problems reported together.
-        let templates = Templates::new(&theme, assets.clone(), catalogue.clone());
+        let editions = Edition::all(&config, &theme, &assets);
         let statics: HashSet<String> = assets.logical_paths().cloned().collect();
         let items = content::load(&config, &statics);
-        let (templates, items) = match (templates, items) {
+        let (editions, items) = match (editions, items) {
             (Ok(t), Ok(i)) => (t, i),
             (t, i) => {
                 let mut all = Diagnostics::default();
-                all.0.extend(t.err());
+                all.0.extend(t.err().map(|d| d.0).unwrap_or_default());
                 all.0.extend(i.err().map(|d| d.0).unwrap_or_default());
                 return Err(Error::Input(all));
             }
         };
-        let site_ctx = SiteContext::new(&config, &catalogue);
         let manifest = Manifest::new(&config.name, Vec::new());
         Ok(Site {
             config,
             assets,
             items,
-            templates,
-            site_ctx,
-            catalogue,
+            editions,
             manifest,
         })
     }
@@ -166,11 +174,34 @@ impl Site {
             .map(|p| Product::Asset(p.clone()))
             .collect();
         pages.push(Product::Toggle);
-        pages.extend((1..=self.listing_pages()).map(Product::Listing));
-        pages.extend((0..self.items.len()).map(Product::Item));
-        pages.push(Product::Ended);
+        for e in 0..self.editions.len() {
+            pages.extend((1..=self.listing_pages()).map(|n| Product::Listing(e, n)));
+            pages.extend((0..self.items.len()).map(|i| Product::Item(e, i)));
+            pages.push(Product::Ended(e));
+        }
         pages.push(Product::NotFound);
         pages
+    }
+
+    /// The item whose page (in any language) is at output `path`.
+    pub(crate) fn item_at(&self, path: &str) -> Option<usize> {
+        let rest = self
+            .editions
+            .iter()
+            .rev()
+            .find_map(|e| path.strip_prefix(e.prefix.as_str()))?;
+        let slug = rest.strip_prefix("items/")?.strip_suffix("/index.html")?;
+        self.items.iter().position(|i| i.slug == slug)
+    }
+
+    /// The listing page (1-based) at output `path`, in any language.
+    pub(crate) fn listing_at(&self, path: &str) -> Option<usize> {
+        let rest = self
+            .editions
+            .iter()
+            .rev()
+            .find_map(|e| path.strip_prefix(e.prefix.as_str()))?;
+        (1..=self.listing_pages()).find(|n| render::listing_path(*n) == rest)
     }
 
     pub(crate) fn path_of(&self, page: &Product) -> String {
@@ -181,17 +212,19 @@ impl Site {
                 .map(|a| a.output.clone())
                 .unwrap_or_default(),
             Product::Toggle => crate::config::headers::TOGGLE_PATH.to_string(),
-            Product::Listing(n) => render::listing_path(*n),
-            Product::Item(i) => self.items[*i].output_path(),
-            Product::Ended => "ended.html".to_string(),
+            Product::Listing(e, n) => {
+                format!("{}{}", self.editions[*e].prefix, render::listing_path(*n))
+            }
+            Product::Item(e, i) => self.items[*i].output_path_in(&self.editions[*e].prefix),
+            Product::Ended(e) => format!("{}ended.html", self.editions[*e].prefix),
             Product::NotFound => "404.html".to_string(),
         }
     }
 
     /// The bytes of one output.
     pub(crate) fn render(&self, page: &Product) -> Result<Vec<u8>, Error> {
-        let html = |name: &str, ctx: Context| -> Result<Vec<u8>, Error> {
-            Ok(self.templates.render(name, &ctx)?.into_bytes())
+        let html = |e: usize, name: &str, ctx: Context| -> Result<Vec<u8>, Error> {
+            Ok(self.editions[e].templates.render(name, &ctx)?.into_bytes())
         };
         match page {
             Product::Asset(p) => match self.assets.get(p) {
@@ -207,52 +240,88 @@ impl Site {
             )
             .to_script()
             .into_bytes()),
-            Product::Listing(n) => {
+            Product::Listing(e, n) => {
+                let edition = &self.editions[*e];
                 let per = self.config.paginate;
                 let items: Vec<ItemSummary> = self
                     .items
                     .iter()
                     .skip((n - 1) * per)
                     .take(per)
-                    .map(|i| ItemSummary::new(i, &self.config, &self.assets))
+                    .map(|i| ItemSummary::new(i, &self.config, &self.assets, &edition.ctx))
                     .collect();
                 let total = self.listing_pages();
-                let base = &self.config.base_path;
+                let base = &edition.ctx.home_url;
                 let paginator = Paginator {
                     current: *n,
                     total,
                     prev_url: (*n > 1).then(|| render::listing_url(base, n - 1)),
                     next_url: (*n < total).then(|| render::listing_url(base, n + 1)),
                 };
-                let mut ctx = self.context(&render::listing_url(base, *n));
+                let mut ctx = self.context(page, *e);
                 ctx.insert("items", &items);
                 ctx.insert("paginator", &paginator);
-                html("index.html", ctx)
+                html(*e, "index.html", ctx)
             }
-            Product::Item(i) => {
+            Product::Item(e, i) => {
+                let edition = &self.editions[*e];
                 let item = &self.items[*i];
-                let summary = ItemSummary::new(item, &self.config, &self.assets);
-                let mut ctx = self.context(&summary.url);
-                let (meta, product) =
-                    render::item_page_values(item, &summary, &self.config, &self.catalogue);
+                let summary = ItemSummary::new(item, &self.config, &self.assets, &edition.ctx);
+                let mut ctx = self.context(page, *e);
+                let (meta, product) = render::item_page_values(
+                    item,
+                    &summary,
+                    &self.config,
+                    &edition.catalogue,
+                    &edition.ctx,
+                );
                 ctx.insert("item", &summary);
-                ctx.insert("description", &render::markdown(&item.description));
+                let description = item.description_in(&edition.ctx.language);
+                ctx.insert("description", &render::markdown(description));
                 ctx.insert("meta_description", &meta);
                 ctx.insert("structured_data", &product);
-                html("item.html", ctx)
+                html(*e, "item.html", ctx)
             }
-            Product::Ended => html("ended.html", self.context(&self.site_ctx.ended_url)),
-            Product::NotFound => html(
-                "404.html",
-                self.context(&format!("{}404.html", self.config.base_path)),
-            ),
+            Product::Ended(e) => html(*e, "ended.html", self.context(page, *e)),
+            Product::NotFound => html(0, "404.html", self.context(page, 0)),
         }
     }
 
-    fn context(&self, path: &str) -> Context {
+    /// The URL path of a page (`/en/items/mug/`), for links and `hreflang`.
+    fn url_of(&self, page: &Product) -> String {
+        let path = self.path_of(page);
+        let url = path.strip_suffix("index.html").unwrap_or(&path);
+        format!("{}{url}", self.config.base_path)
+    }
+
+    /// The values every page has: the sale (`site`, in the page's language),
+    /// the page's own URL path, and the same page in every language
+    /// (`alternates`; empty for a sale in one language).
+    fn context(&self, page: &Product, edition: usize) -> Context {
         let mut ctx = Context::new();
-        ctx.insert("site", &self.site_ctx);
-        ctx.insert("page_path", path);
+        ctx.insert("site", &self.editions[edition].ctx);
+        ctx.insert("page_path", &self.url_of(page));
+        let alternates: Vec<render::Alternate> = match self.editions.len() {
+            1 => Vec::new(),
+            _ => (0..self.editions.len())
+                .map(|e| {
+                    let same = match page {
+                        Product::Listing(_, n) => Product::Listing(e, *n),
+                        Product::Item(_, i) => Product::Item(e, *i),
+                        Product::Ended(_) => Product::Ended(e),
+                        other => other.clone(),
+                    };
+                    let c = &self.editions[e].ctx;
+                    render::Alternate {
+                        language: c.language.clone(),
+                        name: c.language_name.clone(),
+                        url: self.url_of(&same),
+                        current: e == edition,
+                    }
+                })
+                .collect(),
+        };
+        ctx.insert("alternates", &alternates);
         ctx
     }
 
@@ -320,8 +389,14 @@ impl Site {
         let started = Instant::now();
         let statics: HashSet<String> = self.assets.logical_paths().cloned().collect();
         // Read every edited file first: a bad one changes nothing.
+        // A translation (`mug.en.md`) is read with its item's file.
+        let mut files: Vec<PathBuf> = files
+            .iter()
+            .map(|f| content::translation_of(&self.config, f).map_or_else(|| f.clone(), |t| t.0))
+            .collect();
+        files.dedup();
         let mut fresh = Vec::with_capacity(files.len());
-        for file in files {
+        for file in &files {
             let item = match file.is_file() {
                 true => Some(content::load_file(&self.config, file, &statics)?),
                 false => None,
@@ -331,8 +406,8 @@ impl Site {
         // Cheap: descriptions are shared, not copied.
         let mut items = self.items.clone();
         let mut reordered = false;
-        // Each edited item's SKU, with its listing summary before the edit.
-        let mut dirty: Vec<(String, Option<ItemSummary>)> = Vec::new();
+        // Each edited item's SKU, with its listing summaries before the edit.
+        let mut dirty: Vec<(String, Option<Vec<ItemSummary>>)> = Vec::new();
         let mut removed: Vec<String> = Vec::new();
         for (file, item) in fresh {
             let pos = items.iter().position(|i| &i.file == file);
@@ -340,9 +415,9 @@ impl Site {
                 (Some(p), Some(item)) => {
                     let old = std::mem::replace(&mut items[p], item);
                     if old.slug != items[p].slug {
-                        removed.push(old.output_path());
+                        removed.extend(self.editions.iter().map(|e| old.output_path_in(&e.prefix)));
                     }
-                    let summary = ItemSummary::new(&old, &self.config, &self.assets);
+                    let summary = self.summaries(&old);
                     dirty.push((items[p].sku.clone(), Some(summary)));
                 }
                 (None, Some(item)) => {
@@ -356,7 +431,8 @@ impl Site {
                     reordered = true;
                 }
                 (Some(p), None) => {
-                    removed.push(items.remove(p).output_path());
+                    let gone = items.remove(p);
+                    removed.extend(self.editions.iter().map(|e| gone.output_path_in(&e.prefix)));
                     reordered = true;
                 }
                 (None, None) => {}
@@ -371,17 +447,25 @@ impl Site {
             let Some(idx) = self.items.iter().position(|i| &i.sku == sku) else {
                 continue;
             };
-            pages.push(Product::Item(idx));
-            let listing = Product::Listing(idx / self.config.paginate + 1);
-            let now = ItemSummary::new(&self.items[idx], &self.config, &self.assets);
-            if !reordered && before.as_ref() != Some(&now) && !pages.contains(&listing) {
-                pages.push(listing);
+            let now = self.summaries(&self.items[idx]);
+            for e in 0..self.editions.len() {
+                pages.push(Product::Item(e, idx));
+                let listing = Product::Listing(e, idx / self.config.paginate + 1);
+                let changed = before.as_ref().map(|b| &b[e]) != Some(&now[e]);
+                if !reordered && changed && !pages.contains(&listing) {
+                    pages.push(listing);
+                }
             }
         }
-        if reordered {
-            pages.extend((1..=self.listing_pages()).map(Product::Listing));
+        for (e, edition) in self.editions.iter().enumerate() {
+            if reordered {
+                pages.extend((1..=self.listing_pages()).map(|n| Product::Listing(e, n)));
+            }
+            removed.extend(
+                (self.listing_pages() + 1..=old_listings)
+                    .map(|n| format!("{}{}", edition.prefix, render::listing_path(n))),
+            );
         }
-        removed.extend((self.listing_pages() + 1..=old_listings).map(render::listing_path));
 
         let dir = self.config.output_dir.clone();
         let out = Output::open(&dir).map_err(io(&dir))?;
@@ -403,6 +487,56 @@ impl Site {
             outputs: pages.len(),
             elapsed: started.elapsed(),
         })
+    }
+
+    /// What each language's listing says about `item`.
+    fn summaries(&self, item: &Item) -> Vec<ItemSummary> {
+        self.editions
+            .iter()
+            .map(|e| ItemSummary::new(item, &self.config, &self.assets, &e.ctx))
+            .collect()
+    }
+}
+
+impl Edition {
+    /// One edition per language of the sale, the default first.
+    fn all(
+        config: &Config,
+        theme: &Theme,
+        assets: &Arc<Assets>,
+    ) -> Result<Vec<Edition>, Diagnostics> {
+        let mut problems = Diagnostics::default();
+        let mut editions = Vec::new();
+        for language in &config.languages {
+            let catalogue = match Catalogue::new(language, &theme.catalogues) {
+                Ok(c) => Arc::new(c),
+                Err(d) => {
+                    // English's problems come with every language: say them once.
+                    for d in d.0 {
+                        if !problems.0.iter().any(|p| p.to_string() == d.to_string()) {
+                            problems.push(d);
+                        }
+                    }
+                    continue;
+                }
+            };
+            match Templates::new(theme, assets.clone(), catalogue.clone()) {
+                Ok(templates) => {
+                    let prefix = crate::config::languages::prefix(&config.languages, language);
+                    let ctx = SiteContext::new(config, &catalogue, &prefix);
+                    editions.push(Edition {
+                        prefix,
+                        catalogue,
+                        templates,
+                        ctx,
+                    });
+                }
+                // The templates are the same for every language: one report.
+                Err(d) if problems.is_empty() => problems.push(d),
+                Err(_) => {}
+            }
+        }
+        problems.into_result(editions)
     }
 }
 

@@ -344,6 +344,8 @@ pub(crate) struct SiteContext {
     /// For `<meta name="description">` on the listing and ended pages.
     pub(crate) description: String,
     pub(crate) language: String,
+    /// The language's own name for itself (`language_name`: "Deutsch").
+    pub(crate) language_name: String,
     /// `ltr` or `rtl`, by the language (the page's `dir`).
     pub(crate) direction: String,
     pub(crate) base_url: String,
@@ -357,7 +359,9 @@ pub(crate) struct SiteContext {
     pub(crate) end_iso: String,
     pub(crate) end_ms: i64,
     pub(crate) end_words: String,
+    /// One toggle for every language.
     pub(crate) toggle_url: String,
+    /// This language's pages: its ended page, its listing.
     pub(crate) ended_url: String,
     pub(crate) home_url: String,
     /// The page runtime's messages in the sale's language (`js_…` keys).
@@ -365,21 +369,37 @@ pub(crate) struct SiteContext {
 }
 
 impl SiteContext {
-    pub(crate) fn new(c: &Config, catalogue: &Catalogue) -> SiteContext {
+    /// The sale in `catalogue`'s language, its pages under `prefix`.
+    pub(crate) fn new(c: &Config, catalogue: &Catalogue, prefix: &str) -> SiteContext {
+        let language = catalogue.language.clone();
+        let own = crate::config::languages::lookup(&c.translations, &language);
+        let title = own
+            .and_then(|t| t.title.clone())
+            .unwrap_or_else(|| c.title.clone());
+        // Another language's description is its own or the catalogue's,
+        // never the default language's words.
+        let description = match c.language == language {
+            true => c.description.clone(),
+            false => own.and_then(|t| t.description.clone()),
+        };
+        let base_path = format!("{}{prefix}", c.base_path);
         SiteContext {
             name: c.name.clone(),
-            title: c.title.clone(),
-            description: c.description.clone().unwrap_or_else(|| {
+            title: title.clone(),
+            description: description.unwrap_or_else(|| {
                 catalogue
                     .text("site_description", None, |name| match name {
-                        "title" => Some(c.title.clone()),
+                        "title" => Some(title.clone()),
                         "start" => Some(catalogue.moment(&c.start)),
                         "end" => Some(catalogue.moment(&c.end)),
                         _ => None,
                     })
                     .unwrap_or_default()
             }),
-            language: c.language.clone(),
+            language_name: catalogue
+                .own("language_name")
+                .unwrap_or_else(|| language.clone()),
+            language,
             direction: catalogue.direction().to_string(),
             base_url: c.base_url.clone(),
             origin: origin(&c.base_url),
@@ -392,8 +412,8 @@ impl SiteContext {
             end_ms: c.end.timestamp_millis(),
             end_words: catalogue.moment(&c.end),
             toggle_url: format!("{}sale.js", c.base_path),
-            ended_url: format!("{}ended.html", c.base_path),
-            home_url: c.base_path.clone(),
+            ended_url: format!("{base_path}ended.html"),
+            home_url: base_path,
             messages: serde_json::to_value(catalogue.runtime()).unwrap_or_default(),
         }
     }
@@ -434,8 +454,15 @@ pub(crate) struct ItemSummary {
 }
 
 impl ItemSummary {
-    pub(crate) fn new(item: &Item, config: &Config, assets: &Assets) -> ItemSummary {
+    /// `item` as pages in `site`'s language show it.
+    pub(crate) fn new(
+        item: &Item,
+        config: &Config,
+        assets: &Assets,
+        site: &SiteContext,
+    ) -> ItemSummary {
         let cur = &config.currency;
+        let language = &site.language;
         let image_url = item.image.as_ref().map(|i| {
             if i.starts_with("http://") || i.starts_with("https://") {
                 i.clone()
@@ -471,11 +498,11 @@ impl ItemSummary {
         ItemSummary {
             sku: item.sku.clone(),
             slug: item.slug.clone(),
-            title: item.title.clone(),
-            url: format!("{}items/{}/", config.base_path, item.slug),
-            price: cur.format(item.price, &config.language),
+            title: item.title_in(language).to_string(),
+            url: format!("{}items/{}/", site.home_url, item.slug),
+            price: cur.format(item.price, language),
             price_value: cur.plain(item.price),
-            original_price: item.original_price.map(|m| cur.format(m, &config.language)),
+            original_price: item.original_price.map(|m| cur.format(m, language)),
             discount_percent: item.original_price.map(|o| {
                 // Rounded down: never promise more off than there is.
                 100 - (item.price.0 * 100 + o.0 - 1) / o.0
@@ -499,14 +526,15 @@ pub(crate) fn item_page_values(
     summary: &ItemSummary,
     config: &Config,
     catalogue: &Catalogue,
+    site: &SiteContext,
 ) -> (String, serde_json::Value) {
-    let mut description = plain_summary(&item.description);
+    let mut description = plain_summary(item.description_in(&site.language));
     if description.is_empty() {
         description = catalogue
             .text("item_description", None, |name| match name {
-                "item" => Some(item.title.clone()),
+                "item" => Some(summary.title.clone()),
                 "price" => Some(summary.price.clone()),
-                "title" => Some(config.title.clone()),
+                "title" => Some(site.title.clone()),
                 "start" => Some(catalogue.moment(&config.start)),
                 _ => None,
             })
@@ -537,7 +565,7 @@ pub(crate) fn item_page_values(
     let mut product = serde_json::json!({
         "@context": "https://schema.org",
         "@type": "Product",
-        "name": item.title,
+        "name": summary.title,
         "sku": item.sku,
         "description": description,
         "url": url,
@@ -547,6 +575,20 @@ pub(crate) fn item_page_values(
         product["image"] = serde_json::json!([img]);
     }
     (description, product)
+}
+
+/// The same page in one of the sale's languages: a `hreflang` alternate
+/// and an entry of the language switcher.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Alternate {
+    /// The BCP 47 tag (`hreflang`, `lang`).
+    pub(crate) language: String,
+    /// The language's name for itself.
+    pub(crate) name: String,
+    /// The page's URL path in that language.
+    pub(crate) url: String,
+    /// Whether this is the page being rendered.
+    pub(crate) current: bool,
 }
 
 /// One listing page's place among all of them.

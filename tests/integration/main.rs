@@ -24,3 +24,4 @@ mod publish;
 mod sale_day;
 mod serve;
 mod switch;
+mod two_languages;
