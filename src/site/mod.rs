@@ -183,24 +183,25 @@ impl Site {
         pages
     }
 
-    /// The item whose page (in any language) is at output `path`.
-    pub(crate) fn item_at(&self, path: &str) -> Option<usize> {
-        let rest = self
-            .editions
+    /// Output `path` less its language's prefix (`en/items/a/index.html` →
+    /// `items/a/index.html`). The default language's prefix is empty: tried last.
+    fn unprefixed<'p>(&self, path: &'p str) -> Option<&'p str> {
+        self.editions
             .iter()
             .rev()
-            .find_map(|e| path.strip_prefix(e.prefix.as_str()))?;
+            .find_map(|e| path.strip_prefix(e.prefix.as_str()))
+    }
+
+    /// The item whose page (in any language) is at output `path`.
+    pub(crate) fn item_at(&self, path: &str) -> Option<usize> {
+        let rest = self.unprefixed(path)?;
         let slug = rest.strip_prefix("items/")?.strip_suffix("/index.html")?;
         self.items.iter().position(|i| i.slug == slug)
     }
 
     /// The listing page (1-based) at output `path`, in any language.
     pub(crate) fn listing_at(&self, path: &str) -> Option<usize> {
-        let rest = self
-            .editions
-            .iter()
-            .rev()
-            .find_map(|e| path.strip_prefix(e.prefix.as_str()))?;
+        let rest = self.unprefixed(path)?;
         (1..=self.listing_pages()).find(|n| render::listing_path(*n) == rest)
     }
 

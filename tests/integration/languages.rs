@@ -191,21 +191,13 @@ fn a_sale_day_in(language: &str, currency: &str, price: &str) {
     }
     assert_eq!(text_of(&alice, "[data-status]"), message(&t, "js_on_sale"));
     clean(&alice, "open");
-    alice.click("[data-buy]");
-    alice.wait_until(
-        "return document.body.dataset.outcome === 'won'",
-        Duration::from_secs(10),
-    );
+    alice.buy("won");
     assert!(
         fills(&text_of(&alice, "[data-result]"), &message(&t, "js_won")),
         "{language}: won"
     );
     clean(&alice, "won");
-    bob.click("[data-buy]");
-    bob.wait_until(
-        "return document.body.dataset.outcome === 'sold_out'",
-        Duration::from_secs(10),
-    );
+    bob.buy("sold_out");
     assert_eq!(text_of(&bob, "[data-result]"), message(&t, "js_too_late"));
     assert_eq!(text_of(&bob, "[data-stock]"), message(&t, "js_sold_out"));
     clean(&bob, "too late");

@@ -91,11 +91,7 @@ fn a_whole_sale_in_the_browser() {
     );
 
     // Alice clicks and wins; the page shows her order id.
-    alice.click("[data-buy]");
-    alice.wait_until(
-        "return document.body.dataset.outcome === 'won'",
-        Duration::from_secs(10),
-    );
+    alice.buy("won");
     let result = alice.eval("return document.querySelector('[data-result]').textContent");
     assert!(
         result
@@ -107,11 +103,7 @@ fn a_whole_sale_in_the_browser() {
     alice.screenshot(&shots().join("sale-open-won.png"));
 
     // Bob, in another profile, clicks after the stock is gone: sold out.
-    bob.click("[data-buy]");
-    bob.wait_until(
-        "return document.body.dataset.outcome === 'sold_out'",
-        Duration::from_secs(10),
-    );
+    bob.buy("sold_out");
     // Both pages turn to ended by themselves (the preview closed the sale on sell-out).
     for b in [&bob, &alice] {
         b.assert_turns_ended_without_reload();
@@ -285,11 +277,7 @@ fn axe_finds_no_accessibility_violation_in_any_state_of_the_pages() {
         Duration::from_secs(30),
     );
     check("item", "open");
-    b.click("[data-buy]");
-    b.wait_until(
-        "return document.body.dataset.outcome === 'won'",
-        Duration::from_secs(10),
-    );
+    b.buy("won");
     check("item", "won");
     b.assert_turns_ended_without_reload();
     check("item", "ended");
@@ -406,16 +394,8 @@ fn the_demo_as_shipped_two_profiles_see_the_whole_sale() {
         );
     }
     // One mug: Alice wins it, Bob is too late.
-    alice.click("[data-buy]");
-    alice.wait_until(
-        "return document.body.dataset.outcome === 'won'",
-        Duration::from_secs(10),
-    );
-    bob.click("[data-buy]");
-    bob.wait_until(
-        "return document.body.dataset.outcome === 'sold_out'",
-        Duration::from_secs(10),
-    );
+    alice.buy("won");
+    bob.buy("sold_out");
     let result = bob.eval("return document.querySelector('[data-result]').textContent");
     assert!(result.as_str().unwrap().starts_with("Too late"), "{result}");
     assert_eq!(

@@ -264,16 +264,8 @@ fn one_toggle_and_one_gate_sell_the_last_unit_once_across_languages() {
         );
     }
     // One unit: the English buyer takes it, the Chinese one is told so in Chinese.
-    bob.click("[data-buy]");
-    bob.wait_until(
-        "return document.body.dataset.outcome === 'won'",
-        Duration::from_secs(10),
-    );
-    alice.click("[data-buy]");
-    alice.wait_until(
-        "return document.body.dataset.outcome === 'sold_out'",
-        Duration::from_secs(10),
-    );
+    bob.buy("won");
+    alice.buy("sold_out");
     let said = alice.eval("return document.querySelector('[data-result]').textContent");
     let zh: toml::Table = toml::from_str(
         &std::fs::read_to_string(

@@ -161,6 +161,17 @@ impl Browser {
         self.post(&format!("element/{id}/click"), json!({}));
     }
 
+    /// Clicks the buy button and waits until the page's outcome is `outcome`
+    /// (`won`, `sold_out`, …).
+    #[track_caller]
+    pub(crate) fn buy(&self, outcome: &str) {
+        self.click("[data-buy]");
+        self.wait_until(
+            &format!("return document.body.dataset.outcome === '{outcome}'"),
+            Duration::from_secs(10),
+        );
+    }
+
     /// Waits until the page shows the ended state, and checks it is still the
     /// same page load (marked with `window.__sameLoad`) with its button off.
     #[track_caller]
