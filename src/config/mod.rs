@@ -724,6 +724,17 @@ stock = 3
                 "languages = [\"x!\", ",
                 "`x!` is not a language tag",
             ),
+            // So no language's pages can land in the output's own items/ or assets/.
+            (
+                "languages = [",
+                "languages = [\"items\", ",
+                "`items` is not a language tag",
+            ),
+            (
+                "languages = [",
+                "languages = [\"assets\", ",
+                "`assets` is not a language tag",
+            ),
         ] {
             let text = two.replacen(was, bad, 1);
             let err = parse(&text).unwrap_err().to_string();
