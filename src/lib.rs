@@ -25,6 +25,7 @@ mod audit;
 mod capacity;
 pub mod cmd;
 mod config;
+mod edge;
 pub mod gate;
 mod journal;
 mod ledger;

@@ -14,6 +14,7 @@ mod capacity;
 mod check;
 mod close;
 mod draw;
+mod edge;
 mod gate;
 mod keygen;
 mod ledger;
@@ -63,6 +64,7 @@ enum Command {
     Close(close::CloseArgs),
     Status(status::StatusArgs),
     Draw(draw::DrawArgs),
+    Edge(edge::EdgeArgs),
     Gate(gate::GateArgs),
     Ledger(ledger::LedgerArgs),
     Rehearse(rehearse::RehearseArgs),
@@ -97,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Close(a) => close::run(g, a),
         Command::Status(a) => status::run(g, a),
         Command::Draw(a) => draw::run(g, a),
+        Command::Edge(a) => edge::run(g, a),
         Command::Gate(a) => gate::run(g, a),
         Command::Ledger(a) => ledger::run(g, a),
         Command::Rehearse(a) => rehearse::run(g, a),

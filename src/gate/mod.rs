@@ -17,6 +17,7 @@
 
 mod answer;
 mod draw;
+mod edge;
 mod forward;
 mod http;
 mod identity;
@@ -44,6 +45,7 @@ use crate::util::clock::Clock;
 use crate::util::shutdown::Shutdown;
 use crate::util::sync::lock;
 
+pub(crate) use edge::{EdgeRules, Verdict as EdgeVerdict};
 pub(crate) use forward::MIN_FORWARD_KEY;
 pub use identity::sign_cookie;
 pub(crate) use server::{bind, serve, Limits, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_CLIENT};

@@ -28,7 +28,7 @@ use super::identity::Ambiguous;
 use super::metrics::Outcome;
 use super::stock::{Admission, Ticket, Verdict};
 use super::Gate;
-use crate::sale::{authentic, GateKey};
+use crate::sale::{authentic_under, OrderKey};
 use crate::util::sync::{read, write};
 
 /// Largest order body accepted.
@@ -101,12 +101,12 @@ struct Asks {
 /// was ~9 % of the gate's CPU under load). A different token, or a forged
 /// one, goes through the MAC as before.
 pub(super) struct TokenCheck {
-    key: GateKey,
+    key: OrderKey,
     known: std::sync::RwLock<Option<Box<str>>>,
 }
 
 impl TokenCheck {
-    pub(super) fn new(key: GateKey) -> TokenCheck {
+    pub(super) fn new(key: OrderKey) -> TokenCheck {
         TokenCheck {
             key,
             known: Default::default(),
@@ -114,7 +114,7 @@ impl TokenCheck {
     }
 
     /// Whether `token` in an order URL of `url_sale` is this gate's sale's.
-    fn accepts(&self, sale: &str, url_sale: &str, token: &str) -> bool {
+    pub(super) fn accepts(&self, sale: &str, url_sale: &str, token: &str) -> bool {
         use subtle::ConstantTimeEq;
         if url_sale != sale {
             return false;
@@ -125,7 +125,7 @@ impl TokenCheck {
         if known {
             return true;
         }
-        let ok = authentic(&self.key, sale, url_sale, token).is_ok();
+        let ok = authentic_under(&self.key, sale, url_sale, token).is_ok();
         if ok {
             *write(&self.known) = Some(token.into());
         }
@@ -391,7 +391,7 @@ impl Gate {
 }
 
 /// The page's runtime asks for JSON; a form without scripts does not.
-fn wants_json(headers: &HeaderMap) -> bool {
+pub(super) fn wants_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -405,7 +405,7 @@ fn asks_receipt(form: &[u8]) -> bool {
 
 /// The `sku` field of an `a=1&b=2` form: trimmed, non-empty, at most 64
 /// bytes, and valid UTF-8 once decoded (borrowed unless it was encoded).
-fn sku_of(form: &[u8]) -> Option<Cow<'_, str>> {
+pub(super) fn sku_of(form: &[u8]) -> Option<Cow<'_, str>> {
     let (_, v) = form_urlencoded::parse(form).find(|(k, _)| k == "sku")?;
     // Invalid UTF-8 decodes to U+FFFD: not an item anyone sells.
     if v.contains('\u{FFFD}') {

@@ -60,7 +60,7 @@ impl Gate {
                 tolerance_ms: config.gate.tolerance_ms,
             },
             clock: opts.clock.clone(),
-            token: order::TokenCheck::new(opts.key),
+            token: order::TokenCheck::new(opts.key.order_key(&config.name)),
             identify: identity::Identify::new(config.gate.identity.clone(), opts.cookie_key)?,
             limiter: config.gate.rate_limit.map(|r| {
                 limit::RateLimiter::new(

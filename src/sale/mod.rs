@@ -18,6 +18,8 @@ mod winner;
 
 pub(crate) use schedule::wait_until;
 pub use toggle::{Draw, State, Toggle, MAX_TOGGLE_BYTES};
-pub(crate) use token::{authentic, minted_for};
-pub use token::{order_url, parse_order_url, verify, GateKey, KeyError, Refusal, Window, KEY_ENV};
+pub(crate) use token::{authentic_under, minted_for};
+pub use token::{
+    order_url, parse_order_url, verify, GateKey, KeyError, OrderKey, Refusal, Window, KEY_ENV,
+};
 pub(crate) use winner::{is_gate_id, order_id, parse_order_id, Winner};

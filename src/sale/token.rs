@@ -1,7 +1,16 @@
 //! The order URL `open` mints and gates verify:
-//! `<gate>/o/<sale>/<nonce>.<mac>` with `mac = HMAC-SHA256(key, "<sale>|<nonce>")`.
-//! It cannot be guessed before `open` mints it, and gates verify it with the
-//! shared key alone, in constant time, and only inside the sale window.
+//! `<gate>/o/<sale>/<nonce>.<mac>` with `mac = HMAC-SHA256(order key,
+//! "<sale>|<nonce>")`. It cannot be guessed before `open` mints it, and gates
+//! verify it with the shared key alone, in constant time, and only inside
+//! the sale window.
+//!
+//! The *order key* is the sale's own: `hex(HMAC-SHA256(gate key,
+//! "order-url|<sale>"))`, used as the HMAC key as that ASCII text (so a
+//! CloudFront Function verifies with a string key, as gates do). It is all an
+//! edge needs to check order URLs (`edge`), and all it could do with it is
+//! mint this sale's URLs, which every gate and edge refuses outside the
+//! window: it signs no cookie, receipt, draw or delivery, names no other
+//! sale, and HMAC does not lead back to the gate key.
 
 use std::fmt;
 use std::path::Path;
@@ -76,8 +85,37 @@ impl GateKey {
         mac.finalize().into_bytes().into()
     }
 
+    /// The sale's order key (see the module's text): what an edge holds.
+    pub fn order_key(&self, sale: &str) -> OrderKey {
+        OrderKey(hex::encode(self.derive(&[b"order-url|", sale.as_bytes()])))
+    }
+
+    /// A new order token for `sale`: `<128-bit nonce>.<mac>`, both hex.
+    pub fn mint(&self, sale: &str) -> String {
+        self.order_key(sale).mint(sale)
+    }
+}
+
+/// A sale's order key: 64 hex characters, the HMAC key of its order URLs.
+/// Never printed.
+#[derive(Clone)]
+pub struct OrderKey(String);
+
+impl fmt::Debug for OrderKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OrderKey(<redacted>)")
+    }
+}
+
+impl OrderKey {
+    /// The key as the edge's store holds it.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+
     fn mac(&self, sale: &str, nonce: &str) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(self.0.as_bytes()).expect("HMAC takes any key length");
         mac.update(sale.as_bytes());
         mac.update(b"|");
         mac.update(nonce.as_bytes());
@@ -155,6 +193,16 @@ pub fn verify(
 /// constant time, whatever the time.
 pub(crate) fn authentic(
     key: &GateKey,
+    sale: &str,
+    url_sale: &str,
+    token: &str,
+) -> Result<(), Refusal> {
+    authentic_under(&key.order_key(sale), sale, url_sale, token)
+}
+
+/// [`authentic`], given the sale's order key (what an edge holds).
+pub(crate) fn authentic_under(
+    key: &OrderKey,
     sale: &str,
     url_sale: &str,
     token: &str,

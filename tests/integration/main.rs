@@ -8,6 +8,7 @@ mod browser;
 mod build;
 mod delivery;
 mod edge;
+mod edge_function;
 mod examples;
 mod fair;
 mod fleet;
