@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::prelude::{duration, ledger_url, Global};
+use super::prelude::{duration, edge_step, ledger_url, EdgeStep, Global};
 use super::switch::{self, SwitchArgs};
 use crate::config::Config;
 use crate::gate::watch;
@@ -17,6 +17,8 @@ use crate::sale::switch::Action;
 /// --now closes at once; --when-sold-out closes as soon as every item is sold
 /// out (by the fleet's shared ledger when there is one, else by every gate's
 /// /metrics), and at the latest at --at. Closing a closed sale changes nothing.
+/// With an [edge] section it then marks the sale ended in the edge's
+/// KeyValueStore: edges answer the sold-out way without asking a gate.
 #[derive(Args, Debug)]
 pub(super) struct CloseArgs {
     #[command(flatten)]
@@ -47,7 +49,12 @@ pub(super) fn run(g: &Global, a: CloseArgs) -> anyhow::Result<()> {
         (true, Some(url)) => Box::pin(ledger_sold_out(g, &a, &config, url)?),
         (true, None) => Box::pin(gates_sold_out(g, &a)),
     };
-    switch::run(g, &config, &a.switch, Action::Close, config.end, early)
+    switch::run(g, &config, &a.switch, Action::Close, config.end, early)?;
+    // The edge answers the losers from now on.
+    if config.edge.is_some() && !a.switch.no_edge {
+        edge_step(g, &config, &a.switch.aws, EdgeStep::End)?;
+    }
+    Ok(())
 }
 
 /// Resolves once the ledger has every item sold out, printing its counts

@@ -9,7 +9,7 @@ use crate::edge::{corpus, Edge, MAX_FUNCTION_BYTES};
 use crate::gate::EdgeRules;
 use crate::sale::GateKey;
 
-use super::prelude::Global;
+use super::prelude::{cookie_key, edge_step, gate_key, EdgeStep, Global};
 
 /// The CDN's edge: a CloudFront Function (cloudfront-js-2.0, viewer request)
 /// on the order path /o/* that refuses what every gate would refuse — a forged
@@ -51,6 +51,34 @@ enum EdgeCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Put the sale's keys in the [edge] KeyValueStore now: its order key
+    /// (derived from the gate key), window, items and, with identity_cookie,
+    /// the cookie key; take back an `ended` mark. `open` does this itself;
+    /// run it earlier to give the edges more time (at least [edge] stage_ahead).
+    Stage(KeyArgs),
+    /// Mark the sale ended in the store: edges answer the sold-out way.
+    /// `close` does this itself.
+    End(StoreArgs),
+    /// Take every key of the sale out of the store (after the sale).
+    Clear(KeyArgs),
+}
+
+#[derive(Args, Debug)]
+struct StoreArgs {
+    #[command(flatten)]
+    aws: super::prelude::AwsArgs,
+}
+
+#[derive(Args, Debug)]
+struct KeyArgs {
+    /// The gate key (default: $FLASHSALE_GATE_KEY).
+    #[arg(long, value_name = "PATH")]
+    key_file: Option<PathBuf>,
+    /// The shop's cookie key (default: $FLASHSALE_COOKIE_KEY); with identity_cookie.
+    #[arg(long, value_name = "PATH")]
+    cookie_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    aws: super::prelude::AwsArgs,
 }
 
 pub(super) fn run(g: &Global, a: EdgeArgs) -> anyhow::Result<()> {
@@ -83,7 +111,26 @@ pub(super) fn run(g: &Global, a: EdgeArgs) -> anyhow::Result<()> {
             engines,
             seed,
         } => test(g, &config, &edge, requests, &engines, seed),
+        EdgeCommand::Stage(k) => {
+            let (key, cookie_key) = keys(&config, &k)?;
+            edge_step(g, &config, &k.aws, EdgeStep::Stage { key, cookie_key })
+        }
+        EdgeCommand::End(s) => edge_step(g, &config, &s.aws, EdgeStep::End),
+        EdgeCommand::Clear(k) => {
+            let (key, cookie_key) = keys(&config, &k)?;
+            edge_step(g, &config, &k.aws, EdgeStep::Clear { key, cookie_key })
+        }
     }
+}
+
+/// The gate key, and the cookie key when identities are signed cookies.
+fn keys(config: &crate::config::Config, k: &KeyArgs) -> anyhow::Result<(GateKey, Option<Vec<u8>>)> {
+    let key = gate_key(k.key_file.as_deref())?;
+    let cookie = match config.gate.identity {
+        crate::config::Identity::Cookie(_) => cookie_key(k.cookie_key_file.as_deref())?,
+        crate::config::Identity::Header(_) => None,
+    };
+    Ok((key, cookie))
 }
 
 fn test(

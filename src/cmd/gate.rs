@@ -91,9 +91,6 @@ pub(super) struct GateArgs {
     resend_dead_letters: bool,
 }
 
-/// The shortest shop's cookie key accepted: a short key can be guessed.
-const MIN_COOKIE_KEY: usize = 16;
-
 pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
     if a.repair_journal {
         return repair(g, &a);
@@ -111,23 +108,10 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
         }
     }
     let signed = forward_keys.is_some();
-    let cookie_key = match (&a.cookie_key_file, std::env::var("FLASHSALE_COOKIE_KEY")) {
-        (Some(p), _) => {
-            let bytes = std::fs::read(p)
-                .with_context(|| format!("cannot read the cookie key file {}", p.display()))?;
-            let key = bytes.trim_ascii().to_vec();
-            warn_if_shared(p);
-            Some(check_cookie_key(
-                key,
-                &format!("the cookie key file {}", p.display()),
-            )?)
-        }
-        (None, Ok(v)) if !v.trim().is_empty() => Some(check_cookie_key(
-            v.trim().as_bytes().to_vec(),
-            "$FLASHSALE_COOKIE_KEY",
-        )?),
-        _ => None,
-    };
+    if let Some(p) = &a.cookie_key_file {
+        warn_if_shared(p);
+    }
+    let cookie_key = super::prelude::cookie_key(a.cookie_key_file.as_deref())?;
     // A descriptor per connection: take what the system allows.
     let (before, after) = crate::util::fd::raise_open_files(1 << 20).unwrap_or((1024, 1024));
     let max_connections = a.max_connections.unwrap_or_else(|| {
@@ -294,17 +278,6 @@ fn forward_keys(files: &[PathBuf]) -> anyhow::Result<Option<Vec<Vec<u8>>>> {
 
 /// Where a forward key may come from instead of a file.
 const FORWARD_KEY_ENV: &str = "FLASHSALE_FORWARD_KEY";
-
-/// A shop's cookie key, refused when too short to be secret (never printed).
-fn check_cookie_key(key: Vec<u8>, source: &str) -> anyhow::Result<Vec<u8>> {
-    if key.len() < MIN_COOKIE_KEY {
-        anyhow::bail!(
-            "{source} holds {} bytes; a cookie key must be at least {MIN_COOKIE_KEY} (use 32 random bytes, e.g. `openssl rand -hex 32`)",
-            key.len()
-        );
-    }
-    Ok(key)
-}
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::prelude::{gate_key, Global};
+use super::prelude::{cookie_key, edge_step, gate_key, EdgeStep, Global};
 use super::switch::{self, SwitchArgs};
 use crate::sale::switch::Action;
 
@@ -15,7 +15,9 @@ use crate::sale::switch::Action;
 /// meanwhile is not reopened), does one small PUT and the invalidation, then
 /// reports how late the switch landed. Running it again keeps the live URL
 /// (--rotate mints a new one). The order URL is
-/// <gate>/o/<sale>/<nonce>.<HMAC-SHA256(key, sale|nonce)>.
+/// <gate>/o/<sale>/<nonce>.<HMAC-SHA256(order key, sale|nonce)>. With an [edge]
+/// section it first stages the sale's keys in the edge's KeyValueStore
+/// (the order key, the window, the items; --no-edge: not).
 #[derive(Args, Debug)]
 pub(super) struct OpenArgs {
     #[command(flatten)]
@@ -28,6 +30,23 @@ pub(super) struct OpenArgs {
 pub(super) fn run(g: &Global, a: OpenArgs) -> anyhow::Result<()> {
     let config = g.sale()?;
     let key = gate_key(a.switch.key_file.as_deref())?;
+    // The edge hears of the sale's keys ahead of the start: an edge that has
+    // not yet passes every order to the gates.
+    if config.edge.is_some() && !a.switch.no_edge {
+        let cookie_key = match config.gate.identity {
+            crate::config::Identity::Cookie(_) => cookie_key(a.switch.cookie_key_file.as_deref())?,
+            crate::config::Identity::Header(_) => None,
+        };
+        edge_step(
+            g,
+            &config,
+            &a.switch.aws,
+            EdgeStep::Stage {
+                key: key.clone(),
+                cookie_key,
+            },
+        )?;
+    }
     let action = Action::Open {
         key,
         rotate: a.rotate,

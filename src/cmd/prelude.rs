@@ -175,3 +175,120 @@ pub(super) fn log_json() {
 
 /// What to run when a journal has a bad line: `gate`'s advice and `draw`'s.
 pub(super) const REPAIR: &str = "`flashsale gate --repair-journal --journal DIR` keeps every line before it and sets the rest aside";
+
+/// Shortest cookie key accepted: shorter is guessable.
+const MIN_COOKIE_KEY: usize = 16;
+
+/// The shop's key for signed identity cookies: from `file`, else
+/// $FLASHSALE_COOKIE_KEY; `None` if neither. Refused when too short to be
+/// secret; never printed.
+pub(super) fn cookie_key(file: Option<&std::path::Path>) -> anyhow::Result<Option<Vec<u8>>> {
+    use anyhow::Context;
+    let check = |key: Vec<u8>, source: &str| -> anyhow::Result<Vec<u8>> {
+        if key.len() < MIN_COOKIE_KEY {
+            anyhow::bail!(
+                "{source} holds {} bytes; a cookie key must be at least {MIN_COOKIE_KEY} (use 32 random bytes, e.g. `openssl rand -hex 32`)",
+                key.len()
+            );
+        }
+        Ok(key)
+    };
+    match (file, std::env::var("FLASHSALE_COOKIE_KEY")) {
+        (Some(p), _) => {
+            let bytes = std::fs::read(p)
+                .with_context(|| format!("cannot read the cookie key file {}", p.display()))?;
+            Ok(Some(check(
+                bytes.trim_ascii().to_vec(),
+                &format!("the cookie key file {}", p.display()),
+            )?))
+        }
+        (None, Ok(v)) if !v.trim().is_empty() => Ok(Some(check(
+            v.trim().as_bytes().to_vec(),
+            "$FLASHSALE_COOKIE_KEY",
+        )?)),
+        _ => Ok(None),
+    }
+}
+
+/// A step of the sale on its edge's KeyValueStore (`[edge]`).
+#[cfg_attr(
+    not(feature = "aws"),
+    expect(dead_code, reason = "without the AWS SDK no step is taken")
+)]
+pub(super) enum EdgeStep {
+    /// Put the sale's keys there (`open`, ahead of the start).
+    Stage {
+        key: crate::sale::GateKey,
+        cookie_key: Option<Vec<u8>>,
+    },
+    /// Mark the sale closed or sold out (`close`).
+    End,
+    /// Take every key of the sale out (after it).
+    Clear {
+        key: crate::sale::GateKey,
+        cookie_key: Option<Vec<u8>>,
+    },
+}
+
+/// Does `step` on the store `[edge]` names, and says what it did.
+#[cfg(feature = "aws")]
+pub(super) fn edge_step(
+    g: &Global,
+    config: &crate::config::Config,
+    aws: &AwsArgs,
+    step: EdgeStep,
+) -> anyhow::Result<()> {
+    use crate::edge::{self, Edge};
+    let Some(cfg) = &config.edge else {
+        anyhow::bail!("site.toml has no [edge] section: add `[edge]` with `kvs_arn = \"arn:aws:cloudfront::…:key-value-store/…\"`");
+    };
+    let e = Edge::new(config);
+    let entries = |key: &crate::sale::GateKey, cookie: Option<&[u8]>| -> anyhow::Result<_> {
+        let items: Vec<String> = crate::site::items(config)?
+            .into_iter()
+            .map(|i| i.sku)
+            .collect();
+        Ok(e.entries(config, key, cookie, &items)?)
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let store = crate::store::kvs::open(cfg, &aws.flags()).await?;
+        let (what, w) = match &step {
+            EdgeStep::Stage { key, cookie_key } => {
+                let all = entries(key, cookie_key.as_deref())?;
+                ("staged the sale's keys", edge::stage(&e, &store, &all).await?)
+            }
+            EdgeStep::End => ("marked the sale ended", edge::end(&e, &store).await?),
+            EdgeStep::Clear { key, cookie_key } => {
+                let all = entries(key, cookie_key.as_deref())?;
+                ("took the sale's keys out", edge::clear(&e, &store, &all).await?)
+            }
+        };
+        g.say(format!(
+            "Edge: {what} in {} ({} calls, {} retried after a stale ETag; {} keys in the store)",
+            cfg.kvs_arn, w.calls, w.conflicts, w.items
+        ));
+        if matches!(step, EdgeStep::Stage { .. }) {
+            let ahead = (config.start.timestamp_millis() - crate::util::clock::Clock::system().now_ms()) / 1000;
+            if ahead < cfg.stage_ahead.as_secs() as i64 {
+                eprintln!(
+                    "warning: the sale starts in {ahead} s, less than stage_ahead ({} s): edges that have not heard yet pass every order to the gates (they never refuse an honest one)",
+                    cfg.stage_ahead.as_secs()
+                );
+            }
+        }
+        anyhow::Ok(())
+    })
+}
+
+#[cfg(not(feature = "aws"))]
+pub(super) fn edge_step(
+    _: &Global,
+    _: &crate::config::Config,
+    _: &AwsArgs,
+    _: EdgeStep,
+) -> anyhow::Result<()> {
+    anyhow::bail!("{}", crate::store::AwsError::NotBuilt)
+}

@@ -41,8 +41,16 @@ pub(super) struct SwitchArgs {
     /// Switch even when the sale's state or clock says not to.
     #[arg(long)]
     force: bool,
+    /// The shop's cookie key, for the edge's store (default:
+    /// $FLASHSALE_COOKIE_KEY); only with [edge] and identity_cookie.
+    #[arg(long, value_name = "PATH")]
+    pub(super) cookie_key_file: Option<PathBuf>,
+    /// Leave the [edge] KeyValueStore alone (by default open stages the
+    /// sale's keys there before waiting, and close marks the sale ended).
+    #[arg(long)]
+    pub(super) no_edge: bool,
     #[command(flatten)]
-    aws: AwsArgs,
+    pub(super) aws: AwsArgs,
 }
 
 /// Connects to the target, lets `sale::switch` decide, wait (drawing the

@@ -6,6 +6,7 @@
 //! `headers`); [`Config::parse`] only assembles. Items are checked by
 //! `site::content`; this module keeps the inline `[[items]]` tables as written.
 
+mod edge;
 mod gate;
 pub(crate) mod headers;
 mod images;
@@ -23,6 +24,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::util::diag::{self, Diagnostic, Diagnostics};
+pub(crate) use edge::{EdgeConfig, RawEdge, EDGE_KEYS};
 pub(crate) use gate::{
     is_gate_id, GateConfig, Identity, LedgerAccess, RawGate, GATE_KEYS, MAX_FAIR_WINDOW,
 };
@@ -63,6 +65,10 @@ const SITE_KEYS: &[(&str, &str)] = &[
     ("items", "[[items]]"),
     ("publish", "[publish]\nbucket = \"my-sale-bucket\""),
     (
+        "edge",
+        "[edge]\nkvs_arn = \"arn:aws:cloudfront::123456789012:key-value-store/…\"",
+    ),
+    (
         "images",
         "[images]\nwidths = [320, 480, 640, 800, 1080, 1440]",
     ),
@@ -101,6 +107,8 @@ pub(crate) struct Config {
     pub(crate) gate: GateConfig,
     /// Where `publish` puts the sale; `None` when the section is absent.
     pub(crate) publish: Option<PublishConfig>,
+    /// The order path's edge function's store; `None` without `[edge]`.
+    pub(crate) edge: Option<EdgeConfig>,
     /// How product photos are made responsive (`[images]`, defaults without it).
     pub(crate) images: ImagesConfig,
     pub(crate) headers: Vec<HeaderRule>,
@@ -127,6 +135,7 @@ struct RawSite {
     items_dir: Option<Spanned<String>>,
     gate: Spanned<RawGate>,
     publish: Option<Spanned<RawPublish>>,
+    edge: Option<Spanned<RawEdge>>,
     images: Option<Spanned<RawImages>>,
     #[serde(default)]
     headers: Vec<Spanned<RawHeaderRule>>,
@@ -238,6 +247,7 @@ impl Config {
             *p = in_root(&root, p);
         }
         let publish = raw.publish.as_ref().map(|p| p.get_ref().check(&mut cx));
+        let edge = raw.edge.as_ref().map(|e| e.get_ref().check(&mut cx));
         let images = raw
             .images
             .as_ref()
@@ -277,6 +287,7 @@ impl Config {
             items_dir: site.items_dir,
             gate,
             publish,
+            edge,
             images,
             headers,
             inline_items: raw.items,
@@ -504,6 +515,7 @@ fn keys_for_error(source: &str, e: &toml::de::Error) -> &'static [(&'static str,
         Some(h) if h.starts_with("[[headers]]") => HEADER_KEYS,
         Some(h) if h.starts_with("[gate]") => GATE_KEYS,
         Some(h) if h.starts_with("[publish]") => PUBLISH_KEYS,
+        Some(h) if h.starts_with("[edge]") => EDGE_KEYS,
         Some(h) if h.starts_with("[images]") => IMAGES_KEYS,
         _ => SITE_KEYS,
     }

@@ -121,6 +121,39 @@ impl Edge {
     }
 }
 
+/// Puts the sale's keys in the store: its order key and window, the cookie
+/// key, its items; and takes back an `ended` mark from an earlier run.
+#[cfg(feature = "aws")]
+pub(crate) async fn stage(
+    edge: &Edge,
+    store: &crate::store::kvs::KeyValueStore,
+    entries: &[(String, String)],
+) -> Result<crate::store::kvs::Written, crate::store::RemoteError> {
+    store.update(entries, &[edge.ended_key()]).await
+}
+
+/// Marks the sale closed or sold out: from now the edge answers the losers.
+#[cfg(feature = "aws")]
+pub(crate) async fn end(
+    edge: &Edge,
+    store: &crate::store::kvs::KeyValueStore,
+) -> Result<crate::store::kvs::Written, crate::store::RemoteError> {
+    store.update(&[(edge.ended_key(), "1".into())], &[]).await
+}
+
+/// Takes every key of the sale out of the store (after the sale: the order
+/// key has no business there any more).
+#[cfg(feature = "aws")]
+pub(crate) async fn clear(
+    edge: &Edge,
+    store: &crate::store::kvs::KeyValueStore,
+    entries: &[(String, String)],
+) -> Result<crate::store::kvs::Written, crate::store::RemoteError> {
+    let mut keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
+    keys.push(edge.ended_key());
+    store.update(&[], &keys).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

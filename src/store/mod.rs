@@ -14,6 +14,8 @@ mod cloudfront;
 mod dir;
 mod dry_run;
 pub(crate) mod edge;
+#[cfg(feature = "aws")]
+pub(crate) mod kvs;
 mod memory;
 #[cfg(not(feature = "aws"))]
 mod no_aws;

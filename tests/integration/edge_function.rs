@@ -148,3 +148,79 @@ fn the_function_is_written_whole_and_small() {
     // No key of any kind is in the code: the store holds them.
     assert!(!code.contains("FLASHSALE") && !code.to_lowercase().contains("secret"));
 }
+
+/// `flashsale ARGS` in the sale with test AWS credentials and the keys.
+fn run_keyed(sale: &Sale, args: &[&str], gate_key: &str, cookie_key: &str) -> std::process::Output {
+    std::process::Command::new(bin())
+        .args(args)
+        .current_dir(sale.path())
+        .envs(crate::common::moto::aws_env("AKIDKVS", "kvs-secret"))
+        .env("FLASHSALE_GATE_KEY", gate_key)
+        .env("FLASHSALE_COOKIE_KEY", cookie_key)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_keys_are_staged_in_50_key_batches_through_stale_etags_and_never_the_gate_key() {
+    use crate::common::kvs::KvsStandIn;
+    // Two other writers come first: the SDK's calls must read the ETag again.
+    let kvs = KvsStandIn::start(2);
+    let sale = cookie_sale();
+    for i in 0..117 {
+        sale.write(
+            &format!("items/extra-{i:03}.md"),
+            &item_md(&format!("X-{i:03}"), "Extra", "1.00"),
+        );
+    }
+    sale.write(
+        "site.toml",
+        &format!("{}{}", sale.read("site.toml"), kvs.section()),
+    );
+    let gate_key = "ab".repeat(32);
+    let cookie_key = "the-shops-cookie-key-0123456789";
+    let o = run_keyed(&sale, &["edge", "stage"], &gate_key, cookie_key);
+    let said = ok(o);
+    assert!(said.contains("Edge: staged the sale's keys"), "{said}");
+    let d = kvs.dump();
+    let store = d["store"].as_object().unwrap();
+    // 120 items, the sale's window and order key, the cookie key.
+    assert_eq!(store.len(), 122, "{store:?}");
+    assert_eq!(d["state"]["largest_batch"], 50, "{d}");
+    assert_eq!(d["state"]["conflicts"], 2, "{d}");
+    assert_eq!(d["state"]["updates"], 3, "{d}");
+    let conf: serde_json::Value =
+        serde_json::from_str(store["test-sale"].as_str().unwrap()).unwrap();
+    let k = conf["k"].as_str().unwrap();
+    assert!(k.len() == 64 && k != gate_key, "{conf}");
+    assert!(conf["s"].as_i64().unwrap() < conf["e"].as_i64().unwrap());
+    assert_eq!(store["test-sale|ck"], cookie_key);
+    assert_eq!(store["test-sale|i|X-042"], "1");
+    let all = serde_json::to_string(store).unwrap();
+    assert!(
+        !all.contains(&gate_key),
+        "the gate key never goes to the edge"
+    );
+
+    // close marks the sale ended; clear takes everything out.
+    ok(run_keyed(&sale, &["edge", "end"], &gate_key, cookie_key));
+    assert_eq!(kvs.dump()["store"]["test-sale|ended"], "1");
+    let said = ok(run_keyed(&sale, &["edge", "clear"], &gate_key, cookie_key));
+    assert!(said.contains("took the sale's keys out"), "{said}");
+    assert_eq!(kvs.dump()["store"].as_object().unwrap().len(), 0);
+
+    // Without the cookie key the edge could only refuse: it is not staged.
+    let o = std::process::Command::new(bin())
+        .args(["edge", "stage"])
+        .current_dir(sale.path())
+        .envs(crate::common::moto::aws_env("AKIDKVS", "kvs-secret"))
+        .env("FLASHSALE_GATE_KEY", &gate_key)
+        .env_remove("FLASHSALE_COOKIE_KEY")
+        .output()
+        .unwrap();
+    let err = fails(o);
+    assert!(
+        err.contains("FLASHSALE_COOKIE_KEY") && !err.contains(&gate_key),
+        "{err}"
+    );
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod gate;
+pub(crate) mod kvs;
 pub(crate) mod moto;
 pub(crate) mod photo;
 pub(crate) mod redis;
