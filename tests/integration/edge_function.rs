@@ -224,3 +224,190 @@ fn the_keys_are_staged_in_50_key_batches_through_stale_etags_and_never_the_gate_
         "{err}"
     );
 }
+
+/// The edge function in front of a gate, as CloudFront would run it: a
+/// Node proxy (`edge_proxy.js`) reading the KeyValueStore stand-in.
+struct EdgeProxy {
+    child: std::process::Child,
+    base: String,
+}
+
+impl EdgeProxy {
+    fn start(function: &std::path::Path, kvs: &str, gate: &str) -> EdgeProxy {
+        let dir = tempfile::tempdir().unwrap();
+        let port_file = dir.path().join("port");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/integration/common/edge_proxy.js"
+        );
+        let child = std::process::Command::new("node")
+            .arg(script)
+            .arg(function)
+            .args([kvs, gate])
+            .arg(&port_file)
+            .spawn()
+            .unwrap();
+        let port = wait_for_some("the edge proxy", std::time::Duration::from_secs(10), || {
+            std::fs::read_to_string(&port_file)
+                .ok()
+                .filter(|p| !p.is_empty())
+        });
+        EdgeProxy {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn counts(&self) -> serde_json::Value {
+        http()
+            .get(&format!("{}/__counts", self.base))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap()
+    }
+}
+
+impl Drop for EdgeProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `n` orders for the mug from distinct users at `url` (its sku in the
+/// query string, as the page sends it), every `forged`-th with a forged
+/// order URL; the statuses answered.
+fn flood(
+    url: &str,
+    first_user: usize,
+    n: usize,
+    forged: usize,
+) -> std::collections::BTreeMap<u16, usize> {
+    let agent = http();
+    let mut seen = std::collections::BTreeMap::new();
+    for i in 0..n {
+        let mut target = format!("{url}?sku=A-1");
+        if forged > 0 && i % forged == 0 {
+            target = target.replacen("/o/test-sale/", "/o/test-sale/0", 1);
+        }
+        let resp = agent
+            .post(&target)
+            .set("Content-Type", "application/x-www-form-urlencoded")
+            .set("X-User-Id", &format!("u{}", first_user + i))
+            .set("Accept", "application/json")
+            .send_string("sku=A-1&quantity=1");
+        let status = match resp {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(s, _)) => s,
+            Err(e) => panic!("{e}"),
+        };
+        *seen.entry(status).or_default() += 1;
+    }
+    seen
+}
+
+/// What reached the gate, before and after the sale sold out.
+#[derive(Debug)]
+struct Reached {
+    before: f64,
+    after: f64,
+}
+
+/// A sale of 10 mugs: 500 customers (one in ten with a forged order URL)
+/// while it sells out, `close --when-sold-out`, then 2,000 more: through the
+/// edge or straight to the gate. What reached the gate each time.
+fn rehearse(with_edge: bool) -> Reached {
+    use crate::common::gate::{GateProc, GateSale};
+    const REQUESTS: &str = "flashsale_gate_requests_total";
+    use crate::common::kvs::KvsStandIn;
+    let s = GateSale::new("");
+    for f in ["items/b-2.md", "items/c-3.md"] {
+        std::fs::remove_file(s.sale.path().join(f)).unwrap();
+    }
+    let kvs = KvsStandIn::start(0);
+    let toml = s.sale.read("site.toml");
+    s.sale
+        .write("site.toml", &format!("{toml}{}", kvs.section()));
+    let gate = GateProc::start(&s, &[]);
+    let key = std::fs::read_to_string(s.sale.path().join("gate.key")).unwrap();
+    let order_url = gate.url(&s);
+    let proxy = with_edge.then(|| {
+        ok(run_keyed(
+            &s.sale,
+            &["edge", "stage"],
+            key.trim(),
+            "unused-cookie-key-000",
+        ));
+        ok(s.sale.run(&["edge", "function", "-o", "edge.js"]));
+        let p = EdgeProxy::start(&s.sale.path().join("edge.js"), &kvs.endpoint, &gate.base);
+        wait_for(
+            "the edge to read the store",
+            std::time::Duration::from_secs(5),
+            || p.counts()["reads"].as_u64().unwrap_or(0) > 0,
+        );
+        p
+    });
+    let base = proxy.as_ref().map_or(gate.base.clone(), |p| p.base.clone());
+    let url = order_url.replacen(&gate.base, &base, 1);
+    let first = flood(&url, 0, 500, 10);
+    let before = gate.metric(REQUESTS);
+    eprintln!("edge {with_edge}: while selling: {first:?}; the gate saw {before}");
+    // The operator's close: the gate says sold out, the toggle and the edge follow.
+    let closed = run_keyed(
+        &s.sale,
+        &[
+            "close",
+            "--when-sold-out",
+            "--gates",
+            &gate.base,
+            "--target",
+            "dir:toggle",
+            "--force",
+            "--no-edge",
+        ],
+        key.trim(),
+        "unused-cookie-key-000",
+    );
+    let said = ok(closed);
+    if with_edge {
+        // --no-edge above, and `edge end` here: the same step, shown apart.
+        ok(run_keyed(
+            &s.sale,
+            &["edge", "end"],
+            key.trim(),
+            "unused-cookie-key-000",
+        ));
+        let p = proxy.as_ref().unwrap();
+        wait_for(
+            "the edge to hear the sale ended",
+            std::time::Duration::from_secs(5),
+            || p.counts()["ended"] == true,
+        );
+    }
+    let second = flood(&url, 10_000, 2000, 0);
+    let after = gate.metric(REQUESTS) - before;
+    eprintln!("edge {with_edge}: {said}after sold out: {second:?}; the gate saw {after} more");
+    if let Some(p) = &proxy {
+        eprintln!("edge counts: {}", p.counts());
+    }
+    assert_eq!(s.winners().len(), 10);
+    // Everyone after the sell-out is told so, by the edge or by the gate.
+    assert_eq!(second.get(&200).copied().unwrap_or(0), 2000, "{second:?}");
+    Reached { before, after }
+}
+
+#[test]
+fn the_edge_sheds_the_sold_out_flood_before_it_reaches_the_gate() {
+    let without = rehearse(false);
+    let with = rehearse(true);
+    eprintln!(
+        "requests that reached the gate — without the edge: {} while selling, {} after sold out; with it: {} and {}",
+        without.before, without.after, with.before, with.after
+    );
+    assert_eq!(without.before, 500.0);
+    assert_eq!(without.after, 2000.0);
+    // The forged order URLs never reach it, nor does anyone after the close.
+    assert_eq!(with.before, 450.0);
+    assert_eq!(with.after, 0.0);
+}
