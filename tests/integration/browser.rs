@@ -75,7 +75,7 @@ fn page_follows_the_toggle_without_reloading() {
     );
     assert_eq!(
         browser.eval("return document.querySelector('[data-order-form]').action"),
-        order
+        format!("{order}?sku=A-1")
     );
     assert_eq!(browser.eval("return document.body.dataset.state"), "open");
     assert_eq!(
@@ -154,7 +154,7 @@ fn open_and_close_commands_switch_a_page_already_open() {
     );
     assert_eq!(
         browser.eval("return document.querySelector('[data-order-form]').action"),
-        report["order_url"]
+        format!("{}?sku=B-2", report["order_url"].as_str().unwrap())
     );
 
     ok(sale.run(&["close", "--now", "--target", &target]));

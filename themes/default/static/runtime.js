@@ -82,7 +82,12 @@
       if (t.end) end = t.end;
       drawUntil = t.draw ? t.draw.until : 0;
       drawCommitment = t.draw ? t.draw.commitment : '';
-      each('[data-order-form]', function (f) { f.action = t.order; });
+      // The item in the query string too: an edge function in front of
+      // the gates sees no body (the gate reads either).
+      each('[data-order-form]', function (f) {
+        var sku = f.querySelector('[name=sku]');
+        f.action = t.order + (sku ? '?sku=' + encodeURIComponent(sku.value) : '');
+      });
       each('[data-buy]', function (b) { b.disabled = false; });
       text('[data-status]', msg('js_on_sale'));
     } else {
