@@ -16,6 +16,7 @@ mod close;
 mod draw;
 mod edge;
 mod gate;
+mod infra;
 mod keygen;
 mod ledger;
 mod new;
@@ -66,6 +67,7 @@ enum Command {
     Draw(draw::DrawArgs),
     Edge(edge::EdgeArgs),
     Gate(gate::GateArgs),
+    Infra(infra::InfraArgs),
     Ledger(ledger::LedgerArgs),
     Rehearse(rehearse::RehearseArgs),
     Capacity(capacity::CapacityArgs),
@@ -101,6 +103,7 @@ pub fn main() -> ExitCode {
         Command::Draw(a) => draw::run(g, a),
         Command::Edge(a) => edge::run(g, a),
         Command::Gate(a) => gate::run(g, a),
+        Command::Infra(a) => infra::run(g, a),
         Command::Ledger(a) => ledger::run(g, a),
         Command::Rehearse(a) => rehearse::run(g, a),
         Command::Audit(a) => audit::run(g, a),

@@ -17,6 +17,7 @@
 //! rules (`gate::EdgeRules`) request by request, in a JavaScript engine.
 
 pub(crate) mod corpus;
+pub(crate) mod infra;
 
 use crate::config::{Config, Identity};
 use crate::sale::GateKey;

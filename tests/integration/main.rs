@@ -14,6 +14,7 @@ mod fair;
 mod fleet;
 mod gate;
 mod hardening;
+mod infra;
 mod languages;
 mod layout;
 mod ledger_cluster;
