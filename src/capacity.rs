@@ -47,6 +47,18 @@ pub(crate) const CLOUDFRONT_BANDWIDTH: Limit = Limit {
     source: "Amazon CloudFront Developer Guide, \"Quotas\", general quotas on distributions",
 };
 
+/// CloudFront Functions: US$0.10 per million invocations; KeyValueStore:
+/// US$0.03 per million reads from functions (Amazon CloudFront pricing page,
+/// "CloudFront Functions" and "CloudFront KeyValueStore", as of 2026).
+pub(crate) const FUNCTION_USD_PER_MILLION: f64 = 0.10;
+pub(crate) const KVS_READ_USD_PER_MILLION: f64 = 0.03;
+
+/// From the last unit sold until every edge answers the sold-out way: `close
+/// --when-sold-out` asks every second, then the KeyValueStore's change
+/// reaches the edges, in seconds by AWS's account (no bound published: 5 s
+/// assumed).
+pub(crate) const EDGE_LAG_S: f64 = 1.0 + 5.0;
+
 /// What one page view downloads, in bytes (`site::check::PageWeight`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub(crate) struct PageBytes {
@@ -111,6 +123,9 @@ pub(crate) struct Inputs {
     pub(crate) page: Option<PageBytes>,
     /// Seconds over which the viewers open the page before the start.
     pub(crate) arrival_s: f64,
+    /// The order path's edge function (`[edge]`), and the KeyValueStore
+    /// reads it makes per order (with a signed cookie, one more).
+    pub(crate) edge: Option<u32>,
 }
 
 /// What the model says.
@@ -132,8 +147,27 @@ pub(crate) struct Outcome {
     pub(crate) fair_start: Option<FairStart>,
     /// The bytes the page loads cost, when the page was weighed.
     pub(crate) egress: Option<Egress>,
+    /// What the gates see after the last unit, with and without the edge.
+    pub(crate) after_sold_out: AfterSoldOut,
     /// Each published limit crossed, as a sentence with what to do.
     pub(crate) warnings: Vec<String>,
+}
+
+/// The losers' flood: the orders after the last unit is gone.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AfterSoldOut {
+    /// Seconds after the switch until the stock is gone (`None`: the
+    /// clickers do not take it all).
+    pub(crate) sold_out_s: Option<f64>,
+    /// Orders after that, all of which a gate answers without an edge.
+    pub(crate) orders: f64,
+    /// With the edge: the orders that still reach the gates (those in the
+    /// [`EDGE_LAG_S`] after the last unit); the rest are answered at the edge.
+    pub(crate) reaching_gates_with_edge: Option<f64>,
+    /// The function's and its reads' cost for every order of the sale, US$.
+    pub(crate) edge_cost_usd: Option<f64>,
+    /// The same per million orders.
+    pub(crate) edge_usd_per_million: Option<f64>,
 }
 
 /// A fair start holds every entrant's request until the window closes: one
@@ -187,6 +221,7 @@ pub(crate) fn model(i: &Inputs) -> Outcome {
             }
         }),
         egress: i.page.map(|p| egress(i.viewers, p, i.arrival_s)),
+        after_sold_out: after_sold_out(i, &burst, scale),
         warnings: Vec::new(),
     };
     if let Some(e) = &out.egress {
@@ -252,8 +287,46 @@ pub(crate) fn model(i: &Inputs) -> Outcome {
     out
 }
 
+/// When the stock is gone in the burst, and what follows it at the gates.
+fn after_sold_out(i: &Inputs, burst: &Burst, scale: f64) -> AfterSoldOut {
+    let total = i.clickers as f64;
+    let mut seen = 0.0;
+    let mut sold_out_s = None;
+    for (k, n) in burst.bins.iter().enumerate() {
+        seen += *n as f64 * scale;
+        if seen >= i.stock as f64 {
+            sold_out_s = Some((k + 1) as f64 * BIN);
+            break;
+        }
+    }
+    let orders = (total - i.stock as f64).max(0.0);
+    let in_lag = sold_out_s.map_or(0.0, |t| {
+        let from = (t / BIN) as usize;
+        let to = ((t + EDGE_LAG_S) / BIN) as usize;
+        burst.bins[from.min(burst.bins.len())..to.min(burst.bins.len())]
+            .iter()
+            .sum::<u64>() as f64
+            * scale
+    });
+    let per_million = i
+        .edge
+        .map(|reads| FUNCTION_USD_PER_MILLION + f64::from(reads) * KVS_READ_USD_PER_MILLION);
+    AfterSoldOut {
+        sold_out_s,
+        orders,
+        reaching_gates_with_edge: i.edge.map(|_| in_lag.min(orders)),
+        edge_cost_usd: per_million.map(|p| p * total / 1e6),
+        edge_usd_per_million: per_million,
+    }
+}
+
+/// The simulation's time step, in seconds.
+const BIN: f64 = 0.01;
+
 /// The order burst from `pages` simulated pages.
 struct Burst {
+    /// Pages first seeing `open`, per [`BIN`] from the switch.
+    bins: Vec<u64>,
     pages: u64,
     /// Pages first seeing `open` in the busiest 1 s window.
     peak_per_s: u64,
@@ -267,7 +340,6 @@ struct Burst {
 /// at a uniformly random moment within `edge_delay` of the PUT (at 0, the
 /// start). A page sees `open` at its first poll after that, and clicks then.
 fn simulate(edge_delay: f64, window: f64, pages: u64) -> Burst {
-    const BIN: f64 = 0.01;
     const SPAN: f64 = 30.0;
     let mut bins = vec![0u64; (SPAN / BIN) as usize];
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
@@ -292,9 +364,10 @@ fn simulate(edge_delay: f64, window: f64, pages: u64) -> Burst {
         peak = peak.max(sum);
     }
     Burst {
+        first_5s: bins[..(5.0 / BIN) as usize].iter().sum(),
+        bins,
         pages,
         peak_per_s: peak,
-        first_5s: bins[..(5.0 / BIN) as usize].iter().sum(),
         last_s: last,
         within_window,
     }
@@ -346,7 +419,30 @@ mod tests {
             fair_window_s: None,
             page: None,
             arrival_s: 60.0,
+            edge: None,
         }
+    }
+
+    #[test]
+    fn with_the_edge_the_gates_see_the_orders_in_flight_not_the_crowd() {
+        let without = model(&inputs(1_000_000)).after_sold_out;
+        let with = model(&Inputs {
+            edge: Some(3),
+            ..inputs(1_000_000)
+        })
+        .after_sold_out;
+        // 100 units go in the first instants; nearly a million orders follow.
+        assert!(without.sold_out_s.unwrap() < 0.5, "{without:?}");
+        assert_eq!(without.orders, 999_900.0);
+        assert!(without.reaching_gates_with_edge.is_none());
+        let reach = with.reaching_gates_with_edge.unwrap();
+        // The orders of the first seconds after the last unit still reach
+        // the gates; the later ones (pages that see `open` 3 to 8 s late,
+        // after an edge's 1 s copy and a 1–3 s poll) do not.
+        assert!(reach > 0.0 && reach < with.orders, "{with:?}");
+        // US$0.10 per million invocations, 3 reads at US$0.03.
+        assert!((with.edge_usd_per_million.unwrap() - 0.19).abs() < 1e-9);
+        assert!((with.edge_cost_usd.unwrap() - 0.19).abs() < 1e-9);
     }
 
     #[test]

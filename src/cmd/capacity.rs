@@ -4,7 +4,8 @@ use clap::Args;
 
 use super::prelude::{connect, duration, AwsArgs, Global};
 use crate::capacity::{
-    self, thousands, Inputs, PageBytes, CLOUDFRONT_BANDWIDTH, CLOUDFRONT_REQUESTS, S3_GETS,
+    self, thousands, Inputs, PageBytes, CLOUDFRONT_BANDWIDTH, CLOUDFRONT_REQUESTS, EDGE_LAG_S,
+    FUNCTION_USD_PER_MILLION, KVS_READ_USD_PER_MILLION, S3_GETS,
 };
 use crate::config::MAX_FAIR_WINDOW;
 use crate::gate::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_CLIENT};
@@ -53,6 +54,13 @@ pub(super) struct CapacityArgs {
     /// ("0s": without one).
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     fair_window: Option<std::time::Duration>,
+    /// Model the order path's edge function ([edge] in site.toml, or this
+    /// flag): after the last unit, only the orders in flight reach the gates.
+    #[arg(long, conflicts_with = "no_edge")]
+    edge: bool,
+    /// Model the sale without the edge function even with [edge].
+    #[arg(long)]
+    no_edge: bool,
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
@@ -89,6 +97,14 @@ pub(super) fn run(g: &Global, a: CapacityArgs) -> anyhow::Result<()> {
         },
         page: None,
         arrival_s: a.arrival.as_secs_f64(),
+        // Per order: the sale's key, its item, the `ended` mark (and the
+        // cookie key when identities are signed cookies).
+        edge: ((config.edge.is_some() || a.edge) && !a.no_edge).then_some(
+            3 + u32::from(matches!(
+                config.gate.identity,
+                crate::config::Identity::Cookie(_)
+            )),
+        ),
     };
     // The heaviest item page, as a phone downloads it (the build in memory).
     let heaviest = crate::site::check::heaviest_item_page(&site)?;
@@ -205,6 +221,29 @@ pub(super) fn run(g: &Global, a: CapacityArgs) -> anyhow::Result<()> {
             thousands(out.orders_first_5s),
             String::new(),
         );
+        let after = &out.after_sold_out;
+        row(
+            "orders after the last unit",
+            thousands(after.orders),
+            after
+                .sold_out_s
+                .map_or("the clickers do not take all the stock".to_string(), |t| {
+                    format!("sold out {t:.2} s after the switch")
+                }),
+        );
+        if let (Some(reach), Some(cost), Some(per)) = (
+            after.reaching_gates_with_edge,
+            after.edge_cost_usd,
+            after.edge_usd_per_million,
+        ) {
+            row(
+                "of those, reaching the gates",
+                thousands(reach),
+                format!(
+                    "[6] the edge answers the rest; its function costs US${cost:.2} for the sale's orders (US${per:.2} per million)"
+                ),
+            );
+        }
         if let Some(f) = &out.fair_start {
             let held = f.held_per_gate.ceil();
             row(
@@ -274,6 +313,9 @@ pub(super) fn run(g: &Global, a: CapacityArgs) -> anyhow::Result<()> {
             "  [5] {}: {}",
             CLOUDFRONT_BANDWIDTH.what, CLOUDFRONT_BANDWIDTH.source
         );
+        if out.after_sold_out.reaching_gates_with_edge.is_some() {
+            println!("  [6] the orders in the {EDGE_LAG_S} s after the last unit (close --when-sold-out asks every second; the KeyValueStore's change reaches the edges in seconds, 5 assumed); US${FUNCTION_USD_PER_MILLION:.2} per million function invocations and US${KVS_READ_USD_PER_MILLION:.2} per million KeyValueStore reads (Amazon CloudFront pricing)");
+        }
         println!("  Page loads are weighed as a phone downloads the heaviest item page (`flashsale check`: gzip HTML, CSS, JS and the photo candidate at 412 CSS px, DPR 2.625).");
     }
     for w in &out.warnings {

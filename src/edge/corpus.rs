@@ -52,6 +52,9 @@ pub(crate) enum Class {
     WrongMethod,
     CrossSite,
     AfterSoldOut,
+    /// After the sale ended, but while a fair start's entrants ask for
+    /// their results (an `after_sold_out` request of that time).
+    DrawResult,
     NotStaged,
     ItemInBody,
     Preflight,
@@ -267,7 +270,12 @@ fn shape(case: &mut Case, s: &Setup, rng: &mut Rng, cookie_name: &str) {
             case.headers
                 .push(("origin".into(), "https://evil.example".into()));
         }
-        Class::AfterSoldOut => case.ended = true,
+        Class::AfterSoldOut => {
+            case.ended = true;
+            if case.now < EdgeRules::ended_from(c) {
+                case.class = Class::DrawResult;
+            }
+        }
         Class::NotStaged => {
             case.staged = false;
             if rng.below(2) == 0 {
@@ -281,6 +289,8 @@ fn shape(case: &mut Case, s: &Setup, rng: &mut Rng, cookie_name: &str) {
             case.uri = "/items/mug-01/".into();
         }
         Class::Mutated => mutate(case, rng, cookie_name),
+        // Made from `AfterSoldOut` above, never drawn as such.
+        Class::DrawResult => {}
     }
 }
 

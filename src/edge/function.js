@@ -176,7 +176,8 @@ async function handler(event) {
   var known = await read(SALE + '|i|' + sku);
   if (known === null) return refuse(404, 'no such item\n');
   var ended = await read(SALE + '|ended');
-  if (ended === null) return req;
+  // After a fair start an entrant's result is the gate's to give.
+  if (ended === null || now < conf.d) return req;
   var accept = header(req, 'accept');
   if (accept !== null && accept.indexOf('application/json') >= 0) {
     return answer(200, '{"status":"sold_out"}', { 'content-type': { value: 'application/json' } });

@@ -93,6 +93,7 @@ impl Edge {
             "s": config.start.timestamp_millis(),
             "e": config.end.timestamp_millis(),
             "t": config.gate.tolerance_ms,
+            "d": crate::gate::EdgeRules::ended_from(config),
         });
         let mut out = vec![(self.sale.clone(), conf.to_string())];
         if self.cookie.is_some() {

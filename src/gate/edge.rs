@@ -38,7 +38,14 @@ pub(crate) struct EdgeRules {
     origin: HeaderValue,
     window: Window,
     items: HashSet<String>,
+    /// From when the edge may answer the sold-out way once the sale is
+    /// marked ended ([`EdgeRules::ended_from`]).
+    ended_from: i64,
 }
+
+/// After a fair start's draw, entrants ask again for their result: the
+/// edge leaves those answers to the gates this long past the window.
+pub(crate) const DRAW_RESULTS_MS: i64 = 60_000;
 
 impl EdgeRules {
     pub(crate) fn new(
@@ -67,7 +74,18 @@ impl EdgeRules {
                 tolerance_ms: config.gate.tolerance_ms,
             },
             items: items.into_iter().collect(),
+            ended_from: Self::ended_from(config),
         })
+    }
+
+    /// The moment (Unix ms) from which an ended sale is answered at the
+    /// edge: at once, or with a fair start [`DRAW_RESULTS_MS`] after its
+    /// window (an entrant's result is the gate's to give: won or not drawn).
+    pub(crate) fn ended_from(config: &Config) -> i64 {
+        config
+            .gate
+            .fair_window_ms
+            .map_or(0, |w| config.start.timestamp_millis() + w + DRAW_RESULTS_MS)
     }
 
     /// The edge's verdict on a request at `now_ms`, with the sale `ended`
@@ -127,7 +145,7 @@ impl EdgeRules {
         if !self.items.contains(sku.as_ref()) {
             return Verdict::Refuse(404);
         }
-        if ended {
+        if ended && now_ms >= self.ended_from {
             return Verdict::Ended {
                 json: wants_json(headers),
             };

@@ -411,3 +411,41 @@ fn the_edge_sheds_the_sold_out_flood_before_it_reaches_the_gate() {
     assert_eq!(with.before, 450.0);
     assert_eq!(with.after, 0.0);
 }
+
+#[test]
+fn after_a_fair_start_the_results_are_left_to_the_gates() {
+    // Entrants ask again for their result after the draw: for a minute past
+    // the window an ended sale is not answered at the edge.
+    let sale = Sale::with_times("2030-01-01T10:00:00+08:00", "2030-01-01T10:03:00+08:00");
+    sale.add_to_gate("identity_cookie = \"shop_user\"\nfair_window = \"30s\"");
+    let out = ok(sale.run(&[
+        "edge",
+        "test",
+        "--requests",
+        "20000",
+        "--engine",
+        "node",
+        "--engine",
+        "njs",
+        "-v",
+    ]));
+    for engine in ["node", "njs"] {
+        assert!(line(&out, engine).contains(": 0 disagreements"), "{out}");
+    }
+    let count = |class: &str| -> Vec<usize> {
+        let row = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{class} ")))
+            .unwrap_or_else(|| panic!("{class}: {out}"));
+        row.split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect()
+    };
+    let (ended, results) = (count("after_sold_out"), count("draw_result"));
+    // Half the three minutes is the window and the minute after it: those
+    // pass; the rest are answered at the edge.
+    assert_eq!(results[1], 0, "{results:?}");
+    assert_eq!(ended[0], ended[1], "{ended:?}");
+    let share = results[0] * 100 / (results[0] + ended[0]);
+    assert!((35..65).contains(&share), "{share} %");
+}
