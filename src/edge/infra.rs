@@ -20,6 +20,9 @@ const CACHING_OPTIMIZED: &str = "658327ea-f89d-4fab-a63d-7e88639e58f6";
 const CACHING_DISABLED: &str = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
 const ALL_VIEWER_EXCEPT_HOST: &str = "b689b0a8-53d0-40ab-baf2-68738e2966ac";
 
+/// `/items/mug/` → `/items/mug/index.html`, as a static host would.
+const DIRECTORY_INDEX: &str = "function handler(event) {\n  var r = event.request;\n  if (r.uri.endsWith('/')) r.uri += 'index.html';\n  else if (!r.uri.split('/').pop().includes('.')) r.uri += '/index.html';\n  return r;\n}\n";
+
 /// The toggle's cache policy: kept at most its `s-maxage` at the edge
 /// (also what a 304 without Cache-Control gets), nothing per visitor in
 /// the key.
@@ -168,6 +171,18 @@ fn edge_resources(config: &Config) -> Value {
                 "Type": "AWS::CloudFront::CachePolicy",
                 "Properties": {"CachePolicyConfig": toggle_policy(sale)},
             },
+            "DirectoryIndex": {
+                "Type": "AWS::CloudFront::Function",
+                "Properties": {
+                    "Name": format!("flashsale-{sale}-index"),
+                    "AutoPublish": true,
+                    "FunctionCode": DIRECTORY_INDEX,
+                    "FunctionConfig": {
+                        "Comment": "item pages live at /items/<slug>/: an S3 REST origin has no directory index",
+                        "Runtime": "cloudfront-js-2.0",
+                    },
+                },
+            },
             "OrderKeys": {
                 "Type": "AWS::CloudFront::KeyValueStore",
                 "Properties": {
@@ -259,6 +274,10 @@ fn distribution(config: &Config) -> Value {
                         "AllowedMethods": ["GET", "HEAD", "OPTIONS"],
                         "CachedMethods": ["GET", "HEAD"],
                         "CachePolicyId": CACHING_OPTIMIZED,
+                        "FunctionAssociations": [{
+                            "EventType": "viewer-request",
+                            "FunctionARN": {"Fn::GetAtt": ["DirectoryIndex", "FunctionMetadata.FunctionARN"]},
+                        }],
                     },
                     "CacheBehaviors": [
                         s3_behaviour(&toggle, json!({"Ref": "TogglePolicy"})),

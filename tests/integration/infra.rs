@@ -73,3 +73,31 @@ fn the_template_passes_cfn_lint_and_checkov_with_every_skip_justified() {
         assert_eq!(code.contains("var COOKIE = 'shop_user';"), cookie);
     }
 }
+
+#[test]
+fn the_templates_directory_index_function_finds_item_pages_in_njs_and_node() {
+    let sale = Sale::new();
+    let out = ok(sale.run(&["infra"]));
+    let t: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let code = t["Resources"]["DirectoryIndex"]["Properties"]["FunctionCode"]
+        .as_str()
+        .unwrap();
+    sale.write(
+        "index.js",
+        &format!(
+            "{code}\nvar uris = ['/', '/items/mug/', '/items/mug', '/assets/style.1234.css', '/sale.js'];\nconsole.log(uris.map(function (u) {{ return handler({{ request: {{ uri: u }} }}).uri; }}).join(' '));\n"
+        ),
+    );
+    for engine in ["node", "njs"] {
+        let o = Command::new(engine)
+            .arg(sale.path().join("index.js"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            stdout(&o).trim(),
+            "/index.html /items/mug/index.html /items/mug/index.html /assets/style.1234.css /sale.js",
+            "{engine}: {}",
+            stderr(&o)
+        );
+    }
+}
