@@ -152,11 +152,7 @@ pub(crate) fn generate(s: &Setup, n: usize, seed: u64) -> Vec<Case> {
     let mut rng = Rng(seed);
     let c = s.config;
     let sale = &c.name;
-    let (start, end, tol) = (
-        c.start.timestamp_millis(),
-        c.end.timestamp_millis(),
-        c.gate.tolerance_ms,
-    );
+    let (start, end, tol) = window(c);
     let origin = Edge::new(c).origin;
     let token = s.key.mint(sale);
     let cookie_name = match &c.gate.identity {
@@ -194,6 +190,15 @@ pub(crate) fn generate(s: &Setup, n: usize, seed: u64) -> Vec<Case> {
         .collect()
 }
 
+/// The sale's start, end and clock tolerance, in ms.
+fn window(c: &Config) -> (i64, i64, i64) {
+    (
+        c.start.timestamp_millis(),
+        c.end.timestamp_millis(),
+        c.gate.tolerance_ms,
+    )
+}
+
 /// Percent-encodes some of a value's characters, as a client may.
 fn encode(v: &str, rng: &mut Rng) -> String {
     v.chars()
@@ -208,11 +213,7 @@ fn encode(v: &str, rng: &mut Rng) -> String {
 fn shape(case: &mut Case, s: &Setup, rng: &mut Rng, cookie_name: &str) {
     let c = s.config;
     let sale = &c.name;
-    let (start, end, tol) = (
-        c.start.timestamp_millis(),
-        c.end.timestamp_millis(),
-        c.gate.tolerance_ms,
-    );
+    let (start, end, tol) = window(c);
     let set_cookie = |case: &mut Case, value: Option<String>| {
         case.headers.retain(|(n, _)| n != "cookie");
         if let Some(v) = value {

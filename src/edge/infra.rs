@@ -385,21 +385,7 @@ mod tests {
     use crate::store::edge::ToggleCaching;
 
     fn config() -> Config {
-        let text = r#"
-name = "demo"
-base_url = "https://sale.example.com/"
-start = 2026-12-12T20:00:00+08:00
-end = 2026-12-12T20:30:00+08:00
-currency = "EUR"
-[gate]
-url = "https://sale.example.com/"
-[[items]]
-sku = "A1"
-title = "Thing"
-price = 9.9
-stock = 3
-"#;
-        Config::parse(std::path::Path::new("site.toml"), text.to_string()).unwrap()
+        super::super::test_config("")
     }
 
     /// The toggle's behaviour in the template, as `check --remote` reads a

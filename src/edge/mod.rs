@@ -156,27 +156,21 @@ pub(crate) async fn clear(
     store.update(&[], &keys).await
 }
 
+/// A sale `demo` of one item, with `gate` added to its `[gate]`.
+#[cfg(test)]
+pub(crate) fn test_config(gate: &str) -> Config {
+    let text = format!(
+        "name = \"demo\"\nbase_url = \"https://sale.example.com/\"\nstart = 2026-12-12T20:00:00+08:00\nend = 2026-12-12T20:30:00+08:00\ncurrency = \"EUR\"\n[gate]\nurl = \"https://gate.example.com/\"\n{gate}\n[[items]]\nsku = \"A1\"\ntitle = \"Thing\"\nprice = 9.9\nstock = 3\n"
+    );
+    Config::parse(std::path::Path::new("site.toml"), text).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn config() -> Config {
-        let text = r#"
-name = "demo"
-base_url = "https://sale.example.com/"
-start = 2026-12-12T20:00:00+08:00
-end = 2026-12-12T20:30:00+08:00
-currency = "EUR"
-[gate]
-url = "https://gate.example.com/"
-identity_cookie = "shop_user"
-[[items]]
-sku = "A1"
-title = "Thing"
-price = 9.9
-stock = 3
-"#;
-        Config::parse(std::path::Path::new("site.toml"), text.to_string()).unwrap()
+        test_config("identity_cookie = \"shop_user\"")
     }
 
     #[test]
