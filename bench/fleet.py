@@ -151,22 +151,28 @@ class Topology:
             p.wait()
 
 
+# A gate's admin listener (health, metrics) by its order address.
+ADMIN = {}
+
+
 def start_gate(sale, args, log):
     """A gate; its log (JSON lines) goes to `log`."""
-    p = subprocess.Popen([BIN, "gate", "--listen", "127.0.0.1:0", "--key-file", "gate.key", *args], cwd=sale,
+    p = subprocess.Popen([BIN, "gate", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+                          "--key-file", "gate.key", *args], cwd=sale,
                          stdout=subprocess.PIPE, stderr=open(log, "w"), text=True)
     line = p.stdout.readline()
-    m = re.search(r"http://([0-9.:]+)/", line)
+    m = re.search(r"http://([0-9.:]+)/.*admin on http://([0-9.:]+)/", line)
     if not m:
         p.kill()
         sys.exit(f"gate did not start: {line!r}")
+    ADMIN[m.group(1)] = m.group(2)
     return p, m.group(1)
 
 
 def wait_healthy(addr):
     deadline = time.time() + 10
     while time.time() < deadline:
-        out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://{addr}/healthz"],
+        out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://{ADMIN[addr]}/healthz"],
                              capture_output=True, text=True).stdout
         if out == "200":
             return
@@ -175,7 +181,7 @@ def wait_healthy(addr):
 
 
 def metric(addr, name, label=""):
-    out = subprocess.run(["curl", "-s", f"http://{addr}/metrics"], capture_output=True, text=True).stdout
+    out = subprocess.run(["curl", "-s", f"http://{ADMIN[addr]}/metrics"], capture_output=True, text=True).stdout
     return sum(float(l.rsplit(" ", 1)[1]) for l in out.splitlines() if l.startswith(name) and label in l)
 
 

@@ -121,7 +121,7 @@ class Sale:
         """A fresh gate (its own journal on the real disk), with the whole stock as its quota."""
         self.runs += 1
         journal = os.path.join(self.dir, f"journal-{self.runs}")
-        p, addr = start([*(SERVER_CPU if pin else []), BIN, "gate", "--listen", "127.0.0.1:0", "--journal", journal,
+        p, addr = start([*(SERVER_CPU if pin else []), BIN, "gate", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--journal", journal,
                          "--key-file", "gate.key"], self.dir, "Gate listening")
         return p, addr, journal
 

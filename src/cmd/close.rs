@@ -27,7 +27,8 @@ pub(super) struct CloseArgs {
     /// (without one) every gate's /metrics shows 0 remaining.
     #[arg(long)]
     when_sold_out: bool,
-    /// The gates' base URLs, comma-separated (http://10.0.0.1:8080,...).
+    /// The gates' admin URLs (--admin-listen, where /metrics is),
+    /// comma-separated (http://10.0.0.1:9180,...).
     #[arg(long, value_delimiter = ',', value_name = "URL,URL")]
     gates: Vec<String>,
     /// The fleet's shared ledger (default: $FLASHSALE_LEDGER_URL, else [gate] ledger).

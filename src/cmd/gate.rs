@@ -19,8 +19,9 @@ use crate::util::clock::Clock;
 /// POST /o/<sale>/<token> with the item's `sku` (form field or ?sku=) and the
 /// user's identity: a header set by a trusted proxy ([gate] identity_header,
 /// default X-User-Id; only safe behind a proxy that sets it) or the shop's
-/// signed cookie ([gate] identity_cookie). GET /healthz, GET /metrics
-/// (Prometheus). Restarts replay the journal: sold units stay sold.
+/// signed cookie ([gate] identity_cookie). Nothing else on that port: GET
+/// /healthz and GET /metrics (Prometheus) are on --admin-listen (loopback by
+/// default). Restarts replay the journal: sold units stay sold.
 /// SIGTERM finishes in-flight requests and flushes the journal.
 #[derive(Args, Debug)]
 pub(super) struct GateArgs {
@@ -34,9 +35,15 @@ pub(super) struct GateArgs {
         value_name = "MS"
     )]
     clock_offset_ms: i64,
-    /// Address to listen on.
+    /// Address to listen on for orders (the public port: nothing else is
+    /// answered there).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Address of the admin listener: GET /healthz (for the load balancer's
+    /// health check) and GET /metrics (for Prometheus, `watch`, `close
+    /// --when-sold-out`). Keep it off the public network.
+    #[arg(long, default_value = "127.0.0.1:9180", value_name = "ADDR")]
+    admin_listen: SocketAddr,
     /// Units this gate admits per item (default: [gate] quota, or stock / gates).
     #[arg(long)]
     quota: Option<u32>,
@@ -158,6 +165,8 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
         })?;
         let listener = gate::bind(a.listen).await?;
         let addr = listener.local_addr()?;
+        let admin = gate::bind(a.admin_listen).await?;
+        let admin_addr = admin.local_addr()?;
         let identity = gate.identity();
         // On stderr, before the address line: scripts read that line first
         // from stdout, and may stop reading after it.
@@ -175,7 +184,7 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
         }
         // Printed even with --quiet: scripts read the address from here.
         println!(
-            "Gate listening on http://{addr}/ for sale `{}`; journal {}; identity from {identity}",
+            "Gate listening on http://{addr}/ for sale `{}`; admin on http://{admin_addr}/ (health, metrics); journal {}; identity from {identity}",
             config.name,
             a.journal.display()
         );
@@ -194,7 +203,7 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
             body_timeout_ms = a.body_timeout.as_millis() as u64,
             "gate_limits"
         );
-        gate::serve(gate, listener, limits, shutdown_signal()).await;
+        gate::serve(gate, listener, admin, limits, shutdown_signal()).await;
         Ok(())
     })
 }

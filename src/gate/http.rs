@@ -1,8 +1,11 @@
-//! The gate's routes. [`Gate::handle`] takes any request body, so tests
-//! drive the whole handler in-process with a request value, no socket:
-//! `POST /o/<sale>/<token>` is an order (`order`), `OPTIONS` its CORS
-//! preflight, `GET /healthz` says whether the gate takes orders, `GET
-//! /metrics` is the Prometheus page.
+//! The gate's routes, on two listeners. The public one ([`Gate::handle`])
+//! answers orders only: `POST /o/<sale>/<token>` (`order`) and `OPTIONS`,
+//! its CORS preflight; anything else is 404 — what is left of the stock,
+//! the draw's entries and the ledger's state are no bot's business. The
+//! admin one ([`Gate::handle_admin`], loopback by default): `GET /healthz`
+//! says whether the gate takes orders, `GET /metrics` is the Prometheus
+//! page. Both take any request body, so tests drive them in-process with a
+//! request value, no socket.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use super::Gate;
 use crate::util::prometheus;
 
 impl Gate {
-    /// Answers one request.
+    /// Answers one request on the public listener.
     pub(crate) async fn handle<B>(self: &Arc<Self>, req: Request<B>, peer: SocketAddr) -> Answer
     where
         B: Body<Data = Bytes> + Send,
@@ -37,7 +40,12 @@ impl Gate {
                 _ => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
             };
         }
-        match (req.method(), path) {
+        text(StatusCode::NOT_FOUND, "not found\n")
+    }
+
+    /// Answers one request on the admin listener: health and metrics.
+    pub(crate) fn handle_admin<B>(&self, req: &Request<B>) -> Answer {
+        match (req.method(), req.uri().path()) {
             (&Method::GET, "/healthz") => self.health(),
             (&Method::GET, "/metrics") => {
                 let mut r = Response::new(Full::new(Bytes::from(self.metrics())));

@@ -110,9 +110,11 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
 pub(crate) async fn serve(
     gate: Arc<Gate>,
     listener: TcpListener,
+    admin: TcpListener,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
+    let admin = tokio::spawn(serve_admin(gate.clone(), admin, limits.header_timeout));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -151,9 +153,44 @@ pub(crate) async fn serve(
     gate.begin_draining();
     drop(listener);
     tracing::info!("gate_stopping");
+    // Health says "shutting down" until the orders in flight are answered.
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    admin.abort();
     gate.stop().await;
     tracing::info!(admitted = ?gate.counts(), tasks = gate.tasks(), "gate_stopped");
+}
+
+/// Most connections the admin listener serves at once (a scraper, a load
+/// balancer's checks, `watch`, `close --when-sold-out`).
+const MAX_ADMIN_CONNECTIONS: usize = 64;
+
+/// Serves `/healthz` and `/metrics` on the admin listener until aborted.
+async fn serve_admin(gate: Arc<Gate>, listener: TcpListener, header_timeout: Duration) {
+    let open = Arc::new(tokio::sync::Semaphore::new(MAX_ADMIN_CONNECTIONS));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        let Ok(slot) = open.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let gate = gate.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let answer = gate.handle_admin(&req);
+            async move { Ok::<_, Infallible>(answer) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .max_buf_size(16 * 1024)
+            .serve_connection(TokioIo::new(stream), service);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(slot);
+        });
+    }
 }
 
 #[cfg(test)]

@@ -356,7 +356,7 @@ fn rehearse(with_edge: bool) -> Reached {
             "close",
             "--when-sold-out",
             "--gates",
-            &gate.base,
+            &gate.admin,
             "--target",
             "dir:toggle",
             "--force",

@@ -536,7 +536,7 @@ fn while_redis_is_away_nobody_is_admitted_and_admission_resumes_by_itself() {
     assert_eq!(status, 503, "fail closed");
     let g = &f.gates[0];
     g.wait_for_log("ledger_down");
-    assert_eq!(get(&format!("{}/healthz", g.base)).0, 503);
+    assert_eq!(get(&format!("{}/healthz", g.admin)).0, 503);
     assert_eq!(g.metric("flashsale_gate_ledger_up"), 0.0);
     f.redis.restart();
     wait_healthy(&f.gates[0]);

@@ -221,11 +221,17 @@ fn refusals_have_their_status() {
         .map(|i| order(&agent, &url, Some(&format!("r{i}")), "NOPE", true).0)
         .collect();
     assert!(statuses.contains(&429), "{statuses:?}");
-    // GET on the order path: 405; healthz and metrics answer.
+    // GET on the order path: 405; healthz and metrics answer on the admin
+    // port only: the public one tells a bot nothing of the stock.
     assert_eq!(get(&url).0, 405);
-    assert_eq!(get(&format!("{}/healthz", gate.base)).0, 200);
+    for path in ["/metrics", "/healthz"] {
+        assert_eq!(get(&format!("{}{path}", gate.base)).0, 404, "{path}");
+    }
+    assert_ne!(gate.base, gate.admin);
+    assert_eq!(get(&format!("{}/healthz", gate.admin)).0, 200);
+    assert_eq!(get(&format!("{}/metrics", gate.admin)).0, 200);
     assert!(gate.metric("flashsale_gate_requests_total{sale=\"test-sale\",gate=") >= 10.0);
-    assert!(String::from_utf8(get(&format!("{}/metrics", gate.base)).2)
+    assert!(String::from_utf8(get(&format!("{}/metrics", gate.admin)).2)
         .unwrap()
         .contains("flashsale_gate_journal_fsync_seconds_bucket"));
 }
@@ -295,7 +301,7 @@ fn a_journal_directory_serves_one_live_gate() {
     let mut first = first;
     first.kill9();
     let again = GateProc::start(&s, &["--quota", "5", "--gate-id", "second"]);
-    assert_eq!(get(&format!("{}/healthz", again.base)).0, 200);
+    assert_eq!(get(&format!("{}/healthz", again.admin)).0, 200);
 }
 
 #[test]
@@ -405,7 +411,14 @@ fn without_root_certificates_http_forwarding_works_and_https_is_refused_at_start
         c
     };
     let out = no_roots()
-        .args(["gate", "--listen", "127.0.0.1:0", "--journal"])
+        .args([
+            "gate",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--journal",
+        ])
         .arg(s.sale.path().join("journal-https"))
         .args([
             "--key-file",
@@ -588,7 +601,7 @@ fn malformed_and_slow_requests_never_stop_it_answering() {
         let status = raw_request(&gate.base, &req);
         assert!(!status.starts_with("HTTP/1.1 200") && !status.starts_with("HTTP/1.1 5"), "{name}: {status}");
     }
-    assert_eq!(get(&format!("{}/healthz", gate.base)).0, 200);
+    assert_eq!(get(&format!("{}/healthz", gate.admin)).0, 200);
     assert!(order(&http(), &url, Some("normal-2"), "A-1", true)
         .1
         .contains("won"));
@@ -704,7 +717,7 @@ fn close_when_sold_out_closes_once_every_gate_is_sold_out() {
             "--poll",
             "200ms",
             "--gates",
-            &format!("{},{}", g1.base, g2.base),
+            &format!("{},{}", g1.admin, g2.admin),
         ])
         .current_dir(s.sale.path())
         .envs(env.clone())
@@ -735,7 +748,7 @@ fn close_when_sold_out_closes_once_every_gate_is_sold_out() {
     assert!(buy(&g1, "c").contains("sold_out"));
     // One gate sold out is not the sale sold out: once the closer has seen
     // exactly that, the toggle is still open.
-    let seen = format!("{}: 0 left; {}: 2 left", g1.base, g2.base);
+    let seen = format!("{}: 0 left; {}: 2 left", g1.admin, g2.admin);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let line = heard.recv_timeout(deadline.saturating_duration_since(Instant::now()));
@@ -810,5 +823,5 @@ fn a_gate_stopped_by_sigterm_ends_every_task_and_frees_its_journal_at_once() {
     assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
     // The next gate takes the directory at once.
     let next = GateProc::start(&s, &["--quota", "2", "--forward", &forward]);
-    assert_eq!(get(&format!("{}/healthz", next.base)).0, 200);
+    assert_eq!(get(&format!("{}/healthz", next.admin)).0, 200);
 }

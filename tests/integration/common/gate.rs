@@ -46,6 +46,8 @@ impl GateSale {
             "gate",
             "--listen",
             "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
             "--key-file",
             "gate.key",
             "--journal",
@@ -70,7 +72,10 @@ impl GateSale {
 
 pub(crate) struct GateProc {
     pub(crate) child: Child,
+    /// The public (order) listener.
     pub(crate) base: String,
+    /// The admin listener: /healthz, /metrics.
+    pub(crate) admin: String,
     pub(crate) err: Arc<Mutex<Vec<String>>>,
 }
 
@@ -96,7 +101,14 @@ impl GateProc {
         command: &mut Command,
     ) -> GateProc {
         let mut child = command
-            .args(["gate", "--listen", "127.0.0.1:0", "--journal"])
+            .args([
+                "gate",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--journal",
+            ])
             .arg(journal)
             .args(["--key-file", "gate.key"])
             .args(args)
@@ -116,12 +128,22 @@ impl GateProc {
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
-        let Some(base) = base_url_after(&line, "Gate listening on ") else {
+        let (Some(base), Some(admin)) = (
+            base_url_after(&line, "Gate listening on "),
+            line.split("admin on ")
+                .nth(1)
+                .and_then(|r| base_url_after(r, "")),
+        ) else {
             let _ = child.kill();
             let _ = child.wait();
             panic!("gate did not start: {line:?} {:?}", err.lock().unwrap());
         };
-        GateProc { child, base, err }
+        GateProc {
+            child,
+            base,
+            admin,
+            err,
+        }
     }
 
     pub(crate) fn url(&self, s: &GateSale) -> String {
@@ -166,7 +188,7 @@ impl GateProc {
     }
 
     pub(crate) fn metric_where(&self, name: &str, filters: &[&str]) -> f64 {
-        let body = String::from_utf8(get(&format!("{}/metrics", self.base)).2).unwrap();
+        let body = String::from_utf8(get(&format!("{}/metrics", self.admin)).2).unwrap();
         body.lines()
             .filter(|l| {
                 l.starts_with(name) && !l.starts_with('#') && filters.iter().all(|f| l.contains(f))
@@ -309,7 +331,7 @@ pub(crate) fn audit(sale: &Sale, journals: &[&str], rx: &Receiver, extra: &[&str
 /// Waits until `g` answers /healthz with 200.
 pub(crate) fn wait_healthy(g: &GateProc) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while super::get(&format!("{}/healthz", g.base)).0 != 200 {
+    while super::get(&format!("{}/healthz", g.admin)).0 != 200 {
         if std::time::Instant::now() > deadline {
             let log = g.err.lock().unwrap();
             let tail = &log[log.len().saturating_sub(20)..];
