@@ -32,8 +32,11 @@ impl Gate {
         if path.starts_with("/o/") {
             return match *req.method() {
                 Method::POST => {
+                    let started = std::time::Instant::now();
                     let (outcome, resp) = self.order(req, peer).await;
                     self.requests.count(outcome);
+                    self.order_latency
+                        .observe(started.elapsed().as_micros() as u64);
                     resp
                 }
                 Method::OPTIONS => self.answers.preflight(),

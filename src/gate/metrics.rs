@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::forward::Forwarding;
 use super::stock::{Admission, ItemCount, LedgerCalls};
 use super::Gate;
-use crate::journal::{FsyncStats, FSYNC_BUCKETS};
 use crate::util::prometheus::{Kind, Writer};
 
 pub(crate) const REQUESTS: &str = "flashsale_gate_requests_total";
@@ -26,6 +25,9 @@ pub(crate) const LEDGER_CALLS: &str = "flashsale_gate_ledger_calls_total";
 pub(crate) const OVERSELL_ALARMS: &str = "flashsale_gate_oversell_alarms_total";
 pub(crate) const DRAW_ENTRIES: &str = "flashsale_gate_draw_entries";
 pub(crate) const DRAW_DONE: &str = "flashsale_gate_draw_done";
+pub(crate) const ORDER_SECONDS: &str = "flashsale_gate_order_seconds";
+pub(crate) const SALE_START: &str = "flashsale_gate_sale_start_seconds";
+pub(crate) const SALE_END: &str = "flashsale_gate_sale_end_seconds";
 
 /// The outcome of one order request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,8 +110,24 @@ pub(crate) fn render(gate: &Gate) -> String {
     let mut w = Writer::default();
     let base = [("sale", gate.sale.as_str()), ("gate", gate.id())];
     requests(&mut w, &base, gate);
+    // The window, so alerts can say "5 s after the start" without a clock of their own.
+    w.family(SALE_START, Kind::Gauge, "The sale's start, Unix seconds.");
+    w.sample(SALE_START, &base, (gate.window.start_ms / 1000) as u64);
+    w.family(SALE_END, Kind::Gauge, "The sale's end, Unix seconds.");
+    w.sample(SALE_END, &base, (gate.window.end_ms / 1000) as u64);
     stock(&mut w, &base, &gate.stock.counts());
-    fsyncs(&mut w, &base, gate.recorder.fsyncs());
+    w.histogram(
+        FSYNC,
+        "Time to write and fsync one batch of winners.",
+        &base,
+        gate.recorder.fsyncs(),
+    );
+    w.histogram(
+        ORDER_SECONDS,
+        "Time from an order's headers to its answer (a fair start's held entries included).",
+        &base,
+        &gate.order_latency,
+    );
     if let Some(calls) = gate.stock.ledger() {
         ledger(&mut w, &base, calls);
     }
@@ -181,26 +199,6 @@ fn stock(w: &mut Writer, base: &Base<'_>, counts: &[ItemCount]) {
             w.sample(name, &with(base, ("sku", &c.sku)), value(c));
         }
     }
-}
-
-/// The journal's fsync latencies, as a histogram.
-fn fsyncs(w: &mut Writer, base: &Base<'_>, f: &FsyncStats) {
-    w.family(
-        FSYNC,
-        Kind::Histogram,
-        "Time to write and fsync one batch of winners.",
-    );
-    let bucket = format!("{FSYNC}_bucket");
-    for (i, b) in FSYNC_BUCKETS.iter().enumerate() {
-        let le = b.to_string();
-        let n = f.buckets[i].load(Ordering::Relaxed);
-        w.sample(&bucket, &with(base, ("le", &le)), n);
-    }
-    let count = f.count.load(Ordering::Relaxed);
-    w.sample(&bucket, &with(base, ("le", "+Inf")), count);
-    let sum = f.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-    w.sample(&format!("{FSYNC}_sum"), base, sum);
-    w.sample(&format!("{FSYNC}_count"), base, count);
 }
 
 /// How the gate stands with a shared ledger.

@@ -134,6 +134,8 @@ pub(crate) struct Gate {
     forwarding: Option<forward::Forwarding>,
     answers: answer::Answers,
     requests: metrics::Requests,
+    /// How long orders take to be answered (`/metrics`).
+    order_latency: crate::util::prometheus::Histogram,
     connections: Arc<server::Connections>,
     /// Set when the gate stops taking orders (SIGTERM): answers are 503.
     draining: AtomicBool,

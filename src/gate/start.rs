@@ -76,6 +76,7 @@ impl Gate {
             forwarding,
             answers: Answers::new(config, opts.origin.as_deref())?,
             requests: Default::default(),
+            order_latency: Default::default(),
             connections: Default::default(),
             draining: AtomicBool::new(false),
             shutdown,

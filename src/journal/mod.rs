@@ -17,7 +17,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
@@ -75,30 +75,8 @@ pub(crate) struct Journal<T: Record> {
     broken: std::sync::atomic::AtomicBool,
 }
 
-/// A histogram of fsync latencies.
-#[derive(Default)]
-pub(crate) struct FsyncStats {
-    pub(crate) buckets: [AtomicU64; FSYNC_BUCKETS.len()],
-    pub(crate) count: AtomicU64,
-    pub(crate) sum_micros: AtomicU64,
-}
-
-/// Upper bounds in seconds.
-pub(crate) const FSYNC_BUCKETS: [f64; 10] =
-    [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0];
-
-impl FsyncStats {
-    fn observe(&self, micros: u64) {
-        let secs = micros as f64 / 1e6;
-        for (i, b) in FSYNC_BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                self.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
-    }
-}
+/// The journal's fsync latencies.
+pub(crate) type FsyncStats = crate::util::prometheus::Histogram;
 
 impl<T: Record> Journal<T> {
     /// Opens (creating) `dir/<name>` for appending, after [`replay_file`]
@@ -379,7 +357,7 @@ mod tests {
         j.close();
         assert_eq!(replay(dir.path()).unwrap().len(), 100);
         assert_eq!(
-            j.fsyncs.count.load(Ordering::Relaxed),
+            j.fsyncs.count(),
             2,
             "one write for the first winner, one for the 99 queued behind it"
         );

@@ -67,6 +67,70 @@ fn escape(v: &str) -> String {
     out
 }
 
+/// Latencies counted into fixed buckets, lock-free: what a histogram
+/// family reports.
+#[derive(Debug, Default)]
+pub(crate) struct Histogram {
+    buckets: [std::sync::atomic::AtomicU64; LATENCY_BUCKETS.len()],
+    count: std::sync::atomic::AtomicU64,
+    sum_micros: std::sync::atomic::AtomicU64,
+}
+
+/// Upper bounds in seconds: half a millisecond to a second.
+pub(crate) const LATENCY_BUCKETS: [f64; 10] =
+    [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0];
+
+impl Histogram {
+    pub(crate) fn observe(&self, micros: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let secs = micros as f64 / 1e6;
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.buckets[i].fetch_add(1, Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add(micros, Relaxed);
+    }
+
+    /// How many were observed.
+    #[cfg(test)]
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Writer {
+    /// A histogram family `name`, its buckets, sum and count with `labels`.
+    pub(crate) fn histogram(
+        &mut self,
+        name: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        h: &Histogram,
+    ) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.family(name, Kind::Histogram, help);
+        let bucket = format!("{name}_bucket");
+        let mut with: Vec<(&str, &str)> = labels.to_vec();
+        let bounds: Vec<String> = LATENCY_BUCKETS.iter().map(|b| b.to_string()).collect();
+        for (i, le) in bounds.iter().enumerate() {
+            with.push(("le", le));
+            self.sample(&bucket, &with, h.buckets[i].load(Relaxed));
+            with.pop();
+        }
+        let count = h.count.load(Relaxed);
+        with.push(("le", "+Inf"));
+        self.sample(&bucket, &with, count);
+        self.sample(
+            &format!("{name}_sum"),
+            labels,
+            h.sum_micros.load(Relaxed) as f64 / 1e6,
+        );
+        self.sample(&format!("{name}_count"), labels, count);
+    }
+}
+
 /// One sample read back.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Sample {

@@ -21,6 +21,7 @@ mod ledger_cluster;
 mod ledger_replicas;
 mod ledger_sentinel;
 mod ledger_tls;
+mod monitoring;
 mod photos;
 mod publish;
 mod sale_day;
