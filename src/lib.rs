@@ -36,3 +36,4 @@ mod serve;
 mod site;
 mod store;
 mod util;
+mod watch;

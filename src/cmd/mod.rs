@@ -27,6 +27,7 @@ mod rehearse;
 mod serve;
 mod status;
 mod switch;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -71,6 +72,7 @@ enum Command {
     Ledger(ledger::LedgerArgs),
     Rehearse(rehearse::RehearseArgs),
     Capacity(capacity::CapacityArgs),
+    Watch(watch::WatchArgs),
     Audit(audit::AuditArgs),
 }
 
@@ -108,6 +110,7 @@ pub fn main() -> ExitCode {
         Command::Rehearse(a) => rehearse::run(g, a),
         Command::Audit(a) => audit::run(g, a),
         Command::Capacity(a) => capacity::run(g, a),
+        Command::Watch(a) => watch::run(g, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -46,6 +46,13 @@ use crate::util::shutdown::Shutdown;
 use crate::util::sync::lock;
 
 pub(crate) use edge::{EdgeRules, Verdict as EdgeVerdict};
+/// The names of the gate's metrics, for those who read them back (`watch`).
+pub(crate) mod metrics_names {
+    pub(crate) use super::metrics::{
+        ADMITTED, CONNECTIONS, DRAW_DONE, DRAW_ENTRIES, FORWARD_BACKLOG, FORWARD_DEAD, LEDGER_UP,
+        ORDER_SECONDS, QUOTA, REQUESTS,
+    };
+}
 pub(crate) use forward::MIN_FORWARD_KEY;
 pub use identity::sign_cookie;
 pub(crate) use server::{bind, serve, Limits, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_CLIENT};

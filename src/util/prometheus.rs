@@ -140,8 +140,7 @@ pub(crate) struct Sample {
 }
 
 impl Sample {
-    #[cfg(test)]
-    fn label(&self, key: &str) -> Option<&str> {
+    pub(crate) fn label(&self, key: &str) -> Option<&str> {
         self.labels
             .iter()
             .find(|(k, _)| k == key)
@@ -156,6 +155,11 @@ pub(crate) fn samples(text: &str, name: &str) -> Vec<Sample> {
         .filter_map(parse_line)
         .filter(|s| s.name == name)
         .collect()
+}
+
+/// One line of a metrics page as a sample, if it is one.
+pub(crate) fn parse_sample(line: &str) -> Option<Sample> {
+    parse_line(line)
 }
 
 fn parse_line(line: &str) -> Option<Sample> {

@@ -1508,3 +1508,124 @@ fn entries_close_on_the_ledgers_clock_whatever_each_gates_clock_says() {
     assert_eq!(drawn(2, "A-1"), 1, "the gate ahead drew A-1");
     gates[2].wait_for_log("draw_lease_renewed");
 }
+
+/// `flashsale watch --json` alongside a sale on two gates and a ledger: every
+/// snapshot at most a second old, sold never above stock, and in the quiet
+/// moments between bursts its ledger counts equal what the gates' metrics
+/// say; at the end equal to `ledger status` and the ledger's export.
+#[test]
+fn watch_follows_the_fleet_exactly() {
+    let f = Fleet::start(2, 10);
+    let admins: Vec<String> = f.gates.iter().map(|g| g.admin.clone()).collect();
+    let mut watcher = Command::new(bin())
+        .args([
+            "watch",
+            "--json",
+            "--every",
+            "250ms",
+            "--toggle-url",
+            "none",
+        ])
+        .args(["--gates", &admins.join(","), "--ledger", &f.redis.url()])
+        .current_dir(f.s.sale.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let lines = lines.clone();
+        let out = watcher.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in std::io::BufRead::lines(std::io::BufReader::new(out)).map_while(Result::ok) {
+                lines.lock().unwrap().push(l);
+            }
+        })
+    };
+    let quiet = || std::thread::sleep(Duration::from_millis(1500));
+    quiet();
+    f.sell((0..10).map(|i| format!("a{i}")), "A-1");
+    quiet();
+    f.sell((0..10).map(|i| format!("b{i}")), "B-2");
+    f.sell((0..5).map(|i| format!("c{i}")), "C-3");
+    let agent = http();
+    for i in 0..20 {
+        let (_, body, _) = order(
+            &agent,
+            &f.url(&f.gates[i % 2]),
+            Some(&format!("late{i}")),
+            "A-1",
+            true,
+        );
+        assert!(body.contains("sold_out"), "{body}");
+    }
+    quiet();
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    reader.join().unwrap();
+    let snapshots: Vec<Value> = lines
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(snapshots.len() >= 12, "{} snapshots", snapshots.len());
+    let mut quiet_checked = 0;
+    for (i, s) in snapshots.iter().enumerate() {
+        assert!(s["age_ms"].as_u64().unwrap() <= 1000, "{s}");
+        assert_eq!(s["counts_from"], "ledger", "{s}");
+        for item in s["items"].as_array().unwrap() {
+            assert!(item["sold"].as_u64() <= item["stock"].as_u64(), "{item}");
+        }
+        assert!(
+            s["gates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|g| g["up"] == true),
+            "{s}"
+        );
+        // A quiet moment (no order since the snapshot before the last):
+        // the ledger and the gates' own counts agree exactly.
+        let still = |s: &Value| s["orders_per_second"].as_f64() == Some(0.0);
+        if i >= 2 && still(s) && still(&snapshots[i - 1]) {
+            let won_at_gates: u64 = s["gates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g["requests"]["won"].as_u64().unwrap_or(0))
+                .sum();
+            assert_eq!(won_at_gates, s["won"].as_u64().unwrap(), "{s}");
+            quiet_checked += 1;
+        }
+    }
+    assert!(quiet_checked >= 3, "only {quiet_checked} quiet snapshots");
+    let last = snapshots.last().unwrap();
+    assert_eq!(last["won"], 25, "{last}");
+    let sold_out = last["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["requests"]["sold_out"].as_u64().unwrap_or(0))
+        .sum::<u64>();
+    assert_eq!(sold_out, 20);
+    let status: Value = serde_json::from_str(&ok(f.s.sale.run(&[
+        "ledger",
+        "status",
+        "--json",
+        "--ledger",
+        &f.redis.url(),
+    ])))
+    .unwrap();
+    for item in last["items"].as_array().unwrap() {
+        let sku = item["sku"].as_str().unwrap();
+        assert_eq!(item["sold"], status["items"][sku]["winners"], "{sku}");
+        assert_eq!(item["left"], status["items"][sku]["remaining"], "{sku}");
+        assert_eq!(item["stock"], status["items"][sku]["stock"], "{sku}");
+    }
+    let export = ok(f
+        .s
+        .sale
+        .run(&["ledger", "export", "--ledger", &f.redis.url()]));
+    assert_eq!(export.lines().count(), 25, "{export}");
+}
