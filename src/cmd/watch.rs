@@ -1,6 +1,6 @@
 //! `flashsale watch`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use clap::Args;
@@ -15,8 +15,9 @@ use crate::watch::{self, Sources, Watcher};
 /// /metrics), the ledger's state and sale.js as the CDN serves it. Every
 /// snapshot says how old its oldest figure is.
 ///
-/// --json prints each snapshot as a JSON line (for scripts and CI); otherwise
-/// one line of text per snapshot.
+/// On a terminal it draws a full-screen view (q or Ctrl-C to quit); --json
+/// prints each snapshot as a JSON line (for scripts and CI); without a
+/// terminal, one line of text per snapshot.
 #[derive(Args, Debug)]
 pub(super) struct WatchArgs {
     /// The gates' admin URLs (--admin-listen), comma-separated.
@@ -73,6 +74,9 @@ pub(super) fn run(g: &Global, a: WatchArgs) -> anyhow::Result<()> {
             ledger,
             toggle,
         });
+        if !a.json && std::io::stdout().is_terminal() {
+            return full_screen(&mut w, a.every, a.count).await;
+        }
         let mut taken = 0u64;
         let mut next = tokio::time::Instant::now();
         loop {
@@ -96,4 +100,42 @@ pub(super) fn run(g: &Global, a: WatchArgs) -> anyhow::Result<()> {
             tokio::time::sleep_until(next).await;
         }
     })
+}
+
+/// The full-screen view until q, Esc or Ctrl-C (or `count` snapshots).
+async fn full_screen(w: &mut Watcher, every: Duration, count: Option<u64>) -> anyhow::Result<()> {
+    use ratatui::crossterm::event::{self, Event, KeyCode, KeyModifiers};
+    let mut terminal = ratatui::init();
+    let mut taken = 0u64;
+    let result = loop {
+        let next = std::time::Instant::now() + every;
+        let s = w.snapshot().await;
+        if let Err(e) = terminal.draw(|f| watch::screen::draw(f, &s)) {
+            break Err(e.into());
+        }
+        taken += 1;
+        if count.is_some_and(|n| taken >= n) {
+            break Ok(());
+        }
+        // Keys until the next snapshot is due.
+        let mut quit = false;
+        while let Some(left) = next.checked_duration_since(std::time::Instant::now()) {
+            if !event::poll(left)? {
+                break;
+            }
+            if let Event::Key(k) = event::read()? {
+                let ctrl_c =
+                    k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
+                if matches!(k.code, KeyCode::Char('q') | KeyCode::Esc) || ctrl_c {
+                    quit = true;
+                    break;
+                }
+            }
+        }
+        if quit {
+            break Ok(());
+        }
+    };
+    ratatui::restore();
+    result
 }

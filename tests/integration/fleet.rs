@@ -1629,3 +1629,152 @@ fn watch_follows_the_fleet_exactly() {
         .run(&["ledger", "export", "--ledger", &f.redis.url()]));
     assert_eq!(export.lines().count(), 25, "{export}");
 }
+
+/// `flashsale watch` in a real terminal (tmux at a fixed size).
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(dir: &std::path::Path, size: (u16, u16), command: &str) -> Tmux {
+        let socket = format!(
+            "flashsale-watch-{}",
+            std::process::id() as u64 * 1000 + u64::from(size.0)
+        );
+        let status = Command::new("tmux")
+            .args(["-L", &socket, "new-session", "-d", "-s", "w"])
+            .args(["-x", &size.0.to_string(), "-y", &size.1.to_string(), "-c"])
+            .arg(dir)
+            .arg(command)
+            .env("TERM", "xterm-256color")
+            .status()
+            .expect("tmux (Debian package; scripts/test installs it)");
+        assert!(status.success());
+        Tmux { socket }
+    }
+
+    fn screen(&self) -> String {
+        let o = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "w"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+/// The screen with what changes from run to run masked: the time, the
+/// age, how many seconds the timeline holds so far.
+fn masked(screen: &str) -> String {
+    /// `text` with the number after `before` (spaces allowed in between,
+    /// kept as they are counted) replaced by `#`s to the field's width.
+    fn mask_after(text: &str, before: &str, width: usize) -> String {
+        let Some(at) = text.find(before) else {
+            return text.to_string();
+        };
+        let from = at + before.len();
+        let field: String = text[from..].chars().take(width).collect();
+        let keep = field
+            .chars()
+            .take_while(|c| *c == ' ' || c.is_ascii_digit())
+            .count();
+        let mut out = text.to_string();
+        out.replace_range(from..from + keep, &"#".repeat(keep));
+        out
+    }
+    screen
+        .lines()
+        .map(|l| {
+            let mut l = l.trim_end().to_string();
+            if let Some(at) = l.find("  age ") {
+                // The clock: HH:MM:SS before it.
+                l.replace_range(at - 8..at, "HH:MM:SS");
+                l = mask_after(&l, "  age", 6);
+            }
+            mask_after(&l, "orders/s, last ", 4)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Compares `screen` with `tests/integration/golden/<name>`
+/// (FLASHSALE_BLESS=1 writes it).
+fn golden(name: &str, screen: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/integration/golden")
+        .join(name);
+    if std::env::var_os("FLASHSALE_BLESS").is_some() {
+        std::fs::write(&path, screen).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(screen, want, "{name} (FLASHSALE_BLESS=1 rewrites it)");
+}
+
+#[test]
+fn the_watch_screen_in_a_real_terminal_during_and_after_a_sale() {
+    let f = Fleet::start(2, 10);
+    let admins: Vec<String> = f.gates.iter().map(|g| g.admin.clone()).collect();
+    let command = format!(
+        "{} watch --every 300ms --toggle-url none --gates {} --ledger {}",
+        bin().display(),
+        admins.join(","),
+        f.redis.url()
+    );
+    let during = Tmux::start(f.s.sale.path(), (120, 40), &command);
+    // A rush on two gates while the screen watches: some win, most lose.
+    let stop = Arc::new(AtomicBool::new(false));
+    let rush = {
+        let (urls, stop) = (vec![f.url(&f.gates[0]), f.url(&f.gates[1])], stop.clone());
+        std::thread::spawn(move || {
+            let agent = http();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) && i < 20_000 {
+                order(&agent, &urls[i % 2], Some(&format!("u{i}")), "A-1", true);
+                i += 1;
+            }
+        })
+    };
+    let seen = wait_for_some(
+        "the screen to show the rush",
+        Duration::from_secs(15),
+        || {
+            let s = during.screen();
+            let busy = s
+                .lines()
+                .any(|l| l.contains("orders/s, last") && !l.contains("now 0,"));
+            (busy && s.contains("A-1") && s.contains("g1") && s.contains("g2")).then_some(s)
+        },
+    );
+    stop.store(true, Ordering::Relaxed);
+    rush.join().unwrap();
+    eprintln!("{seen}");
+    for needle in [
+        "items",
+        "gates (per second)",
+        "sold out",
+        "p99 ms",
+        "backlog",
+        "ledger up",
+    ] {
+        assert!(seen.contains(needle), "{needle}:\n{seen}");
+    }
+    drop(during);
+    // After the sale, nothing moving: the layout, golden, at both sizes.
+    std::thread::sleep(Duration::from_millis(500));
+    for (w, h) in [(120, 40), (80, 24)] {
+        let after = Tmux::start(f.s.sale.path(), (w, h), &command);
+        let screen = wait_for_some("a settled screen", Duration::from_secs(15), || {
+            let s = after.screen();
+            // Two snapshots in: rates known (0), p99 empty.
+            (s.contains("last 2 s") || s.contains("last 3 s")).then_some(s)
+        });
+        golden(&format!("watch-{w}x{h}.txt"), &masked(&screen));
+    }
+}

@@ -6,6 +6,8 @@
 //! toggle as the CDN serves it. Each snapshot says how old its oldest source
 //! is. `cmd/watch.rs` draws it or prints it as JSON Lines.
 
+pub(crate) mod screen;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
