@@ -212,7 +212,12 @@ impl Watcher {
             }
             None => (from_gates(&s.skus, &parsed), "gates", None),
         };
-        let orders_per_second: f64 = gates.iter().flat_map(|g| g.per_second.values()).sum();
+        // `+ 0.0`: an empty f64 sum is -0.0, which prints as "-0".
+        let orders_per_second: f64 = gates
+            .iter()
+            .flat_map(|g| g.per_second.values())
+            .sum::<f64>()
+            + 0.0;
         self.history.push(orders_per_second);
         if self.history.len() > HISTORY {
             self.history.remove(0);

@@ -56,6 +56,17 @@ fn header(s: &Snapshot) -> Line<'static> {
         Some(l) if l.up => "up".to_string(),
         Some(_) => "DOWN".to_string(),
     };
+    // A fair start: its entrants so far, and whether the draw is done.
+    let draw = match s.items.iter().find_map(|i| i.entrants) {
+        None => String::new(),
+        Some(n) => {
+            let done = s.gates.iter().all(|g| g.draw_done == Some(true));
+            format!(
+                "  draw {n} entrants, {}",
+                if done { "done" } else { "open" }
+            )
+        }
+    };
     let bold = Style::new().add_modifier(Modifier::BOLD);
     Line::from(vec![
         Span::styled(
@@ -63,7 +74,7 @@ fn header(s: &Snapshot) -> Line<'static> {
             bold.add_modifier(Modifier::REVERSED),
         ),
         Span::raw(format!(
-            " {time}  age {:>4} ms  won {:>6}  sale.js {toggle:<7}  ledger {ledger}",
+            " {time}  age {:>4} ms  won {:>6}  sale.js {toggle:<7}  ledger {ledger}{draw}",
             s.age_ms, s.won
         )),
     ])
@@ -119,7 +130,6 @@ fn gates_table(s: &Snapshot, width: u16) -> Table<'static> {
             g,
             &[
                 "not_found",
-                "outside_window",
                 "no_identity",
                 "too_large",
                 "rate_limited",
@@ -150,6 +160,7 @@ fn gates_table(s: &Snapshot, width: u16) -> Table<'static> {
         ];
         if wide {
             let opt = |v: Option<u64>| v.map_or("      -".to_string(), |n| format!("{n:>7}"));
+            cells.push(Cell::from(format!("{:>7.0}", rate(g, &["outside_window"]))));
             cells.push(Cell::from(format!("{:>6}", g.connections)));
             cells.push(Cell::from(opt(g.forward_backlog)));
             cells.push(Cell::from(opt(g.dead_letters)));
@@ -170,8 +181,9 @@ fn gates_table(s: &Snapshot, width: u16) -> Table<'static> {
         Constraint::Length(6),
     ];
     if wide {
-        head.extend(["conns", "backlog", "   dead"]);
+        head.extend(["  early", " conns", "backlog", "   dead"]);
         widths.extend([
+            Constraint::Length(7),
             Constraint::Length(6),
             Constraint::Length(7),
             Constraint::Length(7),

@@ -1585,10 +1585,12 @@ fn watch_follows_the_fleet_exactly() {
                 .all(|g| g["up"] == true),
             "{s}"
         );
-        // A quiet moment (no order since the snapshot before the last):
+        // A quiet moment — no order answered since the snapshot before, nor
+        // before the next (an order in flight during this one would be):
         // the ledger and the gates' own counts agree exactly.
         let still = |s: &Value| s["orders_per_second"].as_f64() == Some(0.0);
-        if i >= 2 && still(s) && still(&snapshots[i - 1]) {
+        let next_still = snapshots.get(i + 1).is_some_and(still);
+        if i >= 2 && still(s) && still(&snapshots[i - 1]) && next_still {
             let won_at_gates: u64 = s["gates"]
                 .as_array()
                 .unwrap()
@@ -1628,6 +1630,25 @@ fn watch_follows_the_fleet_exactly() {
         .sale
         .run(&["ledger", "export", "--ledger", &f.redis.url()]));
     assert_eq!(export.lines().count(), 25, "{export}");
+    // And `flashsale audit` (journals, ledger) finds the same figures.
+    let audited = audit(
+        &f.s.sale,
+        &["j1", "j2"],
+        &f.orders,
+        &["--ledger", &f.redis.url(), "--json"],
+    );
+    let report: Value = serde_json::from_str(&stdout(&audited)).unwrap();
+    assert_eq!(report["winners"], last["won"], "{report}");
+    for item in last["items"].as_array().unwrap() {
+        let a = report["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["sku"] == item["sku"])
+            .unwrap();
+        assert_eq!(a["sold"], item["sold"], "{a}");
+        assert_eq!(a["available"], item["left"], "{a}");
+    }
 }
 
 /// `flashsale watch` in a real terminal (tmux at a fixed size).
