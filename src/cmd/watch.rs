@@ -38,6 +38,12 @@ pub(super) struct WatchArgs {
     /// Print each snapshot as a JSON line.
     #[arg(long)]
     json: bool,
+    /// Where to read sale.js as published: `s3` (the [publish] section),
+    /// `dir:PATH`, or `none` (default: s3 when there is a [publish] section).
+    #[arg(long, value_name = "TARGET")]
+    target: Option<String>,
+    #[command(flatten)]
+    aws: super::prelude::AwsArgs,
 }
 
 pub(super) fn run(g: &Global, a: WatchArgs) -> anyhow::Result<()> {
@@ -67,12 +73,22 @@ pub(super) fn run(g: &Global, a: WatchArgs) -> anyhow::Result<()> {
             )?),
             None => None,
         };
+        let target = match a.target.as_deref() {
+            Some("none") => None,
+            Some(t) => Some(t.to_string()),
+            None => config.publish.as_ref().map(|_| "s3".to_string()),
+        };
+        let bucket = match target {
+            Some(t) => Some(super::prelude::connect(&config, &t, &a.aws).await?.0),
+            None => None,
+        };
         let mut w = Watcher::new(Sources {
             sale: config.name.clone(),
             skus,
             gates: a.gates.clone(),
             ledger,
             toggle,
+            bucket,
         });
         if !a.json && std::io::stdout().is_terminal() {
             return full_screen(&mut w, a.every, a.count).await;

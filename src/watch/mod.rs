@@ -89,7 +89,10 @@ pub(crate) struct Snapshot {
     pub(crate) won: u64,
     pub(crate) gates: Vec<GateRow>,
     pub(crate) ledger: Option<LedgerRow>,
+    /// sale.js as the CDN serves it.
     pub(crate) toggle: Option<ToggleRow>,
+    /// sale.js in the bucket (or the directory standing in for it).
+    pub(crate) bucket: Option<ToggleRow>,
     /// Order requests per second, all gates, since the last snapshot.
     pub(crate) orders_per_second: f64,
     /// The last [`HISTORY`] values of `orders_per_second`, oldest first.
@@ -105,6 +108,8 @@ pub(crate) struct Sources {
     pub(crate) ledger: Option<Ledger>,
     /// The toggle's public URL.
     pub(crate) toggle: Option<String>,
+    /// Where `publish` puts it.
+    pub(crate) bucket: Option<crate::store::Target>,
 }
 
 /// Takes snapshots, remembering the last one's counters for the rates.
@@ -162,7 +167,21 @@ impl Watcher {
                 state,
             })
         };
-        let (metrics, ledger, toggle) = tokio::join!(metrics, ledger, toggle);
+        let bucket = async {
+            let target = s.bucket.as_ref()?;
+            use crate::store::Remote;
+            let state = match tokio::time::timeout(TIMEOUT, crate::sale::switch::live(target)).await
+            {
+                Ok(Ok(live)) => live.state_name().to_string(),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer in {} ms", TIMEOUT.as_millis()),
+            };
+            Some(ToggleRow {
+                url: target.describe(),
+                state,
+            })
+        };
+        let (metrics, ledger, toggle, bucket) = tokio::join!(metrics, ledger, toggle, bucket);
         let age_ms = started.elapsed().as_millis() as u64;
         let now = Instant::now();
         let mut parsed: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
@@ -233,6 +252,7 @@ impl Watcher {
             gates,
             ledger,
             toggle,
+            bucket,
             orders_per_second,
             history: self.history.clone(),
         }
@@ -370,9 +390,10 @@ pub(crate) fn line(s: &Snapshot) -> String {
         .map(|i| format!("{} {}/{} left", i.sku, i.left, i.stock))
         .collect();
     let up = s.gates.iter().filter(|g| g.up).count();
-    let toggle = s.toggle.as_ref().map_or("", |t| t.state.as_str());
+    let toggle = s.toggle.as_ref().map_or("-", |t| t.state.as_str());
+    let bucket = s.bucket.as_ref().map_or("-", |t| t.state.as_str());
     format!(
-        "{} {}: {}; won {}; gates {up}/{} up; {:.0} orders/s; toggle {}; age {} ms ({})",
+        "{} {}: {}; won {}; gates {up}/{} up; {:.0} orders/s; sale.js: CDN {toggle}, bucket {bucket}; age {} ms ({})",
         chrono::DateTime::from_timestamp_millis(s.at_ms)
             .map(|t| t.format("%H:%M:%S").to_string())
             .unwrap_or_default(),
@@ -381,7 +402,6 @@ pub(crate) fn line(s: &Snapshot) -> String {
         s.won,
         s.gates.len(),
         s.orders_per_second,
-        if toggle.is_empty() { "-" } else { toggle },
         s.age_ms,
         s.counts_from
     )

@@ -47,10 +47,9 @@ fn header(s: &Snapshot) -> Line<'static> {
     let time = chrono::DateTime::from_timestamp_millis(s.at_ms)
         .map(|t| t.format("%H:%M:%S").to_string())
         .unwrap_or_default();
-    let toggle = s
-        .toggle
-        .as_ref()
-        .map_or("-".to_string(), |t| t.state.clone());
+    let state =
+        |t: &Option<super::ToggleRow>| t.as_ref().map_or("-".to_string(), |t| t.state.clone());
+    let (toggle, bucket) = (state(&s.toggle), state(&s.bucket));
     let ledger = match &s.ledger {
         None => "none".to_string(),
         Some(l) if l.up => "up".to_string(),
@@ -74,7 +73,7 @@ fn header(s: &Snapshot) -> Line<'static> {
             bold.add_modifier(Modifier::REVERSED),
         ),
         Span::raw(format!(
-            " {time}  age {:>4} ms  won {:>6}  sale.js {toggle:<7}  ledger {ledger}{draw}",
+            " {time}  age {:>4} ms  won {:>6}  sale.js {toggle}/{bucket}  ledger {ledger}{draw}",
             s.age_ms, s.won
         )),
     ])
@@ -261,6 +260,7 @@ mod tests {
             gates: vec![gate("g1"), gate("g2")],
             ledger: None,
             toggle: None,
+            bucket: None,
             orders_per_second: 8006.0,
             history: vec![0.0, 100.0, 8006.0],
         }

@@ -1517,9 +1517,13 @@ fn entries_close_on_the_ledgers_clock_whatever_each_gates_clock_says() {
 fn watch_follows_the_fleet_exactly() {
     let f = Fleet::start(2, 10);
     let admins: Vec<String> = f.gates.iter().map(|g| g.admin.clone()).collect();
+    // sale.js as published: a directory standing in for the bucket.
+    ok(f.s.sale.run(&["build"]));
     let mut watcher = Command::new(bin())
         .args([
             "watch",
+            "--target",
+            "dir:public",
             "--json",
             "--every",
             "250ms",
@@ -1574,6 +1578,7 @@ fn watch_follows_the_fleet_exactly() {
     for (i, s) in snapshots.iter().enumerate() {
         assert!(s["age_ms"].as_u64().unwrap() <= 1000, "{s}");
         assert_eq!(s["counts_from"], "ledger", "{s}");
+        assert_eq!(s["bucket"]["state"], "pending", "{s}");
         for item in s["items"].as_array().unwrap() {
             assert!(item["sold"].as_u64() <= item["stock"].as_u64(), "{item}");
         }
