@@ -28,7 +28,7 @@ pub(super) struct CloseArgs {
     #[arg(long)]
     when_sold_out: bool,
     /// The gates' admin URLs (--admin-listen, where /metrics is),
-    /// comma-separated (http://10.0.0.1:9180,...).
+    /// comma-separated (http://10.0.0.1:9180,...; default: [gate] admin).
     #[arg(long, value_delimiter = ',', value_name = "URL,URL")]
     gates: Vec<String>,
     /// The fleet's shared ledger (default: $FLASHSALE_LEDGER_URL, else [gate] ledger).
@@ -42,6 +42,10 @@ pub(super) struct CloseArgs {
 pub(super) fn run(g: &Global, a: CloseArgs) -> anyhow::Result<()> {
     let config = g.sale()?;
     let ledger = ledger_url(a.ledger.as_deref(), &config);
+    let mut a = a;
+    if a.gates.is_empty() {
+        a.gates = config.gate.admin.clone();
+    }
     if a.when_sold_out && ledger.is_none() && a.gates.is_empty() {
         anyhow::bail!("--when-sold-out needs a shared ledger (--ledger, $FLASHSALE_LEDGER_URL or [gate] ledger) or the gates to ask (--gates URL,URL)");
     }

@@ -20,7 +20,8 @@ use crate::watch::{self, Sources, Watcher};
 /// terminal, one line of text per snapshot.
 #[derive(Args, Debug)]
 pub(super) struct WatchArgs {
-    /// The gates' admin URLs (--admin-listen), comma-separated.
+    /// The gates' admin URLs (--admin-listen), comma-separated (default:
+    /// [gate] admin).
     #[arg(long, value_delimiter = ',', value_name = "URL,URL")]
     gates: Vec<String>,
     /// The fleet's shared ledger (default: $FLASHSALE_LEDGER_URL, else [gate] ledger).
@@ -53,8 +54,13 @@ pub(super) fn run(g: &Global, a: WatchArgs) -> anyhow::Result<()> {
         .map(|i| i.sku)
         .collect();
     let ledger = ledger_url(a.ledger.as_deref(), &config);
-    if a.gates.is_empty() && ledger.is_none() {
-        anyhow::bail!("nothing to watch: give the gates' admin URLs (--gates http://10.0.0.11:9180,...) or a shared ledger (--ledger, $FLASHSALE_LEDGER_URL or [gate] ledger)");
+    let gates = if a.gates.is_empty() {
+        config.gate.admin.clone()
+    } else {
+        a.gates.clone()
+    };
+    if gates.is_empty() && ledger.is_none() {
+        anyhow::bail!("nothing to watch: give the gates' admin URLs (--gates http://10.0.0.11:9180,... or `admin = [...]` in [gate]) or a shared ledger (--ledger, $FLASHSALE_LEDGER_URL or [gate] ledger)");
     }
     let toggle = match a.toggle_url.as_deref() {
         Some("none") => None,
@@ -85,7 +91,7 @@ pub(super) fn run(g: &Global, a: WatchArgs) -> anyhow::Result<()> {
         let mut w = Watcher::new(Sources {
             sale: config.name.clone(),
             skus,
-            gates: a.gates.clone(),
+            gates,
             ledger,
             toggle,
             bucket,

@@ -30,6 +30,10 @@ pub(crate) const GATE_KEYS: &[(&str, &str)] = &[
     ("client_ip_hops", "client_ip_hops = 1"),
     ("ledger", "ledger = \"redis://127.0.0.1:6379/0\""),
     ("fleet", "fleet = [\"g1\", \"g2\", \"g3\"]"),
+    (
+        "admin",
+        "admin = [\"http://10.0.0.11:9180\", \"http://10.0.0.12:9180\"]",
+    ),
     ("ledger_replicas", "ledger_replicas = 1"),
     ("ledger_ca", "ledger_ca = \"certs/redis-ca.pem\""),
     (
@@ -57,6 +61,7 @@ pub(crate) struct RawGate {
     client_ip_hops: Option<Spanned<i64>>,
     ledger: Option<Spanned<String>>,
     fleet: Option<Spanned<Vec<String>>>,
+    admin: Option<Spanned<Vec<String>>>,
     ledger_ca: Option<Spanned<String>>,
     ledger_password_file: Option<Spanned<String>>,
     ledger_replicas: Option<Spanned<i64>>,
@@ -99,6 +104,9 @@ pub(crate) struct GateConfig {
     /// `--gate-id`): after a lost ledger, the stock is loaded again only
     /// once each has put its winners back. Empty: not listed.
     pub(crate) fleet: Vec<String>,
+    /// The gates' admin URLs (`--admin-listen`), for `watch` and `close
+    /// --when-sold-out` when no --gates is given.
+    pub(crate) admin: Vec<String>,
     /// How the gates reach the ledger beyond its URL: a CA for `rediss://`
     /// and where its password is.
     pub(crate) ledger_access: LedgerAccess,
@@ -249,6 +257,18 @@ impl RawGate {
             l.get_ref().clone()
         });
         let fleet = self.fleet.as_ref().map_or_else(Vec::new, |f| fleet(cx, f));
+        let admin = self.admin.as_ref().map_or_else(Vec::new, |a| {
+            for u in a.get_ref() {
+                if super::http_url(u).is_none() {
+                    cx.push(
+                        a.span(),
+                        format!("`{u}` is not an http(s) URL"),
+                        "list each gate's admin listener, e.g. `admin = [\"http://10.0.0.11:9180\"]`",
+                    );
+                }
+            }
+            a.get_ref().iter().map(|u| u.trim_end_matches('/').to_string()).collect()
+        });
         let mut path = |v: &Option<Spanned<String>>, key: &str, example: &str| {
             let v = v.as_ref()?;
             if v.get_ref().trim().is_empty() {
@@ -309,6 +329,7 @@ impl RawGate {
             },
             ledger,
             fleet,
+            admin,
             ledger_access,
             ledger_replicas,
         }

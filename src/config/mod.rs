@@ -754,4 +754,29 @@ stock = 3
             assert!(err.starts_with("site.toml:"), "{err}");
         }
     }
+
+    #[test]
+    fn the_gates_admin_listeners_are_urls() {
+        let with = |line: &str| {
+            GOOD.replace(
+                "url = \"https://gate.example.com/\"",
+                &format!("url = \"https://gate.example.com/\"\n{line}"),
+            )
+        };
+        let c = parse(&with(
+            "admin = [\"http://10.0.0.11:9180/\", \"http://10.0.0.12:9180\"]",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.gate.admin,
+            ["http://10.0.0.11:9180", "http://10.0.0.12:9180"]
+        );
+        let err = parse(&with("admin = [\"10.0.0.11:9180\"]"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("is not an http(s) URL") && err.contains("admin = ["),
+            "{err}"
+        );
+    }
 }
