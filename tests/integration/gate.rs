@@ -411,14 +411,8 @@ fn without_root_certificates_http_forwarding_works_and_https_is_refused_at_start
         c
     };
     let out = no_roots()
-        .args([
-            "gate",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--journal",
-        ])
+        .args(crate::common::gate::ON_FREE_PORTS)
+        .arg("--journal")
         .arg(s.sale.path().join("journal-https"))
         .args([
             "--key-file",

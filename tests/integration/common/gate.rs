@@ -14,6 +14,15 @@ use serde_json::Value;
 
 use super::*;
 
+/// `flashsale gate` with its order and admin listeners on free loopback ports.
+pub(crate) const ON_FREE_PORTS: [&str; 5] = [
+    "gate",
+    "--listen",
+    "127.0.0.1:0",
+    "--admin-listen",
+    "127.0.0.1:0",
+];
+
 /// A sale that is open now, with a key, ready for gates.
 pub(crate) struct GateSale {
     pub(crate) sale: Sale,
@@ -42,18 +51,10 @@ impl GateSale {
     /// refused (add flags or environment, then `.output()`).
     pub(crate) fn gate_command(&self, journal: impl AsRef<std::path::Path>) -> Command {
         let mut c = Command::new(bin());
-        c.args([
-            "gate",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--key-file",
-            "gate.key",
-            "--journal",
-        ])
-        .arg(journal.as_ref())
-        .current_dir(self.sale.path());
+        c.args(ON_FREE_PORTS)
+            .args(["--key-file", "gate.key", "--journal"])
+            .arg(journal.as_ref())
+            .current_dir(self.sale.path());
         c
     }
 
@@ -101,14 +102,8 @@ impl GateProc {
         command: &mut Command,
     ) -> GateProc {
         let mut child = command
-            .args([
-                "gate",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--journal",
-            ])
+            .args(ON_FREE_PORTS)
+            .arg("--journal")
             .arg(journal)
             .args(["--key-file", "gate.key"])
             .args(args)
