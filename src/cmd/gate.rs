@@ -128,6 +128,7 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
         header_timeout: a.header_timeout,
         max_connections,
         max_per_client: a.max_connections_per_client,
+        ipv6_prefix: config.gate.ipv6_prefix,
     };
     let stock: Vec<(String, u32)> = crate::site::items(&config)?
         .into_iter()

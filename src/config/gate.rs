@@ -28,6 +28,7 @@ pub(crate) const GATE_KEYS: &[(&str, &str)] = &[
     ("rate_limit", "rate_limit = 5"),
     ("client_ip_header", "client_ip_header = \"X-Forwarded-For\""),
     ("client_ip_hops", "client_ip_hops = 1"),
+    ("ipv6_prefix", "ipv6_prefix = 64"),
     ("ledger", "ledger = \"redis://127.0.0.1:6379/0\""),
     ("fleet", "fleet = [\"g1\", \"g2\", \"g3\"]"),
     (
@@ -59,6 +60,7 @@ pub(crate) struct RawGate {
     rate_limit: Option<Spanned<i64>>,
     client_ip_header: Option<Spanned<String>>,
     client_ip_hops: Option<Spanned<i64>>,
+    ipv6_prefix: Option<Spanned<i64>>,
     ledger: Option<Spanned<String>>,
     fleet: Option<Spanned<Vec<String>>>,
     admin: Option<Spanned<Vec<String>>>,
@@ -97,6 +99,10 @@ pub(crate) struct GateConfig {
     /// Which entry of that header is the client, from the right: 1 when one
     /// trusted proxy appends it, 2 with two trusted proxies, ...
     pub(crate) client_ip_hops: usize,
+    /// An IPv6 client is its network of this many bits for the rate limit
+    /// and the connection cap (one /64 is one household); IPv4 addresses
+    /// count whole.
+    pub(crate) ipv6_prefix: u8,
     /// The fleet's shared ledger (`redis://...`); `None`: each gate its own quota.
     /// Holds a password, maybe: never print it.
     pub(crate) ledger: Option<String>,
@@ -326,6 +332,18 @@ impl RawGate {
                     1
                 }
                 None => 1,
+            },
+            ipv6_prefix: match &self.ipv6_prefix {
+                None => 64,
+                Some(p) if (16..=128).contains(p.get_ref()) => *p.get_ref() as u8,
+                Some(p) => {
+                    cx.push(
+                        p.span(),
+                        format!("`ipv6_prefix = {}` is not a prefix length", p.get_ref()),
+                        "the bits of an IPv6 address that name one client, 16 to 128: `ipv6_prefix = 64` (a household's allocation) is the usual",
+                    );
+                    64
+                }
             },
             ledger,
             fleet,

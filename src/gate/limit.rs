@@ -20,6 +20,24 @@ use hyper::HeaderMap;
 
 use crate::util::sync::lock;
 
+/// The key a client counts under: an IPv4 address whole (an IPv4-mapped
+/// IPv6 address as the IPv4 one), an IPv6 address as its network of
+/// `prefix` bits — one /64 is one household's, 2^64 addresses, not 2^64
+/// clients.
+pub(crate) fn client_key(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            let mask = match prefix.min(128) {
+                0 => 0,
+                p => u128::MAX << (128 - u32::from(p)),
+            };
+            IpAddr::V6((bits & mask).into())
+        }
+    }
+}
+
 /// Clients one generation of a shard holds before it is retired early.
 const GENERATION: usize = 20_000;
 const SHARDS: usize = 16;
@@ -39,13 +57,20 @@ pub(crate) struct RateLimiter {
     client_header: Option<String>,
     /// Which entry of that header, counted from the right (1: the last).
     hops: usize,
+    /// The IPv6 prefix length a client is keyed by.
+    ipv6_prefix: u8,
     hasher: std::collections::hash_map::RandomState,
     shards: Vec<Mutex<Shard>>,
 }
 
 impl RateLimiter {
     /// `per_second` requests per second per client, bursts of twice that.
-    pub(crate) fn new(per_second: u32, client_header: Option<String>, hops: usize) -> RateLimiter {
+    pub(crate) fn new(
+        per_second: u32,
+        client_header: Option<String>,
+        hops: usize,
+        ipv6_prefix: u8,
+    ) -> RateLimiter {
         let burst = (per_second * 2) as f64;
         let now = Instant::now();
         RateLimiter {
@@ -54,6 +79,7 @@ impl RateLimiter {
             refill: Duration::from_secs_f64(burst / per_second as f64),
             client_header,
             hops: hops.max(1),
+            ipv6_prefix,
             hasher: Default::default(),
             shards: (0..SHARDS)
                 .map(|_| {
@@ -81,7 +107,7 @@ impl RateLimiter {
             let entry = entries.len().checked_sub(self.hops).map(|i| entries[i])?;
             entry.parse::<IpAddr>().ok()
         });
-        named.unwrap_or_else(|| peer.ip())
+        client_key(named.unwrap_or_else(|| peer.ip()), self.ipv6_prefix)
     }
 
     /// Takes a token for the client of this request, if it has one.
@@ -132,13 +158,23 @@ mod tests {
     use super::*;
     use hyper::header::HeaderValue;
 
+    #[test]
+    fn an_ipv6_client_is_its_slash_64_and_ipv4_stays_whole() {
+        let k = |s: &str, p| client_key(s.parse().unwrap(), p);
+        assert_eq!(k("2001:db8:1:2:aaaa::1", 64), k("2001:db8:1:2:ffff::9", 64));
+        assert_ne!(k("2001:db8:1:2::1", 64), k("2001:db8:1:3::1", 64));
+        assert_eq!(k("2001:db8:1:2::1", 128).to_string(), "2001:db8:1:2::1");
+        assert_eq!(k("192.0.2.7", 64).to_string(), "192.0.2.7");
+        assert_eq!(k("::ffff:192.0.2.7", 64).to_string(), "192.0.2.7");
+    }
+
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
     #[test]
     fn a_burst_then_refusals_per_client() {
-        let limiter = RateLimiter::new(2, None, 1);
+        let limiter = RateLimiter::new(2, None, 1, 64);
         let now = Instant::now();
         let allowed = (0..10)
             .filter(|_| limiter.allow_client(ip("192.0.2.1"), now))
@@ -152,7 +188,7 @@ mod tests {
 
     #[test]
     fn the_client_is_what_the_trusted_proxy_appended() {
-        let limiter = RateLimiter::new(5, Some("X-Forwarded-For".into()), 1);
+        let limiter = RateLimiter::new(5, Some("X-Forwarded-For".into()), 1, 64);
         let peer: SocketAddr = "10.0.0.1:1234".parse().unwrap();
         let mut h = HeaderMap::new();
         // The client wrote the first entry; the proxy appended the last.
@@ -164,7 +200,7 @@ mod tests {
         // Two header lines are one list.
         h.append("x-forwarded-for", HeaderValue::from_static("198.51.100.9"));
         assert_eq!(limiter.client(&h, peer), ip("198.51.100.9"));
-        let two_hops = RateLimiter::new(5, Some("X-Forwarded-For".into()), 2);
+        let two_hops = RateLimiter::new(5, Some("X-Forwarded-For".into()), 2, 64);
         assert_eq!(two_hops.client(&h, peer), ip("203.0.113.7"));
         // Not an address (12 KB of anything): the peer, never the text.
         let mut junk = HeaderMap::new();
@@ -178,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_new_forged_leftmost_entry_per_request_does_not_get_around_it() {
-        let limiter = RateLimiter::new(5, Some("X-Forwarded-For".into()), 1);
+        let limiter = RateLimiter::new(5, Some("X-Forwarded-For".into()), 1, 64);
         let peer: SocketAddr = "10.0.0.1:1234".parse().unwrap();
         let allowed = (0..30)
             .filter(|i| {
@@ -193,7 +229,7 @@ mod tests {
 
     #[test]
     fn memory_is_bounded_and_nothing_is_scanned() {
-        let limiter = RateLimiter::new(5, None, 1);
+        let limiter = RateLimiter::new(5, None, 1, 64);
         let now = Instant::now();
         for i in 0..200_000u32 {
             limiter.allow_client(IpAddr::from(i.to_be_bytes()), now);

@@ -33,6 +33,8 @@ pub(crate) struct Limits {
     /// Connections open at once from one address (behind a load balancer:
     /// the balancer's; give it room).
     pub(crate) max_per_client: usize,
+    /// An IPv6 peer counts as its network of this many bits (`[gate] ipv6_prefix`).
+    pub(crate) ipv6_prefix: u8,
 }
 
 /// Connections open now, and those refused for being over a cap.
@@ -126,7 +128,8 @@ pub(crate) async fn serve(
                     continue;
                 };
                 // Over a cap: closed at once, before anything is read.
-                let Some(slot) = gate.connections.admit(peer.ip(), &limits) else {
+                let client = super::limit::client_key(peer.ip(), limits.ipv6_prefix);
+                let Some(slot) = gate.connections.admit(client, &limits) else {
                     drop(stream);
                     continue;
                 };
@@ -204,6 +207,7 @@ mod tests {
             header_timeout: Duration::from_secs(1),
             max_connections: 3,
             max_per_client: 2,
+            ipv6_prefix: 64,
         };
         let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         let a1 = c.admit(a, &limits).unwrap();

@@ -67,6 +67,7 @@ impl Gate {
                     r,
                     config.gate.client_ip_header.clone(),
                     config.gate.client_ip_hops,
+                    config.gate.ipv6_prefix,
                 )
             }),
             body_timeout: opts.body_timeout,

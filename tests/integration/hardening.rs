@@ -434,3 +434,37 @@ fn get_status(url: &str) -> Option<u16> {
         Err(_) => None,
     }
 }
+
+/// 1,000 addresses of one IPv6 /64 (a proxy names them in X-Forwarded-For)
+/// share one rate-limit bucket: one household is one client, not 2^64.
+#[test]
+fn a_thousand_addresses_of_one_ipv6_slash_64_share_one_bucket() {
+    let s = GateSale::new("rate_limit = 5\nclient_ip_header = \"X-Forwarded-For\"");
+    let gate = GateProc::start(&s, &["--quota", "10"]);
+    let url = gate.url(&s);
+    let agent = http();
+    let try_from = |addr: &str| -> u16 {
+        let r = agent
+            .post(&url)
+            .set("Content-Type", "application/x-www-form-urlencoded")
+            .set("X-User-Id", addr)
+            .set("X-Forwarded-For", addr)
+            .set("Accept", "application/json")
+            .send_string("sku=NOPE");
+        match r {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(s, _)) => s,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let limited = (0..1000)
+        .filter(|i| try_from(&format!("2001:db8:7:7:{:x}:{:x}::1", i / 256, i % 256)) == 429)
+        .count();
+    // A burst of 10 (twice the rate) and what refills meanwhile; the rest 429.
+    assert!(limited >= 900, "only {limited} of 1,000 limited");
+    // Another /64 is another client: its burst is whole.
+    let other: Vec<u16> = (0..5)
+        .map(|i| try_from(&format!("2001:db8:7:8::{i}")))
+        .collect();
+    assert!(other.iter().all(|s| *s != 429), "{other:?}");
+}
