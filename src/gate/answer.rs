@@ -16,6 +16,13 @@ use crate::sale::draw::Receipt;
 
 pub(super) type Answer = Response<Full<Bytes>>;
 
+/// What stays as it is in a URL's path or query value: RFC 3986's unreserved.
+const URL_PART: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// The parts of the answers that come from the configuration.
 pub(super) struct Answers {
     /// `[gate] confirm_url`, with `{order}` in it.
@@ -56,9 +63,11 @@ impl Answers {
     }
 
     pub(super) fn won(&self, t: &Ticket, json: bool) -> Answer {
+        // The order id is escaped for each answer, whatever its source: in
+        // a fleet it comes from Redis or a replayed journal, not only from
+        // this gate's checked id.
         let mut r = if json {
-            // Order ids are `<gate id>-<number>`, both checked at start: no escaping needed.
-            let body = format!("{{\"status\":\"won\",\"order\":\"{}\"}}", t.order);
+            let body = serde_json::json!({"status": "won", "order": &*t.order}).to_string();
             with_type(
                 Response::new(Full::new(Bytes::from(body))),
                 "application/json",
@@ -66,14 +75,15 @@ impl Answers {
         } else if let Some(url) = &self.confirm_url {
             let mut r = Response::new(Full::new(Bytes::new()));
             *r.status_mut() = StatusCode::SEE_OTHER;
-            if let Ok(v) = HeaderValue::from_str(&url.replace("{order}", &t.order)) {
+            let order = percent_encoding::utf8_percent_encode(&t.order, URL_PART).to_string();
+            if let Ok(v) = HeaderValue::from_str(&url.replace("{order}", &order)) {
                 r.headers_mut().insert(header::LOCATION, v);
             }
             r
         } else {
             let body = format!(
                 "<!doctype html><meta charset=utf-8><title>You got it</title><h1>You got it!</h1><p>Your order number is <strong>{}</strong>. The shop will confirm it shortly.</p>",
-                t.order
+                crate::util::html::escape(&t.order)
             );
             with_type(
                 Response::new(Full::new(Bytes::from(body))),

@@ -8,6 +8,7 @@ pub(crate) mod diag;
 pub(crate) mod duration;
 pub(crate) mod fd;
 pub(crate) mod fs;
+pub(crate) mod html;
 pub(crate) mod http;
 pub(crate) mod prometheus;
 pub(crate) mod random;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::gate::{order, order_system, GateProc, GateSale};
 use crate::common::*;
+use serde_json::Value;
 
 /// Lets this test process hold thousands of sockets.
 fn raise_open_files() {
@@ -467,4 +468,51 @@ fn a_thousand_addresses_of_one_ipv6_slash_64_share_one_bucket() {
         .map(|i| try_from(&format!("2001:db8:7:8::{i}")))
         .collect();
     assert!(other.iter().all(|s| *s != 429), "{other:?}");
+}
+
+/// An order id with `"<>&` in it (a fleet's ids come from Redis or a
+/// replayed journal, not only from the gate's checked id) is escaped in all
+/// three answers: JSON, the small HTML page, and `confirm_url`'s Location.
+#[test]
+fn an_order_id_with_quotes_and_brackets_is_escaped_in_every_answer() {
+    let s = GateSale::new("");
+    let gate = GateProc::start(&s, &["--quota", "10"]);
+    let (_, body, _) = order(&http(), &gate.url(&s), Some("alice"), "A-1", true);
+    assert!(body.contains("won"), "{body}");
+    assert!(gate.terminate().success());
+    // Her journaled order, as a tampered or foreign source could give it.
+    let journal = s.journal().join("winners.jsonl");
+    let line = std::fs::read_to_string(&journal).unwrap();
+    let v: Value = serde_json::from_str(line.trim()).unwrap();
+    let weird = format!("{}\"<>&'x", v["order"].as_str().unwrap());
+    let mut planted = v.clone();
+    planted["order"] = Value::String(weird.clone());
+    std::fs::write(&journal, format!("{planted}\n")).unwrap();
+    let ask =
+        |gate: &GateProc, json: bool| order(&http(), &gate.url(&s), Some("alice"), "A-1", json);
+
+    let gate = GateProc::start(&s, &["--quota", "10"]);
+    let (status, body, _) = ask(&gate, true);
+    assert_eq!(status, 200);
+    let answer: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(answer["order"], weird.as_str());
+    let (status, page, _) = ask(&gate, false);
+    assert_eq!(status, 200);
+    assert!(!page.contains("\"<>&"), "{page}");
+    assert!(page.contains("&quot;&lt;&gt;&amp;&#39;x"), "{page}");
+    assert!(gate.terminate().success());
+
+    let toml = s.sale.read("site.toml").replace(
+        "[gate]\n",
+        "[gate]\nconfirm_url = \"https://shop.example.com/thanks/{order}\"\n",
+    );
+    s.sale.write("site.toml", &toml);
+    let gate = GateProc::start(&s, &["--quota", "10"]);
+    let (status, _, location) = ask(&gate, false);
+    assert_eq!(status, 303);
+    let location = location.unwrap();
+    assert!(
+        location.ends_with("%22%3C%3E%26%27x"),
+        "the order percent-encoded: {location}"
+    );
 }
