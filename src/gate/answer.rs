@@ -67,7 +67,8 @@ impl Answers {
         // a fleet it comes from Redis or a replayed journal, not only from
         // this gate's checked id.
         let mut r = if json {
-            let body = serde_json::json!({"status": "won", "order": &*t.order}).to_string();
+            let order = serde_json::to_string(&*t.order).expect("a string serialises");
+            let body = format!("{{\"status\":\"won\",\"order\":{order}}}");
             with_type(
                 Response::new(Full::new(Bytes::from(body))),
                 "application/json",
