@@ -25,9 +25,15 @@ pub(super) struct ServeArgs {
     /// Port to listen on (0 picks a free one).
     #[arg(long, short = 'p', default_value_t = 3000)]
     port: u16,
-    /// Address to listen on. The preview is for this machine: keep it on loopback.
+    /// Address to listen on. The preview is for this machine: an address
+    /// other than loopback is refused unless --public.
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     bind: IpAddr,
+    /// Serve on a non-loopback --bind anyway. Whoever reaches it gets the
+    /// preview's gate, which trusts any client's X-User-Id (or an unsigned
+    /// cookie), with no connection caps, and its live-reload streams.
+    #[arg(long)]
+    public: bool,
     /// Do not watch for changes.
     #[arg(long)]
     no_watch: bool,
@@ -40,7 +46,8 @@ pub(super) struct ServeArgs {
     /// With a sale: keep the gate's journal here.
     #[arg(long, value_name = "DIR")]
     journal: Option<PathBuf>,
-    /// With a sale: the gate key (default: $FLASHSALE_GATE_KEY, else a new one for this run).
+    /// With a sale: the gate key (default: a new one for this run; never
+    /// $FLASHSALE_GATE_KEY, which on a CI runner is production's).
     #[arg(long, value_name = "PATH")]
     key_file: Option<PathBuf>,
     /// With a sale: units the gate admits per item (default: all the stock).
@@ -54,6 +61,18 @@ pub(super) struct ServeArgs {
 }
 
 pub(super) fn run(g: &Global, a: ServeArgs) -> anyhow::Result<()> {
+    if !a.bind.is_loopback() {
+        if !a.public {
+            anyhow::bail!(
+                "--bind {} would let other machines reach the preview, whose gate trusts any client's X-User-Id and has no connection caps; keep it on 127.0.0.1 (or ::1), or pass --public to expose it anyway",
+                a.bind
+            );
+        }
+        eprintln!(
+            "warning: the preview is reachable on {} from other machines: its gate trusts any client's X-User-Id (or an unsigned cookie), caps no connections, and streams live reloads to anyone; for a rehearsal only",
+            a.bind
+        );
+    }
     let start = match (&a.opens_in, &a.at) {
         (Some(d), _) => {
             let now = chrono::Utc::now().fixed_offset();
@@ -66,10 +85,11 @@ pub(super) fn run(g: &Global, a: ServeArgs) -> anyhow::Result<()> {
     };
     let sale = match start {
         Some(start) => {
-            let key = match GateKey::load(a.key_file.as_deref()) {
-                Ok(k) => k,
-                Err(_) if a.key_file.is_none() => GateKey::generate(),
-                Err(e) => return Err(e.into()),
+            // Only an explicit key file: $FLASHSALE_GATE_KEY is production's
+            // on a CI runner, and a preview must not mint its order URLs.
+            let key = match &a.key_file {
+                Some(path) => GateKey::load(Some(path))?,
+                None => GateKey::generate(),
             };
             Some(SaleOptions {
                 start,

@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -514,5 +515,64 @@ fn an_order_id_with_quotes_and_brackets_is_escaped_in_every_answer() {
     assert!(
         location.ends_with("%22%3C%3E%26%27x"),
         "the order percent-encoded: {location}"
+    );
+}
+
+/// The preview stays on loopback unless told: `--bind 0.0.0.0` is refused
+/// without `--public`, at once.
+#[test]
+fn the_preview_refuses_a_public_bind_without_public() {
+    let sale = Sale::new();
+    let mut child = Command::new(bin())
+        .args(["serve", "--port", "0", "--no-watch", "--bind", "0.0.0.0"])
+        .current_dir(sale.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exited = wait_for_some("serve to refuse", Duration::from_secs(10), || {
+        child.try_wait().unwrap()
+    });
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(exited.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--public") && err.contains("X-User-Id"),
+        "{err}"
+    );
+}
+
+/// A preview on a CI runner, where $FLASHSALE_GATE_KEY is production's,
+/// mints its order URL with a key of its own: the production gate refuses it.
+#[test]
+fn a_preview_never_mints_with_the_production_key_from_the_environment() {
+    let s = GateSale::new("");
+    let production = GateProc::start(&s, &["--quota", "10"]);
+    let key = std::fs::read_to_string(s.sale.path().join("gate.key")).unwrap();
+    let preview = Server::start_with_env(
+        s.sale.path(),
+        &["--no-watch", "--opens-in", "1s"],
+        &[("FLASHSALE_GATE_KEY", Path::new(key.trim()))],
+    );
+    let toggle = wait_for_some("the preview to open", Duration::from_secs(10), || {
+        let body = String::from_utf8(get(&preview.url("/sale.js")).2).unwrap();
+        body.contains("\"state\":\"open\"").then_some(body)
+    });
+    let token = toggle
+        .split("/o/test-sale/")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let url = format!("{}/o/test-sale/{token}", production.base);
+    let (status, body, _) = order(&http(), &url, Some("ci-bot"), "A-1", true);
+    assert_eq!(
+        status, 404,
+        "the production gate took the preview's URL: {body}"
     );
 }
