@@ -94,16 +94,49 @@ pub(super) fn gate_key(file: Option<&std::path::Path>) -> anyhow::Result<crate::
 
 /// Warns when a key file can be read by others than its owner.
 pub(super) fn warn_if_shared(path: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::MetadataExt;
     if let Ok(meta) = std::fs::metadata(path) {
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        let mode = meta.mode() & 0o777;
+        if let Some(who) = key_exposure(mode, meta.uid(), meta.gid(), &own_groups()) {
             eprintln!(
-                "warning: {}: readable by others (mode {mode:04o}); `chmod 600 {}`",
+                "warning: {}: {who} (mode {mode:04o}); `chmod 600 {}`, or 0640 owned by root in a group of the user who runs flashsale",
                 path.display(),
                 path.display()
             );
         }
+    }
+}
+
+/// Who besides its owner can use a key file with this mode, owner and
+/// group, given the running user's groups; `None`: nobody who should not.
+/// Group-readable is fine the way the shipped units prescribe it
+/// (`root:flashsale`, 0640: root owns it, only the service's group reads it).
+fn key_exposure(mode: u32, uid: u32, gid: u32, groups: &[u32]) -> Option<&'static str> {
+    if mode & 0o007 != 0 {
+        return Some("every user of the machine can read or change it");
+    }
+    if mode & 0o070 == 0 {
+        return None;
+    }
+    if mode & 0o020 != 0 {
+        return Some("its group can change it");
+    }
+    if uid == 0 && groups.contains(&gid) {
+        return None;
+    }
+    Some("readable by its group")
+}
+
+/// The running user's groups (effective and supplementary).
+fn own_groups() -> Vec<u32> {
+    // SAFETY: getgroups with a buffer of the size it reported; getegid cannot fail.
+    unsafe {
+        let n = libc::getgroups(0, std::ptr::null_mut());
+        let mut groups = vec![0 as libc::gid_t; n.max(0) as usize];
+        let got = libc::getgroups(n, groups.as_mut_ptr());
+        groups.truncate(got.max(0) as usize);
+        groups.push(libc::getegid());
+        groups
     }
 }
 
@@ -291,4 +324,29 @@ pub(super) fn edge_step(
     _: EdgeStep,
 ) -> anyhow::Result<()> {
     anyhow::bail!("{}", crate::store::AwsError::NotBuilt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_exposure;
+
+    #[test]
+    fn a_key_the_units_way_is_fine_and_a_world_readable_one_is_not() {
+        // root:flashsale 0640, run by a member of flashsale (gid 990).
+        assert_eq!(key_exposure(0o640, 0, 990, &[990, 100]), None);
+        assert_eq!(key_exposure(0o600, 1000, 1000, &[1000]), None);
+        assert!(key_exposure(0o644, 0, 990, &[990]).is_some());
+        assert!(
+            key_exposure(0o640, 1000, 990, &[990]).is_some(),
+            "not root's"
+        );
+        assert!(
+            key_exposure(0o640, 0, 50, &[990]).is_some(),
+            "a group we are not in"
+        );
+        assert!(
+            key_exposure(0o660, 0, 990, &[990]).is_some(),
+            "group-writable"
+        );
+    }
 }

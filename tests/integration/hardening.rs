@@ -576,3 +576,42 @@ fn a_preview_never_mints_with_the_production_key_from_the_environment() {
         "the production gate took the preview's URL: {body}"
     );
 }
+
+/// The key file the way the shipped units prescribe it (root-owned, 0640,
+/// read by the service's group) draws no warning; a world-readable one does.
+#[test]
+fn the_examples_key_mode_is_accepted_and_a_world_readable_key_is_not() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = GateSale::new("");
+    ok(s.sale.run(&["build"]));
+    let key = s.sale.path().join("gate.key");
+    let open = |mode: u32| {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+        let o = s.sale.run(&[
+            "open",
+            "--now",
+            "--force",
+            "--target",
+            "dir:public",
+            "--key-file",
+            "gate.key",
+        ]);
+        let err = stderr(&o);
+        ok(o);
+        err
+    };
+    // As root (CI), root:root 0640 is the units' shape: no warning. Run by
+    // another user the file is that user's, not root's: warned about.
+    let shared = open(0o640);
+    let root = std::fs::metadata(&key).map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    assert_eq!(
+        shared.contains("warning: gate.key"),
+        !root.unwrap(),
+        "{shared}"
+    );
+    let world = open(0o644);
+    assert!(
+        world.contains("warning: gate.key: every user of the machine can read"),
+        "{world}"
+    );
+}
