@@ -166,7 +166,10 @@ impl Fleet {
         let mut out = BTreeMap::new();
         for i in 1..=self.gates.len().max(3) {
             let path = self.s.sale.path().join(format!("j{i}/winners.jsonl"));
-            for l in std::fs::read_to_string(path).unwrap_or_default().lines() {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            // Whole lines only: a gate may be appending the next one now.
+            for l in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+                let l = l.trim_end();
                 let v: Value = serde_json::from_str(l).unwrap();
                 let s = |k: &str| v[k].as_str().unwrap().to_string();
                 let prev = out.insert(s("order"), (s("sku"), s("user")));

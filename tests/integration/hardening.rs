@@ -403,7 +403,7 @@ fn keys_stay_out_of_what_is_published() {
         "gate.key",
     ]);
     assert!(
-        stderr(&out).contains("readable by others (mode 0644)"),
+        stderr(&out).contains("every user of the machine can read or change it (mode 0644)"),
         "{}",
         stderr(&out)
     );
