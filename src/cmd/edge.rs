@@ -2,14 +2,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::edge::{corpus, Edge, MAX_FUNCTION_BYTES};
 use crate::gate::EdgeRules;
 use crate::sale::GateKey;
 
-use super::prelude::{cookie_key, edge_step, gate_key, EdgeStep, Global};
+use super::prelude::{cookie_key, edge_step, gate_key, write_or_print, EdgeStep, Global};
 
 /// The CDN's edge: a CloudFront Function (cloudfront-js-2.0, viewer request)
 /// on the order path /o/* that refuses what every gate would refuse — a forged
@@ -92,17 +91,13 @@ pub(super) fn run(g: &Global, a: EdgeArgs) -> anyhow::Result<()> {
                 "the function is {} bytes, over CloudFront's {MAX_FUNCTION_BYTES}",
                 code.len()
             );
-            match output {
-                None => print!("{code}"),
-                Some(path) => {
-                    crate::util::fs::write_atomically(&path, code.as_bytes())
-                        .with_context(|| format!("cannot write {}", path.display()))?;
-                    g.say(format!(
-                        "Wrote {}: {} bytes (CloudFront allows {MAX_FUNCTION_BYTES})",
-                        path.display(),
-                        code.len()
-                    ));
-                }
+            write_or_print(output.as_deref(), &code)?;
+            if let Some(path) = &output {
+                g.say(format!(
+                    "Wrote {}: {} bytes (CloudFront allows {MAX_FUNCTION_BYTES})",
+                    path.display(),
+                    code.len()
+                ));
             }
             Ok(())
         }

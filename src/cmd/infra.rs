@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 
 use super::prelude::Global;
@@ -36,20 +35,16 @@ pub(super) fn run(g: &Global, a: InfraArgs) -> anyhow::Result<()> {
     let config = g.sale()?;
     let template = crate::edge::infra::template(&config);
     let text = serde_json::to_string_pretty(&template)? + "\n";
-    match a.output {
-        None => print!("{text}"),
-        Some(path) => {
-            crate::util::fs::write_atomically(&path, text.as_bytes())
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            g.say(format!(
-                "Wrote {}: the CDN side of `{}` ({} bytes). Deploy it with\n  aws cloudformation deploy --template-file {} --stack-name flashsale-{} --capabilities CAPABILITY_IAM --parameter-overrides GateOrigin=<gates' host> GitHubRepository=<owner/name>",
-                path.display(),
-                config.name,
-                text.len(),
-                path.display(),
-                config.name
-            ));
-        }
+    super::prelude::write_or_print(a.output.as_deref(), &text)?;
+    if let Some(path) = &a.output {
+        g.say(format!(
+            "Wrote {}: the CDN side of `{}` ({} bytes). Deploy it with\n  aws cloudformation deploy --template-file {} --stack-name flashsale-{} --capabilities CAPABILITY_IAM --parameter-overrides GateOrigin=<gates' host> GitHubRepository=<owner/name>",
+            path.display(),
+            config.name,
+            text.len(),
+            path.display(),
+            config.name
+        ));
     }
     Ok(())
 }

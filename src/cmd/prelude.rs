@@ -243,6 +243,17 @@ pub(super) fn cookie_key(file: Option<&std::path::Path>) -> anyhow::Result<Optio
     }
 }
 
+/// `text` to `output` (atomically) when given, else to stdout.
+pub(super) fn write_or_print(output: Option<&std::path::Path>, text: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    match output {
+        None => print!("{text}"),
+        Some(path) => crate::util::fs::write_atomically(path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?,
+    }
+    Ok(())
+}
+
 /// A step of the sale on its edge's KeyValueStore (`[edge]`).
 #[cfg_attr(
     not(feature = "aws"),

@@ -307,6 +307,13 @@ impl Config {
     pub(crate) fn in_root(&self, rel: impl AsRef<Path>) -> PathBuf {
         in_root(&self.root, rel.as_ref())
     }
+
+    /// The origin of the sale's pages (`https://sale.example.com`): the one
+    /// whose orders gates and edges accept and answer with CORS.
+    pub(crate) fn origin(&self) -> String {
+        // base_url was checked to be an http(s) URL when the config was read.
+        http_url(&self.base_url).map_or_else(String::new, |u| u.origin().ascii_serialization())
+    }
 }
 
 /// `rel` under `root`, without a leading `./`.

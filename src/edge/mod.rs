@@ -61,8 +61,7 @@ impl Edge {
                 Identity::Cookie(name) => Some(name.clone()),
                 Identity::Header(_) => None,
             },
-            origin: crate::config::http_url(&config.base_url)
-                .map_or_else(String::new, |u| u.origin().ascii_serialization()),
+            origin: config.origin(),
             ended_url: config.gate.ended_url.clone(),
         }
     }

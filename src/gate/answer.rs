@@ -42,14 +42,7 @@ impl Answers {
                 value: value.to_string(),
             })
         };
-        // base_url was checked to be an http(s) URL when the config was read.
-        let origin = origin.map_or_else(
-            || {
-                crate::config::http_url(&config.base_url)
-                    .map_or_else(String::new, |u| u.origin().ascii_serialization())
-            },
-            str::to_string,
-        );
+        let origin = origin.map_or_else(|| config.origin(), str::to_string);
         Ok(Answers {
             confirm_url: config.gate.confirm_url.clone(),
             ended_location: header(&config.gate.ended_url, "ended_url")?,

@@ -58,8 +58,7 @@ impl EdgeRules {
             Identity::Cookie(_) => Some(Identify::new(config.gate.identity.clone(), cookie_key)?),
             Identity::Header(_) => None,
         };
-        let origin = crate::config::http_url(&config.base_url)
-            .map_or_else(String::new, |u| u.origin().ascii_serialization());
+        let origin = config.origin();
         Ok(EdgeRules {
             sale: config.name.clone(),
             token: TokenCheck::new(key),

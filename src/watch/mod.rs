@@ -31,8 +31,6 @@ pub(crate) struct ItemRow {
     pub(crate) stock: u64,
     pub(crate) sold: u64,
     pub(crate) left: u64,
-    /// A fair start's entrants at the gates (summed), when there is a draw.
-    pub(crate) entrants: Option<u64>,
 }
 
 /// One gate as its admin listener shows it.
@@ -87,6 +85,9 @@ pub(crate) struct Snapshot {
     pub(crate) counts_from: &'static str,
     pub(crate) items: Vec<ItemRow>,
     pub(crate) won: u64,
+    /// A fair start's entrants, all items, summed over the gates (their
+    /// metric is per gate, not per item); `None` without a draw.
+    pub(crate) draw_entrants: Option<u64>,
     pub(crate) gates: Vec<GateRow>,
     pub(crate) ledger: Option<LedgerRow>,
     /// sale.js as the CDN serves it.
@@ -205,7 +206,6 @@ impl Watcher {
                         stock: u64::from(*total),
                         sold: u64::from(*taken),
                         left: u64::from(total.saturating_sub(*taken)),
-                        entrants: entrants(&parsed, sku),
                     })
                     .collect();
                 let row = LedgerRow {
@@ -241,6 +241,7 @@ impl Watcher {
         if self.history.len() > HISTORY {
             self.history.remove(0);
         }
+        let draw_entrants = entrants(&parsed);
         self.last = Some((now, parsed));
         Snapshot {
             sale: s.sale.clone(),
@@ -248,6 +249,7 @@ impl Watcher {
             age_ms,
             counts_from,
             won: items.iter().map(|i| i.sold).sum(),
+            draw_entrants,
             items,
             gates,
             ledger,
@@ -341,8 +343,8 @@ fn p99(now: &[Sample], before: &[Sample]) -> Option<f64> {
     Some(f64::INFINITY)
 }
 
-/// A fair start's entrants for `sku`, summed over the gates (`None`: no draw).
-fn entrants(gates: &BTreeMap<String, Vec<Sample>>, _sku: &str) -> Option<u64> {
+/// A fair start's entrants, summed over the gates (`None`: no draw).
+fn entrants(gates: &BTreeMap<String, Vec<Sample>>) -> Option<u64> {
     let all: Vec<u64> = gates
         .values()
         .filter_map(|s| sum(s, m::DRAW_ENTRIES, None))
@@ -366,7 +368,6 @@ fn from_gates(skus: &[String], gates: &BTreeMap<String, Vec<Sample>>) -> Vec<Ite
                 stock,
                 sold,
                 left: stock.saturating_sub(sold),
-                entrants: entrants(gates, sku),
             }
         })
         .collect()

@@ -56,7 +56,7 @@ fn header(s: &Snapshot) -> Line<'static> {
         Some(_) => "DOWN".to_string(),
     };
     // A fair start: its entrants so far, and whether the draw is done.
-    let draw = match s.items.iter().find_map(|i| i.entrants) {
+    let draw = match s.draw_entrants {
         None => String::new(),
         Some(n) => {
             let done = s.gates.iter().all(|g| g.draw_done == Some(true));
@@ -254,9 +254,9 @@ mod tests {
                 stock: 100,
                 sold: 40,
                 left: 60,
-                entrants: None,
             }],
             won: 40,
+            draw_entrants: None,
             gates: vec![gate("g1"), gate("g2")],
             ledger: None,
             toggle: None,
