@@ -29,6 +29,10 @@ pub(crate) const GATE_KEYS: &[(&str, &str)] = &[
     ("client_ip_header", "client_ip_header = \"X-Forwarded-For\""),
     ("client_ip_hops", "client_ip_hops = 1"),
     ("ipv6_prefix", "ipv6_prefix = 64"),
+    (
+        "trusted_proxies",
+        "trusted_proxies = [\"10.0.0.0/8\", \"fd00::/8\"]",
+    ),
     ("ledger", "ledger = \"redis://127.0.0.1:6379/0\""),
     ("fleet", "fleet = [\"g1\", \"g2\", \"g3\"]"),
     (
@@ -61,6 +65,7 @@ pub(crate) struct RawGate {
     client_ip_header: Option<Spanned<String>>,
     client_ip_hops: Option<Spanned<i64>>,
     ipv6_prefix: Option<Spanned<i64>>,
+    trusted_proxies: Option<Spanned<Vec<String>>>,
     ledger: Option<Spanned<String>>,
     fleet: Option<Spanned<Vec<String>>>,
     admin: Option<Spanned<Vec<String>>>,
@@ -103,6 +108,10 @@ pub(crate) struct GateConfig {
     /// and the connection cap (one /64 is one household); IPv4 addresses
     /// count whole.
     pub(crate) ipv6_prefix: u8,
+    /// The peers whose `client_ip_header` and identity header are believed
+    /// (default: loopback, a proxy on the gate's own machine). From anyone
+    /// else the peer is the client and a header identity is refused.
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     /// The fleet's shared ledger (`redis://...`); `None`: each gate its own quota.
     /// Holds a password, maybe: never print it.
     pub(crate) ledger: Option<String>,
@@ -345,6 +354,10 @@ impl RawGate {
                     64
                 }
             },
+            trusted_proxies: self
+                .trusted_proxies
+                .as_ref()
+                .map_or_else(loopback_proxies, |t| trusted_proxies(cx, t)),
             ledger,
             fleet,
             admin,
@@ -352,6 +365,36 @@ impl RawGate {
             ledger_replicas,
         }
     }
+}
+
+/// `trusted_proxies` unless given: a proxy on the gate's own machine. A
+/// loopback peer is a process there, as trusted as the gate's own config;
+/// a load balancer elsewhere must be named.
+fn loopback_proxies() -> Vec<ipnet::IpNet> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .map(|n| n.parse().expect("a network"))
+        .collect()
+}
+
+/// `trusted_proxies`: networks (`10.0.0.0/8`) or single addresses.
+fn trusted_proxies(cx: &mut Checker, t: &Spanned<Vec<String>>) -> Vec<ipnet::IpNet> {
+    let mut nets = Vec::new();
+    for text in t.get_ref() {
+        let parsed = text
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            // `10.1.2.3/8` is `10.0.0.0/8`: what the operator meant.
+            Ok(net) => nets.push(net.trunc()),
+            Err(_) => cx.push(
+                t.span(),
+                format!("`{text}` in `trusted_proxies` is not an address or a network"),
+                "list your load balancers' addresses or networks in CIDR form, e.g. `trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]`; `[]` trusts no peer",
+            ),
+        }
+    }
+    nets
 }
 
 /// Whether `id` can name a gate (`--gate-id`, `[gate] fleet`): 1 to 32

@@ -64,6 +64,11 @@ impl Identify {
         }
     }
 
+    /// Whether the identity is a proxy's header (believed only from trusted proxies).
+    pub(crate) fn from_header(&self) -> bool {
+        matches!(self.identity, Identity::Header(_))
+    }
+
     /// For the start-up line: where identities come from.
     pub(crate) fn describe(&self) -> String {
         match &self.identity {

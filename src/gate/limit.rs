@@ -2,8 +2,9 @@
 //!
 //! The client is the address a trusted proxy put in `client_ip_header` (the
 //! entry `client_ip_hops` from the right of an `X-Forwarded-For` list: what a
-//! client writes itself is to the left of what its proxies append), else the
-//! connection's peer. Keys are addresses, never text a client chose, so a
+//! client writes itself is to the left of what its proxies append), when the
+//! connection's peer is one of `[gate] trusted_proxies` ([`Proxies`]); else
+//! the peer itself. Keys are addresses, never text a client chose, so a
 //! key is 16 bytes whatever the header holds. Buckets live in two
 //! generations per shard: a bucket untouched for a whole refill period is
 //! full again and may be forgotten, so memory stays bounded and no call ever
@@ -34,6 +35,34 @@ pub(crate) fn client_key(ip: IpAddr, prefix: u8) -> IpAddr {
                 p => u128::MAX << (128 - u32::from(p)),
             };
             IpAddr::V6((bits & mask).into())
+        }
+    }
+}
+
+/// The peers whose headers are believed: `[gate] trusted_proxies`.
+pub(crate) struct Proxies(Vec<ipnet::IpNet>);
+
+impl Proxies {
+    pub(crate) fn new(nets: Vec<ipnet::IpNet>) -> Proxies {
+        Proxies(nets)
+    }
+
+    /// Whether a connection from `peer` is a trusted proxy's (an
+    /// IPv4-mapped IPv6 peer as its IPv4 address).
+    pub(crate) fn trust(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.0.iter().any(|n| n.contains(&peer))
+    }
+
+    /// For the start-up line.
+    pub(crate) fn describe(&self) -> String {
+        match self.0.as_slice() {
+            [] => "no peer".to_string(),
+            nets => nets
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
         }
     }
 }
@@ -93,9 +122,11 @@ impl RateLimiter {
         }
     }
 
-    /// The client a request counts against.
-    fn client(&self, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
-        let named = self.client_header.as_deref().and_then(|h| {
+    /// The client a request counts against; `proxied`: the peer is a
+    /// trusted proxy, so its header names the client.
+    fn client(&self, headers: &HeaderMap, peer: SocketAddr, proxied: bool) -> IpAddr {
+        let header = self.client_header.as_deref().filter(|_| proxied);
+        let named = header.and_then(|h| {
             // Every value of the header, in order, as one list.
             let entries: Vec<&str> = headers
                 .get_all(h)
@@ -111,8 +142,8 @@ impl RateLimiter {
     }
 
     /// Takes a token for the client of this request, if it has one.
-    pub(crate) fn allow(&self, headers: &HeaderMap, peer: SocketAddr) -> bool {
-        self.allow_client(self.client(headers, peer), Instant::now())
+    pub(crate) fn allow(&self, headers: &HeaderMap, peer: SocketAddr, proxied: bool) -> bool {
+        self.allow_client(self.client(headers, peer, proxied), Instant::now())
     }
 
     fn allow_client(&self, client: IpAddr, now: Instant) -> bool {
@@ -196,20 +227,36 @@ mod tests {
             "x-forwarded-for",
             HeaderValue::from_static("6.6.6.6, 203.0.113.7"),
         );
-        assert_eq!(limiter.client(&h, peer), ip("203.0.113.7"));
+        assert_eq!(limiter.client(&h, peer, true), ip("203.0.113.7"));
         // Two header lines are one list.
         h.append("x-forwarded-for", HeaderValue::from_static("198.51.100.9"));
-        assert_eq!(limiter.client(&h, peer), ip("198.51.100.9"));
+        assert_eq!(limiter.client(&h, peer, true), ip("198.51.100.9"));
         let two_hops = RateLimiter::new(5, Some("X-Forwarded-For".into()), 2, 64);
-        assert_eq!(two_hops.client(&h, peer), ip("203.0.113.7"));
+        assert_eq!(two_hops.client(&h, peer, true), ip("203.0.113.7"));
         // Not an address (12 KB of anything): the peer, never the text.
         let mut junk = HeaderMap::new();
         junk.insert(
             "x-forwarded-for",
             HeaderValue::from_str(&"x".repeat(12_000)).unwrap(),
         );
-        assert_eq!(limiter.client(&junk, peer), peer.ip());
-        assert_eq!(limiter.client(&HeaderMap::new(), peer), peer.ip());
+        assert_eq!(limiter.client(&junk, peer, true), peer.ip());
+        assert_eq!(limiter.client(&HeaderMap::new(), peer, true), peer.ip());
+        // From a peer that is no trusted proxy, the header is the client's own words.
+        assert_eq!(limiter.client(&h, peer, false), peer.ip());
+    }
+
+    #[test]
+    fn proxies_are_trusted_by_network_and_mapped_addresses_as_ipv4() {
+        let proxies = Proxies::new(vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "fd00::/8".parse().unwrap(),
+        ]);
+        assert!(proxies.trust(ip("10.200.3.4")));
+        assert!(proxies.trust(ip("::ffff:10.1.1.1")));
+        assert!(proxies.trust(ip("fd12::1")));
+        assert!(!proxies.trust(ip("11.0.0.1")));
+        assert!(!proxies.trust(ip("127.0.0.1")));
+        assert!(!Proxies::new(Vec::new()).trust(ip("127.0.0.1")));
     }
 
     #[test]
@@ -221,7 +268,7 @@ mod tests {
                 let mut h = HeaderMap::new();
                 let v = format!("10.9.{}.{}, 203.0.113.7", i / 250, i % 250);
                 h.insert("x-forwarded-for", HeaderValue::from_str(&v).unwrap());
-                limiter.allow(&h, peer)
+                limiter.allow(&h, peer, true)
             })
             .count();
         assert_eq!(allowed, 10, "the burst, then refused");

@@ -129,6 +129,10 @@ pub(crate) struct Gate {
     /// The order URL's token, checked once per token.
     token: order::TokenCheck,
     identify: identity::Identify,
+    /// Whose `client_ip_header` and identity header are believed.
+    proxies: limit::Proxies,
+    /// Set once an untrusted peer sent an identity header (logged once).
+    untrusted_identity: AtomicBool,
     limiter: Option<limit::RateLimiter>,
     /// A request's body must arrive within this.
     body_timeout: Duration,
@@ -160,7 +164,12 @@ impl Gate {
 
     /// Where user ids come from, for the start-up line.
     pub(crate) fn identity(&self) -> String {
-        self.identify.describe()
+        let id = self.identify.describe();
+        if self.identify.from_header() {
+            format!("{id}; proxies trusted: {}", self.proxies.describe())
+        } else {
+            id
+        }
     }
 
     /// Every item's numbers at this gate.

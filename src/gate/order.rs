@@ -13,6 +13,7 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -143,10 +144,12 @@ impl Gate {
         let (parts, body) = req.into_parts();
         let steps = async {
             self.token(parts.uri.path())?;
-            let user = self.user(&parts.headers)?;
+            // Only a trusted proxy's headers name the client and the user.
+            let proxied = self.proxies.trust(peer.ip());
+            let user = self.user(&parts.headers, peer, proxied)?;
             self.same_site(&parts.headers)?;
             self.declared_size(&parts.headers)?;
-            self.rate(&parts.headers, peer)?;
+            self.rate(&parts.headers, peer, proxied)?;
             let query_sku = parts.uri.query().and_then(|q| sku_of(q.as_bytes()));
             let body = self.body(body).await?;
             let sku = query_sku.or_else(|| sku_of(&body)).ok_or(refusal(
@@ -175,9 +178,25 @@ impl Gate {
         }
     }
 
-    /// Exactly one identity.
-    fn user<'h>(&self, headers: &'h HeaderMap) -> Step<&'h str> {
-        match self.identify.user(headers) {
+    /// Exactly one identity; a header identity only from a trusted proxy
+    /// (from anyone else it is the client's own claim: refused, 401).
+    fn user<'h>(&self, headers: &'h HeaderMap, peer: SocketAddr, proxied: bool) -> Step<&'h str> {
+        let named = self.identify.user(headers);
+        if !proxied && self.identify.from_header() {
+            let claimed = !matches!(named, Ok(None));
+            if claimed && !self.untrusted_identity.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    peer = %peer.ip(),
+                    "an order from a peer that is not a trusted proxy: its identity header is not believed (401); if this peer is your load balancer, add it to [gate] trusted_proxies (logged once)"
+                );
+            }
+            return Err(refusal(
+                Outcome::NoIdentity,
+                StatusCode::UNAUTHORIZED,
+                "sign in to the shop first\n",
+            ));
+        }
+        match named {
             Ok(Some(user)) => Ok(user),
             Ok(None) => Err(refusal(
                 Outcome::NoIdentity,
@@ -218,9 +237,9 @@ impl Gate {
     }
 
     /// The per-client rate limit, if `[gate] rate_limit` is set.
-    fn rate(&self, headers: &HeaderMap, peer: SocketAddr) -> Step<()> {
+    fn rate(&self, headers: &HeaderMap, peer: SocketAddr, proxied: bool) -> Step<()> {
         match &self.limiter {
-            Some(limiter) if !limiter.allow(headers, peer) => Err(refusal(
+            Some(limiter) if !limiter.allow(headers, peer, proxied) => Err(refusal(
                 Outcome::RateLimited,
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many requests; try again in a moment\n",

@@ -62,6 +62,8 @@ impl Gate {
             clock: opts.clock.clone(),
             token: order::TokenCheck::new(opts.key.order_key(&config.name)),
             identify: identity::Identify::new(config.gate.identity.clone(), opts.cookie_key)?,
+            proxies: limit::Proxies::new(config.gate.trusted_proxies.clone()),
+            untrusted_identity: AtomicBool::new(false),
             limiter: config.gate.rate_limit.map(|r| {
                 limit::RateLimiter::new(
                     r,

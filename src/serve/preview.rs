@@ -49,6 +49,12 @@ impl SaleOptions {
         config.end = self.start + length;
         config.gate.url = origin.trim_end_matches('/').to_string();
         config.gate.identity = Identity::Header("X-User-Id".into());
+        // The preview is its own proxy: it sets X-User-Id from its cookie
+        // and keeps a load generator's (what `--public` warns about).
+        config.gate.trusted_proxies = ["0.0.0.0/0", "::/0"]
+            .iter()
+            .map(|n| n.parse().expect("a network"))
+            .collect();
         config.gate.gates = 1;
         config.gate.quota = None;
         config.gate.forward = None;

@@ -615,3 +615,65 @@ fn the_examples_key_mode_is_accepted_and_a_world_readable_key_is_not() {
         "{world}"
     );
 }
+
+/// A gate reached around its load balancer (here: from loopback, which this
+/// sale does not list in `trusted_proxies`) believes neither the client's
+/// own `X-User-Id` (401, said once in the log) nor its `X-Forwarded-For`
+/// (the peer is the client: a fresh forged address per request is still one
+/// bucket). From a listed peer both are honoured as before.
+#[test]
+fn a_forged_user_and_forwarded_for_from_an_untrusted_peer_are_not_believed() {
+    let s = GateSale::new("trusted_proxies = [\"10.0.0.0/8\"]");
+    let gate = GateProc::start(&s, &["--quota", "10"]);
+    let (status, body, _) = order(&http(), &gate.url(&s), Some("mallory"), "A-1", true);
+    assert_eq!(status, 401, "{body}");
+    let line = gate.wait_for_log(
+        "an order from a peer that is not a trusted proxy: its identity header is not believed (401); if this peer is your load balancer, add it to [gate] trusted_proxies (logged once)",
+    );
+    assert_eq!(line["peer"], "127.0.0.1");
+    assert!(s.winners().is_empty());
+    assert!(gate.terminate().success());
+    // The same gate with loopback listed: her header is believed.
+    let toml = s.sale.read("site.toml").replace(
+        "trusted_proxies = [\"10.0.0.0/8\"]",
+        "trusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\"]",
+    );
+    s.sale.write("site.toml", &toml);
+    let gate = GateProc::start(&s, &["--quota", "10"]);
+    let (status, body, _) = order(&http(), &gate.url(&s), Some("alice"), "A-1", true);
+    assert_eq!(status, 200, "{body}");
+    drop(gate);
+
+    // Cookie identity and a rate limit keyed by X-Forwarded-For.
+    let limited = |trusted: &str| -> usize {
+        let s = GateSale::new(&format!(
+            "identity_cookie = \"shop_user\"\nrate_limit = 1\nclient_ip_header = \"X-Forwarded-For\"\ntrusted_proxies = [{trusted}]"
+        ));
+        s.sale.write("cookie.key", "shop-secret-key-0123");
+        let gate = GateProc::start(&s, &["--quota", "10", "--cookie-key-file", "cookie.key"]);
+        let url = gate.url(&s);
+        let agent = http();
+        (0..20)
+            .filter(|i| {
+                let cookie =
+                    flashsale::gate::sign_cookie(b"shop-secret-key-0123", &format!("u{i}"));
+                let r = agent
+                    .post(&url)
+                    .set("Cookie", &format!("shop_user={cookie}"))
+                    .set("X-Forwarded-For", &format!("198.51.100.{i}"))
+                    .set("Accept", "application/json")
+                    .send_string("sku=NOPE");
+                let status = match r {
+                    Ok(r) => r.status(),
+                    Err(ureq::Error::Status(s, _)) => s,
+                    Err(e) => panic!("{e}"),
+                };
+                status == 429
+            })
+            .count()
+    };
+    // Untrusted: one client (the peer), a burst of 2, the rest refused.
+    assert!(limited("\"10.0.0.0/8\"") >= 17);
+    // Trusted: twenty clients named by their proxy, none limited.
+    assert_eq!(limited("\"127.0.0.0/8\""), 0);
+}

@@ -19,7 +19,8 @@ use crate::config::Config;
 use crate::sale::{order_url, GateKey};
 use crate::util::clock::Clock;
 
-const PEER: &str = "192.0.2.1:40000";
+/// A proxy on the gate's own machine: trusted by default (`[gate] trusted_proxies`).
+const PEER: &str = "127.0.0.1:40000";
 
 struct Fixture {
     gate: Arc<Gate>,
