@@ -65,7 +65,7 @@ impl Identify {
     }
 
     /// Whether the identity is a proxy's header (believed only from trusted proxies).
-    pub(crate) fn from_header(&self) -> bool {
+    pub(crate) fn by_header(&self) -> bool {
         matches!(self.identity, Identity::Header(_))
     }
 

@@ -165,7 +165,7 @@ impl Gate {
     /// Where user ids come from, for the start-up line.
     pub(crate) fn identity(&self) -> String {
         let id = self.identify.describe();
-        if self.identify.from_header() {
+        if self.identify.by_header() {
             format!("{id}; proxies trusted: {}", self.proxies.describe())
         } else {
             id

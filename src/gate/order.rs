@@ -182,7 +182,7 @@ impl Gate {
     /// (from anyone else it is the client's own claim: refused, 401).
     fn user<'h>(&self, headers: &'h HeaderMap, peer: SocketAddr, proxied: bool) -> Step<&'h str> {
         let named = self.identify.user(headers);
-        if !proxied && self.identify.from_header() {
+        if !proxied && self.identify.by_header() {
             let claimed = !matches!(named, Ok(None));
             if claimed && !self.untrusted_identity.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
