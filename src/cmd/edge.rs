@@ -145,7 +145,7 @@ fn test(
     let cookie_key = crate::util::random::hex(16).into_bytes();
     let rules = EdgeRules::new(
         config,
-        key.order_key(&config.name),
+        key.order_key(&config.name, config.start.timestamp_millis()),
         Some(cookie_key.clone()),
         items.clone(),
     )?;

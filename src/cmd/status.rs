@@ -183,7 +183,12 @@ fn describe_live(
             if let State::Open { order, draw, .. } = &t.state {
                 v["order_url"] = json!(order);
                 if let Some(key) = key {
-                    v["order_url_verifies"] = json!(minted_for(key, &config.name, order));
+                    v["order_url_verifies"] = json!(minted_for(
+                        key,
+                        &config.name,
+                        config.start.timestamp_millis(),
+                        order
+                    ));
                 }
                 if let Some(d) = draw {
                     v["draw"] = json!({ "until_ms": d.until, "commitment": d.commitment });

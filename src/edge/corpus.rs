@@ -154,7 +154,7 @@ pub(crate) fn generate(s: &Setup, n: usize, seed: u64) -> Vec<Case> {
     let sale = &c.name;
     let (start, end, tol) = window(c);
     let origin = Edge::new(c).origin;
-    let token = s.key.mint(sale);
+    let token = s.key.mint(sale, start);
     let cookie_name = match &c.gate.identity {
         crate::config::Identity::Cookie(name) => name.clone(),
         _ => "shop_user".into(),
@@ -240,9 +240,14 @@ fn shape(case: &mut Case, s: &Setup, rng: &mut Rng, cookie_name: &str) {
         }
         Class::OtherSale => {
             let other = format!("{sale}-x");
-            case.uri = match rng.below(2) {
-                0 => format!("/o/{other}/{}", s.key.mint(&other)),
-                _ => format!("/o/{sale}/{}", s.key.mint(&other)),
+            case.uri = match rng.below(3) {
+                0 => format!("/o/{other}/{}", s.key.mint(&other, start)),
+                1 => format!("/o/{sale}/{}", s.key.mint(&other, start)),
+                // This sale, minted for another start (a preview's, an old schedule's).
+                _ => format!(
+                    "/o/{sale}/{}",
+                    s.key.mint(sale, start + 1 + boundary_or(rng, 86_400_000))
+                ),
             };
         }
         // One in ten a millisecond outside the window's edge.
@@ -280,7 +285,7 @@ fn shape(case: &mut Case, s: &Setup, rng: &mut Rng, cookie_name: &str) {
         Class::NotStaged => {
             case.staged = false;
             if rng.below(2) == 0 {
-                case.uri = format!("/o/{sale}/{}", s.key.mint("elsewhere"));
+                case.uri = format!("/o/{sale}/{}", s.key.mint("elsewhere", start));
             }
         }
         Class::ItemInBody => case.query = "quantity=1".into(),

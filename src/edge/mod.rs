@@ -88,7 +88,7 @@ impl Edge {
         items: &[String],
     ) -> Result<Vec<(String, String)>, Error> {
         let conf = serde_json::json!({
-            "k": key.order_key(&self.sale).expose(),
+            "k": key.order_key(&self.sale, config.start.timestamp_millis()).expose(),
             "s": config.start.timestamp_millis(),
             "e": config.end.timestamp_millis(),
             "t": config.gate.tolerance_ms,
@@ -186,7 +186,7 @@ mod tests {
             .unwrap();
         let all: String = entries.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         assert!(!all.contains(key.to_file_text().trim()), "{all}");
-        assert!(all.contains(key.order_key("demo").expose()));
+        assert!(all.contains(key.order_key("demo", c.start.timestamp_millis()).expose()));
         assert!(entries.iter().all(|(_, v)| v.len() <= MAX_VALUE_BYTES));
         assert_eq!(entries.last().unwrap().0, "demo|i|A1");
         assert!(matches!(

@@ -60,7 +60,10 @@ impl Gate {
                 tolerance_ms: config.gate.tolerance_ms,
             },
             clock: opts.clock.clone(),
-            token: order::TokenCheck::new(opts.key.order_key(&config.name)),
+            token: order::TokenCheck::new(
+                opts.key
+                    .order_key(&config.name, config.start.timestamp_millis()),
+            ),
             identify: identity::Identify::new(config.gate.identity.clone(), opts.cookie_key)?,
             proxies: limit::Proxies::new(config.gate.trusted_proxies.clone()),
             untrusted_identity: AtomicBool::new(false),

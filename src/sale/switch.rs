@@ -169,7 +169,8 @@ pub(crate) fn decide(
     match (action, current) {
         (Action::Open { .. }, Some(State::Ended { .. })) if !force => Err(Error::Closed),
         (Action::Open { key, rotate: false }, Some(State::Open { order, .. }))
-            if order.starts_with(&config.gate.url) && minted_for(key, &config.name, order) =>
+            if order.starts_with(&config.gate.url)
+                && minted_for(key, &config.name, config.start.timestamp_millis(), order) =>
         {
             Ok(None)
         }
@@ -184,7 +185,7 @@ pub(crate) fn decide(
 pub(crate) fn toggle(config: &Config, action: &Action, write: Write) -> Toggle {
     match (write, action) {
         (Write::Open, Action::Open { key, .. }) => {
-            let token = key.mint(&config.name);
+            let token = key.mint(&config.name, config.start.timestamp_millis());
             Toggle::switched(State::Open {
                 order: order_url(&config.gate.url, &config.name, &token),
                 end: config.end.timestamp_millis(),
@@ -437,7 +438,8 @@ mod tests {
             first.starts_with("https://gate.example.com/o/demo/"),
             "{first}"
         );
-        assert!(minted_for(&key, "demo", &first));
+        let start = c.start.timestamp_millis();
+        assert!(minted_for(&key, "demo", start, &first));
         let headers = store.headers(TOGGLE_PATH).unwrap();
         assert_eq!(headers["Cache-Control"], headers::TOGGLE);
         // Again: the live URL is ours, so nothing changes.
@@ -455,7 +457,7 @@ mod tests {
         // Another key's URL is not ours: a new one is minted.
         let other = GateKey::generate();
         let replaced = order(&switch(&c, &store, &open(&other), &now()).await.unwrap());
-        assert!(minted_for(&other, "demo", &replaced));
+        assert!(minted_for(&other, "demo", start, &replaced));
         let rotate = Action::Open {
             key: other,
             rotate: true,

@@ -4,9 +4,11 @@
 //! verify it with the shared key alone, in constant time, and only inside
 //! the sale window.
 //!
-//! The *order key* is the sale's own: `hex(HMAC-SHA256(gate key,
-//! "order-url|<sale>"))`, used as the HMAC key as that ASCII text (so a
-//! CloudFront Function verifies with a string key, as gates do). It is all an
+//! The *order key* is the sale's own, for its start: `hex(HMAC-SHA256(gate
+//! key, "order-url|<sale>|<start in Unix ms>"))`, used as the HMAC key as
+//! that ASCII text (so a CloudFront Function verifies with a string key, as
+//! gates do). A URL minted for one start (a preview's moved window, a sale
+//! rescheduled) is refused by gates running another: it does not verify. It is all an
 //! edge needs to check order URLs (`edge`), and all it could do with it is
 //! mint this sale's URLs, which every gate and edge refuses outside the
 //! window: it signs no cookie, receipt, draw or delivery, names no other
@@ -85,14 +87,22 @@ impl GateKey {
         mac.finalize().into_bytes().into()
     }
 
-    /// The sale's order key (see the module's text): what an edge holds.
-    pub fn order_key(&self, sale: &str) -> OrderKey {
-        OrderKey(hex::encode(self.derive(&[b"order-url|", sale.as_bytes()])))
+    /// The order key of `sale` starting at `start_ms` (see the module's
+    /// text): what an edge holds.
+    pub fn order_key(&self, sale: &str, start_ms: i64) -> OrderKey {
+        let start = start_ms.to_string();
+        OrderKey(hex::encode(self.derive(&[
+            b"order-url|",
+            sale.as_bytes(),
+            b"|",
+            start.as_bytes(),
+        ])))
     }
 
-    /// A new order token for `sale`: `<128-bit nonce>.<mac>`, both hex.
-    pub fn mint(&self, sale: &str) -> String {
-        self.order_key(sale).mint(sale)
+    /// A new order token for `sale` starting at `start_ms`:
+    /// `<128-bit nonce>.<mac>`, both hex.
+    pub fn mint(&self, sale: &str, start_ms: i64) -> String {
+        self.order_key(sale, start_ms).mint(sale)
     }
 }
 
@@ -172,8 +182,8 @@ impl Window {
     }
 }
 
-/// Accepts exactly the tokens [`GateKey::mint`] made for `sale`, compared in
-/// constant time, and only inside the window.
+/// Accepts exactly the tokens [`GateKey::mint`] made for `sale` starting at
+/// the window's start, compared in constant time, and only inside the window.
 pub fn verify(
     key: &GateKey,
     sale: &str,
@@ -182,25 +192,15 @@ pub fn verify(
     now_ms: i64,
     window: Window,
 ) -> Result<(), Refusal> {
-    authentic(key, sale, url_sale, token)?;
+    authentic_under(&key.order_key(sale, window.start_ms), sale, url_sale, token)?;
     if !window.contains(now_ms) {
         return Err(Refusal::OutsideWindow);
     }
     Ok(())
 }
 
-/// Accepts exactly the tokens [`GateKey::mint`] made for `sale`, compared in
-/// constant time, whatever the time.
-pub(crate) fn authentic(
-    key: &GateKey,
-    sale: &str,
-    url_sale: &str,
-    token: &str,
-) -> Result<(), Refusal> {
-    authentic_under(&key.order_key(sale), sale, url_sale, token)
-}
-
-/// [`authentic`], given the sale's order key (what an edge holds).
+/// Accepts exactly the tokens minted under the sale's order key (what an
+/// edge holds), compared in constant time, whatever the time.
 pub(crate) fn authentic_under(
     key: &OrderKey,
     sale: &str,
@@ -230,15 +230,13 @@ pub(crate) fn authentic_under(
         .map_err(|_| Refusal::BadMac)
 }
 
-/// Whether an order URL was minted for `sale` with `key`, whatever the time.
-pub(crate) fn minted_for(key: &GateKey, sale: &str, url: &str) -> bool {
-    let always = Window {
-        start_ms: i64::MIN / 2,
-        end_ms: i64::MAX / 2,
-        tolerance_ms: 0,
-    };
-    parse_order_url(url)
-        .is_some_and(|(url_sale, token)| verify(key, sale, &url_sale, &token, 0, always).is_ok())
+/// Whether an order URL was minted with `key` for `sale` starting at
+/// `start_ms`, whatever the time.
+pub(crate) fn minted_for(key: &GateKey, sale: &str, start_ms: i64, url: &str) -> bool {
+    let order_key = key.order_key(sale, start_ms);
+    parse_order_url(url).is_some_and(|(url_sale, token)| {
+        authentic_under(&order_key, sale, &url_sale, &token).is_ok()
+    })
 }
 
 #[cfg(test)]
@@ -254,8 +252,29 @@ mod token_tests {
     #[test]
     fn minted_tokens_verify_and_nothing_else_does() {
         let key = GateKey::generate();
-        let token = key.mint("demo");
+        let token = key.mint("demo", W.start_ms);
         assert_eq!(verify(&key, "demo", "demo", &token, 1_500, W), Ok(()));
+        // Minted for another start of the same sale: refused, even inside its window.
+        let moved = Window {
+            start_ms: 1_001,
+            ..W
+        };
+        assert_eq!(
+            verify(&key, "demo", "demo", &token, 1_500, moved),
+            Err(Refusal::BadMac)
+        );
+        assert!(!minted_for(
+            &key,
+            "demo",
+            1_001,
+            &order_url("https://g", "demo", &token)
+        ));
+        assert!(minted_for(
+            &key,
+            "demo",
+            1_000,
+            &order_url("https://g", "demo", &token)
+        ));
         // Every single flipped bit is refused.
         for i in 0..token.len() {
             let mut bytes = token.clone().into_bytes();
@@ -300,7 +319,7 @@ mod token_tests {
         let key = GateKey::generate();
         let text = key.to_file_text();
         let back = GateKey::parse(&text, "x").unwrap();
-        assert_eq!(back.mint("s").len(), 32 + 1 + 64);
+        assert_eq!(back.mint("s", 0).len(), 32 + 1 + 64);
         assert_eq!(format!("{key:?}"), "GateKey(<redacted>)");
         let err = GateKey::parse("abc", "the key file k")
             .unwrap_err()

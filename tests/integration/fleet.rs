@@ -63,7 +63,7 @@ impl Fleet {
             s.sale.write(f, &text);
         }
         let redis = Redis::start();
-        let token = s.key.mint("test-sale");
+        let token = s.token();
         let mut fleet = Fleet {
             s,
             redis,
@@ -686,7 +686,7 @@ fn a_fair_start_across_the_fleet_draws_once_even_when_a_gate_dies_in_the_window(
     for g in &gates {
         wait_healthy(g);
     }
-    let token = s.key.mint("test-sale");
+    let token = s.token();
     let url = |g: &GateProc| sale::order_url(&g.base, "test-sale", &token);
     // 30 entrants at each gate, held until the draw.
     let mut held = Vec::new();
@@ -870,7 +870,7 @@ fn a_draw_begun_by_a_gate_that_died_is_taken_over_once_with_its_units() {
     let mut answers = (0, 0);
     let mut leftovers = 0;
     for (n, user) in entrants.iter().enumerate() {
-        let url = sale::order_url(&gates[n % 2].base, "test-sale", &s.key.mint("test-sale"));
+        let url = sale::order_url(&gates[n % 2].base, "test-sale", &s.token());
         let (status, body, _) = order(&http(), &url, Some(user), "A-1", true);
         assert_eq!(status, 200, "{user}: {body}");
         if body.contains("\"won\"") {
@@ -1094,7 +1094,7 @@ fn a_ledger_lost_in_a_fair_window_gets_its_entries_back_and_the_draw_holds() {
     for g in &gates {
         wait_healthy(g);
     }
-    let token = s.key.mint("test-sale");
+    let token = s.token();
     let mut held = Vec::new();
     for (i, g) in gates.iter().enumerate() {
         for n in 0..10 {
@@ -1454,7 +1454,7 @@ fn entries_close_on_the_ledgers_clock_whatever_each_gates_clock_says() {
                 .timestamp_millis()
         })
         .unwrap();
-    let token = s.key.mint("test-sale");
+    let token = s.token();
     let url = |g: &GateProc| sale::order_url(&g.base, "test-sale", &token);
     let now_ms = || chrono::Utc::now().timestamp_millis();
     let sleep_until =

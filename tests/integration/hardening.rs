@@ -577,6 +577,44 @@ fn a_preview_never_mints_with_the_production_key_from_the_environment() {
     );
 }
 
+/// A preview given the production key file on purpose still cannot mint a
+/// production URL: its window is moved (`--opens-in`), and an order token's
+/// MAC covers the sale's start, so the production gate refuses the
+/// preview's token (404) while a token for its own start works.
+#[test]
+fn a_token_minted_for_another_start_is_refused() {
+    let s = GateSale::new("");
+    let production = GateProc::start(&s, &["--quota", "10"]);
+    let preview = Server::start(
+        s.sale.path(),
+        &["--no-watch", "--opens-in", "1s", "--key-file", "gate.key"],
+    );
+    let toggle = wait_for_some("the preview to open", Duration::from_secs(10), || {
+        let body = String::from_utf8(get(&preview.url("/sale.js")).2).unwrap();
+        body.contains("\"state\":\"open\"").then_some(body)
+    });
+    let token = toggle
+        .split("/o/test-sale/")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let agent = http();
+    let url = format!("{}/o/test-sale/{token}", production.base);
+    let (status, body, _) = order(&agent, &url, Some("ci-bot"), "A-1", true);
+    assert_eq!(
+        status, 404,
+        "the production gate took the preview's URL: {body}"
+    );
+    // The same key, minted for this sale's own start: accepted.
+    let (status, body, _) = order(&agent, &production.url(&s), Some("ci-bot"), "A-1", true);
+    assert_eq!(status, 200, "{body}");
+    // And one minted for an hour later (the sale rescheduled): refused.
+    let later = s.key.mint("test-sale", s.sale.start_ms() + 3_600_000);
+    let url = format!("{}/o/test-sale/{later}", production.base);
+    assert_eq!(order(&agent, &url, Some("dave"), "A-1", true).0, 404);
+}
+
 /// The key file the way the shipped units prescribe it (root-owned, 0640,
 /// read by the service's group) draws no warning; a world-readable one does.
 #[test]

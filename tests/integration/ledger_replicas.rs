@@ -18,7 +18,7 @@ fn a_winner_is_answered_only_once_a_replica_has_it() {
     ok(s.sale.run(&["ledger", "load", "--ledger", &primary.url()]));
     let gate = GateProc::start(&s, &["--ledger", &primary.url(), "--gate-id", "g1"]);
     wait_healthy(&gate);
-    let token = s.key.mint("test-sale");
+    let token = s.token();
     let url = sale::order_url(&gate.base, "test-sale", &token);
     // (A replica slow to confirm on a busy machine answers 503: press again.)
     let (status, first) = press(&url, "early");

@@ -39,7 +39,7 @@ fn a_tls_ledger_with_its_password_in_a_file_serves_the_fleet() {
     printed.push_str(&warned);
     let gate = GateProc::start(&s, &["--gate-id", "g1"]);
     wait_healthy(&gate);
-    let token = s.key.mint("test-sale");
+    let token = s.token();
     let url = sale::order_url(&gate.base, "test-sale", &token);
     let (status, body, _) = order(&http(), &url, Some("tls-customer"), "A-1", true);
     assert!(status == 200 && body.contains("won"), "{status} {body}");

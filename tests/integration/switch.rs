@@ -99,8 +99,9 @@ fn open_mints_a_url_that_exists_nowhere_before_and_verifies_after() {
     // The URL verifies now, inside the window, with the key.
     let (url_sale, token) = sale::parse_order_url(&url).unwrap();
     let (url_sale, token) = (url_sale.as_str(), token.as_str());
+    let start = s.sale.start_ms();
     let window = Window {
-        start_ms: now_ms() - 5_000,
+        start_ms: start,
         end_ms: now_ms() + 3_600_000,
         tolerance_ms: 0,
     };
@@ -113,16 +114,21 @@ fn open_mints_a_url_that_exists_nowhere_before_and_verifies_after() {
     flipped[40] = if flipped[40] == b'0' { b'1' } else { b'0' };
     let flipped = String::from_utf8(flipped).unwrap();
     assert!(sale::verify(&key, "test-sale", url_sale, &flipped, now_ms(), window).is_err());
-    let other = key.mint("another-sale");
+    let other = key.mint("another-sale", start);
     assert!(sale::verify(&key, "test-sale", "another-sale", &other, now_ms(), window).is_err());
     assert!(sale::verify(&key, "test-sale", "test-sale", &other, now_ms(), window).is_err());
-    let early = Window {
-        start_ms: now_ms() + 60_000,
+    assert_eq!(
+        sale::verify(&key, "test-sale", url_sale, token, start - 1, window),
+        Err(sale::Refusal::OutsideWindow)
+    );
+    // A window moved to another start: the URL is not that sale's.
+    let moved = Window {
+        start_ms: start + 60_000,
         ..window
     };
     assert_eq!(
-        sale::verify(&key, "test-sale", url_sale, token, now_ms(), early),
-        Err(sale::Refusal::OutsideWindow)
+        sale::verify(&key, "test-sale", url_sale, token, now_ms(), moved),
+        Err(sale::Refusal::BadMac)
     );
 
     // Served with the toggle's headers, and its path invalidated.

@@ -103,11 +103,15 @@ async fn a_token_already_verified_does_not_let_forgeries_or_other_sales_through(
     flipped[last] = if flipped[last] == b'0' { b'1' } else { b'0' };
     let flipped = String::from_utf8(flipped).unwrap();
     let token = path.rsplit('/').next().unwrap();
-    let other_key = GateKey::generate().mint("demo");
+    let start = f.gate.window.start_ms;
+    let other_key = GateKey::generate().mint("demo", start);
+    // This gate's key, for another start of the sale (a preview's, an old schedule's).
+    let other_start = f.key.mint("demo", start + 60_000);
     for p in [
         flipped,
         format!("/o/other/{token}"),
         format!("/o/demo/{other_key}"),
+        format!("/o/demo/{other_start}"),
         format!("/o/demo/{token}x"),
     ] {
         assert_eq!(

@@ -103,7 +103,11 @@ impl Fixture {
 
     /// The order path of a freshly minted token.
     fn path(&self) -> String {
-        let url = order_url("https://gate.example.com", "demo", &self.key.mint("demo"));
+        let url = order_url(
+            "https://gate.example.com",
+            "demo",
+            &self.key.mint("demo", self.gate.window.start_ms),
+        );
         url.trim_start_matches("https://gate.example.com")
             .to_string()
     }

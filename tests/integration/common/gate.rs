@@ -58,6 +58,11 @@ impl GateSale {
         c
     }
 
+    /// A fresh order token for this sale's start.
+    pub(crate) fn token(&self) -> String {
+        self.key.mint("test-sale", self.sale.start_ms())
+    }
+
     pub(crate) fn journal(&self) -> PathBuf {
         self.sale.path().join("journal")
     }
@@ -142,7 +147,7 @@ impl GateProc {
     }
 
     pub(crate) fn url(&self, s: &GateSale) -> String {
-        sale::order_url(&self.base, "test-sale", &s.key.mint("test-sale"))
+        sale::order_url(&self.base, "test-sale", &s.token())
     }
 
     pub(crate) fn terminate(mut self) -> std::process::ExitStatus {

@@ -150,6 +150,20 @@ impl Sale {
         run(self.path(), args)
     }
 
+    /// The sale's start as site.toml says it now, in Unix ms: order URLs
+    /// are minted for it.
+    pub(crate) fn start_ms(&self) -> i64 {
+        let toml: toml::Value = toml::from_str(&self.read("site.toml")).unwrap();
+        let start = match &toml["start"] {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Datetime(d) => d.to_string(),
+            other => panic!("start = {other}"),
+        };
+        chrono::DateTime::parse_from_rfc3339(&start)
+            .unwrap_or_else(|e| panic!("start {start}: {e}"))
+            .timestamp_millis()
+    }
+
     /// Every file under `rel` with its bytes and mtime.
     pub(crate) fn snapshot(&self, rel: &str) -> BTreeMap<String, (Vec<u8>, SystemTime)> {
         snapshot(&self.dir.path().join(rel))

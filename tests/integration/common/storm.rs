@@ -33,7 +33,7 @@ pub(crate) fn staged(gate_toml: &str, stock: usize) -> Staged {
     let forward = format!("{}/orders", orders.base);
     let gate = GateProc::start(&s, &["--gate-id", "g1", "--forward", &forward]);
     wait_healthy(&gate);
-    let url = flashsale::sale::order_url(&gate.base, "test-sale", &s.key.mint("test-sale"));
+    let url = flashsale::sale::order_url(&gate.base, "test-sale", &s.token());
     Staged {
         s,
         orders,
