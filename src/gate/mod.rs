@@ -78,6 +78,8 @@ pub(crate) enum Error {
     BadGateId(String),
     #[error("gate id `{gate}` is live in the ledger (its last heartbeat {ago_ms} ms ago): give each gate its own id")]
     GateIdTaken { gate: String, ago_ms: u64 },
+    #[error("gate id `{gate}` is taken by the live gate whose admin listener is {admin} (`[gate] admin`): two gates with one id issue the same order ids, and the order system drops real winners as duplicates; start this one with another --gate-id")]
+    GateIdInUse { gate: String, admin: String },
     #[error("gate id `{gate}` is not in `[gate] fleet` ({}) of the sale: start the gate with --gate-id one of those, or add it to the list (every gate and `ledger load` read it)", fleet.join(", "))]
     NotInFleet { gate: String, fleet: Vec<String> },
     #[error(transparent)]

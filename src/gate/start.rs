@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::answer::Answers;
 use super::draw::{self, StartDraw};
@@ -164,6 +165,7 @@ async fn choose_stock(
         let shared = shared_stock(config, url, &claimed.gate_id, stock, &claimed.replayed);
         return Ok(Stock::Shared(Arc::new(shared.await?)));
     }
+    no_live_twin(config, &claimed.gate_id, opts.gate_id.is_some()).await?;
     let local = LocalStock::new(quotas(config, stock, opts.quota)?);
     for w in &claimed.replayed {
         if !local.restore(&w.sku, &w.user, &w.order) {
@@ -179,6 +181,46 @@ async fn choose_stock(
         );
     }
     Ok(Stock::Local(local))
+}
+
+/// A gate alone has no ledger to tell it another gate has its id: it asks
+/// the gates of `[gate] admin` (all at once, a second at most; one that does
+/// not answer is not live) and refuses an id a live gate of this sale has.
+/// Unlisted, an id `given` by hand is the operator's promise: said at start.
+async fn no_live_twin(config: &Config, gate_id: &str, given: bool) -> Result<(), Error> {
+    let admin = &config.gate.admin;
+    if admin.is_empty() {
+        if !given {
+            return Ok(());
+        }
+        tracing::info!(
+            gate = gate_id,
+            hint = "list every gate's admin listener in `[gate] admin` and each start checks its id against the live ones",
+            "gate_id_unchecked: no other gate is listed; a gate id given twice would give two winners one order id"
+        );
+        return Ok(());
+    }
+    let client = crate::util::http::Client::new();
+    let asked = admin.iter().map(|base| {
+        let client = &client;
+        async move {
+            let r = super::watch::who(client, base, Duration::from_secs(1)).await;
+            (base, r)
+        }
+    });
+    for (base, r) in futures_util::future::join_all(asked).await {
+        match r {
+            Ok((sale, gate)) if sale == config.name && gate == gate_id => {
+                return Err(Error::GateIdInUse {
+                    gate: gate_id.to_string(),
+                    admin: base.clone(),
+                });
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(admin = base, error = %e, "gate_id_check: not answering"),
+        }
+    }
+    Ok(())
 }
 
 /// The fleet's stock on the ledger at `url`: refuses a gate id another live

@@ -33,6 +33,26 @@ pub(crate) async fn remaining(client: &Client, base: &str) -> Result<u64, ProbeE
     Ok(samples.iter().map(|s| s.value as u64).sum())
 }
 
+/// The sale and gate id of the live gate whose admin listener is at `base`
+/// (the labels of its metrics), asked for at most `within`.
+pub(crate) async fn who(
+    client: &Client,
+    base: &str,
+    within: Duration,
+) -> Result<(String, String), ProbeError> {
+    let url = format!("{}/metrics", base.trim_end_matches('/'));
+    let r = client.get(&url, within).await?;
+    if r.status != 200 {
+        return Err(ProbeError::Status(r.status));
+    }
+    let samples = prometheus::samples(&String::from_utf8_lossy(&r.body), REMAINING);
+    let first = samples.first().ok_or(ProbeError::NoMetric)?;
+    match (first.label("sale"), first.label("gate")) {
+        (Some(sale), Some(gate)) => Ok((sale.to_string(), gate.to_string())),
+        _ => Err(ProbeError::NoMetric),
+    }
+}
+
 /// What the gates said at one poll: per gate, units left or why it did not answer.
 pub(crate) type Poll = Vec<(String, Result<u64, ProbeError>)>;
 

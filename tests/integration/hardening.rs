@@ -715,3 +715,49 @@ fn a_forged_user_and_forwarded_for_from_an_untrusted_peer_are_not_believed() {
     // Trusted: twenty clients named by their proxy, none limited.
     assert_eq!(limited("\"127.0.0.0/8\""), 0);
 }
+
+/// Two gates alone (no ledger) given one `--gate-id` would give two winners
+/// one order id. With the gates listed in `[gate] admin`, the second start
+/// finds the live twin and is refused, naming it and the fix; another id
+/// starts.
+#[test]
+fn two_local_gates_with_one_id_are_refused() {
+    let s = GateSale::new("");
+    let first = GateProc::start_in(
+        s.sale.path(),
+        &s.sale.path().join("journal-1"),
+        &["--quota", "5", "--gate-id", "eu1"],
+    );
+    let toml = s.sale.read("site.toml").replace(
+        "[gate]\n",
+        &format!("[gate]\nadmin = [\"{}\"]\n", first.admin),
+    );
+    s.sale.write("site.toml", &toml);
+    let out = s
+        .gate_command(s.sale.path().join("journal-2"))
+        .args(["--quota", "5", "--gate-id", "eu1"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("gate id `eu1` is taken by the live gate whose admin listener is")
+            && err.contains(&first.admin)
+            && err.contains("another --gate-id"),
+        "{err}"
+    );
+    assert!(!s.sale.path().join("journal-2/winners.jsonl").exists());
+    let second = GateProc::start_in(
+        s.sale.path(),
+        &s.sale.path().join("journal-2"),
+        &["--quota", "5", "--gate-id", "eu2"],
+    );
+    let (a, b) = (
+        order(&http(), &first.url(&s), Some("alice"), "A-1", true),
+        order(&http(), &second.url(&s), Some("bob"), "A-1", true),
+    );
+    assert!(
+        a.1.contains("\"eu1-") && b.1.contains("\"eu2-"),
+        "{a:?} {b:?}"
+    );
+}
