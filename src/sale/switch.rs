@@ -42,11 +42,20 @@ impl Live {
 
 /// Reads the live toggle.
 pub(crate) async fn live<R: Remote>(remote: &R) -> Result<Live, RemoteError> {
-    Ok(match remote.get(TOGGLE_PATH).await? {
-        None => Live::Missing,
-        Some(bytes) => Live::read(&bytes),
+    Ok(live_tagged(remote).await?.0)
+}
+
+/// Reads the live toggle and the version a conditional write names.
+async fn live_tagged<R: Remote>(remote: &R) -> Result<(Live, Option<String>), RemoteError> {
+    Ok(match remote.get_tagged(TOGGLE_PATH).await? {
+        None => (Live::Missing, None),
+        Some((bytes, etag)) => (Live::read(&bytes), Some(etag)),
     })
 }
+
+/// Conditional writes of the toggle before giving up (each lost to another
+/// writer that landed between this one's read and write).
+const WRITES: usize = 5;
 
 impl Live {
     /// What a toggle script's bytes say.
@@ -106,6 +115,9 @@ pub(crate) enum Error {
     /// Opening a sale whose live toggle says `ended`.
     #[error("sale.js is `ended`: the sale was closed")]
     Closed,
+    /// Every conditional write found sale.js changed since it was read.
+    #[error("sale.js changed under every one of {0} writes (another open or close running at the same time?): run it again once that one is done")]
+    Contended(usize),
 }
 
 /// Why the switch happened when it did.
@@ -265,7 +277,7 @@ pub(crate) async fn run<R: Remote, C: Cdn>(
         cdn.warm().await?;
     }
     // Reading the live toggle also opens the connection the switch will use.
-    let first = live(remote).await?;
+    let (first, mut read) = live_tagged(remote).await?;
     let Some(write) = decide(config, action, &first, opts.force)? else {
         return unchanged(config, cdn, first).await;
     };
@@ -294,7 +306,8 @@ pub(crate) async fn run<R: Remote, C: Cdn>(
             }
         }
         // Someone may have switched meanwhile (a `close` while this `open` waited).
-        let now = live(remote).await?;
+        let (now, tag) = live_tagged(remote).await?;
+        read = tag;
         if now != first {
             match decide(config, action, &now, opts.force)? {
                 Some(w) => toggle = self::toggle(config, action, w),
@@ -304,12 +317,32 @@ pub(crate) async fn run<R: Remote, C: Cdn>(
         // Never before the moment.
         wait_until(due, &mut tick).await;
     }
-    let body = toggle.to_script().into_bytes();
+    // The write holds only over the version last read: one that lands in
+    // between (a `close` after this `open`'s last look) is decided on again,
+    // never overwritten.
     let headers = headers::for_path(TOGGLE_PATH, &config.headers);
-    let meta = Known::of(&body, &headers).metadata();
-    let put_started = SystemTime::now();
-    remote.put(TOGGLE_PATH, body, &headers, &meta).await?;
-    let put_done = SystemTime::now();
+    let mut writes = 0;
+    let (put_started, put_done) = loop {
+        let body = toggle.to_script().into_bytes();
+        let meta = Known::of(&body, &headers).metadata();
+        let started = SystemTime::now();
+        if remote
+            .put_if(TOGGLE_PATH, body, &headers, &meta, read.as_deref())
+            .await?
+        {
+            break (started, SystemTime::now());
+        }
+        writes += 1;
+        if writes == WRITES {
+            return Err(Error::Contended(writes));
+        }
+        let (now, tag) = live_tagged(remote).await?;
+        read = tag;
+        match decide(config, action, &now, opts.force)? {
+            Some(w) => toggle = self::toggle(config, action, w),
+            None => return unchanged(config, cdn, now).await,
+        }
+    };
     let mut switched = Switched {
         toggle,
         due,
@@ -532,6 +565,47 @@ mod tests {
         assert!(matches!(opened, Err(Error::Closed)), "{opened:?}");
         let live = Live::read(&store.bytes(TOGGLE_PATH).unwrap());
         assert_eq!(live.state_name(), "ended");
+    }
+
+    /// The narrowest race: a `close` lands after an `open`'s last read and
+    /// before its write. The write is conditional on what was read, so the
+    /// open sees the close and stops; the other way round, the close still
+    /// closes; only `--force` writes over it.
+    #[tokio::test]
+    async fn an_open_racing_a_close_never_reopens() {
+        let c = config(-5, 3600);
+        let key = GateKey::generate();
+        let ended = toggle(&c, &Action::Close, Write::Close)
+            .to_script()
+            .into_bytes();
+        let opened = toggle(&c, &open(&key), Write::Open)
+            .to_script()
+            .into_bytes();
+
+        let store = MemoryStore::default();
+        store.before_next_write(TOGGLE_PATH, ended.clone());
+        let raced = switch(&c, &store, &open(&key), &now()).await;
+        assert!(matches!(raced, Err(Error::Closed)), "{raced:?}");
+        let live = Live::read(&store.bytes(TOGGLE_PATH).unwrap());
+        assert_eq!(live.state_name(), "ended");
+
+        let store = MemoryStore::default();
+        store.before_next_write(TOGGLE_PATH, opened);
+        let closed = switch(&c, &store, &Action::Close, &now()).await.unwrap();
+        assert!(matches!(closed, Outcome::Switched(_)), "{closed:?}");
+        let live = Live::read(&store.bytes(TOGGLE_PATH).unwrap());
+        assert_eq!(live.state_name(), "ended");
+
+        let store = MemoryStore::default();
+        store.before_next_write(TOGGLE_PATH, ended);
+        let forced = Options {
+            force: true,
+            ..now()
+        };
+        let reopened = switch(&c, &store, &open(&key), &forced).await.unwrap();
+        assert!(matches!(reopened, Outcome::Switched(_)), "{reopened:?}");
+        let live = Live::read(&store.bytes(TOGGLE_PATH).unwrap());
+        assert_eq!(live.state_name(), "open");
     }
 
     #[tokio::test]

@@ -129,6 +129,43 @@ impl Remote for DirRemote {
         self.record(key, &body, headers, meta)
     }
 
+    async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, RemoteError> {
+        Ok(self.get(key).await?.map(|b| {
+            let etag = etag_of(&b);
+            (b, etag)
+        }))
+    }
+
+    /// S3's conditional write, emulated: the check and the write under an
+    /// exclusive lock of the directory's `.flashsale/objects/lock`, which every
+    /// `put_if` on this directory takes (any process of this machine).
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        headers: &BTreeMap<String, String>,
+        meta: &BTreeMap<String, String>,
+        read: Option<&str>,
+    ) -> Result<bool, RemoteError> {
+        // Among the sidecars (never listed as an object), named unlike any (`<key>.json`).
+        let lock_path = self.root.join(SIDECARS).join("lock");
+        std::fs::create_dir_all(self.root.join(SIDECARS))
+            .map_err(|e| self.io("cannot create", e))?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| self.io("cannot open the lock", e))?;
+        lock.lock().map_err(|e| self.io("cannot lock", e))?;
+        let now = self.get(key).await?.map(|b| etag_of(&b));
+        if now.as_deref() != read {
+            return Ok(false);
+        }
+        self.put(key, body, headers, meta).await?;
+        Ok(true)
+    }
+
     async fn set_headers(
         &self,
         key: &str,
@@ -150,5 +187,49 @@ impl Remote for DirRemote {
             }
         }
         Ok(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_conditional_write_holds_only_over_the_version_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirRemote::new(dir.path());
+        let none = BTreeMap::new();
+        assert!(store
+            .put_if("sale.js", b"a".to_vec(), &none, &none, None)
+            .await
+            .unwrap());
+        // Not absent any more.
+        assert!(!store
+            .put_if("sale.js", b"b".to_vec(), &none, &none, None)
+            .await
+            .unwrap());
+        let (bytes, read) = store.get_tagged("sale.js").await.unwrap().unwrap();
+        assert_eq!(bytes, b"a");
+        // Another writer lands after the read: the stale write is refused.
+        store
+            .put("sale.js", b"c".to_vec(), &none, &none)
+            .await
+            .unwrap();
+        assert!(!store
+            .put_if("sale.js", b"d".to_vec(), &none, &none, Some(&read))
+            .await
+            .unwrap());
+        assert_eq!(store.get("sale.js").await.unwrap().unwrap(), b"c");
+        let (_, read) = store.get_tagged("sale.js").await.unwrap().unwrap();
+        assert!(store
+            .put_if("sale.js", b"d".to_vec(), &none, &none, Some(&read))
+            .await
+            .unwrap());
+        // The lock is no object of the store.
+        let (listed, _) = store.list().await.unwrap();
+        assert_eq!(
+            listed.iter().map(|l| l.key.as_str()).collect::<Vec<_>>(),
+            ["sale.js"]
+        );
     }
 }

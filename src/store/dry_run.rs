@@ -35,6 +35,21 @@ impl<R: Remote> Remote for DryRun<R> {
         Ok(Some(etag_of(&body)))
     }
 
+    async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, RemoteError> {
+        self.0.get_tagged(key).await
+    }
+
+    async fn put_if(
+        &self,
+        _: &str,
+        _: Vec<u8>,
+        _: &BTreeMap<String, String>,
+        _: &BTreeMap<String, String>,
+        _: Option<&str>,
+    ) -> Result<bool, RemoteError> {
+        Ok(true)
+    }
+
     async fn set_headers(
         &self,
         _: &str,

@@ -24,6 +24,9 @@ pub(crate) struct MemoryStore {
     calls: AtomicUsize,
     /// Every call from this one on (1-based) fails; 0: none does.
     fail_from: AtomicUsize,
+    /// Written just before the next write (another writer landing between
+    /// a caller's read and its write).
+    interpose: std::sync::Mutex<Option<(String, Vec<u8>)>>,
 }
 
 impl MemoryStore {
@@ -57,6 +60,28 @@ impl MemoryStore {
     #[cfg(test)]
     pub(crate) fn headers(&self, key: &str) -> Option<BTreeMap<String, String>> {
         self.read().get(key).map(|o| o.headers.clone())
+    }
+
+    /// Before the next write, `body` lands at `key` as if another writer
+    /// had put it just then.
+    pub(crate) fn before_next_write(&self, key: &str, body: Vec<u8>) {
+        *crate::util::sync::lock(&self.interpose) = Some((key.to_string(), body));
+    }
+
+    /// Puts what [`MemoryStore::before_next_write`] holds, once.
+    fn interposed(&self) {
+        if let Some((key, body)) = crate::util::sync::lock(&self.interpose).take() {
+            let etag = etag_of(&body);
+            self.write().insert(
+                key,
+                Object {
+                    body,
+                    headers: BTreeMap::new(),
+                    meta: BTreeMap::new(),
+                    etag,
+                },
+            );
+        }
     }
 
     /// Calls so far, failed ones included.
@@ -125,6 +150,7 @@ impl Remote for MemoryStore {
         meta: &BTreeMap<String, String>,
     ) -> Result<Option<String>, RemoteError> {
         self.call("put")?;
+        self.interposed();
         let etag = etag_of(&body);
         self.write().insert(
             key.to_string(),
@@ -136,6 +162,41 @@ impl Remote for MemoryStore {
             },
         );
         Ok(Some(etag))
+    }
+
+    async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, RemoteError> {
+        self.call("get")?;
+        Ok(self
+            .read()
+            .get(key)
+            .map(|o| (o.body.clone(), o.etag.clone())))
+    }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        headers: &BTreeMap<String, String>,
+        meta: &BTreeMap<String, String>,
+        read: Option<&str>,
+    ) -> Result<bool, RemoteError> {
+        self.call("put")?;
+        self.interposed();
+        let mut objects = self.write();
+        if objects.get(key).map(|o| o.etag.as_str()) != read {
+            return Ok(false);
+        }
+        let etag = etag_of(&body);
+        objects.insert(
+            key.to_string(),
+            Object {
+                body,
+                headers: headers.clone(),
+                meta: meta.clone(),
+                etag,
+            },
+        );
+        Ok(true)
     }
 
     async fn set_headers(

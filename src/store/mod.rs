@@ -158,6 +158,22 @@ pub(crate) trait Remote {
         headers: &BTreeMap<String, String>,
         meta: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<Option<String>, RemoteError>>;
+    /// An object's bytes and its ETag (what [`Remote::put_if`] names); `Ok(None)` if gone.
+    fn get_tagged(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<(Vec<u8>, String)>, RemoteError>>;
+    /// [`Remote::put`] only if the object is still the one read: `read` is
+    /// its ETag then, `None` when there was none (S3's `If-Match` /
+    /// `If-None-Match: *`). `Ok(false)`: it changed meanwhile, nothing written.
+    fn put_if(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        headers: &BTreeMap<String, String>,
+        meta: &BTreeMap<String, String>,
+        read: Option<&str>,
+    ) -> impl Future<Output = Result<bool, RemoteError>>;
     /// Replaces an object's headers and metadata without sending its bytes.
     fn set_headers(
         &self,

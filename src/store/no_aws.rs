@@ -38,6 +38,19 @@ impl Remote for S3Remote {
     ) -> Result<Option<String>, RemoteError> {
         match *self {}
     }
+    async fn get_tagged(&self, _: &str) -> Result<Option<(Vec<u8>, String)>, RemoteError> {
+        match *self {}
+    }
+    async fn put_if(
+        &self,
+        _: &str,
+        _: Vec<u8>,
+        _: &std::collections::BTreeMap<String, String>,
+        _: &std::collections::BTreeMap<String, String>,
+        _: Option<&str>,
+    ) -> Result<bool, RemoteError> {
+        match *self {}
+    }
     async fn set_headers(
         &self,
         _: &str,

@@ -126,6 +126,10 @@ impl Remote for S3Remote {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RemoteError> {
+        Ok(self.get_tagged(key).await?.map(|(bytes, _)| bytes))
+    }
+
+    async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, RemoteError> {
         match self
             .client
             .get_object()
@@ -135,13 +139,14 @@ impl Remote for S3Remote {
             .await
         {
             Ok(out) => {
+                let etag = out.e_tag().unwrap_or_default().to_string();
                 let bytes = out.body.collect().await.map_err(|e| {
                     RemoteError::new(
                         ErrorKind::Unreachable,
                         format!("{}: reading {key} failed: {e}", self.describe()),
                     )
                 })?;
-                Ok(Some(bytes.into_bytes().to_vec()))
+                Ok(Some((bytes.into_bytes().to_vec(), etag)))
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
             Err(e) => Err(describe("GetObject", &self.describe(), &e)),
@@ -166,6 +171,38 @@ impl Remote for S3Remote {
             .await
             .map_err(|e| describe(&format!("PutObject {key}"), &self.describe(), &e))?;
         Ok(out.e_tag().map(str::to_string))
+    }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        headers: &BTreeMap<String, String>,
+        meta: &BTreeMap<String, String>,
+        read: Option<&str>,
+    ) -> Result<bool, RemoteError> {
+        let req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .body(ByteStream::from(body));
+        let req = match read {
+            Some(etag) => req.if_match(etag),
+            None => req.if_none_match("*"),
+        };
+        match with_headers!(req, headers, meta).send().await {
+            Ok(_) => Ok(true),
+            // 412: not the version read; 409: another conditional write of
+            // it is under way. Either way it changed: read it again.
+            Err(e)
+                if e.raw_response()
+                    .is_some_and(|r| matches!(r.status().as_u16(), 412 | 409)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(describe(&format!("PutObject {key}"), &self.describe(), &e)),
+        }
     }
 
     async fn set_headers(

@@ -104,6 +104,27 @@ impl Remote for Target {
         }
     }
 
+    async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, RemoteError> {
+        match self {
+            Target::S3(r) => r.get_tagged(key).await,
+            Target::Dir(r) => r.get_tagged(key).await,
+        }
+    }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        headers: &BTreeMap<String, String>,
+        meta: &BTreeMap<String, String>,
+        read: Option<&str>,
+    ) -> Result<bool, RemoteError> {
+        match self {
+            Target::S3(r) => r.put_if(key, body, headers, meta, read).await,
+            Target::Dir(r) => r.put_if(key, body, headers, meta, read).await,
+        }
+    }
+
     async fn set_headers(
         &self,
         key: &str,
