@@ -64,6 +64,7 @@ impl MemoryStore {
 
     /// Before the next write, `body` lands at `key` as if another writer
     /// had put it just then.
+    #[cfg(test)]
     pub(crate) fn before_next_write(&self, key: &str, body: Vec<u8>) {
         *crate::util::sync::lock(&self.interpose) = Some((key.to_string(), body));
     }
