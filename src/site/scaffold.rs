@@ -48,6 +48,7 @@ items_dir = "items"        # one Markdown file per item
 url = "https://gate.example.com"   # where the order gates answer
 # gates = 10                       # each gate admits stock / gates of every item
 # identity_header = "X-User-Id"    # set by a trusted proxy (or identity_cookie, see README)
+# trusted_proxies = ["10.0.0.0/8"] # whose identity header is believed (default: loopback only)
 # forward = "https://orders.example.com/flash"   # winners go to the order system
 
 # Where `flashsale publish` puts the sale:
