@@ -69,7 +69,7 @@ impl MemoryStore {
         *crate::util::sync::lock(&self.interpose) = Some((key.to_string(), body));
     }
 
-    /// Puts what [`MemoryStore::before_next_write`] holds, once.
+    /// Puts what `before_next_write` (tests) holds, once.
     fn interposed(&self) {
         if let Some((key, body)) = crate::util::sync::lock(&self.interpose).take() {
             let etag = etag_of(&body);
