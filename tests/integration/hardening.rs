@@ -559,16 +559,7 @@ fn a_preview_never_mints_with_the_production_key_from_the_environment() {
         &["--no-watch", "--opens-in", "1s"],
         &[("FLASHSALE_GATE_KEY", Path::new(key.trim()))],
     );
-    let toggle = wait_for_some("the preview to open", Duration::from_secs(10), || {
-        let body = String::from_utf8(get(&preview.url("/sale.js")).2).unwrap();
-        body.contains("\"state\":\"open\"").then_some(body)
-    });
-    let token = toggle
-        .split("/o/test-sale/")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap()
-        .to_string();
+    let token = preview_token(&preview);
     let url = format!("{}/o/test-sale/{token}", production.base);
     let (status, body, _) = order(&http(), &url, Some("ci-bot"), "A-1", true);
     assert_eq!(
@@ -589,16 +580,7 @@ fn a_token_minted_for_another_start_is_refused() {
         s.sale.path(),
         &["--no-watch", "--opens-in", "1s", "--key-file", "gate.key"],
     );
-    let toggle = wait_for_some("the preview to open", Duration::from_secs(10), || {
-        let body = String::from_utf8(get(&preview.url("/sale.js")).2).unwrap();
-        body.contains("\"state\":\"open\"").then_some(body)
-    });
-    let token = toggle
-        .split("/o/test-sale/")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap()
-        .to_string();
+    let token = preview_token(&preview);
     let agent = http();
     let url = format!("{}/o/test-sale/{token}", production.base);
     let (status, body, _) = order(&agent, &url, Some("ci-bot"), "A-1", true);
@@ -760,4 +742,18 @@ fn two_local_gates_with_one_id_are_refused() {
         a.1.contains("\"eu1-") && b.1.contains("\"eu2-"),
         "{a:?} {b:?}"
     );
+}
+
+/// The order token of a preview's sale once it opens.
+fn preview_token(preview: &Server) -> String {
+    let toggle = wait_for_some("the preview to open", Duration::from_secs(10), || {
+        let body = String::from_utf8(get(&preview.url("/sale.js")).2).unwrap();
+        body.contains("\"state\":\"open\"").then_some(body)
+    });
+    toggle
+        .split("/o/test-sale/")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string()
 }
