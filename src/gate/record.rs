@@ -1,7 +1,9 @@
 //! How a winner is recorded, once the stock said who wins: an order id
 //! (`sale::order_id`), a line in the winners' journal (fsynced, group
 //! commit) before anyone is answered, and then the stock told it is on disk.
-//! The journal hands each durable batch to the forwarder, when there is one.
+//! The journal hands each durable batch to the stock and the forwarder, and
+//! settles each winner's ticket itself, on its writer thread: no task per
+//! winner, and a client that hangs up leaves nothing unsettled.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,8 +21,6 @@ pub(super) struct Recorder {
     /// The last order number given.
     order_seq: AtomicU64,
     journal: Journal<Winner>,
-    /// Told of each winner once it is on disk.
-    stock: Arc<Stock>,
     clock: Clock,
 }
 
@@ -45,6 +45,9 @@ impl Recorder {
             dir,
             WINNERS,
             Box::new(move |batch: &[Winner]| {
+                for w in batch {
+                    stock.recorded(w);
+                }
                 if let Some(f) = &forwarder {
                     f.push(batch);
                 }
@@ -55,7 +58,6 @@ impl Recorder {
             gate_id: gate_id.to_string(),
             order_seq: AtomicU64::new(last),
             journal,
-            stock,
             clock,
         })
     }
@@ -70,15 +72,10 @@ impl Recorder {
         sale::order_id(&self.gate_id, n)
     }
 
-    /// Journals a winner (fsynced) before it is answered, and tells the
-    /// stock it is on disk. In a task of its own: a client that hangs up
-    /// must not leave the record unconfirmed (its repeats wait for it).
-    pub(super) async fn record(
-        self: &Arc<Self>,
-        t: &Ticket,
-        sku: &str,
-        user: &str,
-    ) -> Result<(), JournalError> {
+    /// Journals a winner (fsynced) before it is answered; the journal tells
+    /// the stock and settles the ticket once it is on disk, whether or not
+    /// this request still waits (its repeats wait for the ticket).
+    pub(super) async fn record(&self, t: &Ticket, sku: &str, user: &str) -> Result<(), JournalError> {
         let winner = Winner {
             order: t.order.to_string(),
             sale: self.sale.clone(),
@@ -87,17 +84,15 @@ impl Recorder {
             time: self.clock.stamp(),
             gate: self.gate_id.clone(),
         };
-        let (me, ticket) = (self.clone(), t.clone());
-        let written = tokio::spawn(async move {
-            let r = me.journal.append(winner.clone()).await;
-            if r.is_ok() {
-                me.stock.recorded(&winner);
-            }
-            ticket.set_durable(r.is_ok());
-            r
-        })
-        .await
-        .unwrap_or(Err(JournalError::Failed));
+        let settle = Settle(Some(t.clone()));
+        let queued = self
+            .journal
+            .enqueue_with(winner, Box::new(move |ok| settle.finish(ok)));
+        let written = match queued {
+            Ok(_) if t.is_durable().await => Ok(()),
+            Ok(_) => Err(JournalError::Failed),
+            Err(e) => Err(e),
+        };
         if let Err(e) = &written {
             tracing::error!(error = %e, "journal_failed");
         }
@@ -128,5 +123,25 @@ impl Recorder {
     /// fsync latencies, for `/metrics`.
     pub(super) fn fsyncs(&self) -> &FsyncStats {
         &self.journal.fsyncs
+    }
+}
+
+/// A winner's ticket until the journal settles it: durable or not, once;
+/// if the journal drops it unsettled (it stopped), not durable.
+struct Settle(Option<Ticket>);
+
+impl Settle {
+    fn finish(mut self, durable: bool) {
+        if let Some(t) = self.0.take() {
+            t.set_durable(durable);
+        }
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.set_durable(false);
+        }
     }
 }

@@ -19,7 +19,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -60,13 +60,20 @@ struct Durable {
 /// Called with each batch right after it is durable (the forwarder listens).
 pub(crate) type OnDurable<T> = Box<dyn Fn(&[T]) + Send>;
 
+/// Told, on the writer thread, whether one record reached the disk: how a
+/// record's owner learns it without a task waiting for it.
+pub(crate) type Done = Box<dyn FnOnce(bool) + Send>;
+
+/// A queued record: its number, itself, and who to tell.
+type Queued<T> = (u64, T, Option<Done>);
+
 /// What a journal holds, one JSON line each.
 pub(crate) trait Record: Serialize + DeserializeOwned + Send + 'static {}
 impl<T: Serialize + DeserializeOwned + Send + 'static> Record for T {}
 
 /// An append-only file of records, written by a thread of its own.
 pub(crate) struct Journal<T: Record> {
-    queue: Mutex<(u64, mpsc::Sender<(u64, T)>)>,
+    queue: Mutex<(u64, mpsc::Sender<Queued<T>>)>,
     durable: watch::Receiver<Durable>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// fsync latencies in microseconds, for metrics.
@@ -112,7 +119,7 @@ impl<T: Record> Journal<T> {
 
     /// Starts the writer thread on `sink` (the file at `path`).
     fn start(sink: impl Sink, path: &Path, on_durable: OnDurable<T>) -> Result<Self, JournalError> {
-        let (tx, rx) = mpsc::channel::<(u64, T)>();
+        let (tx, rx) = mpsc::channel::<Queued<T>>();
         let (durable_tx, durable_rx) = watch::channel(Durable {
             seq: 0,
             failed: false,
@@ -143,15 +150,26 @@ impl<T: Record> Journal<T> {
 
     /// Queues a line for the next write; its number, for [`Self::wait`].
     pub(crate) fn enqueue(&self, winner: T) -> Result<u64, JournalError> {
-        Ok({
-            // Numbering and queueing under one lock keeps the file in seq order,
-            // so "durable up to n" means every record up to n.
-            let mut q = lock(&self.queue);
-            q.0 += 1;
-            let seq = q.0;
-            q.1.send((seq, winner)).map_err(|_| JournalError::Failed)?;
-            seq
-        })
+        self.queue_line(winner, None)
+    }
+
+    /// Queues a line; `done` is told on the writer thread whether it
+    /// reached the disk (false: the journal failed), whoever still waits.
+    /// Nothing wakes a task per line: a rush's winners are answered from
+    /// their own `done`s.
+    pub(crate) fn enqueue_with(&self, winner: T, done: Done) -> Result<u64, JournalError> {
+        self.queue_line(winner, Some(done))
+    }
+
+    fn queue_line(&self, winner: T, done: Option<Done>) -> Result<u64, JournalError> {
+        // Numbering and queueing under one lock keeps the file in seq order,
+        // so "durable up to n" means every record up to n.
+        let mut q = lock(&self.queue);
+        q.0 += 1;
+        let seq = q.0;
+        q.1.send((seq, winner, done))
+            .map_err(|_| JournalError::Failed)?;
+        Ok(seq)
     }
 
     /// Resolves once every line up to `seq` is on disk (or the journal failed).
@@ -218,33 +236,58 @@ impl Sink for File {
     }
 }
 
+/// How long a rush's batch waits for more records before its write.
+const COMMIT_WINDOW: Duration = Duration::from_millis(1);
+/// A record this soon after the last write is part of a rush.
+const RUSH: Duration = Duration::from_millis(5);
+/// The most records one write takes.
+const MAX_BATCH: usize = 1024;
+
 fn write_loop<T: Record>(
     mut file: impl Sink,
-    rx: mpsc::Receiver<(u64, T)>,
+    rx: mpsc::Receiver<Queued<T>>,
     durable: watch::Sender<Durable>,
     stats: Arc<FsyncStats>,
     on_durable: OnDurable<T>,
 ) {
     // The length of what is on disk and acknowledged.
     let mut durable_len = file.len();
+    // When the last write ended: records arriving soon after are a rush.
+    let mut last_write = Instant::now() - RUSH;
     while let Ok(first) = rx.recv() {
+        // In a rush, gather what arrives within the commit window (asleep:
+        // a sender to a sleeping writer wakes nobody), so a thousand winners
+        // are tens of fsyncs, not hundreds — each costs CPU the answers need.
+        // A record after a quiet spell is written at once.
+        if last_write.elapsed() < RUSH {
+            std::thread::sleep(COMMIT_WINDOW);
+        }
         let mut batch = vec![first];
-        batch.extend(rx.try_iter());
+        batch.extend(rx.try_iter().take(MAX_BATCH));
         let mut buf = Vec::with_capacity(batch.len() * 160);
-        for (_, w) in &batch {
+        for (_, w, _) in &batch {
             serde_json::to_writer(&mut buf, w).expect("a journal line serialises");
             buf.push(b'\n');
         }
         let started = Instant::now();
         let result = file.append(&buf);
+        last_write = Instant::now();
         stats.observe(started.elapsed().as_micros() as u64);
+        let last = batch.last().map_or(0, |(s, _, _)| *s);
+        let mut dones = Vec::with_capacity(batch.len());
+        let records: Vec<T> = batch
+            .into_iter()
+            .map(|(_, w, done)| {
+                dones.extend(done);
+                w
+            })
+            .collect();
         match result {
             Ok(()) => {
                 durable_len += buf.len() as u64;
-                let last = batch.last().map_or(0, |(s, _)| *s);
-                let winners: Vec<T> = batch.into_iter().map(|(_, w)| w).collect();
                 durable.send_modify(|d| d.seq = last);
-                on_durable(&winners);
+                on_durable(&records);
+                dones.into_iter().for_each(|done| done(true));
             }
             Err(_) => {
                 // Fail closed: nothing after this is acknowledged, and what
@@ -252,6 +295,11 @@ fn write_loop<T: Record>(
                 // customers (answered 503) never replay as winners.
                 let _ = file.cut(durable_len);
                 durable.send_modify(|d| d.failed = true);
+                dones.into_iter().for_each(|done| done(false));
+                // Nor what was queued after it.
+                for (_, _, done) in rx.try_iter() {
+                    done.into_iter().for_each(|done| done(false));
+                }
                 return;
             }
         }

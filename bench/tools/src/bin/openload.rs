@@ -26,6 +26,10 @@
 //! `--threads` (2 by default) single-threaded runtimes share the connections,
 //! as wrk's threads do.
 //!
+//! `--timeline MS` adds `timeline`: per MS-millisecond slice of the schedule
+//! (by due time), `[start_ms, answers, p50_ms, p99_ms, max_ms, won]` — where
+//! in the run the tail comes from.
+//!
 //! `cargo run --release -p flashsale-bench-tools --bin openload -- --url URL --rate 20000 --duration 10`
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,6 +52,8 @@ struct Args {
     threads: usize,
     sku: String,
     prefix: String,
+    /// Slices of the timeline, in ms; 0: none.
+    timeline_ms: u64,
 }
 
 fn args() -> Args {
@@ -61,6 +67,7 @@ fn args() -> Args {
         threads: 2,
         sku: "BENCH-1".into(),
         prefix: format!("c{}-", std::process::id()),
+        timeline_ms: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -75,6 +82,7 @@ fn args() -> Args {
             "--threads" => a.threads = value().parse().expect("--threads: a count"),
             "--sku" => a.sku = value(),
             "--prefix" => a.prefix = value(),
+            "--timeline" => a.timeline_ms = value().parse().expect("--timeline: milliseconds"),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -103,6 +111,8 @@ struct Tally {
     max_lag: Duration,
     /// When the last winner's answer arrived, from the start.
     last_win: Duration,
+    /// (due offset in ms, latency in µs, won) per answer, with `--timeline`.
+    points: Vec<(u32, u32, bool)>,
 }
 
 /// Microseconds up to a minute: a longer wait than that is a failed run.
@@ -120,6 +130,7 @@ impl Tally {
             sent: 0,
             max_lag: Duration::ZERO,
             last_win: Duration::ZERO,
+            points: Vec::new(),
         }
     }
 
@@ -132,7 +143,27 @@ impl Tally {
         self.sent += other.sent;
         self.max_lag = self.max_lag.max(other.max_lag);
         self.last_win = self.last_win.max(other.last_win);
+        self.points.extend_from_slice(&other.points);
     }
+}
+
+/// `[start_ms, answers, p50_ms, p99_ms, max_ms, won]` per slice of `ms`.
+fn timeline(points: &[(u32, u32, bool)], ms: u64) -> serde_json::Value {
+    let mut slices: std::collections::BTreeMap<u64, (Vec<u32>, u64)> = Default::default();
+    for &(at, us, won) in points {
+        let e = slices.entry(u64::from(at) / ms).or_default();
+        e.0.push(us);
+        e.1 += u64::from(won);
+    }
+    let rows: Vec<serde_json::Value> = slices
+        .into_iter()
+        .map(|(n, (mut v, won))| {
+            v.sort_unstable();
+            let q = |f: f64| f64::from(v[((v.len() - 1) as f64 * f) as usize]) / 1000.0;
+            serde_json::json!([n * ms, v.len(), q(0.5), q(0.99), q(1.0), won])
+        })
+        .collect();
+    serde_json::Value::Array(rows)
 }
 
 fn percentiles(h: &Histogram<u64>) -> serde_json::Value {
@@ -187,6 +218,7 @@ struct Plan {
     offsets: Vec<Duration>,
     next: AtomicUsize,
     start: Instant,
+    timeline: bool,
 }
 
 /// One keep-alive HTTP/1.1 connection, written and read directly (as wrk
@@ -278,6 +310,11 @@ async fn connection(plan: Arc<Plan>) -> Tally {
         let done = Instant::now();
         let us = (done - due.min(sent_at)).as_micros() as u64;
         let us = us.clamp(1, HIGHEST_US);
+        if plan.timeline {
+            let won =
+                matches!(&answer, Ok(Some((_, b, _))) if b.starts_with(b"{\"status\":\"won\""));
+            t.points.push((offset.as_millis() as u32, us as u32, won));
+        }
         match answer {
             Ok(Some((status, body, keep))) => {
                 if (200..300).contains(&status) {
@@ -326,6 +363,7 @@ fn run(a: Args) {
         next: AtomicUsize::new(0),
         // Time for the connections to open before the first request is due.
         start: Instant::now() + Duration::from_millis(200),
+        timeline: a.timeline_ms > 0,
     });
     // Like wrk's threads: each its own single-threaded runtime with its share
     // of the connections, so a request and its connection never cross threads.
@@ -371,9 +409,7 @@ fn run(a: Args) {
         .last()
         .map_or(0.0, |d| d.as_secs_f64())
         .max(1e-9);
-    println!(
-        "{}",
-        serde_json::json!({
+    let mut out = serde_json::json!({
             "scheduled": plan.offsets.len(),
             "sent": t.sent,
             "offered_per_s": plan.offsets.len() as f64 / span,
@@ -387,6 +423,9 @@ fn run(a: Args) {
             "all": percentiles(&t.all),
             "won": percentiles(&t.won),
             "lost": percentiles(&t.lost),
-        })
-    );
+    });
+    if a.timeline_ms > 0 {
+        out["timeline"] = timeline(&t.points, a.timeline_ms);
+    }
+    println!("{out}");
 }
