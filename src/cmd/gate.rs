@@ -87,6 +87,12 @@ pub(super) struct GateArgs {
     /// connection comes from the balancer: give it room.
     #[arg(long, value_name = "N", default_value_t = gate::DEFAULT_MAX_PER_CLIENT)]
     max_connections_per_client: usize,
+    /// Threads answering requests (default: one per CPU the gate may use).
+    /// With 1, one thread does everything but the journal's writes, without
+    /// a multi-threaded scheduler's cross-thread queues and wake-ups: the
+    /// fastest set-up on one CPU (a small instance, or a gate pinned to one).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
     /// Repair the journal and exit: keep every winner before the first line
     /// that is not one (what a power cut can leave), set the rest aside in
     /// winners.jsonl.dropped-<time>, and say what was set aside.
@@ -135,7 +141,11 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
         .map(|i| (i.sku, i.stock))
         .collect();
     log_json();
-    let rt = tokio::runtime::Runtime::new()?;
+    let threads = a.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    let rt = runtime(threads)?;
     rt.block_on(async {
         let gate = Gate::start(
             &config,
@@ -200,6 +210,7 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
             open_files = after,
             max_connections,
             max_connections_per_client = a.max_connections_per_client,
+            threads,
             header_timeout_ms = a.header_timeout.as_millis() as u64,
             body_timeout_ms = a.body_timeout.as_millis() as u64,
             "gate_limits"
@@ -295,5 +306,20 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// The gate's runtime with `threads` workers; one is a current-thread
+/// runtime (on one CPU a multi-threaded scheduler's cross-thread queues and
+/// wake-ups are pure cost).
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    match threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
     }
 }

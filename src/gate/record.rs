@@ -75,7 +75,12 @@ impl Recorder {
     /// Journals a winner (fsynced) before it is answered; the journal tells
     /// the stock and settles the ticket once it is on disk, whether or not
     /// this request still waits (its repeats wait for the ticket).
-    pub(super) async fn record(&self, t: &Ticket, sku: &str, user: &str) -> Result<(), JournalError> {
+    pub(super) async fn record(
+        &self,
+        t: &Ticket,
+        sku: &str,
+        user: &str,
+    ) -> Result<(), JournalError> {
         let winner = Winner {
             order: t.order.to_string(),
             sale: self.sale.clone(),

@@ -16,8 +16,22 @@ use serde_json::Value;
 
 #[test]
 fn exactly_the_quota_wins_under_concurrency_and_each_user_once() {
+    exactly_the_quota_wins(&[]);
+}
+
+/// The same on a gate with one thread (a current-thread runtime).
+#[test]
+fn exactly_the_quota_wins_on_one_thread() {
+    exactly_the_quota_wins(&["--threads", "1"]);
+}
+
+fn exactly_the_quota_wins(extra: &[&str]) {
     let s = GateSale::new("");
-    let gate = GateProc::start(&s, &["--quota", "100"]);
+    let gate = GateProc::start(&s, &[&["--quota", "100"], extra].concat());
+    let limits = gate.wait_for_log("gate_limits");
+    if let Some(n) = extra.iter().position(|a| *a == "--threads") {
+        assert_eq!(limits["threads"].to_string(), extra[n + 1], "{limits}");
+    }
     // No order system configured: the gate says where the winners go instead.
     let said = wait_for_some("the note on winners", Duration::from_secs(5), || {
         let said = gate.err.lock().unwrap().join("\n");
@@ -306,8 +320,20 @@ fn a_journal_directory_serves_one_live_gate() {
 
 #[test]
 fn journal_survives_kill_9_mid_load_and_a_restart_never_resells() {
+    kill_9_mid_load(&[]);
+}
+
+/// The same on a gate with one thread: the journal settles winners from its
+/// own thread whatever runtime answers them.
+#[test]
+fn journal_survives_kill_9_on_one_thread() {
+    kill_9_mid_load(&["--threads", "1"]);
+}
+
+fn kill_9_mid_load(extra: &[&str]) {
     let s = GateSale::new("");
-    let mut gate = GateProc::start(&s, &["--quota", "300", "--gate-id", "g1"]);
+    let args = [&["--quota", "300", "--gate-id", "g1"], extra].concat();
+    let mut gate = GateProc::start(&s, &args);
     let url = gate.url(&s);
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -361,7 +387,7 @@ fn journal_survives_kill_9_mid_load_and_a_restart_never_resells() {
     );
 
     // Restart: the count comes back, and the rest of the quota, no more, is sold.
-    let gate = GateProc::start(&s, &["--quota", "300", "--gate-id", "g1"]);
+    let gate = GateProc::start(&s, &args);
     assert_eq!(
         gate.metric("flashsale_gate_admitted") as usize,
         journal.len()
