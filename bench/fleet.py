@@ -35,7 +35,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "flashsale")
+BIN = os.environ.get("FLASHSALE_BIN") or os.path.join(ROOT, "target", "release", "flashsale")
 LUA = os.path.join(ROOT, "bench", "gate.lua")
 
 

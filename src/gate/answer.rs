@@ -31,6 +31,38 @@ pub(super) struct Answers {
     ended_location: HeaderValue,
     /// The origin whose pages may order.
     cors_origin: HeaderValue,
+    /// The losers' answers, made once: sold out and not drawn, as JSON and
+    /// as the redirect (the flood after the last unit is answered by copying).
+    lost: [Fixed; 4],
+}
+
+/// An answer that never changes: its parts, copied for each request.
+#[derive(Default)]
+struct Fixed {
+    status: StatusCode,
+    headers: hyper::HeaderMap,
+    body: Bytes,
+}
+
+impl Fixed {
+    fn of(r: Answer) -> Fixed {
+        let (parts, body) = r.into_parts();
+        let body = futures_util::FutureExt::now_or_never(http_body_util::BodyExt::collect(body))
+            .and_then(Result::ok)
+            .map_or_else(Bytes::new, |b| b.to_bytes());
+        Fixed {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    fn answer(&self) -> Answer {
+        let mut r = Response::new(Full::new(self.body.clone()));
+        *r.status_mut() = self.status;
+        *r.headers_mut() = self.headers.clone();
+        r
+    }
 }
 
 impl Answers {
@@ -43,11 +75,19 @@ impl Answers {
             })
         };
         let origin = origin.map_or_else(|| config.origin(), str::to_string);
-        Ok(Answers {
+        let mut answers = Answers {
             confirm_url: config.gate.confirm_url.clone(),
             ended_location: header(&config.gate.ended_url, "ended_url")?,
             cors_origin: header(&origin, "base_url origin")?,
-        })
+            lost: Default::default(),
+        };
+        answers.lost = [
+            Fixed::of(answers.make_lost(true, "sold_out")),
+            Fixed::of(answers.make_lost(false, "sold_out")),
+            Fixed::of(answers.make_lost(true, "not_drawn")),
+            Fixed::of(answers.make_lost(false, "not_drawn")),
+        ];
+        Ok(answers)
     }
 
     /// Whether a request's `Origin` is the sale's own pages'.
@@ -90,8 +130,13 @@ impl Answers {
     }
 
     /// Everyone else's answer: `status` is `sold_out`, or `not_drawn` for an
-    /// entrant of a fair start's draw.
+    /// entrant of a fair start's draw (a copy of the one made at start).
     pub(super) fn lost(&self, json: bool, status: &'static str) -> Answer {
+        let n = usize::from(!json) + if status == "not_drawn" { 2 } else { 0 };
+        self.lost[n].answer()
+    }
+
+    fn make_lost(&self, json: bool, status: &'static str) -> Answer {
         let mut r = if json {
             let body = match status {
                 "not_drawn" => &b"{\"status\":\"not_drawn\"}"[..],

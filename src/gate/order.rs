@@ -254,8 +254,18 @@ impl Gate {
         B: Body<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let read = tokio::time::timeout(self.body_timeout, Limited::new(body, MAX_BODY).collect());
-        match read.await {
+        // A small order's body usually came with its headers: taken at once,
+        // without arming a timer; else within the body timeout.
+        let mut collect = std::pin::pin!(Limited::new(body, MAX_BODY).collect());
+        let at_once = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(collect.as_mut(), cx))
+        })
+        .await;
+        let read = match at_once {
+            std::task::Poll::Ready(r) => Ok(r),
+            std::task::Poll::Pending => tokio::time::timeout(self.body_timeout, collect).await,
+        };
+        match read {
             Err(_) => Err(TOO_SLOW),
             Ok(Ok(b)) => Ok(b.to_bytes()),
             Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(TOO_LARGE),
