@@ -15,7 +15,9 @@ a new customer; journals fsynced on the real disk:
    under 5 ms, i.e. no standing queue. Then 50, 80 and 95 % of the gate's
    maximum, both servers at the same rates, latency counted from when each
    request was due (no coordinated omission), p50/p99/p99.9 from an HDR
-   histogram; goal at 80 %: p99 < 10 ms, p99.9 < 50 ms;
+   histogram; goal at 80 %: p99 < 10 ms, p99.9 < 50 ms; at 80 % also a
+   timeline (openload --timeline 50): the gate's 50-ms slices whose p99 is
+   over twice the minimal server's, i.e. where in the run its tail comes from;
 3. the start spike: N customers (default 20,000) at random moments within one
    second, 100 units, pinned as in 2: when the last unit was sold, winners'
    p99, losers' p99, exactly 100 winners.
@@ -187,7 +189,8 @@ def main():
     levels = []
     for pct in (50, 80, 95):
         rate = round(g_max * pct / 100)
-        go, mo = both(sale, ["--rate", str(rate), "--duration", str(seconds), "--connections", "256"])
+        timeline = ["--timeline", "50"] if pct == 80 else []
+        go, mo = both(sale, ["--rate", str(rate), "--duration", str(seconds), "--connections", "256", *timeline])
         levels.append((pct, rate, go, mo))
 
     # 3. The start spike: N customers within 1 s of the start, 100 units.
@@ -216,6 +219,11 @@ def main():
         if pct == 80:
             ok_open = go["all"]["p99_ms"] < 10 and go["all"]["p999_ms"] < 50 and go["errors"] == 0
         print(f"{'':22} winners {go['winners']} (journal {go['journal_winners']}), their p99 {go['won']['p99_ms']:.2f} ms")
+        if "timeline" in go:
+            bar = 2 * mo["all"]["p99_ms"]
+            slow = [row for row in go["timeline"] if row[3] > bar]
+            print(f"{'':22} timeline: {len(slow)} of {len(go['timeline'])} 50-ms slices with p99 over {bar:.2f} ms (2x minimal's p99)"
+                  + (": " + ", ".join(f"{r[0]}-{r[0] + 50} ms p50 {r[2]:.1f} p99 {r[3]:.1f} ({r[5]} won)" for r in slow[:8]) if slow else ""))
 
     print(f"\n3. Start spike: {spike:,} distinct customers at random moments within 1 s, 100 units, up to 256 connections, {where}")
     print(f"{'server':8} {'winners':>8} {'last unit sold':>15} {'winners p99':>12} {'losers p50':>11} {'losers p99':>11} {'p99.9':>9} {'errors':>7}")

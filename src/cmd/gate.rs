@@ -87,10 +87,10 @@ pub(super) struct GateArgs {
     /// connection comes from the balancer: give it room.
     #[arg(long, value_name = "N", default_value_t = gate::DEFAULT_MAX_PER_CLIENT)]
     max_connections_per_client: usize,
-    /// Threads answering requests (default: one per CPU the gate may use).
-    /// With 1, one thread does everything but the journal's writes, without
-    /// a multi-threaded scheduler's cross-thread queues and wake-ups: the
-    /// fastest set-up on one CPU (a small instance, or a gate pinned to one).
+    /// Threads answering requests (default: one per CPU the gate may use,
+    /// on a work-stealing scheduler). With 1, one thread does everything but
+    /// the journal's writes, on a current-thread scheduler (no cross-thread
+    /// queues): for a gate given one CPU.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
     /// Repair the journal and exit: keep every winner before the first line
@@ -141,11 +141,11 @@ pub(super) fn run(g: &Global, a: GateArgs) -> anyhow::Result<()> {
         .map(|i| (i.sku, i.stock))
         .collect();
     log_json();
+    let rt = runtime(a.threads)?;
     let threads = a.threads.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
     );
-    let rt = runtime(threads)?;
     rt.block_on(async {
         let gate = Gate::start(
             &config,
@@ -309,17 +309,19 @@ async fn shutdown_signal() {
     }
 }
 
-/// The gate's runtime with `threads` workers; one is a current-thread
-/// runtime (on one CPU a multi-threaded scheduler's cross-thread queues and
-/// wake-ups are pure cost).
-fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+/// The gate's runtime: `--threads 1` is a current-thread runtime, else a
+/// work-stealing one with that many workers (by default, one per CPU).
+/// Measured on one CPU (bench/gate.sh's pinned runs), neither was faster
+/// beyond the noise: the default stays tokio's.
+fn runtime(threads: Option<u16>) -> std::io::Result<tokio::runtime::Runtime> {
     match threads {
-        1 => tokio::runtime::Builder::new_current_thread()
+        Some(1) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::from(n))
             .enable_all()
             .build(),
+        None => tokio::runtime::Runtime::new(),
     }
 }
