@@ -253,7 +253,9 @@ fn write_loop<T: Record>(
     // The length of what is on disk and acknowledged.
     let mut durable_len = file.len();
     // When the last write ended: records arriving soon after are a rush.
-    let mut last_write = Instant::now() - RUSH;
+    let mut last_write = Instant::now()
+        .checked_sub(RUSH)
+        .unwrap_or_else(Instant::now);
     while let Ok(first) = rx.recv() {
         // In a rush, gather what arrives within the commit window (asleep:
         // a sender to a sleeping writer wakes nobody), so a thousand winners
@@ -492,6 +494,77 @@ mod tests {
             j.append(winner(4))
         );
         assert!(a.is_err() || b.is_err() || c.is_err());
+        assert!(j.failed());
+        j.close();
+        assert_eq!(replay(dir.path()).unwrap(), vec![winner(1)]);
+    }
+
+    /// Records told apart by their `done`s, for the tests below.
+    fn recorder() -> (Arc<Mutex<Vec<(u32, bool)>>>, impl Fn(u32) -> Done) {
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let t2 = told.clone();
+        let make = move |n: u32| -> Done {
+            let t = t2.clone();
+            Box::new(move |ok| t.lock().unwrap().push((n, ok)))
+        };
+        (told, make)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rush_shares_commit_windows_and_each_record_is_told_on_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), WINNERS, Box::new(|_| {})).unwrap();
+        let (told, done) = recorder();
+        // A lone record after a quiet spell: written at once, one fsync.
+        j.enqueue_with(winner(0), done(0)).unwrap();
+        wait_for("the first told", SECOND, || told.lock().unwrap().len() == 1).await;
+        assert_eq!(j.fsyncs.count(), 1);
+        // Then a rush of 300, as fast as they come.
+        for n in 1..=300 {
+            j.enqueue_with(winner(n), done(n)).unwrap();
+        }
+        wait_for("all told", SECOND, || told.lock().unwrap().len() == 301).await;
+        let told = told.lock().unwrap().clone();
+        assert!(told.iter().all(|(_, ok)| *ok), "every one durable");
+        let order: Vec<u32> = told.iter().map(|(n, _)| *n).collect();
+        assert_eq!(order, (0..=300).collect::<Vec<_>>(), "told in file order");
+        // Queued well within a commit window or two: a handful of writes, not 300.
+        assert!(j.fsyncs.count() <= 20, "{} fsyncs", j.fsyncs.count());
+        j.close();
+        assert_eq!(replay(dir.path()).unwrap().len(), 301);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn when_the_disk_fails_every_waiting_record_is_told_not_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(WINNERS);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let sink = FillsUp {
+            file,
+            appends: 0,
+            fail_at: 2,
+        };
+        let j = Journal::start(sink, &path, Box::new(|_| {})).unwrap();
+        let (told, done) = recorder();
+        j.enqueue_with(winner(1), done(1)).unwrap();
+        wait_for("the first told", SECOND, || told.lock().unwrap().len() == 1).await;
+        let mut refused = 0;
+        for n in 2..=50 {
+            if j.enqueue_with(winner(n), done(n)).is_err() {
+                refused += 1;
+            }
+        }
+        wait_for("every queued one told", SECOND, || {
+            told.lock().unwrap().len() + refused == 50
+        })
+        .await;
+        let told = told.lock().unwrap().clone();
+        assert_eq!(told[0], (1, true));
+        assert!(told[1..].iter().all(|(_, ok)| !ok), "{told:?}");
         assert!(j.failed());
         j.close();
         assert_eq!(replay(dir.path()).unwrap(), vec![winner(1)]);
