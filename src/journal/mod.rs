@@ -499,8 +499,11 @@ mod tests {
         assert_eq!(replay(dir.path()).unwrap(), vec![winner(1)]);
     }
 
+    /// What the `done`s were told: record number, durable.
+    type Told = Arc<Mutex<Vec<(u32, bool)>>>;
+
     /// Records told apart by their `done`s, for the tests below.
-    fn recorder() -> (Arc<Mutex<Vec<(u32, bool)>>>, impl Fn(u32) -> Done) {
+    fn recorder() -> (Told, impl Fn(u32) -> Done) {
         let told = Arc::new(Mutex::new(Vec::new()));
         let t2 = told.clone();
         let make = move |n: u32| -> Done {
