@@ -470,10 +470,9 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_batch_that_fails_part_way_is_cut_back_to_what_was_acknowledged() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(WINNERS);
+    /// A winners' journal in `dir` whose disk fills up at append `fail_at`.
+    fn filling_up(dir: &Path, fail_at: usize) -> Journal<Winner> {
+        let path = dir.join(WINNERS);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -482,9 +481,15 @@ mod tests {
         let sink = FillsUp {
             file,
             appends: 0,
-            fail_at: 2,
+            fail_at,
         };
-        let j = Journal::start(sink, &path, Box::new(|_| {})).unwrap();
+        Journal::start(sink, &path, Box::new(|_| {})).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_that_fails_part_way_is_cut_back_to_what_was_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = filling_up(dir.path(), 2);
         j.append(winner(1)).await.unwrap();
         // Several complete lines reached the disk before it filled up:
         // nobody was told they won, so none may replay as a winner.
@@ -540,18 +545,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn when_the_disk_fails_every_waiting_record_is_told_not_durable() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(WINNERS);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .unwrap();
-        let sink = FillsUp {
-            file,
-            appends: 0,
-            fail_at: 2,
-        };
-        let j = Journal::start(sink, &path, Box::new(|_| {})).unwrap();
+        let j = filling_up(dir.path(), 2);
         let (told, done) = recorder();
         j.enqueue_with(winner(1), done(1)).unwrap();
         wait_for("the first told", SECOND, || told.lock().unwrap().len() == 1).await;
