@@ -22,8 +22,14 @@ a new customer; journals fsynced on the real disk:
    second, 100 units, pinned as in 2: when the last unit was sold, winners'
    p99, losers' p99, exactly 100 winners.
 
-    bench/gate.sh [SECONDS] [CONNECTIONS] [SPIKE]
+With ROUNDS > 1, each load level of 2 runs that many times (gate and minimal
+server alternating) and the row is the median of the rounds' figures; the
+rounds are printed too: one run's tail on a shared virtual machine moves by
+several ms.
+
+    bench/gate.sh [SECONDS] [CONNECTIONS] [SPIKE] [ROUNDS]
 """
+import statistics
 import json
 import os
 import re
@@ -128,6 +134,19 @@ class Sale:
         return p, addr, journal
 
 
+def median_run(runs):
+    """One run's figures as the median over `runs` (the first run's timeline)."""
+    if len(runs) == 1:
+        return runs[0]
+    out = dict(runs[0])
+    for key in ("offered_per_s", "achieved_per_s", "errors", "other_status", "winners", "journal_winners"):
+        v = statistics.median(r.get(key, 0) for r in runs)
+        out[key] = v if key.endswith("_per_s") else int(v)
+    for part in ("all", "won", "lost"):
+        out[part] = {k: statistics.median(r[part][k] for r in runs) for k in runs[0][part]}
+    return out
+
+
 def stop(p):
     p.terminate()
     p.wait()
@@ -141,6 +160,7 @@ def main():
     seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
     conns = int(sys.argv[2]) if len(sys.argv) > 2 else 64
     spike = int(sys.argv[3]) if len(sys.argv) > 3 else 20000
+    rounds = max(1, int(sys.argv[4]) if len(sys.argv) > 4 else 1)
     # Journals on the real disk: fsync on tmpfs would cost nothing.
     work = os.path.join(ROOT, "target", "bench-gate")
     shutil.rmtree(work, ignore_errors=True)
@@ -190,8 +210,9 @@ def main():
     for pct in (50, 80, 95):
         rate = round(g_max * pct / 100)
         timeline = ["--timeline", "50"] if pct == 80 else []
-        go, mo = both(sale, ["--rate", str(rate), "--duration", str(seconds), "--connections", "256", *timeline])
-        levels.append((pct, rate, go, mo))
+        runs = [both(sale, ["--rate", str(rate), "--duration", str(seconds), "--connections", "256", *timeline])
+                for _ in range(rounds)]
+        levels.append((pct, rate, runs))
 
     # 3. The start spike: N customers within 1 s of the start, 100 units.
     gs, ms = both(Sale(work, 100), ["--spike", str(spike), "--within", "1", "--connections", "256"])
@@ -211,10 +232,17 @@ def main():
           f"(quota 1,000, journal on) per rate")
     print(f"{'load':22} {'server':8} {'offered/s':>10} {'achieved/s':>11} {'p50':>9} {'p99':>9} {'p99.9':>9} {'max':>9} {'errors':>7}")
     ok_open = True
-    for pct, rate, go, mo in levels:
+    for pct, rate, runs in levels:
+        if rounds > 1:
+            for n, (g1, m1) in enumerate(runs, 1):
+                print(f"{'  round ' + str(n):22} " + "; ".join(
+                    f"{name} p50 {r['all']['p50_ms']:.2f} p99 {r['all']['p99_ms']:.2f} p99.9 {r['all']['p999_ms']:.2f} ms"
+                    for name, r in (("gate", g1), ("minimal", m1))) + f"; winners' p99 {g1['won']['p99_ms']:.2f} ms")
+        go, mo = median_run([g1 for g1, _ in runs]), median_run([m1 for _, m1 in runs])
+        label = f"{pct}% of gate max" + (f", median of {rounds}" if rounds > 1 else "")
         for name, r in (("gate", go), ("minimal", mo)):
             a = r["all"]
-            print(f"{str(pct) + '% of gate max':22} {name:8} {r['offered_per_s']:10.0f} {r['achieved_per_s']:11.0f} {a['p50_ms']:7.2f}ms "
+            print(f"{label:22} {name:8} {r['offered_per_s']:10.0f} {r['achieved_per_s']:11.0f} {a['p50_ms']:7.2f}ms "
                   f"{a['p99_ms']:7.2f}ms {a['p999_ms']:7.2f}ms {a['max_ms']:7.2f}ms {r['errors'] + r['other_status']:7}")
         if pct == 80:
             ok_open = go["all"]["p99_ms"] < 10 and go["all"]["p999_ms"] < 50 and go["errors"] == 0
