@@ -45,6 +45,19 @@ impl S3Remote {
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
+
+    /// A PutObject of `body` at `key`, headers and conditions still to add.
+    fn put_object(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+    ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .body(ByteStream::from(body))
+    }
 }
 
 /// Copies the headers a file is served with onto a request builder.
@@ -160,12 +173,7 @@ impl Remote for S3Remote {
         headers: &BTreeMap<String, String>,
         meta: &BTreeMap<String, String>,
     ) -> Result<Option<String>, RemoteError> {
-        let req = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.key(key))
-            .body(ByteStream::from(body));
+        let req = self.put_object(key, body);
         let out = with_headers!(req, headers, meta)
             .send()
             .await
@@ -181,12 +189,7 @@ impl Remote for S3Remote {
         meta: &BTreeMap<String, String>,
         read: Option<&str>,
     ) -> Result<bool, RemoteError> {
-        let req = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.key(key))
-            .body(ByteStream::from(body));
+        let req = self.put_object(key, body);
         let req = match read {
             Some(etag) => req.if_match(etag),
             None => req.if_none_match("*"),

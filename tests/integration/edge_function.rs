@@ -32,20 +32,20 @@ fn line<'a>(out: &'a str, engine: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {engine} line: {out}"))
 }
 
+/// `flashsale edge test -v` on `requests` requests in each of `engines`; its output.
+fn edge_test(sale: &Sale, requests: u32, engines: &[&str]) -> String {
+    let requests = requests.to_string();
+    let mut args = vec!["edge", "test", "--requests", &requests, "-v"];
+    for e in engines {
+        args.extend(["--engine", e]);
+    }
+    ok(sale.run(&args))
+}
+
 #[test]
 fn the_function_agrees_with_the_gate_on_100000_requests_in_njs_and_node() {
     let sale = cookie_sale();
-    let out = ok(sale.run(&[
-        "edge",
-        "test",
-        "--requests",
-        "100000",
-        "--engine",
-        "njs",
-        "--engine",
-        "node",
-        "-v",
-    ]));
+    let out = edge_test(&sale, 100000, &["njs", "node"]);
     eprintln!("{out}");
     let size: usize = out
         .split("Function: ")
@@ -88,15 +88,7 @@ fn the_function_agrees_with_the_gate_on_100000_requests_in_njs_and_node() {
 fn the_function_passes_identities_it_cannot_check() {
     // A trusted proxy's header may be set behind the edge: not checked there.
     let sale = Sale::new();
-    let out = ok(sale.run(&[
-        "edge",
-        "test",
-        "--requests",
-        "20000",
-        "--engine",
-        "node",
-        "-v",
-    ]));
+    let out = edge_test(&sale, 20000, &["node"]);
     assert!(out.contains("identity: a trusted proxy's header"), "{out}");
     assert!(line(&out, "node").contains(": 0 disagreements"), "{out}");
     let (n, refused) = class_counts(&out, "missing_cookie");
@@ -414,17 +406,7 @@ fn after_a_fair_start_the_results_are_left_to_the_gates() {
     // the window an ended sale is not answered at the edge.
     let sale = Sale::with_times("2030-01-01T10:00:00+08:00", "2030-01-01T10:03:00+08:00");
     sale.add_to_gate("identity_cookie = \"shop_user\"\nfair_window = \"30s\"");
-    let out = ok(sale.run(&[
-        "edge",
-        "test",
-        "--requests",
-        "20000",
-        "--engine",
-        "node",
-        "--engine",
-        "njs",
-        "-v",
-    ]));
+    let out = edge_test(&sale, 20000, &["node", "njs"]);
     for engine in ["node", "njs"] {
         assert!(line(&out, engine).contains(": 0 disagreements"), "{out}");
     }

@@ -503,11 +503,8 @@ fn an_order_id_with_quotes_and_brackets_is_escaped_in_every_answer() {
     assert!(page.contains("&quot;&lt;&gt;&amp;&#39;x"), "{page}");
     assert!(gate.terminate().success());
 
-    let toml = s.sale.read("site.toml").replace(
-        "[gate]\n",
-        "[gate]\nconfirm_url = \"https://shop.example.com/thanks/{order}\"\n",
-    );
-    s.sale.write("site.toml", &toml);
+    s.sale
+        .add_to_gate("confirm_url = \"https://shop.example.com/thanks/{order}\"");
     let gate = GateProc::start(&s, &["--quota", "10"]);
     let (status, _, location) = ask(&gate, false);
     assert_eq!(status, 303);
@@ -710,11 +707,8 @@ fn two_local_gates_with_one_id_are_refused() {
         &s.sale.path().join("journal-1"),
         &["--quota", "5", "--gate-id", "eu1"],
     );
-    let toml = s.sale.read("site.toml").replace(
-        "[gate]\n",
-        &format!("[gate]\nadmin = [\"{}\"]\n", first.admin),
-    );
-    s.sale.write("site.toml", &toml);
+    s.sale
+        .add_to_gate(&format!("admin = [\"{}\"]", first.admin));
     let out = s
         .gate_command(s.sale.path().join("journal-2"))
         .args(["--quota", "5", "--gate-id", "eu1"])
