@@ -444,9 +444,10 @@ fn a_thousand_addresses_of_one_ipv6_slash_64_share_one_bucket() {
     let s = GateSale::new("rate_limit = 5\nclient_ip_header = \"X-Forwarded-For\"");
     let gate = GateProc::start(&s, &["--quota", "10"]);
     let url = gate.url(&s);
-    let agent = http();
+    // A connection each: a refusal before the body is read may end its
+    // connection, and a pooled one could be reused as it closes.
     let try_from = |addr: &str| -> u16 {
-        let r = agent
+        let r = http()
             .post(&url)
             .set("Content-Type", "application/x-www-form-urlencoded")
             .set("X-User-Id", addr)
@@ -669,12 +670,13 @@ fn a_forged_user_and_forwarded_for_from_an_untrusted_peer_are_not_believed() {
         s.sale.write("cookie.key", "shop-secret-key-0123");
         let gate = GateProc::start(&s, &["--quota", "10", "--cookie-key-file", "cookie.key"]);
         let url = gate.url(&s);
-        let agent = http();
         (0..20)
             .filter(|i| {
                 let cookie =
                     flashsale::gate::sign_cookie(b"shop-secret-key-0123", &format!("u{i}"));
-                let r = agent
+                // A connection each: a refusal before the body is read ends
+                // its connection, and a pooled one could be reused as it closes.
+                let r = http()
                     .post(&url)
                     .set("Cookie", &format!("shop_user={cookie}"))
                     .set("X-Forwarded-For", &format!("198.51.100.{i}"))
