@@ -126,10 +126,17 @@ impl Sale {
         self.write_bytes(rel, text.as_bytes());
     }
 
+    /// Writes whole or not at all, as an editor's save: a preview watching
+    /// never reads a file truncated and not yet written (a dotfile, which
+    /// it ignores, renamed over it).
     pub(crate) fn write_bytes(&self, rel: &str, bytes: &[u8]) {
         let p = self.dir.path().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, bytes).unwrap();
+        let dir = p.parent().unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        let name = p.file_name().unwrap().to_string_lossy();
+        let tmp = dir.join(format!(".{name}.writing"));
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
     }
 
     /// Adds `line` (`key = value`) to site.toml's `[gate]` section.
