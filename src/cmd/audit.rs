@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::prelude::{ledger_url, Global, REPAIR};
 use crate::audit::{audit, Evidence};
-use crate::journal::{self, JournalError, ENTRIES, WINNERS};
+use crate::journal::{self, JournalError, WinnerLine, Winners, ENTRIES, WINNERS};
 use crate::sale::draw::Line;
 use crate::sale::Winner;
 
@@ -51,6 +51,7 @@ pub(super) fn run(g: &Global, a: AuditArgs) -> anyhow::Result<()> {
         .map(|i| (i.sku, i.stock))
         .collect();
     let mut journals = Vec::new();
+    let mut unresolved = Vec::new();
     let mut dead_letters = Vec::new();
     let mut draw = Vec::new();
     for dir in &a.journals {
@@ -60,13 +61,15 @@ pub(super) fn run(g: &Global, a: AuditArgs) -> anyhow::Result<()> {
                 dir.display()
             );
         }
-        let winners = journal::read_file::<Winner>(&dir.join(WINNERS))
+        let lines = journal::read_file::<WinnerLine>(&dir.join(WINNERS))
             .map_err(|e| match e {
                 JournalError::Corrupt { .. } => anyhow::anyhow!("{e}\n  = help: {REPAIR}"),
                 e => e.into(),
             })?
             .0;
-        journals.push((dir.display().to_string(), winners));
+        let read = Winners::of(lines);
+        unresolved.push(read.unresolved);
+        journals.push((dir.display().to_string(), read.confirmed));
         dead_letters.extend(dead_letters_in(dir)?);
         if dir.join(ENTRIES).exists() {
             draw.extend(
@@ -103,6 +106,7 @@ pub(super) fn run(g: &Global, a: AuditArgs) -> anyhow::Result<()> {
             (Some(winners), Some(available))
         }
     };
+    settle_attempts(&mut journals, unresolved, ledger.as_deref());
     let delivered = match &a.delivered {
         None => None,
         Some(path) => Some(
@@ -179,4 +183,37 @@ fn dead_letters_in(dir: &std::path::Path) -> anyhow::Result<Vec<(Winner, String)
         }
     }
     Ok(out)
+}
+
+/// Attempts a fleet's gate journaled without learning the ledger's answer
+/// (it stopped in between; its next start settles them): the ones the
+/// ledger has count as that journal's winners, the others were never won.
+/// Without the ledger nobody can tell: they count, and the audit says so.
+fn settle_attempts(
+    journals: &mut [(String, Vec<Winner>)],
+    unresolved: Vec<Vec<(Winner, String)>>,
+    ledger: Option<&[(String, String, String)]>,
+) {
+    for ((dir, winners), attempts) in journals.iter_mut().zip(unresolved) {
+        if attempts.is_empty() {
+            continue;
+        }
+        let n = attempts.len();
+        let won: Vec<Winner> = attempts
+            .into_iter()
+            .map(|(w, _)| w)
+            .filter(|w| {
+                ledger.is_none_or(|l| {
+                    l.iter()
+                        .any(|(s, u, o)| *s == w.sku && *u == w.user && *o == w.order)
+                })
+            })
+            .collect();
+        eprintln!(
+            "note: {dir}: {n} attempt(s) the gate journaled without the ledger's answer (it stopped in between); {} counted as won{}; start the gate and it settles them",
+            won.len(),
+            if ledger.is_none() { " (no ledger to ask)" } else { " (the ledger has them)" }
+        );
+        winners.extend(won);
+    }
 }

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
 use super::prelude::{connect, AwsArgs, Global};
-use crate::journal::{self, JournalError, ENTRIES, WINNERS};
+use crate::journal::{self, JournalError, WinnerLine, Winners, ENTRIES, WINNERS};
 use crate::sale::draw::{recorded, verify, Check, Line, Published, Receipt, PUBLISHED};
 use crate::sale::Winner;
 use crate::store::{Cdn, Known, Remote};
@@ -127,11 +127,16 @@ fn read_journals(dirs: &[PathBuf]) -> anyhow::Result<Journals> {
         };
         j.lines
             .extend(journal::read_file::<Line>(&entries).map_err(repairable)?.0);
-        j.winners.extend(
-            journal::read_file::<Winner>(&dir.join(WINNERS))
+        // A drawn winner whose attempt a stopped gate never saw answered
+        // is still drawn: the draw is checked against both.
+        let read = Winners::of(
+            journal::read_file::<WinnerLine>(&dir.join(WINNERS))
                 .map_err(repairable)?
                 .0,
         );
+        j.winners.extend(read.confirmed);
+        j.winners
+            .extend(read.unresolved.into_iter().map(|(w, _)| w));
     }
     Ok(j)
 }

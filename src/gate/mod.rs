@@ -82,6 +82,12 @@ pub(crate) enum Error {
     GateIdInUse { gate: String, admin: String },
     #[error("gate id `{gate}` is not in `[gate] fleet` ({}) of the sale: start the gate with --gate-id one of those, or add it to the list (every gate and `ledger load` read it)", fleet.join(", "))]
     NotInFleet { gate: String, fleet: Vec<String> },
+    #[error("the journal holds {count} attempt(s) whose answer the ledger at {at} never gave (the gate stopped in between), and it does not answer now ({why}): start the gate once the ledger answers; it settles them first")]
+    AttemptsUnresolved {
+        count: usize,
+        at: String,
+        why: String,
+    },
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
     #[error("cannot forward winners")]

@@ -310,10 +310,7 @@ impl Gate {
                 }
             },
         };
-        let verdict = self
-            .stock
-            .admit(sku, user, || self.recorder.next_order())
-            .await;
+        let verdict = self.stock.admit(sku, user, &*self.recorder).await;
         match verdict {
             // The flood after the last unit: answered without another await.
             Verdict::SoldOut => self.lost(sku, user, json, entrant),

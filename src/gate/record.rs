@@ -4,14 +4,19 @@
 //! The journal hands each durable batch to the stock and the forwarder, and
 //! settles each winner's ticket itself, on its writer thread: no task per
 //! winner, and a client that hangs up leaves nothing unsettled.
+//!
+//! A fleet's gate journals each *attempt* while the ledger decides it (the
+//! recorder is the stock's [`Orders`]): the winner's ticket settles on the
+//! attempt's line, and the winner line that confirms it is not waited for
+//! (`journal::Winners` adds the lines up).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::forward::Forwarder;
-use super::stock::{Admission, Stock, Ticket};
-use crate::journal::{FsyncStats, Journal, JournalError, WINNERS};
+use super::stock::{Admission, Orders, Stock, Ticket};
+use crate::journal::{FsyncStats, Journal, JournalError, WinnerLine, WINNERS};
 use crate::sale::{self, Winner};
 use crate::util::clock::Clock;
 
@@ -20,36 +25,38 @@ pub(super) struct Recorder {
     gate_id: String,
     /// The last order number given.
     order_seq: AtomicU64,
-    journal: Journal<Winner>,
+    journal: Journal<WinnerLine>,
     clock: Clock,
 }
 
 impl Recorder {
-    /// Opens the winners' journal in `dir` (already replayed: `replayed`),
-    /// numbering new orders after the highest number in it.
+    /// Opens the winners' journal in `dir` (already replayed), numbering
+    /// new orders after `last`.
     pub(super) fn open(
         dir: &Path,
         sale: &str,
         gate_id: &str,
-        replayed: &[Winner],
+        last: u64,
         stock: Arc<Stock>,
         clock: Clock,
         forwarder: Option<Arc<Forwarder>>,
     ) -> Result<Recorder, JournalError> {
-        let last = replayed
-            .iter()
-            .filter_map(|w| sale::parse_order_id(&w.order).map(|(_, n)| n))
-            .max()
-            .unwrap_or(0);
         let journal = Journal::open(
             dir,
             WINNERS,
-            Box::new(move |batch: &[Winner]| {
-                for w in batch {
+            Box::new(move |batch: &[WinnerLine]| {
+                let winners: Vec<Winner> = batch
+                    .iter()
+                    .filter_map(|l| match l {
+                        WinnerLine::Winner(w) => Some(w.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                for w in &winners {
                     stock.recorded(w);
                 }
-                if let Some(f) = &forwarder {
-                    f.push(batch);
+                if let Some(f) = forwarder.as_ref().filter(|_| !winners.is_empty()) {
+                    f.push(&winners);
                 }
             }),
         )?;
@@ -66,33 +73,45 @@ impl Recorder {
         &self.gate_id
     }
 
-    /// A new winner's order id.
-    pub(super) fn next_order(&self) -> String {
-        let n = self.order_seq.fetch_add(1, Ordering::Relaxed) + 1;
-        sale::order_id(&self.gate_id, n)
+    /// Writes lines that settle attempts a previous run left unresolved
+    /// (see `gate::start`), before anything else is journaled.
+    pub(super) async fn settle_attempts(&self, lines: Vec<WinnerLine>) -> Result<(), JournalError> {
+        for line in lines {
+            self.journal.enqueue(line)?;
+        }
+        self.journal.settled().await
+    }
+
+    fn winner(&self, order: &str, sku: &str, user: &str) -> Winner {
+        Winner {
+            order: order.to_string(),
+            sale: self.sale.clone(),
+            sku: sku.to_string(),
+            user: user.to_string(),
+            time: self.clock.stamp(),
+            gate: self.gate_id.clone(),
+        }
     }
 
     /// Journals a winner (fsynced) before it is answered; the journal tells
     /// the stock and settles the ticket once it is on disk, whether or not
-    /// this request still waits (its repeats wait for the ticket).
+    /// this request still waits (its repeats wait for the ticket). A fleet's
+    /// winner is on disk once its attempt is: the winner line confirming it
+    /// is written with the next commit, not waited for.
     pub(super) async fn record(
         &self,
         t: &Ticket,
         sku: &str,
         user: &str,
     ) -> Result<(), JournalError> {
-        let winner = Winner {
-            order: t.order.to_string(),
-            sale: self.sale.clone(),
-            sku: sku.to_string(),
-            user: user.to_string(),
-            time: self.clock.stamp(),
-            gate: self.gate_id.clone(),
+        let winner = WinnerLine::Winner(self.winner(&t.order, sku, user));
+        let queued = if t.attempted {
+            self.journal.enqueue(winner)
+        } else {
+            let settle = Settle(Some(t.clone()));
+            self.journal
+                .enqueue_with(winner, Box::new(move |ok| settle.finish(ok)))
         };
-        let settle = Settle(Some(t.clone()));
-        let queued = self
-            .journal
-            .enqueue_with(winner, Box::new(move |ok| settle.finish(ok)));
         let written = match queued {
             Ok(_) if t.is_durable().await => Ok(()),
             Ok(_) => Err(JournalError::Failed),
@@ -128,6 +147,32 @@ impl Recorder {
     /// fsync latencies, for `/metrics`.
     pub(super) fn fsyncs(&self) -> &FsyncStats {
         &self.journal.fsyncs
+    }
+}
+
+impl Orders for Recorder {
+    fn next_order(&self) -> String {
+        let n = self.order_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        sale::order_id(&self.gate_id, n)
+    }
+
+    fn attempt(&self, sku: &str, user: &str, epoch: &str) -> Option<Ticket> {
+        let t = Ticket::attempt(&self.next_order());
+        let line = WinnerLine::Attempt {
+            attempt: self.winner(&t.order, sku, user),
+            epoch: epoch.to_string(),
+        };
+        let settle = Settle(Some(t.clone()));
+        self.journal
+            .enqueue_with(line, Box::new(move |ok| settle.finish(ok)))
+            .ok()?;
+        Some(t)
+    }
+
+    fn void(&self, order: &str) {
+        let _ = self.journal.enqueue(WinnerLine::Void {
+            void: order.to_string(),
+        });
     }
 }
 

@@ -7,12 +7,11 @@ use std::fs::OpenOptions;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{JournalError, Record, WINNERS};
-use crate::sale::Winner;
+use super::{JournalError, Record, WinnerLine, Winners, WINNERS};
 
-/// Reads every winner in `dir`'s journal, repairing a torn last line.
-pub(crate) fn replay(dir: &Path) -> Result<Vec<Winner>, JournalError> {
-    replay_file(&dir.join(WINNERS))
+/// Reads `dir`'s winners' journal back, repairing a torn last line.
+pub(crate) fn replay(dir: &Path) -> Result<Winners, JournalError> {
+    Ok(Winners::of(replay_file::<WinnerLine>(&dir.join(WINNERS))?))
 }
 
 /// Reads every line of the journal at `path` (none if there is no file),
@@ -105,7 +104,7 @@ pub(crate) fn repair(dir: &Path) -> Result<Repaired, JournalError> {
     let mut kept = 0;
     for line in bytes.split_inclusive(|b| *b == b'\n') {
         if !line.ends_with(b"\n")
-            || serde_json::from_slice::<Winner>(&line[..line.len() - 1]).is_err()
+            || serde_json::from_slice::<WinnerLine>(&line[..line.len() - 1]).is_err()
         {
             break;
         }
@@ -172,7 +171,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&aside_path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{mode:o}");
-        assert_eq!(replay(dir.path()).unwrap(), vec![winner(1), winner(2)]);
+        assert_eq!(
+            replay(dir.path()).unwrap().confirmed,
+            vec![winner(1), winner(2)]
+        );
     }
 
     #[test]
@@ -181,7 +183,7 @@ mod tests {
         let path = dir.path().join(WINNERS);
         let line = serde_json::to_string(&winner(1)).unwrap();
         std::fs::write(&path, format!("{line}\n{{\"order\":\"o-2\",\"sa")).unwrap();
-        assert_eq!(replay(dir.path()).unwrap(), vec![winner(1)]);
+        assert_eq!(replay(dir.path()).unwrap().confirmed, vec![winner(1)]);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{line}\n"));
         std::fs::write(&path, format!("garbage\n{line}\n")).unwrap();
         let err = replay(dir.path()).unwrap_err().to_string();

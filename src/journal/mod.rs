@@ -12,6 +12,7 @@
 
 mod dir;
 mod file;
+mod winners;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -27,6 +28,7 @@ use tokio::sync::watch;
 
 pub(crate) use dir::{hold, Held};
 pub(crate) use file::{read_file, repair, replay, replay_file};
+pub(crate) use winners::{WinnerLine, Winners};
 
 use crate::util::sync::lock;
 
@@ -349,7 +351,7 @@ mod tests {
             t.await.unwrap().unwrap();
         }
         j.close();
-        let back = replay(dir.path()).unwrap();
+        let back = replay(dir.path()).unwrap().confirmed;
         assert_eq!(back.len(), 200);
         assert_eq!(
             &back,
@@ -405,7 +407,7 @@ mod tests {
             t.await.unwrap().unwrap();
         }
         j.close();
-        assert_eq!(replay(dir.path()).unwrap().len(), 100);
+        assert_eq!(replay(dir.path()).unwrap().confirmed.len(), 100);
         assert_eq!(
             j.fsyncs.count(),
             2,
@@ -440,7 +442,7 @@ mod tests {
         settled.await.unwrap().unwrap();
         assert!(j.durable.borrow().seq >= 3);
         j.close();
-        assert_eq!(replay(dir.path()).unwrap().len(), 3);
+        assert_eq!(replay(dir.path()).unwrap().confirmed.len(), 3);
     }
 
     /// A journal file that fails its `n`th append (1-based) after writing
@@ -501,7 +503,7 @@ mod tests {
         assert!(a.is_err() || b.is_err() || c.is_err());
         assert!(j.failed());
         j.close();
-        assert_eq!(replay(dir.path()).unwrap(), vec![winner(1)]);
+        assert_eq!(replay(dir.path()).unwrap().confirmed, vec![winner(1)]);
     }
 
     /// What the `done`s were told: record number, durable.
@@ -539,7 +541,7 @@ mod tests {
         // Queued well within a commit window or two: a handful of writes, not 300.
         assert!(j.fsyncs.count() <= 20, "{} fsyncs", j.fsyncs.count());
         j.close();
-        assert_eq!(replay(dir.path()).unwrap().len(), 301);
+        assert_eq!(replay(dir.path()).unwrap().confirmed.len(), 301);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -564,6 +566,6 @@ mod tests {
         assert!(told[1..].iter().all(|(_, ok)| !ok), "{told:?}");
         assert!(j.failed());
         j.close();
-        assert_eq!(replay(dir.path()).unwrap(), vec![winner(1)]);
+        assert_eq!(replay(dir.path()).unwrap().confirmed, vec![winner(1)]);
     }
 }

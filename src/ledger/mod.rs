@@ -411,6 +411,8 @@ impl Persistence {
 // Loaded by SHA (EVALSHA); the client loads a script again when Redis
 // answers NOSCRIPT (after a restart or SCRIPT FLUSH).
 static TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/take.lua")));
+static RESOLVE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/resolve.lua")));
 static REASSERT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/reassert.lua")));
 static STATUS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/status.lua")));
@@ -577,15 +579,16 @@ impl Ledger {
         }
     }
 
-    /// Admission attempts `(sku, user)` by `gate`, each decided in one
-    /// atomic step, all in one round trip; one answer per attempt, in order.
+    /// Admission attempts `(sku, user, order)` by `gate` (the order id it
+    /// chose, won or not), each decided in one atomic step, all in one round
+    /// trip; one answer per attempt, in order.
     /// `asserted` is [`Ledger::primary_changes`] when the gate last put its
     /// journal back: on a primary promoted since, the attempts are held.
     pub(crate) async fn take(
         &self,
         epoch: &str,
         gate: &str,
-        attempts: &[(String, String)],
+        attempts: &[(String, String, String)],
         asserted: u64,
     ) -> Result<Vec<Take>, LedgerError> {
         let held = crate::util::sync::lock(&self.held_until)
@@ -606,13 +609,12 @@ impl Ledger {
         }
         let mut call = TAKE.prepare_invoke();
         call.key(self.key("meta"))
-            .key(self.key("seq"))
             .key(self.key("orders"))
             .arg(&self.prefix)
             .arg(epoch)
             .arg(gate);
-        for (sku, user) in attempts {
-            call.arg(sku).arg(user);
+        for (sku, user, order) in attempts {
+            call.arg(sku).arg(user).arg(order);
         }
         let reply: Vec<String> = call
             .invoke_async(&mut con)
@@ -650,8 +652,42 @@ impl Ledger {
             .collect()
     }
 
+    /// Which of `gate`'s attempts `(sku, user, order)` the ledger has as
+    /// won, if its epoch is still `epoch` (`None`: it is not, or it has none:
+    /// what was taken under that epoch is not known any more); and the
+    /// highest order number the ledger has of `gate`.
+    pub(crate) async fn resolve(
+        &self,
+        epoch: &str,
+        gate: &str,
+        attempts: &[(&str, &str, &str)],
+    ) -> Result<(Option<Vec<bool>>, u64), LedgerError> {
+        let mut con = self.con().await?;
+        let mut call = RESOLVE.prepare_invoke();
+        call.key(self.key("meta")).arg(&self.prefix).arg(gate);
+        for (sku, user, order) in attempts {
+            call.arg(*sku).arg(*user).arg(*order);
+        }
+        let reply: Vec<String> = call
+            .invoke_async(&mut con)
+            .await
+            .map_err(|e| self.down(e))?;
+        if reply.len() != attempts.len() + 2 {
+            return Err(self.protocol(format!(
+                "{} answers to {} attempts",
+                reply.len().saturating_sub(2),
+                attempts.len()
+            )));
+        }
+        let highest = reply[1].parse().unwrap_or(0);
+        if reply[0] != epoch {
+            return Ok((None, highest));
+        }
+        Ok((Some(reply[2..].iter().map(|r| r == "1").collect()), highest))
+    }
+
     /// Puts `gate`'s winners and fair-start entries back (idempotent per
-    /// customer and item) and keeps the order counter above their numbers;
+    /// customer and item) and keeps each gate's highest order number above theirs;
     /// a winner that was missing is also put on the stream again, to be
     /// forwarded. Then marks `gate` as back (`members`). Reports winners
     /// the ledger has another order for, and items with more winners than
@@ -1239,16 +1275,22 @@ mod tests {
     }
 
     #[test]
-    fn the_ledger_scripts_make_and_read_order_ids_the_same_way() {
+    fn the_ledger_scripts_read_order_ids_as_the_gates_make_them() {
+        // Gates number their orders (`sale::order_id`: `<gate>-<number:06>`);
+        // the scripts only read the number back, after the last '-'.
         let take = include_str!("scripts/take.lua");
         assert!(
-            take.contains("gate .. '-' .. string.format('%06d', "),
-            "take.lua no longer makes `<gate>-<number:06>`: change sale::order_id with it"
+            !take.contains("string.format") && take.contains("string.match(order[j], '%-(%d+)$')"),
+            "take.lua makes order ids again, or reads them another way: change sale::order_id with it"
         );
         let reassert = include_str!("scripts/reassert.lua");
         assert!(
-            reassert.contains("string.match(order, '%-(%d+)$')"),
-            "reassert.lua no longer reads the number after the last '-'"
+            reassert.contains("string.match(order, '^(.*)%-(%d+)$')"),
+            "reassert.lua no longer reads the gate and the number after the last '-'"
+        );
+        assert_eq!(
+            crate::sale::parse_order_id(&crate::sale::order_id("eu-1", 7)),
+            Some(("eu-1", 7))
         );
     }
 }

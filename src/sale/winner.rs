@@ -17,9 +17,10 @@ pub(crate) struct Winner {
 
 /// A winner's order id is `<gate id>-<number>`: the gate that admitted them
 /// (1 to 32 letters, digits and '-') and a number, zero-padded to six digits,
-/// unique per gate (per sale on a fleet's ledger, whose `take.lua` makes them
-/// the same way and `reassert.lua` reads the number back). The id is the
-/// order system's idempotency key.
+/// unique per gate: a gate numbers its own, in a fleet too (its attempts
+/// carry them into `take.lua`; the ledger keeps each gate's highest, and
+/// `reassert.lua` reads the number back). The id is the order system's
+/// idempotency key.
 pub(crate) fn order_id(gate: &str, number: u64) -> String {
     format!("{gate}-{number:06}")
 }

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::gate::{
-    audit, order, order_system, receiver, wait_healthy, GateProc, GateSale, Receiver,
+    audit, journal_winners, order, order_system, receiver, wait_healthy, GateProc, GateSale,
+    Receiver,
 };
 use crate::common::redis::Redis;
 use crate::common::*;
@@ -167,10 +168,8 @@ impl Fleet {
         for i in 1..=self.gates.len().max(3) {
             let path = self.s.sale.path().join(format!("j{i}/winners.jsonl"));
             let text = std::fs::read_to_string(path).unwrap_or_default();
-            // Whole lines only: a gate may be appending the next one now.
-            for l in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
-                let l = l.trim_end();
-                let v: Value = serde_json::from_str(l).unwrap();
+            for v in journal_winners(&text) {
+                let l = &v;
                 let s = |k: &str| v[k].as_str().unwrap().to_string();
                 let prev = out.insert(s("order"), (s("sku"), s("user")));
                 assert!(
@@ -1328,11 +1327,13 @@ fn audit_passes_a_clean_sale_and_names_each_planted_fault() {
             (!text.is_empty()).then_some((p, text))
         })
         .unwrap();
-    let first = kept.lines().next().unwrap().to_string();
+    // Its attempt too: the gate journals both (a fleet's winner).
+    let first_winner = journal_winners(&kept)[0].clone();
+    let first = first_winner["order"].to_string();
     std::fs::write(
         &path,
         kept.lines()
-            .skip(1)
+            .filter(|l| !l.contains(&first))
             .map(|l| format!("{l}\n"))
             .collect::<String>(),
     )
@@ -1360,7 +1361,7 @@ fn audit_passes_a_clean_sale_and_names_each_planted_fault() {
     ok(audit());
 
     // A unit sold twice: a fourth winner of a stock of 3.
-    let mut extra: Value = serde_json::from_str(&first).unwrap();
+    let mut extra = first_winner;
     extra["order"] = "g1-999999".into();
     extra["user"] = "planted".into();
     std::fs::write(&path, format!("{kept}{extra}\n")).unwrap();
@@ -1371,6 +1372,156 @@ fn audit_passes_a_clean_sale_and_names_each_planted_fault() {
         said.contains("A-1: 4 sold of a stock of 3") && said.contains("g1-999999"),
         "{said}"
     );
+}
+
+/// `redis-cli` against the fleet's ledger, whole answer.
+fn redis_cli(f: &Fleet, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &f.redis.port.to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Appends attempt lines to gate `i`'s journal, as if it stopped right
+/// after journaling them, before the ledger answered.
+fn journal_attempts(f: &Fleet, i: usize, epoch: &str, attempts: &[(&str, &str)]) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(f.s.sale.path().join(format!("j{i}/winners.jsonl")))
+        .unwrap();
+    for (order, user) in attempts {
+        let line = serde_json::json!({
+            "attempt": {"order": order, "sale": "test-sale", "sku": "A-1", "user": user,
+                        "time": "2026-12-05T00:00:00.000Z", "gate": format!("g{i}")},
+            "epoch": epoch,
+        });
+        writeln!(file, "{line}").unwrap();
+    }
+}
+
+/// A fleet's gate journals each attempt while the ledger decides it (the
+/// two fsyncs overlap). One killed between the two has attempts nobody
+/// answered for: at its next start it asks the ledger, and the ones the
+/// ledger took are winners (delivered, repeats get their order), the rest
+/// void — their order numbers never given again. With the ledger loaded
+/// again since, nobody can tell: they count as winners. With the ledger
+/// silent, the gate does not start, and says why.
+#[test]
+fn a_gate_stopped_between_its_attempts_and_the_ledgers_answer_settles_them_at_its_start() {
+    let mut f = Fleet::start(1, 6);
+    f.sell(["ann".to_string(), "bob".to_string()], "A-1");
+    f.gates[0].kill9();
+    let epoch = redis_cli(&f, &["HGET", "fs:{test-sale}:meta", "epoch"]);
+    // The ledger took carol's attempt (its own script, as the gate sends
+    // it); dave's and erin's never reached it.
+    let take = concat!(env!("CARGO_MANIFEST_DIR"), "/src/ledger/scripts/take.lua");
+    let taken = redis_cli(
+        &f,
+        &[
+            "--eval",
+            take,
+            "fs:{test-sale}:meta",
+            "fs:{test-sale}:orders",
+            ",",
+            "fs:{test-sale}:",
+            &epoch,
+            "g1",
+            "A-1",
+            "carol",
+            "g1-000003",
+        ],
+    );
+    assert!(taken.starts_with("won\ng1-000003"), "{taken}");
+    journal_attempts(
+        &f,
+        1,
+        &epoch,
+        &[
+            ("g1-000003", "carol"),
+            ("g1-000004", "dave"),
+            ("g1-000005", "erin"),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1100)); // its heartbeat goes stale
+    f.gates[0] = f.gate(1);
+    wait_healthy(&f.gates[0]);
+    let settled = f.gates[0].wait_for_log("attempts_settled");
+    assert_eq!(settled["voided"].as_u64(), Some(2), "{settled}");
+    // Carol; and bob too when the kill came before his winner line (it
+    // follows the answer: his attempt was on disk when he was answered).
+    let won = settled["winners"].as_u64().unwrap();
+    assert!((1..=2).contains(&won), "{settled}");
+    let url = f.url(&f.gates[0]);
+    let carol = order(&http(), &url, Some("carol"), "A-1", true).1;
+    assert!(carol.contains("g1-000003"), "carol's order stands: {carol}");
+    let dave = order(&http(), &url, Some("dave"), "A-1", true).1;
+    assert!(
+        dave.contains("won") && dave.contains("g1-000006"),
+        "a new number: {dave}"
+    );
+    let journaled: Vec<String> = journal_winners(
+        &std::fs::read_to_string(f.s.sale.path().join("j1/winners.jsonl")).unwrap(),
+    )
+    .iter()
+    .map(|w| w["order"].as_str().unwrap().to_string())
+    .collect();
+    assert_eq!(
+        journaled,
+        ["g1-000001", "g1-000002", "g1-000003", "g1-000006"]
+    );
+    assert!(f
+        .delivered(4, Duration::from_secs(20))
+        .contains("g1-000003"));
+    ok(f.audit());
+
+    // Loaded again since the attempt: kept as a winner, and said.
+    f.gates[0].kill9();
+    journal_attempts(&f, 1, &epoch, &[("g1-000007", "frank")]);
+    ok(f.load(&["--force"]));
+    std::thread::sleep(Duration::from_millis(1100));
+    f.gates[0] = f.gate(1);
+    let kept = f.gates[0].wait_for_log("attempts_kept: the ledger was loaded again since these attempts; nobody can tell which won, so they count as winners (one may have been answered)");
+    assert_eq!(kept["attempts"].as_u64(), Some(1), "{kept}");
+    wait_healthy(&f.gates[0]);
+    let frank = order(&http(), &f.url(&f.gates[0]), Some("frank"), "A-1", true).1;
+    assert!(frank.contains("g1-000007"), "{frank}");
+
+    // The ledger silent: the gate does not start, and says what to do.
+    f.gates[0].kill9();
+    journal_attempts(&f, 1, "another", &[("g1-000008", "gus")]);
+    f.redis.kill();
+    let out =
+        f.s.gate_command(f.s.sale.path().join("j1"))
+            .args(["--ledger", &f.redis.url(), "--gate-id", "g1"])
+            .output()
+            .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("1 attempt(s) whose answer the ledger")
+            && err.contains("start the gate once the ledger answers"),
+        "{err}"
+    );
+}
+
+/// A fleet's gate given its id again on an empty journal (a new disk)
+/// numbers its orders after the highest the ledger has of it: an order id
+/// is never given twice.
+#[test]
+fn a_gate_on_a_new_journal_numbers_its_orders_after_the_ledgers() {
+    let mut f = Fleet::start(1, 6);
+    f.sell(["ann".to_string(), "bob".to_string()], "A-1");
+    f.gates[0].kill9();
+    std::fs::rename(f.s.sale.path().join("j1"), f.s.sale.path().join("j1-lost")).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    f.gates[0] = f.gate(1);
+    wait_healthy(&f.gates[0]);
+    let cy = order(&http(), &f.url(&f.gates[0]), Some("cy"), "A-1", true).1;
+    assert!(cy.contains("g1-000003"), "{cy}");
 }
 
 /// Loading the stock again over a sale with winners is refused (in one step

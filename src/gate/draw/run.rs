@@ -273,7 +273,7 @@ async fn draw_item(
     let verdicts = futures_util::future::join_all(
         winners
             .iter()
-            .map(|user| stock.admit(sku, user, || recorder.next_order())),
+            .map(|user| stock.admit(sku, user, &**recorder)),
     )
     .await;
     for (user, verdict) in winners.iter().zip(verdicts) {

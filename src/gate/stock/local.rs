@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::{Admission, ItemCount, Ticket, Verdict};
+use super::{Admission, ItemCount, Orders, Ticket, Verdict};
 use crate::util::sync::lock;
 
 /// One item's stock at this gate.
@@ -28,7 +28,7 @@ impl Slot {
         }
     }
 
-    fn admit(&self, user: &str, next_order: impl FnOnce() -> String) -> Verdict {
+    fn admit(&self, user: &str, orders: &dyn Orders) -> Verdict {
         if let Some(frozen) = self.sold_out.get() {
             return match frozen.get(user) {
                 Some(t) => Verdict::Repeat(t.clone()),
@@ -42,7 +42,7 @@ impl Slot {
         if self.admitted.load(Ordering::Relaxed) >= self.quota {
             return Verdict::SoldOut;
         }
-        let ticket = Ticket::pending(&next_order());
+        let ticket = Ticket::pending(&orders.next_order());
         self.add(&mut winners, user, ticket.clone());
         Verdict::Won(ticket)
     }
@@ -127,14 +127,9 @@ impl Admission for LocalStock {
         lock(&slot.winners).get(user).cloned()
     }
 
-    async fn admit(
-        &self,
-        sku: &str,
-        user: &str,
-        next_order: impl FnOnce() -> String + Send,
-    ) -> Verdict {
+    async fn admit(&self, sku: &str, user: &str, orders: &dyn Orders) -> Verdict {
         match self.slots.get(sku) {
-            Some(slot) => slot.admit(user, next_order),
+            Some(slot) => slot.admit(user, orders),
             None => Verdict::NoSuchItem,
         }
     }
@@ -157,6 +152,7 @@ impl Admission for LocalStock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gate::stock::Numbered;
 
     #[tokio::test]
     async fn a_lowered_quota_keeps_every_replayed_winner() {
@@ -168,11 +164,11 @@ mod tests {
         let over = stock.settle();
         assert_eq!((over[0].admitted, over[0].quota), (3, 2));
         for (u, o) in [("a", "g-1"), ("b", "g-2"), ("c", "g-3")] {
-            let again = stock.admit("A", u, || unreachable!()).await;
+            let again = stock.admit("A", u, &Numbered::default()).await;
             assert!(matches!(again, Verdict::Repeat(t) if &*t.order == o), "{u}");
         }
         assert!(matches!(
-            stock.admit("A", "d", || unreachable!()).await,
+            stock.admit("A", "d", &Numbered::default()).await,
             Verdict::SoldOut
         ));
     }
@@ -180,25 +176,21 @@ mod tests {
     #[tokio::test]
     async fn never_more_than_the_quota_and_one_unit_per_user() {
         let stock = LocalStock::new([("A".to_string(), 3)]);
-        let mut n = 0;
+        let orders = Numbered::default();
         let mut won = 0;
         for u in 0..10 {
-            let next = || {
-                n += 1;
-                format!("o{n}")
-            };
-            match stock.admit("A", &format!("u{u}"), next).await {
+            match stock.admit("A", &format!("u{u}"), &orders).await {
                 Verdict::Won(_) => won += 1,
                 Verdict::SoldOut => {}
                 other => panic!("{other:?}"),
             }
         }
         assert_eq!(won, 3);
-        let repeat = stock.admit("A", "u0", || unreachable!()).await;
+        let repeat = stock.admit("A", "u0", &Numbered::default()).await;
         assert!(matches!(repeat, Verdict::Repeat(t) if &*t.order == "o1"));
-        let late = stock.admit("A", "u9", || unreachable!()).await;
+        let late = stock.admit("A", "u9", &Numbered::default()).await;
         assert!(matches!(late, Verdict::SoldOut));
-        let unknown = stock.admit("B", "u1", || unreachable!()).await;
+        let unknown = stock.admit("B", "u1", &Numbered::default()).await;
         assert!(matches!(unknown, Verdict::NoSuchItem));
         assert_eq!(stock.counts()[0].remaining(), 0);
     }
@@ -209,7 +201,7 @@ mod tests {
         assert!(stock.restore("A", "alice", "g-000001"));
         assert!(!stock.restore("Z", "bob", "g-000002"), "unknown item");
         assert!(stock.settle().is_empty());
-        let again = stock.admit("A", "alice", || unreachable!()).await;
+        let again = stock.admit("A", "alice", &Numbered::default()).await;
         let Verdict::Repeat(t) = again else {
             panic!("{again:?}")
         };

@@ -25,6 +25,9 @@ use crate::util::shutdown::Shutdown;
 #[derive(Debug, Clone)]
 pub(crate) struct Ticket {
     pub(crate) order: Arc<str>,
+    /// A fleet's winner: its attempt is what the journal settles the ticket
+    /// on; the winner line follows, not waited for.
+    pub(crate) attempted: bool,
     /// `Some(true)` once the journal has it on disk (`Some(false)`: it never will).
     durable: Arc<tokio::sync::watch::Sender<Option<bool>>>,
 }
@@ -40,9 +43,18 @@ impl Ticket {
         Ticket::new(order, None)
     }
 
+    /// A fleet's attempt the journal is about to write (see [`Self::attempted`]).
+    pub(crate) fn attempt(order: &str) -> Ticket {
+        Ticket {
+            attempted: true,
+            ..Ticket::new(order, None)
+        }
+    }
+
     fn new(order: &str, durable: Option<bool>) -> Ticket {
         Ticket {
             order: order.into(),
+            attempted: false,
             durable: Arc::new(tokio::sync::watch::channel(durable).0),
         }
     }
@@ -93,14 +105,43 @@ impl ItemCount {
     }
 }
 
+/// Where new orders come from: the gate's recorder (`gate::record`).
+pub(crate) trait Orders: Sync {
+    /// A new order id, for a winner (a gate alone numbers its winners).
+    fn next_order(&self) -> String;
+    /// A fleet's attempt by `user` at `sku`: a new order id, journaled
+    /// while the ledger (at `epoch`) decides; its ticket settles once it is
+    /// on disk. `None`: the journal failed.
+    fn attempt(&self, sku: &str, user: &str, epoch: &str) -> Option<Ticket>;
+    /// The attempt with this order id was not won.
+    fn void(&self, order: &str);
+}
+
+/// Orders numbered `o1`, `o2`, … for a stock's unit tests; no attempts.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Numbered(std::sync::atomic::AtomicU64);
+
+#[cfg(test)]
+impl Orders for Numbered {
+    fn next_order(&self) -> String {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        format!("o{n}")
+    }
+    fn attempt(&self, _: &str, _: &str, _: &str) -> Option<Ticket> {
+        unreachable!("a local stock journals no attempts")
+    }
+    fn void(&self, _: &str) {}
+}
+
 /// Decides who gets a unit.
 pub(crate) trait Admission: Send + Sync + 'static {
-    /// Decides one attempt by `user` at `sku`; `next_order` names a new winner's order.
+    /// Decides one attempt by `user` at `sku`, new orders from `orders`.
     fn admit(
         &self,
         sku: &str,
         user: &str,
-        next_order: impl FnOnce() -> String + Send,
+        orders: &dyn Orders,
     ) -> impl Future<Output = Verdict> + Send;
 
     /// Every item's numbers, sorted by SKU.
@@ -156,15 +197,10 @@ impl Stock {
 }
 
 impl Admission for Stock {
-    async fn admit(
-        &self,
-        sku: &str,
-        user: &str,
-        next_order: impl FnOnce() -> String + Send,
-    ) -> Verdict {
+    async fn admit(&self, sku: &str, user: &str, orders: &dyn Orders) -> Verdict {
         match self {
-            Stock::Local(s) => s.admit(sku, user, next_order).await,
-            Stock::Shared(s) => s.admit(sku, user, next_order).await,
+            Stock::Local(s) => s.admit(sku, user, orders).await,
+            Stock::Shared(s) => s.admit(sku, user, orders).await,
         }
     }
 

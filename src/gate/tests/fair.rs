@@ -38,7 +38,7 @@ fn drawn_of_a(journal: &Path, entrants: usize, units: u32) -> Vec<String> {
         published.problems()
     );
     assert_eq!(published.secret, secret.to_hex());
-    let winners = crate::journal::replay(journal).unwrap();
+    let winners = crate::journal::replay(journal).unwrap().confirmed;
     let checks = verify(
         &secret,
         &published.sale,
@@ -219,7 +219,7 @@ async fn entries_of_a_stopped_gate_are_drawn_on_restart_once() {
         answers.iter().filter(|a| a.contains("not_drawn")).count(),
         3
     );
-    let first = crate::journal::replay(f.journal.path()).unwrap();
+    let first = crate::journal::replay(f.journal.path()).unwrap().confirmed;
     // Once more: nothing new is drawn.
     let f = f
         .restart(Setup {
@@ -228,7 +228,10 @@ async fn entries_of_a_stopped_gate_are_drawn_on_restart_once() {
         })
         .await;
     assert!(f.order(&f.path(), Some("e0"), "sku=A").await.0.is_success());
-    assert_eq!(crate::journal::replay(f.journal.path()).unwrap(), first);
+    assert_eq!(
+        crate::journal::replay(f.journal.path()).unwrap().confirmed,
+        first
+    );
     let drawn = entries(f.journal.path())
         .iter()
         .filter(|l| matches!(l, crate::sale::draw::Line::Drawn { drawn, .. } if drawn == "A"))

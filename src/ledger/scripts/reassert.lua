@@ -7,14 +7,14 @@
 -- order id is its idempotency key), in an entry of one: n, o1, s1, u1, t1.
 -- An entry goes back only while its item's entries are open (no draw began:
 -- a gate taking a draw over must draw from the same entrants). The order
--- counter stays above every order number seen. With a gate, its marker in
+-- gate's highest order number (`seqs`) stays above every one put back. With a gate, its marker in
 -- `members` says it has put everything back since the ledger was last lost.
 -- Returns {missing winners put back, alarm...}: an alarm is
 -- 'conflict<TAB>sku<TAB>user<TAB>ledger order<TAB>journal order' (another
 -- order for the same customer and item) or 'oversold<TAB>sku<TAB>winners<TAB>stock'.
 local prefix, marker, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local added = 0
-local highest = 0
+local highest = {} -- gate -> highest order number put back
 local out = {}
 local touched = {}
 for i = 4, 3 + 6 * n, 6 do
@@ -31,9 +31,10 @@ for i = 4, 3 + 6 * n, 6 do
       out[#out + 1] = table.concat({'conflict', sku, user, known, order}, '\t')
     end
   end
-  local num = tonumber(string.match(order, '%-(%d+)$'))
-  if num and num > highest then
-    highest = num
+  local g, num = string.match(order, '^(.*)%-(%d+)$')
+  num = tonumber(num)
+  if num and num > (highest[g] or 0) then
+    highest[g] = num
   end
 end
 for i = 4 + 6 * n, #ARGV, 2 do
@@ -49,9 +50,10 @@ for sku in pairs(touched) do
     out[#out + 1] = table.concat({'oversold', sku, tostring(winners), tostring(total)}, '\t')
   end
 end
-local seq = tonumber(redis.call('GET', prefix .. 'seq') or '0')
-if highest > seq then
-  redis.call('SET', prefix .. 'seq', highest)
+for g, num in pairs(highest) do
+  if num > tonumber(redis.call('HGET', prefix .. 'seqs', g) or '0') then
+    redis.call('HSET', prefix .. 'seqs', g, num)
+  end
 end
 if marker ~= '' then
   local t = redis.call('TIME')

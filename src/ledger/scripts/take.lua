@@ -1,12 +1,14 @@
 -- Admission attempts that arrived together at one gate, decided in one
 -- atomic step (Redis runs a script alone), as the gate's journal writes
 -- winners that arrive together in one fsync.
--- KEYS: meta, order counter, winners' stream
--- ARGV: key prefix, epoch, gate, then (sku, user) per attempt
+-- KEYS: meta, winners' stream
+-- ARGV: key prefix, epoch, gate, then (sku, user, order) per attempt: the
+--   gate numbers its orders (`<gate>-<n>`), so that it can journal an attempt
+--   while this runs; `seqs` keeps each gate's highest number won.
 -- Returns per attempt three values: 'won', order, left | 'repeat', order, ''
 --   | 'sold_out', '', '' | 'unknown', '', '' | 'reset', epoch, ''
 local prefix, epoch, gate = ARGV[1], ARGV[2], ARGV[3]
-local attempts = (#ARGV - 3) / 2
+local attempts = (#ARGV - 3) / 3
 local kind, order, left = {}, {}, {}
 local current = redis.call('HGET', KEYS[1], 'epoch')
 if current ~= epoch then
@@ -22,7 +24,7 @@ local remaining = {} -- sku -> units left (false: no such item in the ledger)
 local first_win = {} -- sku .. '\0' .. user -> attempt that won it in this batch
 local wins = {}
 for j = 1, attempts do
-  local sku, user = ARGV[2 + 2 * j], ARGV[3 + 2 * j]
+  local sku, user = ARGV[1 + 3 * j], ARGV[2 + 3 * j]
   local again = first_win[sku .. '\0' .. user]
   kind[j], order[j], left[j] = 'sold_out', '', ''
   if again then
@@ -52,15 +54,18 @@ for j = 1, attempts do
   end
 end
 if #wins > 0 then
-  -- Order numbers for the whole batch at once, unique across the fleet.
-  local last = redis.call('INCRBY', KEYS[2], #wins)
   local by_sku = {}
+  local highest = 0
   -- One stream entry for the batch: n winners as o<i>, s<i>, u<i>; the
   -- entry's id carries the time, the order id names the gate.
   local entry = {'n', tostring(#wins)}
   for i, j in ipairs(wins) do
-    local sku, user = ARGV[2 + 2 * j], ARGV[3 + 2 * j]
-    order[j] = gate .. '-' .. string.format('%06d', last - #wins + i)
+    local sku, user = ARGV[1 + 3 * j], ARGV[2 + 3 * j]
+    order[j] = ARGV[3 + 3 * j]
+    local num = tonumber(string.match(order[j], '%-(%d+)$')) or 0
+    if num > highest then
+      highest = num
+    end
     by_sku[sku] = by_sku[sku] or {}
     table.insert(by_sku[sku], user)
     table.insert(by_sku[sku], order[j])
@@ -71,7 +76,10 @@ if #wins > 0 then
   for sku, fields in pairs(by_sku) do
     redis.call('HSET', prefix .. 'w:' .. sku, unpack(fields))
   end
-  redis.call('XADD', KEYS[3], '*', unpack(entry))
+  redis.call('XADD', KEYS[2], '*', unpack(entry))
+  if highest > tonumber(redis.call('HGET', prefix .. 'seqs', gate) or '0') then
+    redis.call('HSET', prefix .. 'seqs', gate, highest)
+  end
 end
 local out = {}
 for j = 1, attempts do

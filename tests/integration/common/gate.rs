@@ -68,12 +68,32 @@ impl GateSale {
     }
 
     pub(crate) fn winners(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.journal().join("winners.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        journal_winners(
+            &std::fs::read_to_string(self.journal().join("winners.jsonl")).unwrap_or_default(),
+        )
     }
+}
+
+/// A winners' journal's winners, as a reader must add its lines up: winner
+/// lines, and a fleet's attempts neither confirmed nor voided (the gate
+/// stopped before the ledger answered: maybe won, settled at its next
+/// start). Whole lines only: a gate may be appending the next one now.
+pub(crate) fn journal_winners(text: &str) -> Vec<Value> {
+    let mut winners = Vec::new();
+    let mut open: Vec<Value> = Vec::new();
+    for l in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+        let v: Value = serde_json::from_str(l.trim_end()).unwrap();
+        if let Some(a) = v.get("attempt") {
+            open.push(a.clone());
+        } else if let Some(order) = v.get("void") {
+            open.retain(|a| a["order"] != *order);
+        } else {
+            open.retain(|a| a["order"] != v["order"]);
+            winners.push(v);
+        }
+    }
+    winners.extend(open);
+    winners
 }
 
 pub(crate) struct GateProc {

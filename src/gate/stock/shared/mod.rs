@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{Admission, ItemCount, LedgerCalls, Ticket, Verdict};
+use super::{Admission, ItemCount, LedgerCalls, Orders, Ticket, Verdict};
 use crate::ledger::{Alarm, Ledger, Take};
 use crate::sale::Winner;
 use crate::util::shutdown::Shutdown;
@@ -48,6 +48,8 @@ const IN_FLIGHT: usize = 4;
 struct Attempt {
     sku: String,
     user: String,
+    /// The order id this gate chose for it (won or not).
+    order: String,
     answer: oneshot::Sender<Option<Take>>,
 }
 
@@ -218,9 +220,9 @@ impl SharedStock {
             let me = self.clone();
             shutdown.spawn(async move {
                 let epoch = read(&me.epoch).clone().unwrap_or_default();
-                let attempts: Vec<(String, String)> = batch
+                let attempts: Vec<(String, String, String)> = batch
                     .iter()
-                    .map(|a| (a.sku.clone(), a.user.clone()))
+                    .map(|a| (a.sku.clone(), a.user.clone(), a.order.clone()))
                     .collect();
                 me.admission_calls.fetch_add(1, Ordering::Relaxed);
                 let asserted = me.asserted.load(Ordering::Acquire);
@@ -243,11 +245,12 @@ impl SharedStock {
     }
 
     /// One attempt, decided by the ledger; `None` when it did not answer.
-    async fn take(&self, sku: &str, user: &str) -> Option<Take> {
+    async fn take(&self, sku: &str, user: &str, order: &str) -> Option<Take> {
         let (answer, answered) = oneshot::channel();
         let attempt = Attempt {
             sku: sku.to_string(),
             user: user.to_string(),
+            order: order.to_string(),
             answer,
         };
         self.attempts.send(attempt).ok()?;
@@ -317,12 +320,7 @@ impl SharedStock {
 }
 
 impl Admission for SharedStock {
-    async fn admit(
-        &self,
-        sku: &str,
-        user: &str,
-        _next_order: impl FnOnce() -> String + Send,
-    ) -> Verdict {
+    async fn admit(&self, sku: &str, user: &str, orders: &dyn Orders) -> Verdict {
         let Some(item) = self.items.get(sku) else {
             return Verdict::NoSuchItem;
         };
@@ -335,15 +333,33 @@ impl Admission for SharedStock {
         if self.state() != LedgerState::Up {
             return Verdict::Unavailable;
         }
-        match self.take(sku, user).await {
-            Some(Take::Won { order, left }) => {
+        // The attempt goes to the journal and to the ledger at once: the
+        // two fsyncs (Redis's AOF, the journal's) overlap. A winner is
+        // answered once both are done; anyone else waits for the ledger only.
+        let epoch = read(&self.epoch).clone().unwrap_or_default();
+        let Some(attempt) = orders.attempt(sku, user, &epoch) else {
+            return Verdict::Unavailable;
+        };
+        let taken = self.take(sku, user, &attempt.order).await;
+        if !matches!(&taken, Some(Take::Won { order, .. }) if **order == *attempt.order) {
+            orders.void(&attempt.order);
+        }
+        match taken {
+            Some(Take::Won { order, left }) if *order == *attempt.order => {
                 if left == 0 {
                     self.mark_sold_out(sku);
                 }
                 item.taken.fetch_add(1, Ordering::Relaxed);
-                let t = Ticket::pending(&order);
-                lock(&item.mine).insert(user.to_string(), t.clone());
-                Verdict::Won(t)
+                lock(&item.mine).insert(user.to_string(), attempt.clone());
+                Verdict::Won(attempt)
+            }
+            Some(Take::Won { order, .. }) => {
+                tracing::error!(
+                    order,
+                    expected = &*attempt.order,
+                    "ledger_answered_another_order"
+                );
+                Verdict::Unavailable
             }
             Some(Take::Repeat { order }) => self.known(sku, user, &order),
             Some(Take::SoldOut) => {
