@@ -13,10 +13,13 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::forward::Forwarder;
 use super::stock::{Admission, Orders, Stock, Ticket};
-use crate::journal::{FsyncStats, Journal, JournalError, WinnerLine, WINNERS};
+use super::Error;
+use crate::journal::{FsyncStats, Journal, JournalError, WinnerLine, Winners, WINNERS};
+use crate::ledger::{Ledger, LedgerError};
 use crate::sale::{self, Winner};
 use crate::util::clock::Clock;
 
@@ -173,6 +176,118 @@ impl Orders for Recorder {
         let _ = self.journal.enqueue(WinnerLine::Void {
             void: order.to_string(),
         });
+    }
+}
+
+/// How often, and how far apart, a start asks a silent ledger about
+/// unresolved attempts before giving up.
+const RESOLVE_TRIES: u32 = 10;
+const RESOLVE_PAUSE: Duration = Duration::from_millis(500);
+
+/// The winners' journal read back at start, and the lines that settle
+/// what a stopped run left unresolved (journaled before anything else).
+pub(super) struct Replayed {
+    pub(super) winners: Vec<Winner>,
+    /// Attempts of a fleet's gate that stopped before the ledger answered.
+    pub(super) unresolved: Vec<(Winner, String)>,
+    /// The highest order number given (by the journal, or the ledger's).
+    pub(super) highest: u64,
+    pub(super) settle: Vec<WinnerLine>,
+}
+
+impl From<Winners> for Replayed {
+    fn from(w: Winners) -> Replayed {
+        Replayed {
+            winners: w.confirmed,
+            unresolved: w.unresolved,
+            highest: w.highest,
+            settle: Vec::new(),
+        }
+    }
+}
+
+impl Replayed {
+    /// Settles the attempts a previous run journaled without learning the
+    /// ledger's answer (it stopped in between), before anything is
+    /// admitted: one the ledger has (that order for that customer) is a
+    /// winner, the others are void. A ledger whose epoch changed since
+    /// (lost, loaded again) cannot tell: they are kept as winners — one may
+    /// have been answered — and put back like any (an oversell alarm if that
+    /// exceeds the stock). A ledger that does not answer: the gate does not
+    /// start (it could not admit anyway), saying why. Also numbers new
+    /// orders after the ledger's highest of this gate (its journal may be
+    /// younger than the ledger).
+    pub(super) async fn settle_attempts(
+        &mut self,
+        ledger: &Ledger,
+        gate: &str,
+    ) -> Result<(), Error> {
+        let asked: Vec<(&str, &str, &str)> = self
+            .unresolved
+            .iter()
+            .map(|(w, _)| (w.sku.as_str(), w.user.as_str(), w.order.as_str()))
+            .collect();
+        // Attempts go out under one epoch at a time: the newest is asked.
+        let epoch = self
+            .unresolved
+            .last()
+            .map(|(_, e)| e.clone())
+            .unwrap_or_default();
+        let mut tries = 0;
+        let (won, highest) = loop {
+            match ledger.resolve(&epoch, gate, &asked).await {
+                Ok(answer) => break answer,
+                Err(e @ LedgerError::Refused { .. }) => return Err(e.into()),
+                // Nothing to settle: the gate starts closed, opens when it answers.
+                Err(_) if asked.is_empty() => return Ok(()),
+                Err(e) if tries + 1 >= RESOLVE_TRIES => {
+                    return Err(Error::AttemptsUnresolved {
+                        count: asked.len(),
+                        at: ledger.at().to_string(),
+                        why: e.to_string(),
+                    })
+                }
+                Err(_) => {
+                    tries += 1;
+                    tokio::time::sleep(RESOLVE_PAUSE).await;
+                }
+            }
+        };
+        self.highest = self.highest.max(highest);
+        if asked.is_empty() {
+            return Ok(());
+        }
+        let same_epoch = self.unresolved.iter().all(|(_, e)| *e == epoch);
+        let Some(won) = won.filter(|_| same_epoch) else {
+            tracing::warn!(
+                attempts = asked.len(),
+                hint = "`flashsale audit` after the sale names any item sold over its stock",
+                "attempts_kept: the ledger was loaded again since these attempts; nobody can tell which won, so they count as winners (one may have been answered)"
+            );
+            self.keep_attempts();
+            return Ok(());
+        };
+        let (mut winners, mut voided) = (0, 0);
+        for ((w, _), won) in std::mem::take(&mut self.unresolved).into_iter().zip(won) {
+            if won {
+                winners += 1;
+                self.settle.push(WinnerLine::Winner(w.clone()));
+                self.winners.push(w);
+            } else {
+                voided += 1;
+                self.settle.push(WinnerLine::Void { void: w.order });
+            }
+        }
+        tracing::info!(winners, voided, "attempts_settled");
+        Ok(())
+    }
+
+    /// Unresolved attempts counted as winners.
+    pub(super) fn keep_attempts(&mut self) {
+        for (w, _) in std::mem::take(&mut self.unresolved) {
+            self.settle.push(WinnerLine::Winner(w.clone()));
+            self.winners.push(w);
+        }
     }
 }
 

@@ -11,13 +11,13 @@ use std::time::Duration;
 use super::answer::Answers;
 use super::draw::{self, StartDraw};
 use super::forward::Forwarding;
-use super::record::Recorder;
+use super::record::{Recorder, Replayed};
 use super::stock::{LocalStock, SharedStock, Stock};
 use super::{identity, limit, order, Error, Gate, Options};
 use crate::config::Config;
-use crate::journal::{self, Held, WinnerLine};
+use crate::journal::{self, Held};
 use crate::ledger::Ledger;
-use crate::sale::{self, Window, Winner};
+use crate::sale::{self, Window};
 use crate::util::shutdown::Shutdown;
 
 /// A heartbeat younger than this means the gate id is in use.
@@ -27,13 +27,7 @@ const LIVE_GATE: std::time::Duration = std::time::Duration::from_secs(1);
 struct Claimed {
     gate_id: String,
     held: Held,
-    replayed: Vec<Winner>,
-    /// Attempts of a fleet's gate that stopped before the ledger answered.
-    unresolved: Vec<(Winner, String)>,
-    /// The highest order number given (by the journal, or the ledger's).
-    highest: u64,
-    /// Lines that settle the unresolved attempts, journaled first.
-    settle: Vec<WinnerLine>,
+    replayed: Replayed,
 }
 
 impl Gate {
@@ -49,18 +43,19 @@ impl Gate {
         let shutdown = Shutdown::default();
         let chosen = Arc::new(choose_stock(config, stock, &opts, &mut claimed).await?);
         let start_draw = open_draw(config, stock, &opts, &claimed.gate_id, &chosen)?;
-        let forwarding = Forwarding::new(config, &opts, &claimed.gate_id, &claimed.replayed)?;
+        let forwarding =
+            Forwarding::new(config, &opts, &claimed.gate_id, &claimed.replayed.winners)?;
         let recorder = Arc::new(Recorder::open(
             &opts.journal_dir,
             &config.name,
             &claimed.gate_id,
-            claimed.highest,
+            claimed.replayed.highest,
             chosen.clone(),
             opts.clock.clone(),
             forwarding.as_ref().and_then(Forwarding::journal_feed),
         )?);
         recorder
-            .settle_attempts(std::mem::take(&mut claimed.settle))
+            .settle_attempts(std::mem::take(&mut claimed.replayed.settle))
             .await?;
         let gate = Gate {
             sale: config.name.clone(),
@@ -102,7 +97,7 @@ impl Gate {
         tracing::info!(
             sale = gate.sale,
             gate = gate.id(),
-            replayed = claimed.replayed.len(),
+            replayed = claimed.replayed.winners.len(),
             items = gate
                 .counts()
                 .iter()
@@ -147,13 +142,12 @@ fn claim_directory(config: &Config, opts: &Options) -> Result<Claimed, Error> {
         return Err(Error::BadGateId(gate_id));
     }
     let held = journal::hold(dir, &gate_id)?;
-    let journal::Winners {
-        confirmed: replayed,
-        unresolved,
-        highest,
-    } = journal::replay(dir)?;
-    let lines = replayed.iter().chain(unresolved.iter().map(|(w, _)| w));
-    if let Some(other) = lines.clone().find(|w| w.sale != config.name) {
+    let replayed = Replayed::from(journal::replay(dir)?);
+    let mut lines = replayed
+        .winners
+        .iter()
+        .chain(replayed.unresolved.iter().map(|(w, _)| w));
+    if let Some(other) = lines.find(|w| w.sale != config.name) {
         return Err(Error::ForeignJournal {
             path: dir.clone(),
             found: other.sale.clone(),
@@ -164,9 +158,6 @@ fn claim_directory(config: &Config, opts: &Options) -> Result<Claimed, Error> {
         gate_id,
         held,
         replayed,
-        unresolved,
-        highest,
-        settle: Vec::new(),
     })
 }
 
@@ -182,17 +173,17 @@ async fn choose_stock(
         let shared = shared_stock(config, url, stock, claimed);
         return Ok(Stock::Shared(Arc::new(shared.await?)));
     }
-    if !claimed.unresolved.is_empty() {
+    if !claimed.replayed.unresolved.is_empty() {
         // A fleet's journal, run alone: no ledger to ask.
         tracing::warn!(
-            attempts = claimed.unresolved.len(),
+            attempts = claimed.replayed.unresolved.len(),
             "attempts_kept: the journal holds a fleet's unresolved attempts and this gate has no ledger to ask; they count as winners"
         );
-        keep_attempts(claimed);
+        claimed.replayed.keep_attempts();
     }
     no_live_twin(config, &claimed.gate_id, opts.gate_id.is_some()).await?;
     let local = LocalStock::new(quotas(config, stock, opts.quota)?);
-    for w in &claimed.replayed {
+    for w in &claimed.replayed.winners {
         if !local.restore(&w.sku, &w.user, &w.order) {
             tracing::warn!(order = w.order, sku = w.sku, "replay_unknown_item");
         }
@@ -321,97 +312,15 @@ async fn shared_stock(
         "ledger_replicas"
     );
     let ledger = ledger.with_replicas(replicas).with_waitaof(waitaof);
-    resolve_attempts(&ledger, claimed).await?;
+    claimed.replayed.settle_attempts(&ledger, gate_id).await?;
     Ok(SharedStock::new(
         ledger,
         &config.name,
         gate_id,
         stock,
-        claimed.replayed.clone(),
+        claimed.replayed.winners.clone(),
         fleet.clone(),
     ))
-}
-
-/// How often, and how far apart, a start asks a silent ledger about
-/// unresolved attempts before giving up.
-const RESOLVE_TRIES: u32 = 10;
-const RESOLVE_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// Settles the attempts a previous run journaled without learning the
-/// ledger's answer (it stopped in between), before anything is admitted:
-/// one the ledger has (that order for that customer) is a winner, the others
-/// are void. A ledger whose epoch changed since (lost, loaded again) cannot
-/// tell: they are kept as winners — one may have been answered — and put
-/// back like any (an oversell alarm if that exceeds the stock). A ledger
-/// that does not answer: the gate does not start (it could not admit
-/// anyway), saying why. Also numbers new orders after the ledger's highest
-/// of this gate (its journal may be younger than the ledger).
-async fn resolve_attempts(ledger: &Ledger, claimed: &mut Claimed) -> Result<(), Error> {
-    let asked: Vec<(&str, &str, &str)> = claimed
-        .unresolved
-        .iter()
-        .map(|(w, _)| (w.sku.as_str(), w.user.as_str(), w.order.as_str()))
-        .collect();
-    // Attempts are sent under one epoch at a time; the newest is asked.
-    let epoch = claimed
-        .unresolved
-        .last()
-        .map(|(_, e)| e.clone())
-        .unwrap_or_default();
-    let mut tries = 0;
-    let (won, highest) = loop {
-        match ledger.resolve(&epoch, &claimed.gate_id, &asked).await {
-            Ok(answer) => break answer,
-            Err(e @ crate::ledger::LedgerError::Refused { .. }) => return Err(e.into()),
-            // Nothing to settle: the gate starts closed and opens when it answers.
-            Err(_) if asked.is_empty() => return Ok(()),
-            Err(e) if tries + 1 >= RESOLVE_TRIES => {
-                return Err(Error::AttemptsUnresolved {
-                    count: asked.len(),
-                    at: ledger.at().to_string(),
-                    why: e.to_string(),
-                })
-            }
-            Err(_) => {
-                tries += 1;
-                tokio::time::sleep(RESOLVE_PAUSE).await;
-            }
-        }
-    };
-    claimed.highest = claimed.highest.max(highest);
-    if asked.is_empty() {
-        return Ok(());
-    }
-    let Some(won) = won.filter(|_| claimed.unresolved.iter().all(|(_, e)| *e == epoch)) else {
-        tracing::warn!(
-            attempts = asked.len(),
-            hint = "`flashsale audit` after the sale names any customer over the stock",
-            "attempts_kept: the ledger was loaded again since these attempts; nobody can tell which won, so they count as winners (one may have been answered)"
-        );
-        keep_attempts(claimed);
-        return Ok(());
-    };
-    let (mut winners, mut voided) = (0, 0);
-    for ((w, _), won) in std::mem::take(&mut claimed.unresolved).into_iter().zip(won) {
-        if won {
-            winners += 1;
-            claimed.settle.push(WinnerLine::Winner(w.clone()));
-            claimed.replayed.push(w);
-        } else {
-            voided += 1;
-            claimed.settle.push(WinnerLine::Void { void: w.order });
-        }
-    }
-    tracing::info!(winners, voided, "attempts_settled");
-    Ok(())
-}
-
-/// Unresolved attempts counted as winners.
-fn keep_attempts(claimed: &mut Claimed) {
-    for (w, _) in std::mem::take(&mut claimed.unresolved) {
-        claimed.settle.push(WinnerLine::Winner(w.clone()));
-        claimed.replayed.push(w);
-    }
 }
 
 /// A fair start's draw when `[gate] fair_window` is set: its entries so far
