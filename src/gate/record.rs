@@ -76,15 +76,6 @@ impl Recorder {
         &self.gate_id
     }
 
-    /// Writes lines that settle attempts a previous run left unresolved
-    /// (see `gate::start`), before anything else is journaled.
-    pub(super) async fn settle_attempts(&self, lines: Vec<WinnerLine>) -> Result<(), JournalError> {
-        for line in lines {
-            self.journal.enqueue(line)?;
-        }
-        self.journal.settled().await
-    }
-
     fn winner(&self, order: &str, sku: &str, user: &str) -> Winner {
         Winner {
             order: order.to_string(),
@@ -280,6 +271,22 @@ impl Replayed {
         }
         tracing::info!(winners, voided, "attempts_settled");
         Ok(())
+    }
+
+    /// Journals the lines that settle the attempts (on their own: the
+    /// recorder, opened next, reads them back as the winners they are, and
+    /// nobody is told twice), before anything else is journaled.
+    pub(super) async fn write_settled(&mut self, dir: &Path) -> Result<(), JournalError> {
+        if self.settle.is_empty() {
+            return Ok(());
+        }
+        let journal = Journal::open(dir, WINNERS, Box::new(|_: &[WinnerLine]| {}))?;
+        for line in std::mem::take(&mut self.settle) {
+            journal.enqueue(line)?;
+        }
+        let written = journal.settled().await;
+        journal.close();
+        written
     }
 
     /// Unresolved attempts counted as winners.

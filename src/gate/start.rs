@@ -42,6 +42,7 @@ impl Gate {
         let mut claimed = claim_directory(config, &opts)?;
         let shutdown = Shutdown::default();
         let chosen = Arc::new(choose_stock(config, stock, &opts, &mut claimed).await?);
+        claimed.replayed.write_settled(&opts.journal_dir).await?;
         let start_draw = open_draw(config, stock, &opts, &claimed.gate_id, &chosen)?;
         let forwarding =
             Forwarding::new(config, &opts, &claimed.gate_id, &claimed.replayed.winners)?;
@@ -54,9 +55,6 @@ impl Gate {
             opts.clock.clone(),
             forwarding.as_ref().and_then(Forwarding::journal_feed),
         )?);
-        recorder
-            .settle_attempts(std::mem::take(&mut claimed.replayed.settle))
-            .await?;
         let gate = Gate {
             sale: config.name.clone(),
             window: Window {

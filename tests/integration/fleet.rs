@@ -1508,6 +1508,39 @@ fn a_gate_stopped_between_its_attempts_and_the_ledgers_answer_settles_them_at_it
     );
 }
 
+/// A fleet's journal with an unresolved attempt, taken over by a gate run
+/// alone: no ledger to ask, so the attempt counts as a winner (its customer
+/// may have been told so) and is journaled as one.
+#[test]
+fn a_fleets_attempt_run_by_a_gate_alone_counts_as_a_winner() {
+    let s = GateSale::new("");
+    std::fs::create_dir_all(s.journal()).unwrap();
+    let attempt = serde_json::json!({
+        "attempt": {"order": "g1-000001", "sale": "test-sale", "sku": "A-1", "user": "ann",
+                    "time": "2026-12-05T00:00:00.000Z", "gate": "g1"},
+        "epoch": "e1",
+    });
+    std::fs::write(s.journal().join("winners.jsonl"), format!("{attempt}\n")).unwrap();
+    let gate = GateProc::start(&s, &["--quota", "5", "--gate-id", "g1"]);
+    let kept = gate.wait_for_log("attempts_kept: the journal holds a fleet's unresolved attempts and this gate has no ledger to ask; they count as winners");
+    assert_eq!(kept["attempts"].as_u64(), Some(1), "{kept}");
+    let ann = order(&http(), &gate.url(&s), Some("ann"), "A-1", true).1;
+    assert!(ann.contains("g1-000001"), "{ann}");
+    let bob = order(&http(), &gate.url(&s), Some("bob"), "A-1", true).1;
+    assert!(
+        bob.contains("g1-000002"),
+        "numbered after the attempt: {bob}"
+    );
+    let lines = std::fs::read_to_string(s.journal().join("winners.jsonl")).unwrap();
+    assert_eq!(
+        lines.lines().count(),
+        3,
+        "the attempt, its winner line, bob: {lines}"
+    );
+    let orders: Vec<Value> = s.winners().iter().map(|w| w["order"].clone()).collect();
+    assert_eq!(orders, ["g1-000001", "g1-000002"]);
+}
+
 /// A fleet's gate given its id again on an empty journal (a new disk)
 /// numbers its orders after the highest the ledger has of it: an order id
 /// is never given twice.
