@@ -24,8 +24,9 @@ a new customer; journals fsynced on the real disk:
    second, 100 units, pinned as in 2: when the last unit was sold, winners'
    p99, losers' p99, exactly 100 winners.
 
-With ROUNDS > 1, each load level of 2 runs that many times (gate and minimal
-server alternating) and the row is the median of the rounds' figures; the
+With ROUNDS > 1, each maximum of 2 is searched that many times and each load
+level of 2 runs that many times (gate and minimal server alternating) and the
+row is the median of the rounds' figures; the
 rounds are printed too: one run's tail on a shared virtual machine moves by
 several ms.
 
@@ -88,14 +89,19 @@ LOAD_CPU = ["taskset", "-c", "0"] if PINNED else []
 
 def sustainable(serve, path, hi):
     """The highest constant rate (to ~1 %) that `serve()`'s server keeps up
-    with for 3 s: every request answered, the median under 5 ms."""
-    def keeps_up(rate):
+    with for 3 s: every request answered, the median under 5 ms. A rate
+    that fails is tried once more: on a shared virtual machine one stall
+    of the host can sink a 3 s run at any rate."""
+    def once(rate):
         proc, addr = serve()
         try:
             r = openload(f"http://{addr}{path}", ["--rate", str(rate), "--duration", "3"])
         finally:
             stop(proc)
         return r["errors"] == 0 and r["all"]["count"] == r["scheduled"] and r["all"]["p50_ms"] < 5
+
+    def keeps_up(rate):
+        return once(rate) or once(rate)
 
     lo = 1000
     while hi - lo > max(200, lo // 100):
@@ -193,8 +199,11 @@ def main():
         p, addr, _ = sale.gate(pin=True)
         return p, addr
 
-    g_max = sustainable(pinned_gate, sale.path, int(g["rps"] * 1.5))
-    m_max = sustainable(pinned_peer, sale.path, int(m["rps"] * 1.5))
+    # Each maximum found `rounds` times, gate and minimal server alternating: the median.
+    maxima = [(sustainable(pinned_gate, sale.path, int(g["rps"] * 1.5)),
+               sustainable(pinned_peer, sale.path, int(m["rps"] * 1.5))) for _ in range(rounds)]
+    g_max = int(statistics.median(x for x, _ in maxima))
+    m_max = int(statistics.median(y for _, y in maxima))
     def both(sale, args):
         """openload against a fresh pinned gate (with its journal's winner
         count), then against a fresh pinned minimal server, same arguments."""
@@ -231,8 +240,9 @@ def main():
 
     where = "server on CPU 1, generator on CPU 0 (taskset)" if PINNED else "server and generator sharing the CPUs"
     print(f"\n2. Open model (bench/tools/src/bin/openload.rs): {where}; latency from when each request was due (HDR histogram)")
-    print(f"maximum sustainable rate (every request answered, median < 5 ms, 3 s runs, bisection): gate {g_max:,}/s, "
-          f"minimal {m_max:,}/s ({g_max / m_max:.2f})")
+    print(f"maximum sustainable rate (every request answered, median < 5 ms, 3 s runs, a failed rate tried twice, bisection"
+          + (f", median of {rounds}: " + "; ".join(f"{x:,} / {y:,}" for x, y in maxima) if rounds > 1 else "")
+          + f"): gate {g_max:,}/s, minimal {m_max:,}/s ({g_max / m_max:.2f})")
     print(f"then a constant rate for {seconds} s, up to 256 connections, both servers at the same rates, a fresh gate "
           f"(quota 1,000, journal on) per rate")
     print(f"{'load':22} {'server':8} {'offered/s':>10} {'achieved/s':>11} {'p50':>9} {'p99':>9} {'p99.9':>9} {'max':>9} {'errors':>7}")
