@@ -245,8 +245,7 @@ async fn shared_stock(
     stock: &[(String, u32)],
     claimed: &mut Claimed,
 ) -> Result<SharedStock, Error> {
-    let gate_id = claimed.gate_id.clone();
-    let gate_id = gate_id.as_str();
+    let gate_id = &*claimed.gate_id.clone();
     let fleet = &config.gate.fleet;
     if !fleet.is_empty() && !fleet.iter().any(|g| g == gate_id) {
         return Err(Error::NotInFleet {

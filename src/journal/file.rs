@@ -81,7 +81,7 @@ pub(crate) struct Repaired {
 }
 
 /// Keeps the journal's valid prefix (every line up to the first one that is
-/// not a winner) and moves the rest to `winners.jsonl.dropped-<time>`.
+/// not a winners' journal line) and moves the rest to `winners.jsonl.dropped-<time>`.
 pub(crate) fn repair(dir: &Path) -> Result<Repaired, JournalError> {
     let path = dir.join(WINNERS);
     let io = |error| JournalError::Io {
