@@ -152,14 +152,15 @@ impl Gate {
             self.rate(&parts.headers, peer, proxied)?;
             let query_sku = parts.uri.query().and_then(|q| sku_of(q.as_bytes()));
             let body = self.body(body).await?;
-            let sku = query_sku.or_else(|| sku_of(&body)).ok_or(refusal(
+            let (body_sku, receipt) = read_form(&body);
+            let sku = query_sku.or(body_sku).ok_or(refusal(
                 Outcome::BadRequest,
                 StatusCode::BAD_REQUEST,
                 "which item? send sku=...\n",
             ))?;
             let asks = Asks {
                 json: wants_json(&parts.headers),
-                receipt: asks_receipt(&body),
+                receipt,
             };
             Ok(self.admit(&sku, user, asks).await)
         };
@@ -426,15 +427,29 @@ pub(super) fn wants_json(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains("application/json"))
 }
 
-/// Whether the form asks for a fair start's receipt (`receipt=1`).
-fn asks_receipt(form: &[u8]) -> bool {
-    form_urlencoded::parse(form).any(|(k, v)| k == "receipt" && v == "1")
+/// An order form's two fields, read in one pass: its item (as [`sku_of`])
+/// and whether it asks for a fair start's receipt (`receipt=1`).
+fn read_form(form: &[u8]) -> (Option<Cow<'_, str>>, bool) {
+    let (mut sku, mut receipt) = (None, false);
+    for (k, v) in form_urlencoded::parse(form) {
+        match &*k {
+            "sku" if sku.is_none() => sku = Some(v),
+            "receipt" => receipt |= v == "1",
+            _ => {}
+        }
+    }
+    (sku.and_then(valid_sku), receipt)
 }
 
 /// The `sku` field of an `a=1&b=2` form: trimmed, non-empty, at most 64
 /// bytes, and valid UTF-8 once decoded (borrowed unless it was encoded).
 pub(super) fn sku_of(form: &[u8]) -> Option<Cow<'_, str>> {
     let (_, v) = form_urlencoded::parse(form).find(|(k, _)| k == "sku")?;
+    valid_sku(v)
+}
+
+/// A form's `sku` value, if it can name an item (see [`sku_of`]).
+fn valid_sku(v: Cow<'_, str>) -> Option<Cow<'_, str>> {
     // Invalid UTF-8 decodes to U+FFFD: not an item anyone sells.
     if v.contains('\u{FFFD}') {
         return None;
@@ -458,5 +473,18 @@ mod tests {
         assert_eq!(sku_of(b"sku=%ff"), None);
         assert_eq!(sku_of(b"sk=1"), None);
         assert_eq!(sku_of(format!("sku={}", "x".repeat(65)).as_bytes()), None);
+    }
+
+    #[test]
+    fn a_form_is_read_once_for_its_item_and_its_receipt() {
+        let (sku, receipt) = read_form(b"receipt=1&sku=A%2D1&sku=B");
+        assert_eq!((sku.as_deref(), receipt), (Some("A-1"), true));
+        let (sku, receipt) = read_form(b"sku=%ff&receipt=0");
+        assert_eq!(
+            (sku.as_deref(), receipt),
+            (None, false),
+            "the first sku decides"
+        );
+        assert_eq!(read_form(b"quantity=1").0, None);
     }
 }
