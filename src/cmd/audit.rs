@@ -217,3 +217,42 @@ fn settle_attempts(
         winners.extend(won);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(order: &str, user: &str) -> Winner {
+        Winner {
+            order: order.into(),
+            sale: "s".into(),
+            sku: "A".into(),
+            user: user.into(),
+            time: "2026-12-05T00:00:00.000Z".into(),
+            gate: "g1".into(),
+        }
+    }
+
+    #[test]
+    fn an_unresolved_attempt_counts_only_if_the_ledger_took_it() {
+        let attempts = || {
+            vec![vec![
+                (w("g1-000002", "carol"), "e1".to_string()),
+                (w("g1-000003", "dave"), "e1".to_string()),
+            ]]
+        };
+        let ledger = [(
+            "A".to_string(),
+            "carol".to_string(),
+            "g1-000002".to_string(),
+        )];
+        let mut journals = vec![("j1".to_string(), vec![w("g1-000001", "ann")])];
+        settle_attempts(&mut journals, attempts(), Some(&ledger));
+        let orders: Vec<&str> = journals[0].1.iter().map(|w| w.order.as_str()).collect();
+        assert_eq!(orders, ["g1-000001", "g1-000002"]);
+        // Without the ledger nobody can tell: both count.
+        let mut journals = vec![("j1".to_string(), vec![])];
+        settle_attempts(&mut journals, attempts(), None);
+        assert_eq!(journals[0].1.len(), 2);
+    }
+}
