@@ -391,14 +391,7 @@ mod tests {
     use super::*;
 
     fn w(order: &str, sku: &str, user: &str) -> Winner {
-        Winner {
-            order: order.into(),
-            sale: "s".into(),
-            sku: sku.into(),
-            user: user.into(),
-            time: "2026-01-01T00:00:00.000Z".into(),
-            gate: "g1".into(),
-        }
+        Winner::sample(order, sku, user)
     }
 
     fn clean() -> Evidence {

@@ -87,14 +87,7 @@ mod tests {
     use super::*;
 
     fn w(order: &str, user: &str) -> Winner {
-        Winner {
-            order: order.into(),
-            sale: "s".into(),
-            sku: "A".into(),
-            user: user.into(),
-            time: "2026-12-05T00:00:00.000Z".into(),
-            gate: "g1".into(),
-        }
+        Winner::sample(order, "A", user)
     }
 
     #[test]

@@ -15,6 +15,21 @@ pub(crate) struct Winner {
     pub(crate) gate: String,
 }
 
+#[cfg(test)]
+impl Winner {
+    /// A winner of sale `s` at gate `g1`, for unit tests.
+    pub(crate) fn sample(order: &str, sku: &str, user: &str) -> Winner {
+        Winner {
+            order: order.into(),
+            sale: "s".into(),
+            sku: sku.into(),
+            user: user.into(),
+            time: "2026-01-01T00:00:00.000Z".into(),
+            gate: "g1".into(),
+        }
+    }
+}
+
 /// A winner's order id is `<gate id>-<number>`: the gate that admitted them
 /// (1 to 32 letters, digits and '-') and a number, zero-padded to six digits,
 /// unique per gate: a gate numbers its own, in a fleet too (its attempts

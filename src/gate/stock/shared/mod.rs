@@ -340,26 +340,19 @@ impl Admission for SharedStock {
         let Some(attempt) = orders.attempt(sku, user, &epoch) else {
             return Verdict::Unavailable;
         };
+        // The ledger records the order id it was sent (`take.lua`).
         let taken = self.take(sku, user, &attempt.order).await;
-        if !matches!(&taken, Some(Take::Won { order, .. }) if **order == *attempt.order) {
+        if !matches!(taken, Some(Take::Won { .. })) {
             orders.void(&attempt.order);
         }
         match taken {
-            Some(Take::Won { order, left }) if *order == *attempt.order => {
+            Some(Take::Won { left, .. }) => {
                 if left == 0 {
                     self.mark_sold_out(sku);
                 }
                 item.taken.fetch_add(1, Ordering::Relaxed);
                 lock(&item.mine).insert(user.to_string(), attempt.clone());
                 Verdict::Won(attempt)
-            }
-            Some(Take::Won { order, .. }) => {
-                tracing::error!(
-                    order,
-                    expected = &*attempt.order,
-                    "ledger_answered_another_order"
-                );
-                Verdict::Unavailable
             }
             Some(Take::Repeat { order }) => self.known(sku, user, &order),
             Some(Take::SoldOut) => {
