@@ -9,6 +9,10 @@ The ledger runs in three topologies, each on Debian's redis-server with AOF
             a winner is answered after `WAIT 1`;
   cluster   3 primaries and 3 replicas (cluster mode, as MemoryDB and
             ElastiCache run it); the gate probes the slot's replica: `WAIT 1`.
+  single-shm  (an extra row, asked for by name, not a goal) the single node
+            with its AOF on tmpfs (/dev/shm), standing in for a Redis on its
+            own machine and disk: its fdatasync no longer queues behind the
+            journals' on the one disk. The journals stay on the real disk.
 
 Two paths, each measured in both modes:
   rush      the stock is large enough never to sell out during the run:
@@ -85,10 +89,17 @@ class Topology:
     it needs, and the primaries whose commands are counted."""
 
     def __init__(self, work, kind):
-        self.kind, self.procs, self.primaries, self.gate_toml = kind, [], [], ""
+        self.kind, self.procs, self.primaries, self.gate_toml, self.cleanup = kind, [], [], "", None
         base = os.path.join(work, f"redis-{kind}")
         shutil.rmtree(base, ignore_errors=True)
-        if kind == "single":
+        if kind in ("single", "single-shm"):
+            if kind == "single-shm":
+                # An extra row, not a goal: the AOF on tmpfs stands in for a
+                # Redis on its own machine, whose fsync does not queue on the
+                # gates' disk (as it does in "single").
+                base = os.path.join("/dev/shm", f"flashsale-bench-{os.getpid()}-redis-{kind}")
+                shutil.rmtree(base, ignore_errors=True)
+                self.cleanup = base
             p, port = redis_node(base, "node")
             self.procs.append(p)
             self.primaries = [port]
@@ -130,7 +141,7 @@ class Topology:
             self.settle([p for p in ports if p not in self.primaries])
             self.url = "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports)
         else:
-            sys.exit(f"unknown topology {kind!r}: single, sentinel or cluster")
+            sys.exit(f"unknown topology {kind!r}: single, sentinel, cluster or single-shm")
 
     def settle(self, replicas):
         """Waits until each replica has rewritten its AOF after its first sync
@@ -149,6 +160,8 @@ class Topology:
             p.terminate()
         for p in self.procs:
             p.wait()
+        if self.cleanup:
+            shutil.rmtree(self.cleanup, ignore_errors=True)
 
 
 # A gate's admin listener (health, metrics) by its order address.
@@ -289,9 +302,10 @@ def main():
         rush = rows[("rush", kind)]["rps"] / rows[("rush", "local")]["rps"]
         sold = rows[("sold out", kind)]["rps"] / rows[("sold out", "local")]["rps"]
         p99 = rows[("rush", kind)]["p99"]
-        floor, ceiling = (0.7, 10) if kind == "single" else (0.4, 15)
+        floor, ceiling = (0.7, 10) if kind.startswith("single") else (0.4, 15)
         met = rush >= floor and p99 < ceiling and sold >= 0.9
-        ok = ok and met
+        if kind != "single-shm":  # an extra row: Redis's disk is not the gates'
+            ok = ok and met
         print(f"{kind:9} / local requests/s: rush {rush:.2f} (goal >= {floor}, p99 {p99:.2f} ms, goal < {ceiling}),"
               f" sold out {sold:.2f} (goal >= 0.9): {'met' if met else 'NOT met'}")
     print(f"goals: {'met' if ok else 'NOT met'}")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fleet benchmark: 2 gates on a Redis ledger vs 2 gates in local mode. See bench/fleet.py.
-#   bench/fleet.sh [SECONDS] [CONNECTIONS] [TOPOLOGIES: single,sentinel,cluster]
+#   bench/fleet.sh [SECONDS] [CONNECTIONS] [TOPOLOGIES: single,sentinel,cluster; also single-shm, an extra row]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()

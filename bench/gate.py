@@ -20,6 +20,9 @@ a new customer; journals fsynced on the real disk:
    same rate, winners' p99 < 25 ms; at 80 % also a
    timeline (openload --timeline 50): the gate's 50-ms slices whose p99 is
    over twice the minimal server's, i.e. where in the run its tail comes from;
+   at each level each server's CPU time per answer (all threads, from
+   /proc/PID/stat over the run): a capacity figure that a stall of the host
+   does not move, unlike the bisection's maximum;
 3. the start spike: N customers (default 20,000) at random moments within one
    second, 100 units, pinned as in 2: when the last unit was sold, winners'
    p99, losers' p99, exactly 100 winners.
@@ -148,9 +151,9 @@ def median_run(runs):
     if len(runs) == 1:
         return runs[0]
     out = dict(runs[0])
-    for key in ("offered_per_s", "achieved_per_s", "errors", "other_status", "winners", "journal_winners"):
+    for key in ("offered_per_s", "achieved_per_s", "errors", "other_status", "winners", "journal_winners", "cpu_us"):
         v = statistics.median(r.get(key, 0) for r in runs)
-        out[key] = v if key.endswith("_per_s") else int(v)
+        out[key] = v if key.endswith(("_per_s", "_us")) else int(v)
     for part in ("all", "won", "lost"):
         out[part] = {k: statistics.median(r[part][k] for r in runs) for k in runs[0][part]}
     return out
@@ -159,6 +162,21 @@ def median_run(runs):
 def stop(p):
     p.terminate()
     p.wait()
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process, all its threads, from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(proc, url, args):
+    """openload against `url`, with the server's CPU time per answer (µs):
+    a capacity figure no host stall moves (a stall costs no CPU)."""
+    before = cpu_seconds(proc.pid)
+    r = openload(url, args)
+    r["cpu_us"] = (cpu_seconds(proc.pid) - before) * 1e6 / max(1, r["all"]["count"])
+    return r
 
 
 def winners_in(journal):
@@ -209,13 +227,13 @@ def main():
         count), then against a fresh pinned minimal server, same arguments."""
         gate, addr, journal = sale.gate(pin=True)
         try:
-            g = openload(f"http://{addr}{sale.path}", args)
+            g = measured(gate, f"http://{addr}{sale.path}", args)
         finally:
             stop(gate)
         g["journal_winners"] = winners_in(journal)
         peer, paddr = pinned_peer()
         try:
-            m = openload(f"http://{paddr}{sale.path}", args)
+            m = measured(peer, f"http://{paddr}{sale.path}", args)
         finally:
             stop(peer)
         return g, m
@@ -262,7 +280,9 @@ def main():
         if pct == 80:
             ok_open = (go["all"]["p99_ms"] < 5 and go["all"]["p999_ms"] < 20 and go["errors"] == 0
                        and go["all"]["p99_ms"] <= 2 * mo["all"]["p99_ms"] and go["won"]["p99_ms"] < 25)
-        print(f"{'':22} winners {go['winners']} (journal {go['journal_winners']}), their p99 {go['won']['p99_ms']:.2f} ms")
+        print(f"{'':22} winners {go['winners']} (journal {go['journal_winners']}), their p99 {go['won']['p99_ms']:.2f} ms;"
+              f" CPU per answer (all threads, /proc) gate {go['cpu_us']:.1f} µs, minimal {mo['cpu_us']:.1f} µs"
+              f" (minimal / gate {mo['cpu_us'] / max(1e-9, go['cpu_us']):.2f})")
         if "timeline" in go:
             bar = 2 * mo["all"]["p99_ms"]
             slow = [row for row in go["timeline"] if row[3] > bar]
@@ -279,10 +299,13 @@ def main():
     print(f"gate / minimal p99 over all answers: {gs['all']['p99_ms'] / max(1e-9, ms['all']['p99_ms']):.2f};"
           f" winners in the journal: {gs['journal_winners']}")
 
+    cpu_ratio = statistics.median(m1["cpu_us"] / max(1e-9, g1["cpu_us"]) for pct, _, runs in levels if pct == 50
+                                  for g1, m1 in runs)
     ok_closed = ratio >= 0.7 and g["p99"] < 10 and winners == 1000
     ok_spike = gs["winners"] == 100 and gs["journal_winners"] == 100 and gs["errors"] == 0
     print(f"\ngoals: closed loop (>= 0.70 of minimal, p99 < 10 ms, 1,000 winners) {'met' if ok_closed else 'NOT met'};"
-          f" maximum >= 0.85 of minimal {'met' if g_max >= 0.85 * m_max else 'NOT met'};"
+          f" maximum >= 0.85 of minimal {'met' if g_max >= 0.85 * m_max else 'NOT met'}"
+          f" (bisection {g_max / m_max:.2f}; minimal / gate CPU per answer at 50 %: {cpu_ratio:.2f});"
           f" open model at 80 % (p99 < 5 ms and <= 2x minimal's, p99.9 < 20 ms, winners' p99 < 25 ms) {'met' if ok_open else 'NOT met'};"
           f" spike (exactly 100 winners, no errors) {'met' if ok_spike else 'NOT met'}")
 
